@@ -1,0 +1,145 @@
+"""Expected outputs for nbval, kept outside the (stripped) notebooks.
+
+Notebooks are committed without outputs, but some cells print numbers that
+must not silently change (row counts, split sizes, column lists). Those cells
+start with the comment ``# NBVAL_CHECK_OUTPUT``; their expected printed text is
+stored in ``notebooks/expected/<notebook stem>.json`` keyed by the cell id.
+During ``pytest --nbval-lax`` the expected text is injected into the cells as
+stdout before nbval compares, so a wrong number fails the build.
+
+Record or refresh the expected outputs from an executed notebook (e.g. the one
+``python -m helpers.course`` writes) with::
+
+    python -m helpers.nbcheck record output/notebooks/02_clean_and_explore.ipynb
+
+and review the diff of ``notebooks/expected/*.json`` like any other change.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import nbformat
+
+from .config import REPO_ROOT
+
+MARKER = "NBVAL_CHECK_OUTPUT"
+
+#: Folder with the expected-output files.
+EXPECTED_DIR: Path = REPO_ROOT / "notebooks" / "expected"
+
+
+def is_checked(cell: Any) -> bool:
+    """True when a code cell carries the ``# NBVAL_CHECK_OUTPUT`` marker comment."""
+    if cell.get("cell_type") != "code":
+        return False
+    return any(
+        line.strip().startswith("#") and MARKER in line for line in cell.get("source", "").splitlines()
+    )
+
+
+def expected_path(notebook: Path, expected_dir: Path = EXPECTED_DIR) -> Path:
+    """Path of the expected-output file of ``notebook`` (by its file stem)."""
+    return expected_dir / f"{Path(notebook).stem}.json"
+
+
+def stdout_text(cell: Any) -> str:
+    """Concatenated stdout of an executed cell.
+
+    Raises:
+        ValueError: if the cell produced anything but stdout (rich output or
+            stderr cannot be compared stably, so checked cells must only print).
+    """
+    parts: list[str] = []
+    for out in cell.get("outputs", []):
+        if out.get("output_type") == "stream" and out.get("name") == "stdout":
+            parts.append(out.get("text", ""))
+        else:
+            kind = out.get("output_type"), out.get("name", "")
+            raise ValueError(
+                f"checked cell {cell.get('id')!r} produced {kind}; a # {MARKER} cell may only print to stdout"
+            )
+    return "".join(parts)
+
+
+def record(executed_notebook: Path, expected_dir: Path = EXPECTED_DIR) -> Path:
+    """Write the stdout of every checked cell of an executed notebook to its expected file.
+
+    Returns:
+        The path written.
+
+    Raises:
+        ValueError: if a checked cell has no id, produced no output, or produced
+            rich output / stderr.
+    """
+    nb = nbformat.read(str(executed_notebook), as_version=4)
+    expected: dict[str, str] = {}
+    for index, cell in enumerate(nb.cells):
+        if not is_checked(cell):
+            continue
+        cell_id = cell.get("id")
+        if not cell_id:
+            raise ValueError(f"checked cell #{index} of {executed_notebook} has no id (nbformat >= 4.5 needed)")
+        text = stdout_text(cell)
+        if not text:
+            raise ValueError(f"checked cell {cell_id!r} of {executed_notebook} printed nothing; was it executed?")
+        expected[cell_id] = text
+    path = expected_path(executed_notebook, expected_dir)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(expected, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    return path
+
+
+def inject(nb: Any, expected: dict[str, str], source: str = "<notebook>") -> Any:
+    """Put the expected stdout into the checked cells of ``nb`` (in place) and return it.
+
+    Raises:
+        KeyError: if a checked cell has no expected output recorded, or an
+            expected entry names a cell that is no longer checked (stale file).
+    """
+    seen: set[str] = set()
+    for cell in nb.cells:
+        if not is_checked(cell):
+            continue
+        cell_id = cell.get("id")
+        if cell_id not in expected:
+            raise KeyError(
+                f"{source}: cell {cell_id!r} is marked # {MARKER} but has no expected output; "
+                "run the course and `python -m helpers.nbcheck record <executed notebook>`"
+            )
+        cell["outputs"] = [nbformat.v4.new_output("stream", name="stdout", text=expected[cell_id])]
+        seen.add(cell_id)
+    stale = set(expected) - seen
+    if stale:
+        raise KeyError(f"{source}: expected outputs for cells that are not checked any more: {sorted(stale)}")
+    return nb
+
+
+def read_with_expected(path: str | Path, as_version: int = 4, expected_dir: Path = EXPECTED_DIR) -> Any:
+    """``nbformat.read`` that also injects expected outputs when the notebook has checked cells."""
+    nb = nbformat.read(str(path), as_version=as_version)
+    if not any(is_checked(c) for c in nb.cells):
+        return nb
+    exp_file = expected_path(Path(path), expected_dir)
+    expected = json.loads(exp_file.read_text(encoding="utf-8")) if exp_file.is_file() else {}
+    return inject(nb, expected, source=str(path))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line: ``record EXECUTED.ipynb [...]``."""
+    parser = argparse.ArgumentParser(prog="python -m helpers.nbcheck", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    rec = sub.add_parser("record", help="store the stdout of # NBVAL_CHECK_OUTPUT cells of executed notebooks")
+    rec.add_argument("notebooks", nargs="+", type=Path)
+    args = parser.parse_args(argv)
+    for nb_path in args.notebooks:
+        print(f"recorded {record(nb_path)}")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,111 @@
+"""Tests for helpers.config and helpers.device."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from helpers import config, device
+
+
+def test_mode_switch(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BANDGAP_MODE", "full")
+    assert config.course_mode() == "full" and not config.is_quick()
+    monkeypatch.setenv("BANDGAP_MODE", "QUICK")
+    assert config.course_mode() == "quick"
+    monkeypatch.setenv("BANDGAP_MODE", "fast")
+    with pytest.raises(ValueError, match="BANDGAP_MODE"):
+        config.course_mode()
+
+
+def test_mode_defaults_to_quick_under_ci_or_without_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("BANDGAP_MODE", raising=False)
+    monkeypatch.setenv("CI", "true")
+    assert config.course_mode() == "quick"
+    monkeypatch.setenv("CI", "false")
+    monkeypatch.setattr(config, "gpu_available", lambda: False)
+    assert config.course_mode() == "quick"
+    monkeypatch.setattr(config, "gpu_available", lambda: True)
+    assert config.course_mode() == "full"
+
+
+def test_paths_follow_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("BANDGAP_NOMAD_DATA", raising=False)
+    monkeypatch.setenv("BANDGAP_SHARED_DIR", str(tmp_path / "sh"))
+    assert config.shared_dir() == (tmp_path / "sh").resolve()
+    assert config.nomad_data_dir() == (tmp_path / "sh" / "data" / "nomad").resolve()
+    monkeypatch.setenv("BANDGAP_NOMAD_DATA", str(tmp_path / "nd"))
+    assert config.nomad_data_dir() == (tmp_path / "nd").resolve()
+    monkeypatch.setenv("BANDGAP_OUTPUT_DIR", str(tmp_path / "out"))
+    assert config.figures_dir() == (tmp_path / "out" / "figures").resolve()
+    assert config.figures_dir().is_dir()
+    monkeypatch.setenv("BANDGAP_DATA_DIR", str(tmp_path / "data"))
+    assert config.data_dir() == (tmp_path / "data").resolve()
+
+
+def test_default_shared_dir_is_beside_the_checkout(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("BANDGAP_SHARED_DIR", raising=False)
+    assert config.shared_dir() == (config.REPO_ROOT.parent / "shared").resolve()
+
+
+def test_threads(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BANDGAP_THREADS", "3")
+    assert config.cpu_threads() == 3
+    monkeypatch.setenv("BANDGAP_THREADS", "0")
+    with pytest.raises(ValueError):
+        config.cpu_threads()
+    monkeypatch.delenv("BANDGAP_THREADS")
+    assert 1 <= config.cpu_threads() <= 2
+
+
+def test_seed_everything_is_reproducible() -> None:
+    import torch
+
+    config.seed_everything(7)
+    a = (np.random.rand(3), torch.rand(3))
+    config.seed_everything(7)
+    b = (np.random.rand(3), torch.rand(3))
+    assert np.array_equal(a[0], b[0]) and torch.equal(a[1], b[1])
+
+
+def test_settings_describe_mentions_mode_and_missing_data(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("BANDGAP_MODE", "quick")
+    monkeypatch.setenv("BANDGAP_NOMAD_DATA", str(tmp_path / "absent"))
+    text = config.settings().describe()
+    assert "quick" in text and "(missing!)" in text
+
+
+def test_select_device_cpu_here(monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    monkeypatch.setenv("BANDGAP_MODE", "quick")
+    monkeypatch.setenv("BANDGAP_THREADS", "1")
+    choice = device.select_device()
+    expected = "cuda" if torch.cuda.is_available() else ("mps" if torch.backends.mps.is_available() else "cpu")
+    assert choice.name == expected
+    assert choice.threads == 1 and torch.get_num_threads() == 1
+    assert choice.workload == 0.1
+    assert "device=" in str(choice)
+
+
+def test_select_device_prefer_and_errors(monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    monkeypatch.setenv("BANDGAP_MODE", "full")
+    cpu = device.select_device(prefer="cpu", set_threads=False)
+    assert cpu.name == "cpu" and cpu.workload == 0.25
+    with pytest.raises(ValueError, match="unknown device"):
+        device.select_device(prefer="tpu", set_threads=False)
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="not available"):
+            device.select_device(prefer="cuda", set_threads=False)
+
+
+def test_scaled() -> None:
+    choice = device.DeviceChoice("cpu", "test", 1, 0.1)
+    assert device.scaled(300, choice) == 30
+    assert device.scaled(3, choice, minimum=2) == 2
+    with pytest.raises(ValueError):
+        device.scaled(-1, choice)

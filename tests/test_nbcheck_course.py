@@ -1,0 +1,82 @@
+"""Tests for helpers.nbcheck (expected outputs for nbval) and helpers.course (headless runner)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from helpers import course, nbcheck
+
+
+def _notebook(*sources: str) -> nbformat.NotebookNode:
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(s) for s in sources]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    return nb
+
+
+def test_record_and_inject_round_trip(tmp_path: Path) -> None:
+    nb = _notebook("# NBVAL_CHECK_OUTPUT\nprint(6 * 7)", "print('free')")
+    nb.cells[0].outputs = [nbformat.v4.new_output("stream", name="stdout", text="42\n")]
+    executed = tmp_path / "01_demo.ipynb"
+    nbformat.write(nb, str(executed))
+    written = nbcheck.record(executed, expected_dir=tmp_path / "expected")
+    assert json.loads(written.read_text()) == {nb.cells[0].id: "42\n"}
+
+    stripped = _notebook("# NBVAL_CHECK_OUTPUT\nprint(6 * 7)", "print('free')")
+    stripped.cells[0].id = nb.cells[0].id
+    src = tmp_path / "nb" / "01_demo.ipynb"
+    src.parent.mkdir()
+    nbformat.write(stripped, str(src))
+    loaded = nbcheck.read_with_expected(src, expected_dir=tmp_path / "expected")
+    assert loaded.cells[0].outputs[0]["text"] == "42\n"
+    assert loaded.cells[1].outputs == []
+
+
+def test_inject_refuses_missing_and_stale_entries() -> None:
+    nb = _notebook("# NBVAL_CHECK_OUTPUT\nprint(1)")
+    with pytest.raises(KeyError, match="no expected output"):
+        nbcheck.inject(nb, {})
+    with pytest.raises(KeyError, match="not checked any more"):
+        nbcheck.inject(nb, {nb.cells[0].id: "1\n", "gone": "x"})
+
+
+def test_checked_cells_may_only_print() -> None:
+    nb = _notebook("# NBVAL_CHECK_OUTPUT\n1")
+    nb.cells[0].outputs = [nbformat.v4.new_output("execute_result", data={"text/plain": "1"}, execution_count=1)]
+    with pytest.raises(ValueError, match="may only print"):
+        nbcheck.stdout_text(nb.cells[0])
+    assert not nbcheck.is_checked(nbformat.v4.new_markdown_cell("# NBVAL_CHECK_OUTPUT"))
+
+
+def test_committed_notebooks_are_stripped_and_expectations_match() -> None:
+    """Every lesson notebook is committed without outputs, and its checked cells all have expectations."""
+    notebooks = course.course_notebooks()
+    assert notebooks, "no lesson notebooks found"
+    for path in notebooks:
+        nb = nbformat.read(str(path), as_version=4)
+        for cell in nb.cells:
+            if cell.cell_type == "code":
+                assert not cell.outputs and cell.execution_count is None, f"{path.name}: outputs not stripped"
+        nbcheck.read_with_expected(path)  # raises on missing or stale expectations
+
+
+def test_course_runner_records_status_time_and_memory(tmp_path: Path) -> None:
+    nbdir = tmp_path / "notebooks"
+    nbdir.mkdir()
+    nbformat.write(_notebook("x = bytearray(50 * 2**20)\nprint(len(x))"), str(nbdir / "01_ok.ipynb"))
+    nbformat.write(_notebook("raise RuntimeError('boom')"), str(nbdir / "02_bad.ipynb"))
+    nbformat.write(_notebook("print('never')"), str(nbdir / "03_after.ipynb"))
+    rows = course.run_course(course.course_notebooks(nbdir), tmp_path / "out")
+    assert [r.status for r in rows] == ["ok", "failed", "not run"]
+    assert rows[0].peak_rss_mb is not None and rows[0].peak_rss_mb > 50
+    assert rows[0].wall_s is not None and rows[0].wall_s >= 0
+    assert "boom" in (rows[1].error or "")
+    report = json.loads((tmp_path / "out" / "course_run.json").read_text())
+    assert [r["notebook"] for r in report["notebooks"]] == ["01_ok.ipynb", "02_bad.ipynb", "03_after.ipynb"]
+    executed = nbformat.read(str(tmp_path / "out" / "notebooks" / "01_ok.ipynb"), as_version=4)
+    assert executed.cells[0].outputs[0]["text"].strip() == str(50 * 2**20)
+    assert "01_ok.ipynb" in course.format_table(rows)
