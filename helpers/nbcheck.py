@@ -112,6 +112,9 @@ def inject(nb: Any, expected: dict[str, str], source: str = "<notebook>") -> Any
                 "run the course and `python -m helpers.nbcheck record <executed notebook>`"
             )
         cell["outputs"] = [nbformat.v4.new_output("stream", name="stdout", text=expected[cell_id])]
+        # nbval refuses reference outputs of a cell that was never run
+        # ("Unrun reference cell has outputs"), so mark it as executed.
+        cell["execution_count"] = 1
         seen.add(cell_id)
     stale = set(expected) - seen
     if stale:

@@ -48,7 +48,7 @@ DFT_COLUMNS: tuple[str, ...] = (
 #: Cleaned perovskite entries written by notebook 02 (one row per kept entry).
 PSC_CLEAN_COLUMNS: tuple[str, ...] = (
     "entry_id",
-    "formula",  # pymatgen-normalized reduced formula, e.g. PbCH6NI3 order-independent key
+    "formula",  # normalized reduced formula: whole numbers, elements alphabetical (NOMAD convention), e.g. CH6I3NPb
     "formula_reduced",
     "formula_descriptive",
     "elements",

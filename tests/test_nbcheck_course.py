@@ -33,6 +33,7 @@ def test_record_and_inject_round_trip(tmp_path: Path) -> None:
     nbformat.write(stripped, str(src))
     loaded = nbcheck.read_with_expected(src, expected_dir=tmp_path / "expected")
     assert loaded.cells[0].outputs[0]["text"] == "42\n"
+    assert loaded.cells[0].execution_count == 1  # nbval ignores outputs of unrun cells
     assert loaded.cells[1].outputs == []
 
 

@@ -1,0 +1,1026 @@
+"""Cleaning the perovskite solar-cell band gaps pulled from NOMAD (notebook 02).
+
+The steps, in the order notebook 02 teaches them:
+
+1. **Load and validate** the CSV notebook 01 wrote (:func:`load_psc_csv`): the
+   columns must be exactly :data:`helpers.schema.PSC_COLUMNS`; numeric columns
+   are parsed and a non-numeric value is an error naming its ``entry_id``.
+2. **Units** (:data:`UNITS`, :func:`units_table`, :func:`a_per_m2_to_ma_per_cm2`,
+   :func:`joule_to_ev`) and a plausibility check of the device fields
+   (:func:`range_report`, report only).
+3. **Missing values** (:func:`missing_report`) and **duplicates**
+   (:func:`duplicate_entry_ids`, :func:`measurements_per_formula`).
+4. **Formulas** (:func:`parse_formula`, :func:`normalize_formula`,
+   :func:`expand_abbreviations`, :func:`compare_descriptive_reduced`).
+5. **Bad rows** are dropped by :func:`clean_psc`, each one listed with its
+   reason in a :class:`CleaningReport` -- never silently.
+6. **Group by formula** (:func:`group_by_formula`) and flag (never delete)
+   outliers (:func:`flag_entry_outliers`, :data:`MAX_GROUP_STD_EV`).
+7. **Save** the cleaned tables atomically with a JSON quality summary
+   (:func:`save_outputs`).
+
+Normalized formula convention
+-----------------------------
+:func:`normalize_formula` returns the *reduced integer formula with the
+element symbols in alphabetical order and counts of 1 omitted*, e.g.
+``MAPbI3`` -> ``CH6I3NPb`` and ``Cs0.05FA0.79MA0.16PbBr0.51I2.49`` ->
+``Br51C95Cs5H491I249N174Pb100``. This is the convention of NOMAD's
+``chemical_formula_reduced``, so for well-formed entries the normalized
+formula *is* NOMAD's reduced formula; it is independent of the order in
+which the elements were written, contains only element symbols and integer
+counts (CrabNet and pymatgen parse it), and avoids the special cases of
+pymatgen's ``Composition.reduced_formula`` (which orders by
+electronegativity and rewrites e.g. ``CsO`` as ``CsO2``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import tempfile
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from fractions import Fraction
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import scipy.constants
+from pymatgen.core import Composition, Element
+
+from . import schema
+
+# --------------------------------------------------------------------------- units
+
+#: Exact number of eV per joule (1 / elementary charge).
+EV_PER_J: float = 1.0 / scipy.constants.e
+#: The slightly-off factor of the FAIRmat tutorial export (gives 1.6000001706 for 1.6 eV).
+TUTORIAL_EV_PER_J: float = 6.24150974e18
+
+#: Numeric columns of :data:`helpers.schema.PSC_COLUMNS` (everything else is text).
+NUMERIC_COLUMNS: tuple[str, ...] = (
+    "band_gap_eV",
+    "efficiency_pct",
+    "open_circuit_voltage_V",
+    "short_circuit_current_density_A_per_m2",
+    "fill_factor",
+)
+
+#: Default band-gap window (eV) for a photovoltaic absorber, used by :func:`clean_psc`.
+MIN_GAP_EV: float = 0.1
+MAX_GAP_EV: float = 5.0
+
+#: Unit, meaning and plausible range of every numeric column. The range is
+#: only used to *report* suspicious values (:func:`range_report`); the band
+#: gap window is what :func:`clean_psc` enforces.
+UNITS: dict[str, dict[str, Any]] = {
+    "band_gap_eV": {
+        "unit": "eV",
+        "meaning": "band gap of the absorber (NOMAD stores J; divided by e)",
+        "plausible": (MIN_GAP_EV, MAX_GAP_EV),
+    },
+    "efficiency_pct": {
+        "unit": "%",
+        "meaning": "power conversion efficiency",
+        "plausible": (0.0, 50.0),
+    },
+    "open_circuit_voltage_V": {
+        "unit": "V",
+        "meaning": "open-circuit voltage Voc",
+        "plausible": (0.0, 3.0),
+    },
+    "short_circuit_current_density_A_per_m2": {
+        "unit": "A/m^2 (= 0.1 mA/cm^2)",
+        "meaning": "short-circuit current density Jsc",
+        "plausible": (0.0, 500.0),
+    },
+    "fill_factor": {
+        "unit": "1 (fraction, 0..1)",
+        "meaning": "fill factor FF (a value like 75 is a percentage typed by mistake)",
+        "plausible": (0.0, 1.0),
+    },
+}
+
+
+def units_table() -> pd.DataFrame:
+    """The units of the numeric columns as a table (column, unit, meaning, plausible_min, plausible_max)."""
+    rows = [
+        {
+            "column": col,
+            "unit": info["unit"],
+            "meaning": info["meaning"],
+            "plausible_min": info["plausible"][0],
+            "plausible_max": info["plausible"][1],
+        }
+        for col, info in UNITS.items()
+    ]
+    return pd.DataFrame(rows).set_index("column")
+
+
+def a_per_m2_to_ma_per_cm2(value: Any) -> Any:
+    """Convert a current density from A/m^2 (SI, as NOMAD stores it) to mA/cm^2 (as papers report it).
+
+    1 A/m^2 = 1000 mA / 10,000 cm^2 = 0.1 mA/cm^2, so a typical 230 A/m^2 is 23 mA/cm^2.
+    Works on numbers, NumPy arrays and pandas objects.
+    """
+    return value * 0.1
+
+
+def ma_per_cm2_to_a_per_m2(value: Any) -> Any:
+    """Inverse of :func:`a_per_m2_to_ma_per_cm2`: mA/cm^2 -> A/m^2 (x10)."""
+    return value * 10.0
+
+
+def joule_to_ev(value: Any) -> Any:
+    """Convert an energy from J to eV with the exact elementary charge (1 eV = 1.602176634e-19 J)."""
+    return value * EV_PER_J
+
+
+def to_display_units(df: pd.DataFrame) -> pd.DataFrame:
+    """The numeric device fields in the units papers use (Jsc in mA/cm^2), one column per quantity.
+
+    Returns a new frame with ``entry_id``, ``band_gap_eV``, ``efficiency_pct``,
+    ``open_circuit_voltage_V``, ``short_circuit_current_density_mA_per_cm2`` and
+    ``fill_factor``; the input is not modified.
+    """
+    out = df[["entry_id", *NUMERIC_COLUMNS]].copy()
+    col = "short_circuit_current_density_A_per_m2"
+    out[col] = a_per_m2_to_ma_per_cm2(out[col])
+    return out.rename(columns={col: "short_circuit_current_density_mA_per_cm2"})
+
+
+def range_report(df: pd.DataFrame) -> pd.DataFrame:
+    """Per numeric column: how many values are present and how many lie outside the plausible range.
+
+    Report only -- nothing is dropped here. Columns: ``n_values``,
+    ``n_outside``, ``plausible_min``, ``plausible_max``, ``min``, ``max``.
+    """
+    rows = []
+    for col in NUMERIC_COLUMNS:
+        values = pd.to_numeric(df[col], errors="coerce").dropna()
+        lo, hi = UNITS[col]["plausible"]
+        rows.append(
+            {
+                "column": col,
+                "n_values": int(values.size),
+                "n_outside": int(((values < lo) | (values > hi)).sum()),
+                "plausible_min": lo,
+                "plausible_max": hi,
+                "min": float(values.min()) if values.size else math.nan,
+                "max": float(values.max()) if values.size else math.nan,
+            }
+        )
+    return pd.DataFrame(rows).set_index("column")
+
+
+# --------------------------------------------------------------------------- loading
+
+
+class SchemaError(ValueError):
+    """A CSV does not have the columns or value types of its schema."""
+
+
+def _is_blank(series: pd.Series) -> pd.Series:
+    """True where a value is missing: NaN/None or an empty/whitespace-only string."""
+    as_text = series.astype("object").where(series.notna(), "")
+    return series.isna() | as_text.map(lambda v: isinstance(v, str) and not v.strip())
+
+
+def _parse_numeric(raw: pd.Series, ids: pd.Series, column: str, source: str) -> pd.Series:
+    """Parse text to float (blank -> NaN); raise :class:`SchemaError` naming the entry_ids of bad values."""
+    values: list[float] = []
+    bad: list[str] = []
+    for pos, (entry_id, value) in enumerate(zip(ids, raw, strict=True)):
+        text = "" if value is None or (isinstance(value, float) and math.isnan(value)) else str(value).strip()
+        if not text:
+            values.append(math.nan)
+            continue
+        try:
+            values.append(float(text))
+        except ValueError:
+            values.append(math.nan)
+            bad.append(f"entry_id={entry_id} (row {pos}): {text!r}")
+    if bad:
+        shown = "; ".join(bad[:10]) + (f"; ... {len(bad) - 10} more" if len(bad) > 10 else "")
+        raise SchemaError(f"{source}: non-numeric value(s) in column {column!r}: {shown}")
+    return pd.Series(values, index=raw.index, name=column, dtype="float64")
+
+
+def validate_columns(columns: Iterable[str], expected: Iterable[str], source: str = "<frame>") -> None:
+    """Raise :class:`SchemaError` listing missing and unexpected columns (order is not checked)."""
+    got, want = list(columns), list(expected)
+    missing = [c for c in want if c not in got]
+    unexpected = [c for c in got if c not in want]
+    dupes = sorted({c for c in got if got.count(c) > 1})
+    if missing or unexpected or dupes:
+        parts = []
+        if missing:
+            parts.append(f"missing columns {missing}")
+        if unexpected:
+            parts.append(f"unexpected columns {unexpected}")
+        if dupes:
+            parts.append(f"repeated columns {dupes}")
+        raise SchemaError(f"{source}: {'; '.join(parts)} (expected exactly {want})")
+
+
+def load_psc_csv(path: str | Path) -> pd.DataFrame:
+    """Read the perovskite CSV written by notebook 01 and check it against the schema.
+
+    Args:
+        path: CSV with exactly the columns :data:`helpers.schema.PSC_COLUMNS`
+            (any order; returned in schema order).
+
+    Returns:
+        One row per entry, in file order (row ``i`` is line ``i + 2`` of the
+        file). Text columns are strings (``""`` when empty, ``entry_id`` kept as
+        text); :data:`NUMERIC_COLUMNS` are float64 in the units of their names
+        (``band_gap_eV`` in eV, ...), NaN when empty.
+
+    Raises:
+        FileNotFoundError: if ``path`` does not exist.
+        SchemaError: on missing/unexpected columns (listed, with the file), or
+            on a non-numeric value in a numeric column (naming its entry_id,
+            row and column).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"perovskite CSV not found: {path} (notebook 01 writes it)")
+    raw = pd.read_csv(path, dtype=str, keep_default_na=False, na_filter=False)
+    validate_columns(raw.columns, schema.PSC_COLUMNS, source=str(path))
+    raw = raw[list(schema.PSC_COLUMNS)]
+    out = pd.DataFrame(index=raw.index)
+    for col in schema.PSC_COLUMNS:
+        if col in NUMERIC_COLUMNS:
+            out[col] = _parse_numeric(raw[col], raw["entry_id"], col, str(path))
+        else:
+            out[col] = raw[col].str.strip()
+    return out.reset_index(drop=True)
+
+
+# --------------------------------------------------------------------------- missing values & duplicates
+
+
+def missing_report(df: pd.DataFrame) -> pd.DataFrame:
+    """Count missing values (NaN or empty text) per column.
+
+    Returns:
+        One row per column of ``df`` (in order) with ``n_missing``,
+        ``pct_missing`` (0..100, 2 decimals) and ``n_present``.
+    """
+    n = len(df)
+    counts = {col: int(_is_blank(df[col]).sum()) for col in df.columns}
+    rep = pd.DataFrame({"n_missing": pd.Series(counts)})
+    rep["pct_missing"] = (100.0 * rep["n_missing"] / n).round(2) if n else 0.0
+    rep["n_present"] = n - rep["n_missing"]
+    rep.index.name = "column"
+    return rep
+
+
+def duplicate_entry_ids(df: pd.DataFrame) -> pd.DataFrame:
+    """Entry ids that occur more than once (a pulling error: every NOMAD entry is unique).
+
+    Returns:
+        ``entry_id``, ``n_rows`` and ``rows`` (0-based positions, space-separated);
+        empty when all ids are unique.
+    """
+    ids = df["entry_id"].astype(str).reset_index(drop=True)
+    dup = ids[ids.duplicated(keep=False)]
+    rows = [
+        {"entry_id": eid, "n_rows": len(pos), "rows": " ".join(map(str, pos))}
+        for eid, pos in dup.groupby(dup, sort=False).groups.items()
+    ]
+    return pd.DataFrame(rows, columns=["entry_id", "n_rows", "rows"])
+
+
+def measurements_per_formula(clean: pd.DataFrame) -> pd.DataFrame:
+    """How often the same compound was measured: formulas and entries per bucket of repeat count.
+
+    Repeated measurements of one formula are expected (many groups make
+    MAPbI3) and are kept; :func:`group_by_formula` aggregates them.
+
+    Returns:
+        Buckets ``1``, ``2``, ``3-9``, ``10-99``, ``100+`` (rows) with
+        ``n_formulas`` and ``n_entries``.
+    """
+    sizes = clean.groupby("formula").size()
+    bins = [0, 1, 2, 9, 99, np.inf]
+    labels = ["1", "2", "3-9", "10-99", "100+"]
+    bucket = pd.cut(sizes, bins=bins, labels=labels)
+    out = pd.DataFrame(
+        {
+            "n_formulas": sizes.groupby(bucket, observed=False).size(),
+            "n_entries": sizes.groupby(bucket, observed=False).sum(),
+        }
+    ).astype(int)
+    out.index = out.index.astype(str)
+    out.index.name = "entries_per_formula"
+    return out
+
+
+# --------------------------------------------------------------------------- formulas
+
+#: Organic cations of hybrid perovskites, written as the *protonated* cation
+#: (the species in the crystal), as the Perovskite Database writes them. Only
+#: abbreviations with one unambiguous meaning whose composition agrees with the
+#: database's reduced formulas are listed; others (HA, PA, TBA, BDA, PMA, ...)
+#: mean different molecules in different papers and are left unexpanded, so
+#: formulas using them are reported, not guessed.
+ORGANIC_CATIONS: dict[str, tuple[str, str]] = {
+    "MA": ("CH6N", "methylammonium CH3NH3+"),
+    "FA": ("CH5N2", "formamidinium HC(NH2)2+"),
+    "GA": ("CH6N3", "guanidinium C(NH2)3+"),
+    "GU": ("CH6N3", "guanidinium C(NH2)3+ (the database's spelling)"),
+    "EA": ("C2H8N", "ethylammonium CH3CH2NH3+"),
+    "DMA": ("C2H8N", "dimethylammonium (CH3)2NH2+"),
+    "BA": ("C4H12N", "n-butylammonium CH3(CH2)3NH3+"),
+    "PEA": ("C8H12N", "phenethylammonium C6H5(CH2)2NH3+"),
+    "BZA": ("C7H10N", "benzylammonium C6H5CH2NH3+"),
+    "Ace": ("C2H7N2", "acetamidinium CH3C(NH2)2+"),
+}
+
+# One left-to-right scan over tokens: a bracketed name without digits (``(PEA)``,
+# ``(ThMA)``) is one token, expanded only when known as a whole, so the MA in
+# ``(ThMA)`` or the DMA in ``(PDMA)`` is never expanded on its own; otherwise a
+# known abbreviation (longest first: PEA before P + EA, DMA before D + MA; never
+# followed by a lower-case letter, so BA is not Ba), else an element symbol.
+_ABBREV_TOKEN_RE = re.compile(
+    r"\((?P<name>[A-Za-z]+)\)"
+    r"|(?P<abbr>" + "|".join(sorted(map(re.escape, ORGANIC_CATIONS), key=len, reverse=True)) + r")(?![a-z])"
+    r"|[A-Z][a-z]?|.",
+    re.S,
+)
+_FORMULA_GRAMMAR = re.compile(r"(?:[A-Z][a-z]*|\d+(?:\.\d*)?|\.\d+|[()\[\]]|\s)+")
+_SYMBOL_RE = re.compile(r"[A-Z][a-z]*")
+#: Symbols of the 118 chemical elements (no D/T isotope labels, no placeholder X).
+ELEMENT_SYMBOLS: frozenset[str] = frozenset(Element.from_Z(z).symbol for z in range(1, 119))
+
+
+class FormulaError(ValueError):
+    """A formula cannot be turned into a composition of real elements.
+
+    Attributes:
+        reason: ``"missing formula"``, ``"unparsable formula"`` or
+            ``"non-element symbol"`` (the drop reasons of :func:`clean_psc`).
+    """
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+def expand_abbreviations(formula: str) -> str:
+    """Replace the organic-cation abbreviations of :data:`ORGANIC_CATIONS` by their element formulas.
+
+    ``MAPbI3`` -> ``(CH6N)PbI3``; ``Cs0.05FA0.79MA0.16PbI2.5Br0.5`` ->
+    ``Cs0.05(CH5N2)0.79(CH6N)0.16PbI2.5Br0.5``; ``(PEA)2PbI4`` ->
+    ``(C8H12N)2PbI4``. Unknown abbreviations are left as they are, also
+    when they contain a known one (``(ThMA)`` stays, it is not Th + MA), and
+    :func:`parse_formula` then reports them as non-element symbols.
+    """
+    def replace(m: re.Match[str]) -> str:
+        name = m.group("name") or m.group("abbr")
+        return f"({ORGANIC_CATIONS[name][0]})" if name in ORGANIC_CATIONS else m.group(0)
+
+    return _ABBREV_TOKEN_RE.sub(replace, formula)
+
+
+def abbreviations_table() -> pd.DataFrame:
+    """The organic-cation abbreviations that :func:`expand_abbreviations` knows (abbreviation, formula, cation)."""
+    table = pd.DataFrame(
+        [(abbr, formula, name) for abbr, (formula, name) in ORGANIC_CATIONS.items()],
+        columns=["abbreviation", "formula", "cation"],
+    )
+    return table.set_index("abbreviation")
+
+
+@lru_cache(maxsize=8192)
+def _parse_cached(formula: str) -> tuple[tuple[str, float], ...]:
+    text = formula.strip()
+    if not text:
+        raise FormulaError("empty formula", "missing formula")
+    if not _FORMULA_GRAMMAR.fullmatch(text) or text.count("(") != text.count(")"):
+        raise FormulaError(
+            f"{formula!r} is not a chemical formula (only element symbols, numbers and brackets are allowed)",
+            "unparsable formula",
+        )
+    unknown = sorted({s for s in _SYMBOL_RE.findall(text) if s not in ELEMENT_SYMBOLS})
+    if unknown:
+        raise FormulaError(
+            f"{formula!r} contains {', '.join(map(repr, unknown))}, not chemical element(s) "
+            "(a placeholder such as X, or an abbreviation that was not expanded)",
+            "non-element symbol",
+        )
+    try:
+        comp = Composition(text)
+    except Exception as exc:  # pymatgen raises ValueError and friends
+        raise FormulaError(f"{formula!r} could not be parsed: {exc}", "unparsable formula") from exc
+    amounts = comp.get_el_amt_dict()
+    if not amounts or any(not (a > 0) for a in amounts.values()):
+        raise FormulaError(f"{formula!r} has no element with a positive amount", "unparsable formula")
+    return tuple(sorted(amounts.items()))
+
+
+def parse_formula(formula: str, expand: bool = False) -> dict[str, float]:
+    """Element amounts of a formula, e.g. ``"CH6I3NPb"`` -> ``{"C": 1, "H": 6, "I": 3, "N": 1, "Pb": 1}``.
+
+    Args:
+        formula: a chemical formula; brackets and decimal amounts are allowed.
+        expand: first replace organic-cation abbreviations (:func:`expand_abbreviations`),
+            for descriptive formulas such as ``MAPbI3``.
+
+    Raises:
+        FormulaError: with ``reason`` "missing formula" (empty), "unparsable
+            formula" (not a formula at all) or "non-element symbol" (a symbol
+            such as ``X`` that is not one of the 118 elements -- pymatgen
+            itself would silently accept it as a dummy species).
+    """
+    if not isinstance(formula, str):
+        formula = "" if formula is None or (isinstance(formula, float) and math.isnan(formula)) else str(formula)
+    text = expand_abbreviations(formula) if expand else formula
+    return dict(_parse_cached(text))
+
+
+def integer_amounts(amounts: Mapping[str, float], max_denominator: int = 10_000) -> dict[str, int]:
+    """Smallest whole-number element counts with the same ratios.
+
+    E.g. ``{"Cs": 0.05, "Pb": 1}`` -> ``{"Cs": 1, "Pb": 20}``.
+
+    Decimal amounts are read as fractions with denominators up to
+    ``max_denominator`` (4 decimals are exact), as NOMAD does for its reduced formulas.
+    """
+    fracs = {el: Fraction(a).limit_denominator(max_denominator) for el, a in amounts.items()}
+    lcm = math.lcm(*(f.denominator for f in fracs.values()))
+    ints = {el: int(f * lcm) for el, f in fracs.items()}
+    gcd = math.gcd(*ints.values())
+    return {el: n // gcd for el, n in ints.items()}
+
+
+def format_formula(counts: Mapping[str, int]) -> str:
+    """Alphabetical formula string with counts of 1 omitted, e.g. ``{"Pb": 1, "I": 3}`` -> ``"I3Pb"``."""
+    return "".join(f"{el}{'' if n == 1 else n}" for el, n in sorted(counts.items()))
+
+
+def normalize_formula(formula: str, expand: bool = False) -> str:
+    """Order-independent canonical formula: reduced integer counts, elements alphabetical.
+
+    ``"PbCH3NH3I3"``, ``"CH6I3NPb"`` and (with ``expand=True``) ``"MAPbI3"``
+    all give ``"CH6I3NPb"``; ``"Cs0.05FA0.79MA0.16PbI2.5Br0.5"`` (expand)
+    gives ``"Br10C19CsH98I50N35Pb20"``. See the module docstring for why
+    this convention (NOMAD's) and not pymatgen's ``reduced_formula``.
+
+    Raises:
+        FormulaError: see :func:`parse_formula`.
+    """
+    return format_formula(integer_amounts(parse_formula(formula, expand=expand)))
+
+
+def elements_of(formula: str, expand: bool = False) -> list[str]:
+    """Alphabetically sorted element symbols of a formula (raises :class:`FormulaError`)."""
+    return sorted(parse_formula(formula, expand=expand))
+
+
+def same_composition(a: Mapping[str, float], b: Mapping[str, float], tol: float = 1e-4) -> bool:
+    """True when two element-amount mappings have the same atomic fractions (within ``tol``)."""
+    if set(a) != set(b):
+        return False
+    ta, tb = sum(a.values()), sum(b.values())
+    return all(abs(a[el] / ta - b[el] / tb) <= tol for el in a)
+
+
+@dataclass
+class FormulaComparison:
+    """Result of :func:`compare_descriptive_reduced`.
+
+    Attributes:
+        n_pairs: distinct (reduced, descriptive) pairs with both formulas given.
+        n_entries: entries those pairs cover.
+        n_pairs_agree / n_entries_agree: where the expanded descriptive formula
+            has the same composition as the reduced formula.
+        disagreements: one row per disagreeing pair (``formula_reduced``,
+            ``formula_descriptive``, ``n_entries``, ``expanded``, ``reason``),
+            most entries first.
+    """
+
+    n_pairs: int
+    n_entries: int
+    n_pairs_agree: int
+    n_entries_agree: int
+    disagreements: pd.DataFrame
+
+    @property
+    def pct_entries_agree(self) -> float:
+        """Percentage (0..100) of compared entries whose two formulas agree."""
+        return 100.0 * self.n_entries_agree / self.n_entries if self.n_entries else math.nan
+
+    def reason_counts(self) -> pd.DataFrame:
+        """Disagreeing pairs and entries per reason."""
+        d = self.disagreements
+        return (
+            d.groupby("reason")
+            .agg(n_pairs=("n_entries", "size"), n_entries=("n_entries", "sum"))
+            .sort_values("n_entries", ascending=False)
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready counts (no row detail)."""
+        return {
+            "n_pairs": self.n_pairs,
+            "n_pairs_agree": self.n_pairs_agree,
+            "n_entries": self.n_entries,
+            "n_entries_agree": self.n_entries_agree,
+            "pct_entries_agree": round(self.pct_entries_agree, 2) if self.n_entries else None,
+        }
+
+    def summary(self) -> str:
+        """Deterministic one-paragraph summary."""
+        return (
+            f"{self.n_pairs_agree} of {self.n_pairs} distinct (reduced, descriptive) pairs agree, "
+            f"covering {self.n_entries_agree} of {self.n_entries} entries "
+            f"({self.pct_entries_agree:.2f} %); {self.n_pairs - self.n_pairs_agree} pairs disagree"
+        )
+
+
+def compare_descriptive_reduced(df: pd.DataFrame) -> FormulaComparison:
+    """Check that each descriptive formula, abbreviations expanded, has the composition of its reduced formula.
+
+    Only rows where both ``formula_reduced`` and ``formula_descriptive`` are
+    given are compared; each distinct pair is parsed once. A pair disagrees
+    with reason ``"unknown symbol in descriptive"`` (an abbreviation not in
+    :data:`ORGANIC_CATIONS`), ``"descriptive unparsable"``,
+    ``"reduced unparsable"`` or ``"different composition"``.
+    """
+    both = df[~_is_blank(df["formula_reduced"]) & ~_is_blank(df["formula_descriptive"])]
+    pairs = both.groupby(["formula_reduced", "formula_descriptive"]).size().rename("n_entries").reset_index()
+    rows = []
+    agree_pairs = agree_entries = 0
+    for red, desc, n in pairs.itertuples(index=False):
+        expanded = expand_abbreviations(desc)
+        reason = ""
+        try:
+            a = parse_formula(red)
+        except FormulaError:
+            reason = "reduced unparsable"
+        else:
+            try:
+                b = parse_formula(expanded)
+            except FormulaError as exc:
+                reason = (
+                    "unknown symbol in descriptive"
+                    if exc.reason == "non-element symbol"
+                    else "descriptive unparsable"
+                )
+            else:
+                if not same_composition(a, b):
+                    reason = "different composition"
+        if reason:
+            rows.append(
+                {
+                    "formula_reduced": red,
+                    "formula_descriptive": desc,
+                    "n_entries": int(n),
+                    "expanded": expanded,
+                    "reason": reason,
+                }
+            )
+        else:
+            agree_pairs += 1
+            agree_entries += int(n)
+    dis = pd.DataFrame(rows, columns=["formula_reduced", "formula_descriptive", "n_entries", "expanded", "reason"])
+    dis = dis.sort_values(["n_entries", "formula_descriptive"], ascending=[False, True], ignore_index=True)
+    return FormulaComparison(
+        n_pairs=len(pairs),
+        n_entries=int(pairs["n_entries"].sum()),
+        n_pairs_agree=agree_pairs,
+        n_entries_agree=agree_entries,
+        disagreements=dis,
+    )
+
+
+# --------------------------------------------------------------------------- cleaning
+
+#: Why a row can be dropped, in the order the checks run (a row gets the first that applies).
+DROP_REASONS: dict[str, str] = {
+    "duplicate entry_id": "entry_id already seen in an earlier row (the first copy is kept)",
+    "missing formula": "formula_reduced is empty: nothing to learn from",
+    "unparsable formula": "formula_reduced is not a chemical formula",
+    "non-element symbol": "formula_reduced contains a symbol that is not an element "
+    "(placeholder X, unexpanded MA, ...)",
+    "missing band gap": "band_gap_eV is empty: no target value",
+    "non-numeric band gap": "band_gap_eV is text, not a number",
+    "negative band gap": "band_gap_eV < 0: impossible (sign error or a -1 'missing' code)",
+    "band gap out of range": "band_gap_eV outside [min_gap_eV, max_gap_eV]: not a photovoltaic absorber",
+}
+
+#: Columns of :attr:`CleaningReport.dropped`.
+DROPPED_COLUMNS: tuple[str, ...] = ("row", "entry_id", "formula", "value", "reason", "detail")
+
+
+@dataclass
+class CleaningReport:
+    """What :func:`clean_psc` kept and dropped, and why.
+
+    Attributes:
+        rows_in: rows given to :func:`clean_psc`.
+        rows_out: rows kept.
+        dropped: one row per dropped row: ``row`` (0-based position in the
+            input), ``entry_id``, ``formula`` (formula_reduced as given),
+            ``value`` (the offending value), ``reason`` (a key of
+            :data:`DROP_REASONS`) and ``detail``.
+        min_gap_eV / max_gap_eV: the band-gap window used.
+        notes: remarks that did not drop anything (e.g. an ``elements``
+            column that disagreed with the formula and was recomputed).
+    """
+
+    rows_in: int
+    rows_out: int
+    dropped: pd.DataFrame
+    min_gap_eV: float
+    max_gap_eV: float
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def counts(self) -> pd.Series:
+        """Dropped rows per reason, every reason listed (0 when none), in :data:`DROP_REASONS` order."""
+        c = self.dropped["reason"].value_counts()
+        return pd.Series({r: int(c.get(r, 0)) for r in DROP_REASONS}, name="n_rows", dtype="int64")
+
+    def table(self) -> pd.DataFrame:
+        """Per reason: rows dropped, % of the input, and the rule."""
+        t = self.counts.to_frame()
+        t["pct_of_input"] = (100.0 * t["n_rows"] / self.rows_in).round(2) if self.rows_in else 0.0
+        t["rule"] = [
+            DROP_REASONS[r].replace("min_gap_eV", f"{self.min_gap_eV:g}").replace("max_gap_eV", f"{self.max_gap_eV:g}")
+            for r in t.index
+        ]
+        t.index.name = "reason"
+        return t
+
+    def summary(self) -> str:
+        """Deterministic multi-line text: rows in, dropped per reason, rows out."""
+        width = max(len(r) for r in DROP_REASONS)
+        lines = [f"rows in : {self.rows_in}"]
+        lines += [f"  dropped, {r:<{width}} : {n}" for r, n in self.counts.items()]
+        lines.append(f"rows out: {self.rows_out}")
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready summary (no row-level detail)."""
+        return {
+            "rows_in": self.rows_in,
+            "rows_out": self.rows_out,
+            "rows_dropped": int(len(self.dropped)),
+            "dropped_by_reason": {r: int(n) for r, n in self.counts.items()},
+            "band_gap_window_eV": [self.min_gap_eV, self.max_gap_eV],
+            "rules": {r: self.table().loc[r, "rule"] for r in DROP_REASONS},
+            "notes": list(self.notes),
+        }
+
+
+def _gap_values(series: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """(float values, True where a non-blank value is not a number)."""
+    blank = _is_blank(series)
+    numbers = pd.to_numeric(series.where(~blank, None).astype("object"), errors="coerce").astype("float64")
+    return numbers, numbers.isna() & ~blank
+
+
+def example_bad_rows() -> pd.DataFrame:
+    """Seven made-up rows -- one good entry and six problems -- to show what :func:`clean_psc` catches.
+
+    The real export happens to be free of most of these, so the lesson
+    demonstrates the rules on this frame (same columns as :func:`load_psc_csv`).
+    """
+    rows = [
+        ("demo-1", "CH6I3NPb", "MAPbI3", 1.6),  # fine
+        ("demo-1", "CH6I3NPb", "MAPbI3", 1.6),  # same entry pulled twice
+        ("demo-2", "XPb2I5", "XPb2I5", 1.7),  # placeholder element
+        ("demo-3", "Pb$I3", "??", 1.7),  # not a formula
+        ("demo-4", "CsI3Pb", "CsPbI3", -1.0),  # negative: a "missing" code
+        ("demo-5", "CsI3Pb", "CsPbI3", 2.6e-19),  # a value left in joules
+        ("demo-6", "Br3CsPb", "CsPbBr3", 230.0),  # absurd: 100x too large
+    ]
+    df = pd.DataFrame(rows, columns=["entry_id", "formula_reduced", "formula_descriptive", "band_gap_eV"])
+    for col in schema.PSC_COLUMNS:
+        if col not in df:
+            df[col] = math.nan if col in NUMERIC_COLUMNS else ""
+    df["elements"] = df["formula_reduced"].map(lambda f: " ".join(sorted(set(_SYMBOL_RE.findall(f)))))
+    return df[list(schema.PSC_COLUMNS)]
+
+
+def clean_psc(
+    df: pd.DataFrame,
+    min_gap_eV: float = MIN_GAP_EV,
+    max_gap_eV: float = MAX_GAP_EV,
+    decimals: int = 6,
+) -> tuple[pd.DataFrame, CleaningReport]:
+    """Keep the rows usable for band-gap learning; report every other row with its reason.
+
+    Checks, in order (a row is dropped for the first that fails, see
+    :data:`DROP_REASONS`): duplicate ``entry_id`` (first copy kept); empty,
+    unparsable or non-element ``formula_reduced``; empty, non-numeric,
+    negative, or outside ``[min_gap_eV, max_gap_eV]`` band gap (inclusive
+    bounds). The default window 0.1-5 eV brackets every photovoltaic
+    absorber (silicon 1.1 eV, wide-gap bromide perovskites ~2.3 eV): a 0 eV
+    value is a metal or a missing-value code, a value above 5 eV is an
+    insulator or a unit mix-up (e.g. J treated as eV).
+
+    Args:
+        df: frame with :data:`helpers.schema.PSC_COLUMNS` (as from :func:`load_psc_csv`).
+        min_gap_eV, max_gap_eV: band-gap window in eV.
+        decimals: band gaps are rounded to this many decimals (default 6, i.e.
+            1 ueV) to remove floating-point noise of the J -> eV conversion
+            (1.5499999999999998 -> 1.55); gaps are reported to 0.01 eV, so
+            nothing physical is lost.
+
+    Returns:
+        ``(clean, report)``: ``clean`` has exactly
+        :data:`helpers.schema.PSC_CLEAN_COLUMNS` in input order, with
+        ``formula`` from :func:`normalize_formula` and ``elements`` /
+        ``n_elements`` recomputed from it; ``report`` is a
+        :class:`CleaningReport` with ``rows_in == rows_out + len(dropped)``.
+    """
+    if min_gap_eV >= max_gap_eV:
+        raise ValueError(f"min_gap_eV ({min_gap_eV}) must be below max_gap_eV ({max_gap_eV})")
+    validate_columns(df.columns, schema.PSC_COLUMNS, source="clean_psc input")
+    data = df.reset_index(drop=True)
+    n = len(data)
+    reason = pd.Series("", index=data.index, dtype="object")
+    value = pd.Series("", index=data.index, dtype="object")
+    detail = pd.Series("", index=data.index, dtype="object")
+
+    def drop(mask: pd.Series, why: str, values: pd.Series, details: pd.Series | str) -> None:
+        mask = mask & (reason == "")
+        reason[mask] = why
+        value[mask] = values[mask].astype(str)
+        detail[mask] = details[mask] if isinstance(details, pd.Series) else details
+
+    ids = data["entry_id"].astype(str)
+    first_pos = pd.Series(data.index, index=data.index).groupby(ids).transform("min")
+    drop(ids.duplicated(keep="first"), "duplicate entry_id", ids, "first seen at row " + first_pos.astype(str))
+
+    formulas = data["formula_reduced"].fillna("").astype(str)
+    normalized = pd.Series("", index=data.index, dtype="object")
+    results: dict[str, FormulaError | str] = {}
+    for f in formulas.unique():
+        try:
+            results[f] = normalize_formula(f)
+        except FormulaError as exc:
+            results[f] = exc
+    formula_reason = formulas.map({f: r.reason for f, r in results.items() if isinstance(r, FormulaError)})
+    formula_message = formulas.map({f: str(r) for f, r in results.items() if isinstance(r, FormulaError)})
+    for why in ("missing formula", "unparsable formula", "non-element symbol"):
+        drop(formula_reason == why, why, formulas, formula_message)
+    ok = formulas.map(lambda f: isinstance(results[f], str))
+    normalized[ok] = formulas[ok].map(results)
+
+    gap, non_numeric = _gap_values(data["band_gap_eV"])
+    raw_gap = data["band_gap_eV"].astype("object").where(data["band_gap_eV"].notna(), "")
+    drop(_is_blank(data["band_gap_eV"]), "missing band gap", raw_gap, "")
+    drop(non_numeric, "non-numeric band gap", raw_gap, "not a number")
+    drop(gap < 0, "negative band gap", gap, "below 0 eV")
+    out_of_range = (gap < min_gap_eV) | (gap > max_gap_eV) | ~np.isfinite(gap.fillna(0.0))
+    drop(out_of_range, "band gap out of range", gap, f"outside [{min_gap_eV:g}, {max_gap_eV:g}] eV")
+
+    keep = reason == ""
+    kept = data[keep]
+    norm = normalized[keep]
+    element_lists = norm.map(lambda f: sorted(parse_formula(f)))
+    clean = pd.DataFrame(
+        {
+            "entry_id": ids[keep],
+            "formula": norm,
+            "formula_reduced": kept["formula_reduced"].astype(str),
+            "formula_descriptive": kept["formula_descriptive"].fillna("").astype(str),
+            "elements": element_lists.map(" ".join),
+            "n_elements": element_lists.map(len).astype("int64"),
+            "band_gap_eV": gap[keep].round(decimals),
+        }
+    )[list(schema.PSC_CLEAN_COLUMNS)].reset_index(drop=True)
+
+    notes: list[str] = []
+    given = kept["elements"].fillna("").astype(str).map(lambda s: " ".join(sorted(s.split())))
+    n_mismatch = int((given.to_numpy() != clean["elements"].to_numpy()).sum())
+    if n_mismatch:
+        notes.append(f"{n_mismatch} kept rows had an 'elements' column that disagreed with their formula; recomputed")
+    n_renamed = int((clean["formula"] != clean["formula_reduced"]).sum())
+    if n_renamed:
+        notes.append(f"{n_renamed} kept rows have a normalized formula that differs from formula_reduced")
+
+    dropped = pd.DataFrame(
+        {
+            "row": data.index[~keep].astype("int64"),
+            "entry_id": ids[~keep].to_numpy(),
+            "formula": formulas[~keep].to_numpy(),
+            "value": value[~keep].to_numpy(),
+            "reason": reason[~keep].to_numpy(),
+            "detail": detail[~keep].to_numpy(),
+        },
+        columns=list(DROPPED_COLUMNS),
+    )
+    report = CleaningReport(
+        rows_in=n,
+        rows_out=len(clean),
+        dropped=dropped,
+        min_gap_eV=float(min_gap_eV),
+        max_gap_eV=float(max_gap_eV),
+        notes=notes,
+    )
+    if report.rows_in != report.rows_out + len(report.dropped) or int(report.counts.sum()) != len(dropped):
+        raise AssertionError("cleaning lost track of rows: in != out + dropped")  # pragma: no cover
+    return clean, report
+
+
+# --------------------------------------------------------------------------- grouping & outliers
+
+#: A formula's mean is flagged (``is_outlier``) when its measurements' sample
+#: standard deviation exceeds this many eV: several times the reading
+#: precision of an optical gap (a few 0.01 eV), small against the 1.2-3 eV
+#: spread of the data. Such a mean mixes incompatible measurements (e.g. the
+#: black and the yellow phase of CsPbI3) and is not a trustworthy label.
+MAX_GROUP_STD_EV: float = 0.1
+
+
+def group_by_formula(clean: pd.DataFrame, max_std_eV: float = MAX_GROUP_STD_EV) -> pd.DataFrame:
+    """One row per normalized formula with the statistics of its band gaps (eV).
+
+    Rule for ``is_outlier`` (flag, never delete): the group's measurements
+    disagree, i.e. the sample standard deviation (ddof=1) of its band gaps
+    is above ``max_std_eV`` (default :data:`MAX_GROUP_STD_EV` = 0.1 eV).
+    A single measurement cannot disagree with itself: formulas with one
+    entry have ``band_gap_std_eV`` = NaN (a spread needs two values) and are
+    never flagged. Why not a z-score *across* formulas? Band gaps differ
+    between compounds for physical reasons (a bromide has a wider gap than an
+    iodide), so "far from the other formulas" flags chemistry, not errors.
+
+    Returns:
+        Exactly :data:`helpers.schema.PSC_BY_FORMULA_COLUMNS`, sorted by
+        ``n_entries`` (descending) then ``formula``. ``formula_descriptive``
+        is the most common descriptive formula of the group (ties: the
+        alphabetically first; "" when none was given).
+    """
+    if clean.empty:
+        return pd.DataFrame(columns=list(schema.PSC_BY_FORMULA_COLUMNS))
+    g = clean.groupby("formula", sort=True)
+    stats = g["band_gap_eV"].agg(
+        n_entries="size", band_gap_mean_eV="mean", band_gap_median_eV="median", band_gap_std_eV="std"
+    )
+    first = g[["elements", "n_elements"]].first()
+    desc = clean.loc[clean["formula_descriptive"].fillna("").astype(str).str.strip() != ""]
+    common = (
+        desc.groupby(["formula", "formula_descriptive"])
+        .size()
+        .rename("n")
+        .reset_index()
+        .sort_values(["formula", "n", "formula_descriptive"], ascending=[True, False, True])
+        .drop_duplicates("formula")
+        .set_index("formula")["formula_descriptive"]
+    )
+    out = stats.join(first)
+    out["formula_descriptive"] = common.reindex(out.index).fillna("")
+    for col in ("band_gap_mean_eV", "band_gap_median_eV", "band_gap_std_eV"):
+        out[col] = out[col].round(6)
+    out["n_entries"] = out["n_entries"].astype("int64")
+    out["n_elements"] = out["n_elements"].astype("int64")
+    out["is_outlier"] = (out["band_gap_std_eV"] > max_std_eV).fillna(False).astype(bool)
+    out = out.reset_index().sort_values(["n_entries", "formula"], ascending=[False, True], ignore_index=True)
+    out = out[list(schema.PSC_BY_FORMULA_COLUMNS)]
+    out.attrs["max_std_eV"] = float(max_std_eV)  # the rule used, for quality_summary
+    return out
+
+
+def robust_z(values: pd.Series) -> pd.Series:
+    """Modified z-score 0.6745 * (x - median) / MAD (Iglewicz & Hoaglin); |z| > 3.5 is the usual outlier cut.
+
+    Returns zeros when the MAD is 0 and all values equal the median, +-inf for
+    values off a zero MAD.
+    """
+    x = pd.to_numeric(values, errors="coerce").astype("float64")
+    med = x.median()
+    mad = (x - med).abs().median()
+    if mad == 0 or math.isnan(mad):
+        dev = x - med
+        return pd.Series(np.where(dev == 0, 0.0, np.sign(dev) * np.inf), index=x.index, name="robust_z")
+    return (0.6745 * (x - med) / mad).rename("robust_z")
+
+
+def flag_entry_outliers(
+    clean: pd.DataFrame,
+    k: float = 3.0,
+    min_deviation_eV: float = 0.2,
+    min_entries: int = 3,
+) -> pd.DataFrame:
+    """Flag single measurements that disagree with the other measurements of the same formula (Hampel rule).
+
+    An entry is flagged when its formula has at least ``min_entries``
+    entries and ``|gap - group median| > max(k * 1.4826 * MAD, min_deviation_eV)``,
+    where MAD is the group's median absolute deviation (1.4826 * MAD
+    estimates the standard deviation of normally distributed values but is
+    not pulled by the outliers themselves). The floor ``min_deviation_eV``
+    (0.2 eV) keeps groups where almost every value is identical (MAD = 0,
+    e.g. MAPbI3 at 1.60 eV) from flagging every ordinary 1.55 eV reading.
+    Groups of two cannot say which value is wrong and are not judged.
+
+    Returns:
+        ``clean`` with extra columns ``group_n``, ``group_median_eV``,
+        ``deviation_eV`` (signed gap - median), ``threshold_eV`` and
+        ``is_outlier`` (bool). Nothing is removed.
+    """
+    out = clean.copy()
+    g = out.groupby("formula")["band_gap_eV"]
+    out["group_n"] = g.transform("size").astype("int64")
+    out["group_median_eV"] = g.transform("median")
+    out["deviation_eV"] = (out["band_gap_eV"] - out["group_median_eV"]).round(6)
+    mad = out["deviation_eV"].abs().groupby(out["formula"]).transform("median")
+    out["threshold_eV"] = np.maximum(k * 1.4826 * mad, min_deviation_eV).round(6)
+    out["is_outlier"] = (out["group_n"] >= min_entries) & (out["deviation_eV"].abs() > out["threshold_eV"])
+    return out
+
+
+# --------------------------------------------------------------------------- saving
+
+#: Name of the JSON data-quality summary written next to the cleaned CSVs.
+QUALITY_JSON = "perovskite_data_quality.json"
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` via a temporary file in the same folder and ``os.replace``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+            fh.write(text)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the file the usual permissions
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def quality_summary(
+    clean: pd.DataFrame,
+    by_formula: pd.DataFrame,
+    report: CleaningReport,
+    extra: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The JSON data-quality summary: cleaning counts plus formula/outlier totals (no timestamps, reproducible)."""
+    summary: dict[str, Any] = report.to_dict()
+    summary.update(
+        {
+            "n_formulas": int(len(by_formula)),
+            "n_single_entry_formulas": int((by_formula["n_entries"] == 1).sum()),
+            "n_outlier_formulas": int(by_formula["is_outlier"].sum()),
+            "outlier_rule": "sample std of the formula's band gaps > "
+            f"{by_formula.attrs.get('max_std_eV', MAX_GROUP_STD_EV):g} eV (n >= 2)",
+            "band_gap_eV": {
+                "min": float(clean["band_gap_eV"].min()) if len(clean) else None,
+                "median": float(clean["band_gap_eV"].median()) if len(clean) else None,
+                "max": float(clean["band_gap_eV"].max()) if len(clean) else None,
+            },
+        }
+    )
+    if extra:
+        summary.update(extra)
+    return summary
+
+
+def save_outputs(
+    clean: pd.DataFrame,
+    by_formula: pd.DataFrame,
+    report: CleaningReport,
+    directory: str | Path | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> dict[str, Path]:
+    """Write the cleaned entries, the per-formula table and the JSON summary, each atomically.
+
+    Files (in ``directory``, default :func:`helpers.schema.processed_dir`):
+    :data:`helpers.schema.PSC_CLEAN_CSV`, :data:`helpers.schema.PSC_BY_FORMULA_CSV`
+    and :data:`QUALITY_JSON`. A reader never sees a half-written file.
+
+    Raises:
+        SchemaError: if a frame does not have exactly its schema's columns in order.
+
+    Returns:
+        ``{"clean": path, "by_formula": path, "quality": path}``.
+    """
+    for frame, cols, name in (
+        (clean, schema.PSC_CLEAN_COLUMNS, "clean"),
+        (by_formula, schema.PSC_BY_FORMULA_COLUMNS, "by_formula"),
+    ):
+        if tuple(frame.columns) != tuple(cols):
+            raise SchemaError(f"{name} table has columns {list(frame.columns)}, expected {list(cols)}")
+    folder = Path(directory) if directory is not None else schema.processed_dir()
+    paths = {
+        "clean": folder / schema.PSC_CLEAN_CSV,
+        "by_formula": folder / schema.PSC_BY_FORMULA_CSV,
+        "quality": folder / QUALITY_JSON,
+    }
+    _atomic_write_text(paths["clean"], clean.to_csv(index=False))
+    _atomic_write_text(paths["by_formula"], by_formula.to_csv(index=False))
+    summary = quality_summary(clean, by_formula, report, extra)
+    _atomic_write_text(paths["quality"], json.dumps(summary, indent=2, sort_keys=False) + "\n")
+    return paths
