@@ -1,0 +1,1033 @@
+"""A real local HTTP stand-in for the part of NOMAD's ``/entries/query`` the course uses.
+
+Why: notebooks and tests must run offline and reproducibly, yet exercise the same
+client code (cursor pagination, retries, resume) that talks to NOMAD. The stand-in is
+a stdlib ``ThreadingHTTPServer`` on 127.0.0.1 that serves recorded NOMAD entries with
+NOMAD's request/response JSON:
+
+* ``POST {base}/entries/query`` -- body ``owner``, ``query``, ``pagination``
+  (``page_size`` default 10, max 10,000; ``order_by`` entry_id; ``order`` asc/desc;
+  ``page_after_value`` cursor), ``required`` (``{"include": [...]}`` or
+  ``{"exclude": [...]}``, dotted paths, prefix semantics, lists traversed; a nested
+  dict is silently ignored and full entries come back, as on NOMAD). The response
+  echoes owner, the normalized query, pagination (with ``total`` and, whenever a
+  page is full, ``next_page_after_value``), required, and ``data``.
+* ``GET {base}/info`` -- a minimal info document.
+* Query language: dotted quantity paths (lists traversed), suffixes
+  ``:any :all :none :gt :gte :lt :lte`` (or the ``{"gt": ...}`` dict form), a bare
+  list means "all", ``and``/``or``/``not``, ``quantities`` (paths present in the
+  entry) and ``sections`` (the entry's section-definition list).
+* Errors like NOMAD's: unknown quantity or bad parameter -> 422
+  ``{"detail": [{"loc", "msg", "type"}]}``; invalid JSON -> 422 ``json_invalid``;
+  owners that need a login -> 401 ``{"detail": "..."}``; values Elasticsearch could
+  not compare -> 400 ``{"detail": "Elasticsearch could not process your query: ..."}``.
+* Fault injection (in-process via :meth:`StandinServer.inject`, or over HTTP via
+  ``POST {base}/_standin/faults``): status 429/502/503/504 with ``Retry-After``, a
+  hang longer than the client's timeout, a truncated JSON body, a connection drop
+  mid-body, and a per-request delay; each for the next N requests or for request
+  number k. ``GET {base}/_standin/stats`` reports the request count.
+
+Not implemented (422 says so): ordering by anything but ``entry_id``, ``page``/
+``page_offset`` pagination, aggregations, nested queries.
+
+Data loaders (the one tested place for the mapping from recorded files to NOMAD's
+entry shape): :func:`psc_snapshot_entries` (43k-row export), :func:`psc_exact_entries`
+(60 genuine entries), :func:`dft_entries` (200 computed materials), and
+:func:`describe_snapshot` (which fields a snapshot has and lacks).
+
+Run for a notebook or by hand::
+
+    python -m helpers.nomad_standin --port 8009 [--data DIR] [--dataset psc,dft]
+"""
+
+from __future__ import annotations
+
+import argparse
+import bisect
+import copy
+import csv
+import gzip
+import json
+import re
+import signal
+import socket
+import sys
+import threading
+from collections import OrderedDict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, Callable
+from urllib.parse import urlsplit
+
+from . import config
+from .nomad import DFT_INCLUDE, NOMAD_MAX_PAGE_SIZE, PSC_INCLUDE, SOLAR_CELL_SECTION
+
+#: The perovskite tutorial's J -> eV factor, used by the 43k export (1/e is 6.241509074e18).
+EXPORT_EV_PER_J = 6.24150974e18
+
+PSC_EXPORT_CSV = "perovskite_solar_cells/perovskite_bandgap_devices_2025-02.csv"
+PSC_EXACT_JSON = "perovskite_solar_cells/psc_60_results_sections.json.gz"
+DFT_JSON = "dft_materials/dft_200_results_sections.json.gz"
+
+API_PREFIX = "/api/v1"
+
+#: Entry metadata NOMAD can search besides ``results`` (a subset of its index).
+METADATA_QUANTITIES = frozenset(
+    {
+        "entry_id", "upload_id", "calc_id", "mainfile", "entry_name", "entry_type", "parser_name",
+        "sections", "quantities", "n_quantities", "domain", "published", "with_embargo", "processed",
+        "upload_create_time", "entry_create_time", "publish_time", "authors", "main_author",
+        "datasets", "license", "origin", "references", "comment",
+    }
+)
+
+#: NOMAD quantities the course's queries use, known even if a snapshot lacks their data.
+EXTRA_KNOWN_QUANTITIES = frozenset(
+    {p for p in PSC_INCLUDE + DFT_INCLUDE}
+    | {
+        "results.method.method_name",
+        "results.properties.available_properties",
+        "results.properties.optoelectronic.solar_cell.device_architecture",
+        "results.material.n_elements",
+        "results.material.structural_type",
+    }
+)
+
+_OWNERS_PUBLIC = ("public", "visible", "all")
+_OWNERS_LOGIN = ("shared", "user", "staging")
+_OWNERS_ALL = ("public", "all", "visible", "shared", "user", "staging", "admin")
+_OPS = ("any", "all", "none", "gt", "gte", "lt", "lte")
+_RANGE_OPS = ("gt", "gte", "lt", "lte")
+
+# results sub-sections -> NOMAD section definitions (for the ``sections`` metadata)
+_SECTION_CLASSES = {
+    "material": "Material",
+    "material.symmetry": "Symmetry",
+    "method": "Method",
+    "method.simulation": "Simulation",
+    "properties": "Properties",
+    "properties.electronic": "ElectronicProperties",
+    "properties.optoelectronic": "OptoelectronicProperties",
+    "properties.optoelectronic.solar_cell": "SolarCell",
+    "properties.structures": "Structures",
+}
+
+
+# =========================================================================== data loaders
+
+
+class NomadDataMissingError(FileNotFoundError):
+    """The recorded NOMAD data folder (or one of its files) is not where it was looked for."""
+
+
+def _data_file(nomad_dir: str | Path | None, relative: str) -> Path:
+    base = Path(nomad_dir) if nomad_dir is not None else config.nomad_data_dir()
+    path = base / relative
+    if not path.is_file():
+        raise NomadDataMissingError(
+            f"recorded NOMAD data not found: {path} does not exist. Set BANDGAP_NOMAD_DATA to the "
+            "folder that holds perovskite_solar_cells/ and dft_materials/, or place the shared "
+            "folder beside the checkout (../shared/data/nomad)."
+        )
+    return path
+
+
+_ELEMENT_RE = re.compile(r"[A-Z][a-z]?")
+
+
+def elements_from_formula(formula: str) -> list[str]:
+    """Element symbols of a formula such as ``CH6I3NPb``, sorted like NOMAD's ``elements``."""
+    return sorted(set(_ELEMENT_RE.findall(formula)))
+
+
+def _sections_for(results: Mapping[str, Any], *extra: str) -> list[str]:
+    """NOMAD-style ``sections`` list derived from which results sub-sections are present."""
+    found = {"nomad.datamodel.results.Results", *extra}
+    for dotted, cls in _SECTION_CLASSES.items():
+        node: Any = results
+        for key in dotted.split("."):
+            node = node.get(key) if isinstance(node, Mapping) else None
+        if node:
+            found.add(f"nomad.datamodel.results.{cls}")
+    return sorted(found)
+
+
+def export_row_to_entry(row: Mapping[str, str], index: int) -> dict[str, Any]:
+    """Map one row of the tutorial's CSV export back to NOMAD's entry shape.
+
+    ``row`` has the export's columns ``reduced_formulas``, ``descriptive_formulas``,
+    ``bandgap`` (eV, converted by the tutorial with 6.24150974e18; empty = no gap).
+
+    * ``entry_id`` = ``psc-export-{index:05d}`` (deterministic; sorts like the rows).
+    * ``results.material.{chemical_formula_reduced, chemical_formula_descriptive,
+      elements}``, elements parsed from the reduced formula (sorted, as NOMAD lists them).
+    * The gap goes back to joules with the export's *own* factor,
+      ``J = bandgap / 6.24150974e18``, i.e. exactly the joule value NOMAD served.
+      The client's exact conversion (J / e) then yields the clean value: 1.6000001706
+      in the export -> 1.6 eV. It is stored at ``results.properties.electronic.band_gap[0].value``
+      and at the deprecated ``band_structure_electronic[0].band_gap[0].value``;
+      no gap -> no electronic section at all.
+    * ``sections`` includes ``nomad.datamodel.results.SolarCell`` (the export came from
+      the solar-cell query). The export has no device fields (efficiency, Voc, Jsc, FF,
+      layers): they are left absent, not invented.
+    """
+    material: dict[str, Any] = {}
+    reduced = (row.get("reduced_formulas") or "").strip()
+    descriptive = (row.get("descriptive_formulas") or "").strip()
+    if reduced:
+        material["elements"] = elements_from_formula(reduced)
+        material["chemical_formula_reduced"] = reduced
+    if descriptive:
+        material["chemical_formula_descriptive"] = descriptive
+    results: dict[str, Any] = {"material": material} if material else {}
+    gap = (row.get("bandgap") or "").strip()
+    if gap:
+        value_J = float(gap) / EXPORT_EV_PER_J
+        results["properties"] = {
+            "electronic": {
+                "band_gap": [{"value": value_J}],
+                "band_structure_electronic": [{"band_gap": [{"value": value_J}]}],
+            }
+        }
+    return {
+        "entry_id": f"psc-export-{index:05d}",
+        "results": results,
+        "sections": _sections_for(results, SOLAR_CELL_SECTION),
+    }
+
+
+def psc_snapshot_entries(nomad_dir: str | Path | None = None) -> list[dict[str, Any]]:
+    """All 43,108 rows of the tutorial's perovskite export as NOMAD entries (see
+    :func:`export_row_to_entry`). ``nomad_dir`` defaults to ``config.nomad_data_dir()``.
+
+    Raises:
+        NomadDataMissingError: the export is not there (message says where and what to do).
+    """
+    path = _data_file(nomad_dir, PSC_EXPORT_CSV)
+    with open(path, newline="", encoding="utf-8") as fh:
+        return [export_row_to_entry(row, i) for i, row in enumerate(csv.DictReader(fh))]
+
+
+def psc_exact_entries(nomad_dir: str | Path | None = None) -> list[dict[str, Any]]:
+    """The 60 genuine NOMAD solar-cell entries (with device fields), plus ``sections``.
+
+    Entry ids are the recording's local ids (``local-<ID>``); ``results`` is untouched.
+    """
+    path = _data_file(nomad_dir, PSC_EXACT_JSON)
+    with gzip.open(path, "rt", encoding="utf-8") as fh:
+        raw = json.load(fh)
+    return [
+        {
+            "entry_id": item["entry_id"],
+            "mainfile": item.get("mainfile"),
+            "results": item["results"],
+            "sections": _sections_for(item["results"], SOLAR_CELL_SECTION),
+        }
+        for item in raw
+    ]
+
+
+def dft_entries(nomad_dir: str | Path | None = None) -> list[dict[str, Any]]:
+    """The 200 recorded computed-material results sections as NOMAD entries.
+
+    Each becomes ``{entry_id: "local-dft-<key:03d>", results, sections}``. ``results``
+    keeps NOMAD's ``material``, ``method`` and ``properties``; the recording's extra
+    top-level keys added by matsciml (``energies``, ``reference_energy``,
+    ``reference_structure``, ``relative_energy``) are not part of NOMAD's results and
+    are dropped. ``properties.electronic.band_structure_electronic`` and
+    ``dos_electronic`` are dicts in the recording and become one-element lists, the
+    shape ``/entries/query`` returns.
+    """
+    path = _data_file(nomad_dir, DFT_JSON)
+    with gzip.open(path, "rt", encoding="utf-8") as fh:
+        raw = json.load(fh)
+    entries = []
+    for key in sorted(raw, key=int):
+        results = {k: raw[key][k] for k in ("material", "method", "properties") if k in raw[key]}
+        electronic = results.get("properties", {}).get("electronic", {})
+        for name in ("band_structure_electronic", "dos_electronic"):
+            if isinstance(electronic.get(name), dict):
+                electronic[name] = [electronic[name]]
+        entries.append(
+            {"entry_id": f"local-dft-{int(key):03d}", "results": results, "sections": _sections_for(results)}
+        )
+    return entries
+
+
+def describe_snapshot(entries: Sequence[Mapping[str, Any]], fields: Sequence[str] | None = None) -> dict[str, Any]:
+    """Which fields a snapshot has and lacks, for an honest "what this data can show".
+
+    Args:
+        entries: entries as served by the stand-in.
+        fields: dotted paths to check; default: the client's ``PSC_INCLUDE`` when most
+            entries are solar cells, else ``DFT_INCLUDE``.
+
+    Returns:
+        ``{"n_entries", "fields": {path: n entries having it}, "complete": [...],
+        "partial": [...], "absent": [...]}``.
+    """
+    if fields is None:
+        n_solar = sum(SOLAR_CELL_SECTION in e.get("sections", ()) for e in entries)
+        fields = PSC_INCLUDE if n_solar * 2 >= len(entries) else DFT_INCLUDE
+    counts = {f: sum(1 for e in entries if _values(e, f)) for f in fields}
+    n = len(entries)
+    return {
+        "n_entries": n,
+        "fields": counts,
+        "complete": [f for f, c in counts.items() if n and c == n],
+        "partial": [f for f, c in counts.items() if 0 < c < n],
+        "absent": [f for f, c in counts.items() if c == 0],
+    }
+
+
+# =========================================================================== paths
+
+
+def _values(obj: Any, path: str | Sequence[str]) -> list[Any]:
+    """All values at a dotted path; lists are traversed at every level (multi-valued)."""
+    parts = path.split(".") if isinstance(path, str) else path
+    nodes = [obj]
+    for part in parts:
+        nxt = []
+        for node in nodes:
+            if isinstance(node, list):
+                node_items = node
+            else:
+                node_items = [node]
+            for item in node_items:
+                if isinstance(item, Mapping) and part in item and item[part] is not None:
+                    nxt.append(item[part])
+        nodes = nxt
+        if not nodes:
+            return []
+    out: list[Any] = []
+    for node in nodes:
+        out.extend(node if isinstance(node, list) else [node])
+    return out
+
+
+def entry_paths(entry: Mapping[str, Any]) -> frozenset[str]:
+    """Every dotted path present in an entry: sections and quantities (NOMAD's ``quantities``)."""
+    found: set[str] = set()
+
+    def walk(node: Any, prefix: str) -> None:
+        if isinstance(node, list):
+            for item in node:
+                walk(item, prefix)
+        elif isinstance(node, Mapping):
+            for key, value in node.items():
+                if value is None:
+                    continue
+                path = f"{prefix}.{key}" if prefix else key
+                found.add(path)
+                walk(value, path)
+
+    walk(entry, "")
+    return frozenset(found)
+
+
+_MISSING = object()
+
+
+def _trie(paths: Iterable[str]) -> dict[str, Any]:
+    """Prefix tree of dotted paths; ``True`` marks where a path ends (covers everything below)."""
+    root: dict[str, Any] = {}
+    for path in sorted(set(paths), key=lambda p: p.count(".")):
+        node, parts = root, path.split(".")
+        for i, part in enumerate(parts):
+            child = node.get(part)
+            if child is True:
+                break
+            if i == len(parts) - 1:
+                node[part] = True
+            else:
+                node = node.setdefault(part, {})
+    return root
+
+
+def _include(obj: Any, trie: dict[str, Any]) -> Any:
+    if isinstance(obj, list):
+        kept = [r for r in (_include(i, trie) for i in obj) if r is not _MISSING]
+        return kept if kept else _MISSING
+    if not isinstance(obj, Mapping):
+        return _MISSING
+    out = {}
+    for key, value in obj.items():
+        sub = trie.get(key)
+        if sub is True:
+            out[key] = value
+        elif isinstance(sub, dict):
+            r = _include(value, sub)
+            if r is not _MISSING:
+                out[key] = r
+    return out if out else _MISSING
+
+
+def _exclude(obj: Any, trie: dict[str, Any]) -> Any:
+    if isinstance(obj, list):
+        return [_exclude(i, trie) for i in obj]
+    if not isinstance(obj, Mapping):
+        return obj
+    out = {}
+    for key, value in obj.items():
+        sub = trie.get(key)
+        if sub is True:
+            continue
+        out[key] = _exclude(value, sub) if isinstance(sub, dict) else value
+    return out
+
+
+# =========================================================================== query language
+
+
+class _RequestError(Exception):
+    """An error answer: HTTP status + NOMAD-style detail."""
+
+    def __init__(self, status: int, detail: Any) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+
+
+def _unprocessable(loc: Sequence[Any], msg: str, type_: str = "value_error") -> _RequestError:
+    return _RequestError(422, [{"loc": ["body", *loc], "msg": msg, "type": type_}])
+
+
+Predicate = Callable[[Mapping[str, Any]], bool]
+
+
+class _QueryCompiler:
+    """Validates a NOMAD query, normalizes it for the echo, and compiles a predicate."""
+
+    def __init__(self, known: frozenset[str], paths_of: Callable[[Mapping[str, Any]], frozenset[str]]) -> None:
+        self.known = known
+        self.paths_of = paths_of
+        self.errors: list[dict[str, Any]] = []
+
+    def _error(self, loc: list[Any], msg: str, type_: str = "value_error") -> None:
+        self.errors.append({"loc": ["body", *loc], "msg": msg, "type": type_})
+
+    def compile(self, query: Any, loc: list[Any]) -> tuple[Any, Predicate]:
+        """(normalized query for the echo, predicate over entries); errors collect in ``errors``."""
+        if query is None:
+            return {}, lambda e: True
+        if not isinstance(query, Mapping):
+            self._error(loc, "query must be an object", "dict_type")
+            return query, lambda e: True
+        if set(query) == {"name", "value"} and isinstance(query.get("name"), str):
+            return self._criterion(query["name"], query["value"], loc)
+        echoes: dict[str, Any] = {}
+        preds: list[Predicate] = []
+        criteria: list[dict[str, Any]] = []
+        for key, value in query.items():
+            if key in ("and", "or"):
+                if not isinstance(value, list):
+                    self._error([*loc, key], f"'{key}' needs a list of queries", "list_type")
+                    continue
+                parts = [self.compile(q, [*loc, key, i]) for i, q in enumerate(value)]
+                echoes[key] = [p[0] for p in parts]
+                subs = [p[1] for p in parts]
+                combine = all if key == "and" else any
+                preds.append(lambda e, s=subs, c=combine: c(p(e) for p in s))
+            elif key == "not":
+                echo, pred = self.compile(value, [*loc, key])
+                echoes[key] = echo
+                preds.append(lambda e, p=pred: not p(e))
+            elif key in ("prefix", "query") and "prefix" in query:
+                self._error(loc, "nested queries are not supported by the stand-in")
+                return query, lambda e: True
+            else:
+                echo, pred = self._criterion(key, value, [*loc, key])
+                criteria.append(echo)
+                preds.append(pred)
+        if len(criteria) == 1 and not echoes:
+            normalized: Any = criteria[0]
+        else:
+            normalized = {c["name"]: c["value"] for c in criteria}
+            normalized.update(echoes)
+        return normalized, (lambda e: all(p(e) for p in preds))
+
+    def _criterion(self, name: str, value: Any, loc: list[Any]) -> tuple[dict[str, Any], Predicate]:
+        quantity, op = name, None
+        if ":" in name:
+            head, tail = name.rsplit(":", 1)
+            if tail in _OPS:
+                quantity, op = head, tail
+        if quantity not in self.known:
+            self._error(loc, f"{quantity} is not a searchable entry quantity")
+        if op is None and isinstance(value, Mapping):
+            ops = dict(value)
+            bad = [k for k in ops if k not in _OPS]
+            mixed = bool(set(ops) & set(_RANGE_OPS)) and bool(set(ops) - set(_RANGE_OPS))
+            if bad or not ops or mixed or (len(ops) > 1 and not set(ops) <= set(_RANGE_OPS)):
+                self._error(loc, f"unsupported operator(s) {sorted(ops)}")
+                return {"name": quantity, "value": value}, lambda e: False
+        elif op is not None:
+            ops = {op: value}
+        elif isinstance(value, list):
+            ops = {"all": value}
+        else:
+            ops = {"eq": value}
+        for key, arg in ops.items():
+            if key in ("any", "all", "none") and not isinstance(arg, list):
+                self._error(loc, f"'{key}' needs a list of values", "list_type")
+            if key in _RANGE_OPS and isinstance(arg, (list, Mapping)):
+                self._error(loc, f"'{key}' needs a single value")
+        echo = {"name": quantity, "value": ops["eq"] if "eq" in ops else ops}
+        get = (lambda e: self.paths_of(e)) if quantity == "quantities" else (lambda e, q=quantity: _values(e, q))
+
+        def predicate(entry: Mapping[str, Any]) -> bool:
+            values = get(entry)
+            if "eq" in ops:
+                return ops["eq"] in values
+            if "any" in ops:
+                return any(v in values for v in ops["any"])
+            if "all" in ops:
+                return all(v in values for v in ops["all"])
+            if "none" in ops:
+                return not any(v in values for v in ops["none"])
+            return any(_in_range(quantity, v, ops) for v in values)
+
+        return echo, predicate
+
+
+def _in_range(quantity: str, value: Any, bounds: Mapping[str, Any]) -> bool:
+    try:
+        for op, bound in bounds.items():
+            if isinstance(bound, bool) or isinstance(value, bool):
+                raise TypeError
+            if op == "gt" and not value > bound:
+                return False
+            if op == "gte" and not value >= bound:
+                return False
+            if op == "lt" and not value < bound:
+                return False
+            if op == "lte" and not value <= bound:
+                return False
+        return True
+    except TypeError:
+        raise _RequestError(
+            400,
+            f"Elasticsearch could not process your query: cannot compare {quantity} value {value!r} "
+            f"with range {dict(bounds)!r}",
+        ) from None
+
+
+# =========================================================================== faults
+
+
+FAULT_KINDS = ("status", "hang", "truncate", "drop", "delay")
+
+
+@dataclass
+class Fault:
+    """One injected fault. ``times``: next N matching requests; ``at``: request number k (1-based).
+
+    kinds: ``status`` (``status``, optional ``retry_after`` seconds and JSON ``body``),
+    ``hang`` (no answer for ``seconds``, then the connection is closed), ``truncate``
+    (200 with the first half of the JSON body), ``drop`` (headers + half the body, then
+    the socket is closed), ``delay`` (answer normally after ``seconds``; delays add up and
+    combine with another fault).
+    """
+
+    kind: str
+    times: int = 1
+    at: int | None = None
+    status: int | None = None
+    retry_after: float | None = None
+    seconds: float = 30.0
+    body: Any = None
+
+    @classmethod
+    def from_spec(cls, spec: Mapping[str, Any]) -> "Fault":
+        spec = dict(spec)
+        kind = spec.pop("kind", None)
+        if kind not in FAULT_KINDS:
+            raise ValueError(f"fault kind must be one of {FAULT_KINDS}, got {kind!r}")
+        unknown = set(spec) - {"times", "at", "status", "retry_after", "seconds", "body"}
+        if unknown:
+            raise ValueError(f"unknown fault parameters {sorted(unknown)}")
+        fault = cls(kind=kind, **spec)
+        if kind == "status" and not (isinstance(fault.status, int) and 400 <= fault.status <= 599):
+            raise ValueError(f"a status fault needs an HTTP error status, got {fault.status!r}")
+        if kind == "delay" and "seconds" not in spec:
+            raise ValueError("a delay fault needs 'seconds'")
+        if fault.at is None and fault.times < 1:
+            raise ValueError("times must be >= 1")
+        return fault
+
+    def matches(self, n: int) -> bool:
+        return n == self.at if self.at is not None else self.times > 0
+
+
+# =========================================================================== server
+
+
+class StandinServer:
+    """NOMAD stand-in on 127.0.0.1 serving ``entries``; starts at once in a background thread.
+
+    Use as ``with StandinServer(entries) as server: client = NomadClient(server.base_url)``.
+
+    Args:
+        entries: NOMAD-shaped entries (``entry_id``, ``results``, ``sections``), e.g. from
+            :func:`psc_exact_entries`; served sorted by entry_id.
+        host, port: bind address; port 0 picks a free port.
+
+    Attributes: ``base_url`` (``http://127.0.0.1:PORT/api/v1``), ``request_count``
+    (``/entries/query`` requests so far, faulted ones included), ``request_log`` (one dict
+    per such request: ``n``, ``body``, ``status``, ``n_data``, ``next_page_after_value``,
+    ``fault``).
+    """
+
+    def __init__(self, entries: Iterable[Mapping[str, Any]], host: str = "127.0.0.1", port: int = 0) -> None:
+        self.entries = sorted(entries, key=lambda e: e["entry_id"])
+        self.ids = [e["entry_id"] for e in self.entries]
+        if len(set(self.ids)) != len(self.ids):
+            raise ValueError("entries must have unique entry_id values")
+        # paths present per entry (NOMAD's ``quantities``), interned: many entries share a shape
+        interned: dict[frozenset[str], frozenset[str]] = {}
+        self._paths: dict[str, frozenset[str]] = {}
+        for entry in self.entries:
+            paths = entry_paths(entry)
+            self._paths[entry["entry_id"]] = interned.setdefault(paths, paths)
+        present = set().union(*interned) if interned else set()
+        prefixes = {p.rsplit(".", 1)[0] for p in present if "." in p}
+        leaves = present - prefixes  # quantities, not sections
+        self.known_quantities = frozenset(leaves | METADATA_QUANTITIES | EXTRA_KNOWN_QUANTITIES)
+        self._lock = threading.Lock()
+        self._faults: list[Fault] = []
+        self._stop = threading.Event()
+        self._cache: OrderedDict[str, tuple[list[Mapping[str, Any]], list[str]]] = OrderedDict()
+        self.request_count = 0
+        self.request_log: list[dict[str, Any]] = []
+        self._httpd = _HTTPServer((host, port), _Handler)
+        self._httpd.standin = self
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="nomad-standin", daemon=True
+        )
+        self._thread.start()
+
+    # ------------------------------------------------------------------ lifecycle
+    @property
+    def port(self) -> int:
+        """TCP port the server listens on."""
+        return self._httpd.server_address[1]
+
+    @property
+    def base_url(self) -> str:
+        """API root to give a client, e.g. ``http://127.0.0.1:8009/api/v1``."""
+        return f"http://{self._httpd.server_address[0]}:{self.port}{API_PREFIX}"
+
+    def stop(self) -> None:
+        """Stop serving (wakes up hanging/delayed requests); idempotent."""
+        if self._stop.is_set():
+            return
+        self._stop.set()
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        self._thread.join(timeout=5)
+
+    def __enter__(self) -> "StandinServer":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+    # ------------------------------------------------------------------ faults
+    def inject(self, kind: str, *, times: int = 1, at: int | None = None, **params: Any) -> Fault:
+        """Queue a fault (see :class:`Fault`) for the next ``times`` requests or request ``at``."""
+        fault = Fault.from_spec({"kind": kind, "times": times, "at": at, **params})
+        with self._lock:
+            self._faults.append(fault)
+        return fault
+
+    def clear_faults(self) -> None:
+        """Forget all queued faults."""
+        with self._lock:
+            self._faults.clear()
+
+    def reset_counters(self) -> None:
+        """Zero ``request_count`` and empty ``request_log`` (request numbers restart at 1)."""
+        with self._lock:
+            self.request_count = 0
+            self.request_log.clear()
+
+    def _begin_request(self) -> tuple[int, float, Fault | None]:
+        with self._lock:
+            self.request_count += 1
+            n = self.request_count
+            delay, chosen = 0.0, None
+            for fault in self._faults:
+                if not fault.matches(n):
+                    continue
+                if fault.kind == "delay":
+                    delay += fault.seconds
+                elif chosen is None:
+                    chosen = fault
+                else:
+                    continue
+                if fault.at is None:
+                    fault.times -= 1
+            self._faults = [f for f in self._faults if (f.times > 0 if f.at is None else f.at > n)]
+        return n, delay, chosen
+
+    def _log(self, record: dict[str, Any]) -> None:
+        with self._lock:
+            self.request_log.append(record)
+
+    # ------------------------------------------------------------------ the query
+    def _matching(self, predicate: Predicate, key: str) -> tuple[list[Mapping[str, Any]], list[str]]:
+        with self._lock:
+            hit = self._cache.get(key)
+            if hit is not None:
+                self._cache.move_to_end(key)
+                return hit
+        matched = [e for e in self.entries if predicate(e)]
+        result = (matched, [e["entry_id"] for e in matched])
+        with self._lock:
+            self._cache[key] = result
+            while len(self._cache) > 16:
+                self._cache.popitem(last=False)
+        return result
+
+    def handle_query(self, raw: bytes) -> tuple[int, Any]:
+        """Answer one ``/entries/query`` body: (HTTP status, JSON payload). No faults here."""
+        try:
+            return 200, self._query(raw)
+        except _RequestError as err:
+            return err.status, {"detail": err.detail}
+
+    def _query(self, raw: bytes) -> dict[str, Any]:
+        try:
+            body = json.loads(raw.decode("utf-8")) if raw.strip() else {}
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            pos = getattr(exc, "pos", 0)
+            raise _RequestError(
+                422,
+                [{"type": "json_invalid", "loc": ["body", pos], "msg": "JSON decode error", "input": {},
+                  "ctx": {"error": getattr(exc, "msg", str(exc))}}],
+            ) from None
+        if not isinstance(body, dict):
+            raise _unprocessable([], "Input should be a valid dictionary or object", "model_attributes_type")
+
+        owner = body.get("owner", "public")
+        if owner is None:
+            owner = "public"
+        if owner not in _OWNERS_ALL:
+            raise _unprocessable(["owner"], "Input should be " + ", ".join(repr(o) for o in _OWNERS_ALL), "enum")
+        if owner in _OWNERS_LOGIN:
+            raise _RequestError(401, f"Authentication required for owner value {owner}.")
+        if owner == "admin":
+            raise _RequestError(401, "This can only be used by the admin user.")
+
+        if body.get("aggregations"):
+            raise _unprocessable(["aggregations"], "aggregations are not supported by the stand-in")
+
+        pagination = body.get("pagination") or {}
+        if not isinstance(pagination, dict):
+            raise _unprocessable(["pagination"], "Input should be a valid dictionary", "dict_type")
+        page_size = pagination.get("page_size", 10)
+        if page_size is None:
+            page_size = 10
+        if isinstance(page_size, bool) or not isinstance(page_size, int):
+            raise _unprocessable(["pagination", "page_size"], "Input should be a valid integer", "int_type")
+        if page_size < 0:
+            raise _unprocessable(["pagination", "page_size"], "page_size must be >= 0", "invalid_page_size")
+        if page_size > NOMAD_MAX_PAGE_SIZE:
+            raise _unprocessable(
+                ["pagination", "page_size"],
+                f"page_size must be <= {NOMAD_MAX_PAGE_SIZE} (the maximum result window)",
+                "invalid_page_size",
+            )
+        order_by = pagination.get("order_by") or "entry_id"
+        if order_by != "entry_id":
+            raise _unprocessable(["pagination", "order_by"], "the stand-in can only order by entry_id")
+        order = pagination.get("order") or "asc"
+        if order not in ("asc", "desc"):
+            raise _unprocessable(["pagination", "order"], "Input should be 'asc' or 'desc'", "enum")
+        if pagination.get("page") is not None or pagination.get("page_offset") is not None:
+            raise _unprocessable(["pagination"], "the stand-in supports only page_after_value (cursor) pagination")
+        after = pagination.get("page_after_value")
+        if after is not None and not isinstance(after, str):
+            raise _unprocessable(["pagination", "page_after_value"], "Input should be a valid string", "string_type")
+
+        required = body.get("required")
+        include = exclude = None
+        echo_required: dict[str, Any] = {}
+        if required is not None:
+            if not isinstance(required, dict):
+                raise _unprocessable(["required"], "Input should be a valid dictionary", "dict_type")
+            for key in ("include", "exclude"):
+                value = required.get(key)
+                if value is None:
+                    continue
+                if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                    raise _unprocessable(["required", key], "Input should be a valid list of strings", "list_type")
+                echo_required[key] = list(value)
+            include, exclude = echo_required.get("include"), echo_required.get("exclude")
+            if include is not None and order_by not in include:
+                echo_required["include"].append(order_by)  # NOMAD adds the order_by quantity
+            if exclude is not None and "entry_id" in exclude:
+                echo_required["exclude"] = [p for p in exclude if p != "entry_id"]
+            # any other shape (e.g. the tutorial's nested dict) is ignored: full entries
+
+        compiler = _QueryCompiler(self.known_quantities, lambda e: self._paths[e["entry_id"]])
+        query = copy.deepcopy(body.get("query"))
+        normalized, predicate = compiler.compile(query, ["query"])
+        if compiler.errors:
+            raise _RequestError(422, compiler.errors)
+
+        matched, ids = self._matching(predicate, json.dumps(normalized, sort_keys=True, default=str))
+        if order == "asc":
+            start = bisect.bisect_right(ids, after) if after is not None else 0
+            page = matched[start : start + page_size]
+        else:
+            end = bisect.bisect_left(ids, after) if after is not None else len(ids)
+            page = matched[max(0, end - page_size) : end][::-1]
+
+        if include is not None:
+            trie = _trie(echo_required["include"])
+            data = [_include(e, trie) for e in page]
+            data = [d if d is not _MISSING else {} for d in data]
+            for d, e in zip(data, page):
+                d["entry_id"] = e["entry_id"]
+        else:
+            data = list(page)
+        if exclude is not None:
+            trie = _trie(echo_required["exclude"])
+            data = [_exclude(e, trie) for e in data]
+
+        pag: dict[str, Any] = {"page_size": page_size, "order_by": order_by, "order": order}
+        if after is not None:
+            pag["page_after_value"] = after
+        pag["total"] = len(matched)
+        if page_size and len(page) == page_size:
+            pag["next_page_after_value"] = page[-1]["entry_id"]
+        return {
+            "owner": owner,
+            "query": normalized if query is not None else {},
+            "pagination": pag,
+            "required": echo_required,
+            "data": data,
+        }
+
+    def info(self) -> dict[str, Any]:
+        """Minimal ``GET /info`` document."""
+        return {
+            "deployment": "bandgap-course NOMAD stand-in",
+            "version": "stand-in",
+            "oasis": True,
+            "n_entries": len(self.entries),
+        }
+
+
+class _HTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    standin: StandinServer
+
+
+def _dumps(payload: Any) -> bytes:
+    # Starlette's JSONResponse format (compact separators), as NOMAD sends it
+    return json.dumps(payload, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode("utf-8")
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _HTTPServer
+    server_version = "nomad-standin/1"
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet by default
+        pass
+
+    def setup(self) -> None:
+        super().setup()
+        # headers and body go out in separate writes: without TCP_NODELAY, Nagle's algorithm
+        # plus the client's delayed ACK add ~40 ms to every response
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    # ------------------------------------------------------------------ helpers
+    def _read_body(self) -> bytes:
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length > 0 else b""
+
+    def _send(self, status: int, payload: Any, headers: Mapping[str, str] | None = None) -> None:
+        data = _dumps(payload)
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _route(self) -> str:
+        path = urlsplit(self.path).path.rstrip("/")
+        return path[len(API_PREFIX) :] if path.startswith(API_PREFIX) else "<none>"
+
+    # ------------------------------------------------------------------ verbs
+    def do_GET(self) -> None:  # noqa: N802
+        self._read_body()
+        route, standin = self._route(), self.server.standin
+        if route == "/info":
+            self._send(200, standin.info())
+        elif route == "/_standin/stats":
+            with standin._lock:
+                faults = [vars(f).copy() for f in standin._faults]
+            self._send(200, {"request_count": standin.request_count, "pending_faults": faults})
+        elif route == "/entries/query":
+            self._send(405, {"detail": "Method Not Allowed"})
+        else:
+            self._send(404, {"detail": "Not Found"})
+
+    def do_POST(self) -> None:  # noqa: N802
+        raw = self._read_body()
+        route, standin = self._route(), self.server.standin
+        if route == "/entries/query":
+            self._entries_query(standin, raw)
+        elif route == "/_standin/faults":
+            self._configure_faults(standin, raw)
+        elif route == "/info":
+            self._send(405, {"detail": "Method Not Allowed"})
+        else:
+            self._send(404, {"detail": "Not Found"})
+
+    def _configure_faults(self, standin: StandinServer, raw: bytes) -> None:
+        try:
+            spec = json.loads(raw or b"{}")
+            if spec.get("clear"):
+                standin.clear_faults()
+            if spec.get("reset_counters"):
+                standin.reset_counters()
+            specs = spec.get("faults", [] if ("clear" in spec or "reset_counters" in spec) else [spec])
+            faults = [Fault.from_spec(s) for s in specs]
+        except (ValueError, AttributeError, TypeError) as exc:
+            self._send(422, {"detail": [{"loc": ["body"], "msg": str(exc), "type": "value_error"}]})
+            return
+        with standin._lock:
+            standin._faults.extend(faults)
+            pending = len(standin._faults)
+        self._send(200, {"queued": len(faults), "pending": pending, "request_count": standin.request_count})
+
+    def _entries_query(self, standin: StandinServer, raw: bytes) -> None:
+        n, delay, fault = standin._begin_request()
+        try:
+            body_json = json.loads(raw) if raw else None
+        except ValueError:
+            body_json = None
+        record: dict[str, Any] = {"n": n, "body": body_json, "fault": fault.kind if fault else None}
+        if delay:
+            standin._stop.wait(delay)
+        if fault is not None and fault.kind == "hang":
+            record["status"] = None
+            standin._log(record)
+            standin._stop.wait(fault.seconds)
+            self._abort()
+            return
+        if fault is not None and fault.kind == "status":
+            headers = {}
+            if fault.retry_after is not None:
+                ra = fault.retry_after
+                headers["Retry-After"] = str(int(ra)) if float(ra).is_integer() else repr(float(ra))
+            payload = fault.body if fault.body is not None else {"detail": f"stand-in fault: HTTP {fault.status}"}
+            record["status"] = fault.status
+            standin._log(record)
+            self._send(fault.status, payload, headers)
+            return
+        status, payload = standin.handle_query(raw)
+        record.update(status=status)
+        if status == 200:
+            record["n_data"] = len(payload["data"])
+            record["next_page_after_value"] = payload["pagination"].get("next_page_after_value")
+        standin._log(record)
+        if fault is None or fault.kind == "delay":
+            self._send(status, payload)
+            return
+        data = _dumps(payload)
+        half = data[: len(data) // 2]
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        if fault.kind == "truncate":
+            self.send_header("Content-Length", str(len(half)))
+            self.end_headers()
+            self.wfile.write(half)
+        else:  # drop: promise the full length, send half, hang up
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(half)
+            self.wfile.flush()
+            self._abort()
+
+    def _abort(self) -> None:
+        self.close_connection = True
+        try:
+            self.wfile.flush()
+        except OSError:
+            pass
+        try:
+            self.connection.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+    def handle(self) -> None:
+        try:
+            super().handle()
+        except (ConnectionError, BrokenPipeError, socket.timeout):
+            pass
+
+
+# =========================================================================== CLI
+
+
+DATASETS: dict[str, Callable[[Path | None], list[dict[str, Any]]]] = {
+    "psc": psc_snapshot_entries,
+    "psc60": psc_exact_entries,
+    "dft": dft_entries,
+}
+
+
+def load_datasets(names: Iterable[str], nomad_dir: str | Path | None = None) -> list[dict[str, Any]]:
+    """Entries of the named datasets (``psc`` = 43k export, ``psc60`` = genuine 60, ``dft`` = 200)."""
+    entries: list[dict[str, Any]] = []
+    for name in names:
+        if name not in DATASETS:
+            raise ValueError(f"unknown dataset {name!r}; choose from {sorted(DATASETS)}")
+        entries.extend(DATASETS[name](Path(nomad_dir) if nomad_dir else None))
+    return entries
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m helpers.nomad_standin``: serve recorded data until Ctrl-C / SIGTERM."""
+    parser = argparse.ArgumentParser(prog="python -m helpers.nomad_standin", description=__doc__.split("\n")[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8009, help="TCP port (0 = any free port); default 8009")
+    parser.add_argument(
+        "--data", default=None, help="recorded NOMAD data folder (default: BANDGAP_NOMAD_DATA or ../shared/data/nomad)"
+    )
+    parser.add_argument(
+        "--dataset", default="psc,dft", help="comma-separated: psc (43k export), psc60 (60 genuine), dft (200)"
+    )
+    args = parser.parse_args(argv)
+    try:
+        entries = load_datasets([d.strip() for d in args.dataset.split(",") if d.strip()], args.data)
+    except (NomadDataMissingError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    server = StandinServer(entries, host=args.host, port=args.port)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    print(f"NOMAD stand-in serving {len(entries)} entries at {server.base_url}", flush=True)
+    try:
+        while not stop.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,359 @@
+"""Tests for helpers.nomad_standin: data loaders, NOMAD-shaped answers, faults, CLI."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from helpers import nomad, schema
+from helpers import nomad_standin as standin
+
+REPO = Path(__file__).resolve().parent.parent
+SOLAR = "results.properties.optoelectronic.solar_cell"
+
+
+@pytest.fixture(scope="module")
+def snapshot(nomad_dir: Path) -> list[dict]:
+    return standin.psc_snapshot_entries(nomad_dir)
+
+
+@pytest.fixture(scope="module")
+def exact_entries(nomad_dir: Path) -> list[dict]:
+    return standin.psc_exact_entries(nomad_dir)
+
+
+@pytest.fixture(scope="module")
+def dft(nomad_dir: Path) -> list[dict]:
+    return standin.dft_entries(nomad_dir)
+
+
+@pytest.fixture(scope="module")
+def module_server(exact_entries, dft):
+    with standin.StandinServer(exact_entries + dft) as server:
+        yield server
+
+
+@pytest.fixture()
+def srv(module_server: standin.StandinServer) -> standin.StandinServer:
+    module_server.clear_faults()
+    module_server.reset_counters()
+    yield module_server
+    module_server.clear_faults()
+
+
+def post(srv: standin.StandinServer, body, *, raw: bytes | None = None) -> requests.Response:
+    url = f"{srv.base_url}/entries/query"
+    if raw is not None:
+        return requests.post(url, data=raw, headers={"Content-Type": "application/json"}, timeout=5)
+    return requests.post(url, json=body, timeout=5)
+
+
+# --------------------------------------------------------------------------- loaders
+
+
+def test_snapshot_maps_every_export_row(snapshot, nomad_dir: Path) -> None:
+    with open(nomad_dir / standin.PSC_EXPORT_CSV, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(snapshot) == len(rows) == 43_108
+    ids = [e["entry_id"] for e in snapshot]
+    assert ids == sorted(ids) and len(set(ids)) == len(ids) and ids[0] == "psc-export-00000"
+    with_gap = [e for e in snapshot if "properties" in e["results"]]
+    assert len(with_gap) == sum(1 for r in rows if r["bandgap"]) == 32_454
+    assert all(nomad.SOLAR_CELL_SECTION in e["sections"] for e in snapshot)
+    for entry, row in zip(snapshot[:500], rows[:500]):
+        material = entry["results"].get("material", {})
+        assert material.get("chemical_formula_reduced", "") == row["reduced_formulas"]
+        assert material.get("chemical_formula_descriptive", "") == row["descriptive_formulas"]
+    # the export has no device fields; the mapping does not invent them
+    assert not any("optoelectronic" in e["results"].get("properties", {}) for e in snapshot)
+
+
+def test_snapshot_round_trip_recovers_clean_band_gaps(snapshot) -> None:
+    entry = standin.export_row_to_entry(
+        {"reduced_formulas": "CH6I3NPb", "descriptive_formulas": "MAPbI3", "bandgap": "1.6000001706098266"}, 7
+    )
+    assert entry["entry_id"] == "psc-export-00007"
+    assert entry["results"]["material"]["elements"] == ["C", "H", "I", "N", "Pb"]
+    row = nomad.flatten_psc_entry(entry)
+    assert row["band_gap_eV"] == pytest.approx(1.6, abs=1e-9)
+    assert row["efficiency_pct"] is None and row["device_stack"] is None
+    # every distinct gap of the export comes back as a clean 3-decimal value
+    gaps = {nomad.flatten_psc_entry(e)["band_gap_eV"] for e in snapshot if "properties" in e["results"]}
+    assert len(gaps) == 319
+    assert max(abs(g - round(g, 3)) for g in gaps) < 1e-9
+
+
+def test_snapshot_mapping_agrees_with_genuine_entries(exact_entries, nomad_dir: Path) -> None:
+    """Map the 60 genuine entries' flat rows exactly like export rows; compare with NOMAD's own."""
+    with open(nomad_dir / "perovskite_solar_cells/psc_60_flat.csv", newline="") as fh:
+        flat = {r["entry_id"]: r for r in csv.DictReader(fh)}
+    for i, genuine in enumerate(exact_entries):
+        ref = flat[genuine["entry_id"]]
+        export_row = {
+            "reduced_formulas": ref["chemical_formula_reduced"],
+            "descriptive_formulas": ref["chemical_formula_descriptive"],
+            "bandgap": repr(float(ref["band_gap_J"]) * standin.EXPORT_EV_PER_J) if ref["band_gap_J"] else "",
+        }
+        mapped = standin.export_row_to_entry(export_row, i)
+        g_mat, m_mat = genuine["results"]["material"], mapped["results"].get("material", {})
+        for key in ("chemical_formula_reduced", "chemical_formula_descriptive", "elements"):
+            assert m_mat.get(key) == g_mat.get(key), (genuine["entry_id"], key)
+        g_el = genuine["results"].get("properties", {}).get("electronic")
+        m_el = mapped["results"].get("properties", {}).get("electronic")
+        assert (g_el is None) == (m_el is None)
+        if g_el is not None:
+            for path in ("band_gap.value", "band_structure_electronic.band_gap.value"):
+                (g_val,), (m_val,) = standin._values(g_el, path), standin._values(m_el, path)
+                assert m_val == pytest.approx(g_val, rel=1e-12)
+            assert nomad.flatten_psc_entry(mapped)["band_gap_eV"] == pytest.approx(
+                nomad.flatten_psc_entry(genuine)["band_gap_eV"], abs=1e-12
+            )
+        assert nomad.SOLAR_CELL_SECTION in mapped["sections"] and nomad.SOLAR_CELL_SECTION in genuine["sections"]
+
+
+def test_exact_and_dft_loaders(exact_entries, dft) -> None:
+    assert len(exact_entries) == 60 and all(e["entry_id"].startswith("local-") for e in exact_entries)
+    assert all(f"{SOLAR}.efficiency" in standin.entry_paths(e) for e in exact_entries)
+    assert len(dft) == 200 and len({e["entry_id"] for e in dft}) == 200
+    for entry in dft:
+        assert set(entry["results"]) == {"material", "method", "properties"}  # matsciml extras dropped
+        electronic = entry["results"]["properties"]["electronic"]
+        assert isinstance(electronic["band_structure_electronic"], list)
+        assert isinstance(electronic["band_structure_electronic"][0]["band_gap"], list)
+        assert nomad.SOLAR_CELL_SECTION not in entry["sections"]
+
+
+def test_describe_snapshot_says_what_is_missing(snapshot, exact_entries, dft) -> None:
+    snap = standin.describe_snapshot(snapshot)
+    device = [f"{SOLAR}.{f}" for f in ("efficiency", "open_circuit_voltage", "short_circuit_current_density",
+                                       "fill_factor", "device_stack", "hole_transport_layer", "electron_transport_layer")]
+    assert snap["n_entries"] == 43_108 and snap["absent"] == device
+    assert snap["fields"]["results.properties.electronic.band_gap.value"] == 32_454
+    assert "results.material.chemical_formula_reduced" in snap["partial"]
+    exact = standin.describe_snapshot(exact_entries)
+    assert set(device) <= set(exact["complete"]) and not exact["absent"]
+    d = standin.describe_snapshot(dft)
+    assert "results.properties.structures.structure_original.n_sites" in d["absent"]
+    assert "results.material.symmetry.space_group_number" in d["complete"]
+
+
+def test_missing_data_folder_gives_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(standin.NomadDataMissingError, match="BANDGAP_NOMAD_DATA") as info:
+        standin.psc_snapshot_entries(tmp_path)
+    assert str(tmp_path) in str(info.value) and "../shared/data/nomad" in str(info.value)
+    monkeypatch.setenv("BANDGAP_NOMAD_DATA", str(tmp_path / "nowhere"))
+    with pytest.raises(FileNotFoundError, match="nowhere"):
+        standin.dft_entries()
+
+
+# --------------------------------------------------------------------------- NOMAD-shaped answers
+
+
+def test_response_shape_and_query_echo_match_nomad_recordings(srv, nomad_dir: Path) -> None:
+    recordings = json.loads((nomad_dir / "api_recordings/searchpage.json").read_text())
+    pairs = [p for group in recordings.values() for p in group]
+    recorded = next(
+        p for p in pairs
+        if "quantities:all" in json.dumps(p["request"]["body"]["query"]) and p["request"]["body"]["pagination"]["page_size"] == 0
+    )
+    body = dict(recorded["request"]["body"])
+    body.pop("aggregations")  # not implemented by the stand-in
+    resp = post(srv, body)
+    assert resp.status_code == 200
+    ours, theirs = resp.json(), recorded["response"]["body"]
+    assert list(ours) == [k for k in theirs if k != "aggregations"]  # owner, query, pagination, required, data
+    assert ours["owner"] == theirs["owner"] == "visible"
+    assert ours["query"] == theirs["query"]  # {"and": [{}, {"name": "quantities", "value": {"all": [...]}}]}
+    assert list(ours["pagination"]) == list(theirs["pagination"])  # page_size, order_by, order, total
+    assert ours["required"] == theirs["required"] and ours["data"] == []
+    # a full page: the workshop's documented shape, cursor after total
+    page = post(srv, {"query": {"results.material.elements": ["Pb", "Br"]}, "pagination": {"page_size": 1}}).json()
+    assert page["query"] == {"name": "results.material.elements", "value": {"all": ["Pb", "Br"]}}
+    assert list(page["pagination"]) == ["page_size", "order_by", "order", "total", "next_page_after_value"]
+
+
+def test_default_page_size_order_and_cursor(srv, exact_entries, dft) -> None:
+    everything = sorted(e["entry_id"] for e in exact_entries + dft)
+    first = post(srv, {}).json()
+    assert first["owner"] == "public" and first["query"] == {} and first["required"] == {}
+    assert first["pagination"] == {"page_size": 10, "order_by": "entry_id", "order": "asc", "total": 260,
+                                   "next_page_after_value": everything[9]}
+    second = post(srv, {"pagination": {"page_after_value": everything[9]}}).json()
+    assert [e["entry_id"] for e in second["data"]] == everything[10:20]
+    assert second["pagination"]["page_after_value"] == everything[9]
+    desc = post(srv, {"pagination": {"order": "desc", "page_size": 3, "page_after_value": everything[5]}}).json()
+    assert [e["entry_id"] for e in desc["data"]] == everything[2:5][::-1]
+    zero = post(srv, {"pagination": {"page_size": 0}}).json()
+    assert zero["data"] == [] and zero["pagination"]["total"] == 260 and "next_page_after_value" not in zero["pagination"]
+
+
+def test_required_include_exclude_and_nested_pitfall(srv) -> None:
+    q = {"sections:all": [nomad.SOLAR_CELL_SECTION]}
+    inc = post(srv, {"query": q, "required": {"include": [f"{SOLAR}.device_stack", "results.material.elements"]}}).json()
+    assert inc["required"]["include"][-1] == "entry_id"  # NOMAD adds the order_by quantity
+    entry = inc["data"][0]
+    assert set(entry) == {"entry_id", "results"}
+    stack = ["SLG", "FTO", "TiO2-c", "TiO2-mp", "Perovskite", "Spiro-MeOTAD", "Au"]
+    assert entry["results"] == {
+        "material": {"elements": ["Br", "C", "H", "N", "Pb"]},
+        "properties": {"optoelectronic": {"solar_cell": {"device_stack": stack}}},
+    }
+    # prefix semantics through lists: keeps only 'value' inside each band_gap item
+    gap = post(srv, {"query": q, "required": {"include": ["results.properties.electronic.band_gap.value"]}}).json()
+    assert gap["data"][0]["results"]["properties"]["electronic"]["band_gap"] == [{"value": 3.6850062581999995e-19}]
+    exc = post(srv, {"query": q, "required": {"exclude": ["results.material", "entry_id"]}}).json()
+    assert "material" not in exc["data"][0]["results"] and exc["data"][0]["entry_id"] == "local-42461"
+    nested = post(srv, {"query": q, "required": {"results": {"material": "*"}}}).json()
+    assert nested["required"] == {} and "topology" in nested["data"][0]["results"]["material"]
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "needle"),
+    [
+        ({"query": {"results.material.no_such:any": ["x"]}}, 422, "results.material.no_such"),
+        ({"query": {"and": [{}, {"results.nope": 1}]}}, 422, "results.nope"),
+        ({"pagination": {"page_size": 10_001}}, 422, "page_size"),
+        ({"pagination": {"page_size": -1}}, 422, "page_size must be >= 0"),
+        ({"pagination": {"order_by": "upload_create_time"}}, 422, "order_by"),
+        ({"owner": "bogus"}, 422, "owner"),
+        ({"owner": "user"}, 401, "Authentication required for owner value user."),
+        ({"owner": "admin"}, 401, "admin"),
+        ({"query": {"results.material.elements:any": "Sn"}}, 422, "list"),
+        ({"query": {"results.material.elements:gt": 3}}, 400, "Elasticsearch could not process your query"),
+    ],
+)
+def test_errors_look_like_nomad(srv, body, status, needle) -> None:
+    resp = post(srv, body)
+    assert resp.status_code == status
+    detail = resp.json()["detail"]
+    if status == 422:
+        assert isinstance(detail, list) and {"loc", "msg", "type"} <= set(detail[0])
+        assert detail[0]["loc"][0] == "body"
+        assert needle in json.dumps(detail)
+    else:
+        assert isinstance(detail, str) and needle in detail
+
+
+def test_unknown_quantity_loc_points_into_the_query(srv) -> None:
+    detail = post(srv, {"query": {"and": [{}, {"results.nope:gt": 1}]}}).json()["detail"]
+    assert detail == [{"loc": ["body", "query", "and", 1, "results.nope:gt"],
+                       "msg": "results.nope is not a searchable entry quantity", "type": "value_error"}]
+
+
+def test_invalid_json_is_422_json_invalid(srv) -> None:
+    resp = post(srv, None, raw=b'{"owner": "public", "query": ')
+    assert resp.status_code == 422
+    assert resp.json()["detail"][0]["type"] == "json_invalid" and resp.json()["detail"][0]["loc"][0] == "body"
+    assert post(srv, None, raw=b"[1, 2]").status_code == 422
+
+
+def test_info_and_unknown_routes(srv) -> None:
+    info = requests.get(f"{srv.base_url}/info", timeout=5)
+    assert info.status_code == 200 and info.json()["n_entries"] == 260
+    assert requests.get(f"{srv.base_url}/nothing", timeout=5).status_code == 404
+    assert requests.get(f"{srv.base_url}/entries/query", timeout=5).status_code == 405
+    assert srv.request_count == 0  # only /entries/query requests are counted
+
+
+# --------------------------------------------------------------------------- faults over HTTP
+
+
+def test_faults_configurable_over_http(srv) -> None:
+    faults = f"{srv.base_url}/_standin/faults"
+    ok = requests.post(faults, json={"kind": "status", "status": 503, "times": 2, "retry_after": 2}, timeout=5)
+    assert ok.status_code == 200 and ok.json()["queued"] == 1
+    first, second, third = (post(srv, {"pagination": {"page_size": 1}}) for _ in range(3))
+    assert first.status_code == second.status_code == 503 and first.headers["Retry-After"] == "2"
+    assert third.status_code == 200
+    stats = requests.get(f"{srv.base_url}/_standin/stats", timeout=5).json()
+    assert stats == {"request_count": 3, "pending_faults": []}
+    # request number k, several faults at once, then clear
+    several = [{"kind": "status", "status": 429, "at": 5}, {"kind": "truncate", "times": 1}]
+    requests.post(faults, json={"faults": several}, timeout=5)
+    fourth = post(srv, {})
+    assert fourth.status_code == 200 and len(fourth.content) > 0
+    with pytest.raises(ValueError):
+        fourth.json()  # truncated body
+    assert post(srv, {}).status_code == 429
+    assert requests.post(faults, json={"kind": "explode"}, timeout=5).status_code == 422
+    requests.post(faults, json={"kind": "delay", "seconds": 5, "times": 5}, timeout=5)
+    assert requests.post(faults, json={"clear": True, "reset_counters": True}, timeout=5).json()["pending"] == 0
+    assert srv.request_count == 0 and post(srv, {}).elapsed.total_seconds() < 2
+
+
+def test_delays_add_up_and_drop_breaks_the_body(srv) -> None:
+    srv.inject("delay", seconds=0.1, times=1)
+    srv.inject("delay", seconds=0.1, times=1)
+    t0 = time.monotonic()
+    assert post(srv, {}).status_code == 200
+    assert time.monotonic() - t0 >= 0.2
+    srv.inject("drop")
+    with pytest.raises(requests.exceptions.ChunkedEncodingError):
+        post(srv, {})
+    assert [r["fault"] for r in srv.request_log] == [None, "drop"]
+
+
+def test_hang_is_released_on_stop(exact_entries) -> None:
+    server = standin.StandinServer(exact_entries[:3])
+    server.inject("hang", seconds=60)
+    with pytest.raises(requests.exceptions.ReadTimeout):
+        requests.post(f"{server.base_url}/entries/query", json={}, timeout=0.3)
+    t0 = time.monotonic()
+    server.stop()
+    assert time.monotonic() - t0 < 3
+
+
+# --------------------------------------------------------------------------- the snapshot as NOMAD
+
+
+def test_tutorial_query_on_the_43k_snapshot(snapshot, tmp_path: Path) -> None:
+    with standin.StandinServer(snapshot) as server:
+        client = nomad.NomadClient(server.base_url, timeout=30, backoff=0.01)
+        t0 = time.monotonic()
+        result = nomad.pull_to_csv(client, nomad.psc_query(nomad.NOMAD_MAX_PAGE_SIZE), tmp_path / "psc.csv",
+                                   nomad.flatten_psc_entry, schema.PSC_COLUMNS, progress=False)
+        seconds = time.monotonic() - t0
+        assert server.request_count == 4  # 10k + 10k + 10k + 2,454
+    assert (result.rows, result.total, result.pages) == (32_454, 32_454, 4)
+    with open(result.path, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert sum(r["band_gap_eV"] == "1.6" for r in rows) == 22_824  # clean values, exact conversion
+    assert all(r["efficiency_pct"] == "" for r in rows)  # no device fields in this snapshot
+    manifest = json.loads(result.manifest_path.read_text())
+    assert manifest["missing_values_per_column"]["efficiency_pct"] == 32_454
+    print(f"\n43k snapshot: pulled {result.rows} rows in {seconds:.2f} s")
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def test_cli_serves_recorded_data(nomad_dir: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "helpers.nomad_standin", "--port", "0", "--dataset", "psc60,dft", "--data", str(nomad_dir)],
+        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        line = proc.stdout.readline()
+        assert "serving 260 entries at http://127.0.0.1:" in line, line + proc.stderr.read()
+        base_url = line.split(" at ")[1].strip()
+        client = nomad.NomadClient(base_url, timeout=5)
+        assert client.post_query(nomad.psc_query(100))["pagination"]["total"] == 56
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=10)
+    assert proc.returncode == 0
+    bad = subprocess.run(
+        [sys.executable, "-m", "helpers.nomad_standin", "--port", "0", "--data", "/nonexistent/nomad"],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=30,
+    )
+    assert bad.returncode == 2 and "BANDGAP_NOMAD_DATA" in bad.stderr and "/nonexistent/nomad" in bad.stderr
