@@ -806,6 +806,7 @@ def pull_to_csv(
     flatten: Callable[..., Mapping[str, Any]],
     columns: Sequence[str],
     progress: bool = True,
+    max_entries: int | None = None,
 ) -> PullResult:
     """Pull every entry of a query into a CSV, resumably and atomically, with a manifest.
 
@@ -834,6 +835,10 @@ def pull_to_csv(
             ``notes=`` it gets a counter whose counts go into the manifest.
         columns: CSV columns in order, e.g. ``schema.PSC_COLUMNS``.
         progress: show a ``tqdm.auto`` bar sized by ``pagination.total``.
+        max_entries: stop after this many entries (the first ones in ``order_by``
+            order, so a capped pull is reproducible); ``None`` pulls everything. Live
+            NOMAD has millions of computed materials: a course pull must be capped.
+            The cap is part of the resume identity and is recorded in the manifest.
 
     Raises:
         ValueError: from ``flatten`` for a malformed entry (names entry_id and field); the
@@ -842,6 +847,8 @@ def pull_to_csv(
     """
     t0 = time.monotonic()
     columns = list(columns)
+    if max_entries is not None and (isinstance(max_entries, bool) or max_entries < 1):
+        raise ValueError(f"max_entries must be a positive int or None, got {max_entries!r}")
     paths = pull_paths(out_csv)
     out, partial, state_path = paths["csv"], paths["partial"], paths["state"]
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -854,7 +861,12 @@ def pull_to_csv(
 
     state = _load_state(state_path)
     resumed = False
-    if state is not None and state.get("body_sha256") == digest and state.get("columns") == columns:
+    if (
+        state is not None
+        and state.get("body_sha256") == digest
+        and state.get("columns") == columns
+        and state.get("max_entries") == max_entries
+    ):
         if state.get("complete") and not partial.exists() and out.exists() and _sha256_file(out) == state.get("sha256"):
             resumed = True  # crashed after publishing the CSV, before the manifest
         elif partial.exists() and partial.stat().st_size >= state["partial_bytes"]:
@@ -874,6 +886,7 @@ def pull_to_csv(
             "version": _STATE_VERSION,
             "body_sha256": digest,
             "columns": columns,
+            "max_entries": max_entries,
             "cursor": body.get("pagination", {}).get("page_after_value"),
             "rows": 0,
             "pages": 0,
@@ -912,9 +925,13 @@ def pull_to_csv(
                     if progress and bar is None:
                         from tqdm.auto import tqdm
 
-                        bar = tqdm(total=total, initial=state["rows"], unit="entry", desc=out.name)
+                        shown = min(total, max_entries) if (total is not None and max_entries) else total
+                        bar = tqdm(total=shown, initial=state["rows"], unit="entry", desc=out.name)
                     rows = []
                     last_id = state["last_entry_id"]
+                    capped = max_entries is not None and state["rows"] + len(data) >= max_entries
+                    if capped:  # only the entries up to the cap are flattened and counted
+                        data = data[: max_entries - state["rows"]]
                     for entry in data:
                         row = flatten(entry, notes=notes) if pass_notes else flatten(entry)
                         if list(row) != columns:
@@ -948,11 +965,13 @@ def pull_to_csv(
                         last_entry_id=last_id,
                         notes=dict(notes),
                         cursor=cursor if data else None,
-                        complete=not data or cursor is None,
+                        complete=not data or cursor is None or capped,
                     )
                     save_state()
                     if bar is not None:
                         bar.update(len(rows))
+                    if capped:
+                        break
         finally:
             if bar is not None:
                 bar.close()
@@ -984,12 +1003,14 @@ def pull_to_csv(
         "runs": state["runs"],
         "resumed": state["runs"] > 1,
         "entries_dropped": 0,
+        "max_entries": max_entries,
+        "capped": max_entries is not None and state["rows"] >= max_entries,
         "missing_values_per_column": state["missing"],
         "notes": state["notes"],
         "conversions": getattr(flatten, "conversions", {}),
         "versions": _versions(),
     }
-    if state["total_last"] is not None and state["total_last"] != state["rows"]:
+    if state["total_last"] is not None and state["total_last"] != state["rows"] and not manifest["capped"]:
         manifest["warning"] = (
             f"pagination.total ({state['total_last']}) differs from rows written ({state['rows']}): "
             "NOMAD's data changed during the pull"

@@ -460,6 +460,22 @@ def test_pull_writes_csv_and_manifest(srv, client, tmp_path: Path) -> None:
     assert manifest2["missing_values_per_column"]["formula_reduced"] == 2
 
 
+def test_max_entries_caps_the_pull_reproducibly(srv, client, tmp_path: Path, reference_csv: bytes) -> None:
+    ref_lines = reference_csv.decode().splitlines(keepends=True)
+    capped = _pull(client, tmp_path / "cap30.csv", page_size=20, max_entries=30)
+    assert capped.rows == 30 and capped.pages == 2  # stops mid-way through the 2nd page, no 3rd request
+    assert (tmp_path / "cap30.csv").read_text() == "".join(ref_lines[:31])  # header + the first 30 entries
+    manifest = json.loads(capped.manifest_path.read_text())
+    assert manifest["capped"] is True and manifest["max_entries"] == 30 and "warning" not in manifest
+    assert manifest["missing_values_per_column"]["efficiency_pct"] == 0
+    exact = _pull(client, tmp_path / "cap40.csv", page_size=20, max_entries=40)  # cap on a page boundary
+    assert exact.rows == 40 and (tmp_path / "cap40.csv").read_text() == "".join(ref_lines[:41])
+    loose = _pull(client, tmp_path / "cap999.csv", page_size=20, max_entries=999)
+    assert loose.rows == 56 and json.loads(loose.manifest_path.read_text())["capped"] is False
+    with pytest.raises(ValueError, match="max_entries"):
+        _pull(client, tmp_path / "bad.csv", max_entries=0)
+
+
 def test_pull_resumes_after_api_error_and_torn_partial(srv, client, tmp_path: Path, reference_csv: bytes) -> None:
     out = tmp_path / "psc.csv"
     paths = nomad.pull_paths(out)

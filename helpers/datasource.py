@@ -1,0 +1,159 @@
+"""Where notebook 01 gets its NOMAD data: the live API, or a recorded snapshot replayed locally.
+
+The lesson always runs the *same* client code (:mod:`helpers.nomad`). What changes
+is the base URL it talks to:
+
+* **live** -- ``https://nomad-lab.eu/prod/v1/api/v1`` when it answers;
+* **replay** -- otherwise (or with ``BANDGAP_NOMAD_OFFLINE=1``), a
+  :class:`~helpers.nomad_standin.StandinServer` on 127.0.0.1 serving one of the
+  recorded data sets in ``BANDGAP_NOMAD_DATA`` (default ``../shared/data/nomad``).
+
+If NOMAD is unreachable *and* the recordings are missing, :func:`open_source`
+stops the lesson with a message that says what to do (no traceback).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import config, nomad, nomad_standin
+from .lesson import StopLesson
+
+
+@dataclass(frozen=True)
+class Recording:
+    """A recorded data set the stand-in can replay."""
+
+    name: str
+    relative_path: str  # below BANDGAP_NOMAD_DATA
+    loader: Callable[[Path | None], list[dict[str, Any]]]
+    what: str  # one sentence: what the recording is and what it lacks
+
+
+RECORDINGS: dict[str, Recording] = {
+    "psc": Recording(
+        "psc",
+        nomad_standin.PSC_EXPORT_CSV,
+        nomad_standin.psc_snapshot_entries,
+        "43,108 perovskite solar-cell entries exported from NOMAD in 2025-02 (the FAIRmat tutorial's query): "
+        "formulas and band gaps only -- the export has NO device fields (efficiency, Voc, Jsc, FF, stack, HTL, ETL).",
+    ),
+    "psc_devices": Recording(
+        "psc_devices",
+        nomad_standin.PSC_EXACT_JSON,
+        nomad_standin.psc_exact_entries,
+        "60 solar-cell entries in exact NOMAD format (Perovskite Database records processed by nomad-lab 2.0), "
+        "with all device fields.",
+    ),
+    "dft": Recording(
+        "dft",
+        nomad_standin.DFT_JSON,
+        nomad_standin.dft_entries,
+        "200 computed (DFT) materials with NOMAD results sections: formula, symmetry, method, band gap, cell.",
+    ),
+}
+
+
+@dataclass
+class NomadSource:
+    """An open data source for the NOMAD client; close it (or use ``with``) when done.
+
+    Attributes:
+        dataset: key of :data:`RECORDINGS` this source was opened for.
+        live: True when ``base_url`` is the real NOMAD.
+        base_url: API root to give :class:`helpers.nomad.NomadClient`.
+        recording: the replayed file (replay only).
+        coverage: :func:`helpers.nomad_standin.describe_snapshot` of the replayed
+            entries -- which fields the snapshot has and lacks (replay only).
+        server: the running stand-in (replay only).
+    """
+
+    dataset: str
+    live: bool
+    base_url: str
+    recording: Path | None = None
+    coverage: dict[str, Any] | None = None
+    server: nomad_standin.StandinServer | None = field(default=None, repr=False)
+
+    def describe(self) -> str:
+        """Plain statement of where the data comes from, for the notebook to print."""
+        if self.live:
+            return f"LIVE: querying NOMAD at {self.base_url}"
+        rec = RECORDINGS[self.dataset]
+        assert self.coverage is not None and self.recording is not None
+        lines = [
+            "REPLAY: NOMAD is not reachable from here (or BANDGAP_NOMAD_OFFLINE=1), so this lesson replays a",
+            f"recorded snapshot through a local NOMAD stand-in at {self.base_url}",
+            f"  snapshot : {self.recording.name}  ({self.coverage['n_entries']} entries)",
+            f"  what     : {rec.what}",
+        ]
+        if self.coverage["absent"]:
+            lines.append("  fields the snapshot lacks: " + ", ".join(_short(p) for p in self.coverage["absent"]))
+        if self.coverage["partial"]:
+            lines.append("  fields only some entries have: " + ", ".join(_short(p) for p in self.coverage["partial"]))
+        return "\n".join(lines)
+
+    def close(self) -> None:
+        """Stop the stand-in server, if any (idempotent)."""
+        if self.server is not None:
+            self.server.stop()
+
+    def __enter__(self) -> "NomadSource":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+def _short(path: str) -> str:
+    return path.replace("results.properties.", "").replace("results.", "")
+
+
+def open_source(
+    dataset: str,
+    prefer_live: bool = True,
+    nomad_dir: str | Path | None = None,
+    fields: Sequence[str] | None = None,
+    timeout: float = 5.0,
+) -> NomadSource:
+    """Open the live NOMAD API, or replay the recording of ``dataset`` on a local stand-in.
+
+    Args:
+        dataset: ``"psc"``, ``"psc_devices"`` or ``"dft"`` (see :data:`RECORDINGS`).
+        prefer_live: try NOMAD first (skipped when ``BANDGAP_NOMAD_OFFLINE=1``).
+        nomad_dir: folder of the recordings (default ``config.nomad_data_dir()``).
+        fields: dotted paths whose presence the coverage report checks
+            (default: the fields the client's query for this data set transfers).
+        timeout: seconds to wait for NOMAD's answer before replaying.
+
+    Raises:
+        ValueError: unknown ``dataset``.
+        StopLesson: NOMAD is unreachable and the recording is missing; the message
+            says where it looked and what to do.
+    """
+    if dataset not in RECORDINGS:
+        raise ValueError(f"unknown dataset {dataset!r}; choose one of {sorted(RECORDINGS)}")
+    if prefer_live and nomad.nomad_reachable(nomad.NOMAD_BASE_URL, timeout=timeout):
+        return NomadSource(dataset=dataset, live=True, base_url=nomad.NOMAD_BASE_URL)
+    rec = RECORDINGS[dataset]
+    folder = Path(nomad_dir) if nomad_dir is not None else config.nomad_data_dir()
+    path = folder / rec.relative_path
+    if not path.is_file():
+        raise StopLesson(
+            "NOMAD cannot be reached from this machine and the recorded snapshot is missing:\n"
+            f"  looked for {path}\n"
+            "What to do: (a) connect to the internet and run the notebook again (it queries NOMAD live), or\n"
+            "(b) put the course's shared data folder beside this repository (../shared/data/nomad) or set\n"
+            "BANDGAP_NOMAD_DATA to the folder that holds perovskite_solar_cells/ and dft_materials/."
+        )
+    entries = rec.loader(folder)
+    if fields is None:
+        fields = nomad.DFT_INCLUDE if dataset == "dft" else nomad.PSC_INCLUDE
+    coverage = nomad_standin.describe_snapshot(entries, fields=[f for f in fields if f != "entry_id"])
+    server = nomad_standin.StandinServer(entries)
+    return NomadSource(
+        dataset=dataset, live=False, base_url=server.base_url, recording=path, coverage=coverage, server=server
+    )
