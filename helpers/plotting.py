@@ -261,3 +261,56 @@ def band_gap_boxplot(
     if title:
         ax.set_title(title)
     return fig
+
+
+#: Band gap (eV) of the Shockley-Queisser maximum for a single junction under AM1.5G
+#: (about 33.7 % efficiency at 1.34 eV; Rühle, Solar Energy 130, 139 (2016)).
+SQ_OPTIMUM_GAP_EV = 1.34
+SQ_MAX_EFFICIENCY_PCT = 33.7
+
+
+def efficiency_vs_band_gap(devices: pd.DataFrame, ax: Axes | None = None, title: str | None = None) -> Figure:
+    """Scatter of device efficiency (%) against absorber band gap (eV), with the Shockley-Queisser optimum.
+
+    ``devices`` needs ``band_gap_eV`` and ``efficiency_pct`` (rows missing either are
+    not drawn; their number is given in the legend).
+    """
+    both = devices[["band_gap_eV", "efficiency_pct"]].apply(pd.to_numeric, errors="coerce").dropna()
+    fig, ax = _new_axes(ax, (6, 4))
+    ax.scatter(both["band_gap_eV"], both["efficiency_pct"], s=18, alpha=0.7,
+               label=f"devices (n={len(both)}; {len(devices) - len(both)} lack a value)")
+    ax.axvline(SQ_OPTIMUM_GAP_EV, color="tab:red", ls="--", lw=1,
+               label=f"Shockley-Queisser optimum {SQ_OPTIMUM_GAP_EV} eV ({SQ_MAX_EFFICIENCY_PCT} %)")
+    ax.set_xlabel("absorber band gap (eV)")
+    ax.set_ylabel("power conversion efficiency (%)")
+    ax.legend(frameon=False, fontsize=8)
+    if title:
+        ax.set_title(title)
+    return fig
+
+
+def category_shares(counts: Mapping[str, pd.Series], ax: Axes | None = None, title: str | None = None,
+                    xlabel: str = "") -> Figure:
+    """Side-by-side bars of category shares (%) for several data sets, e.g. crystal systems of two sources.
+
+    Each value of ``counts`` is a Series of counts indexed by category; shares are
+    computed per data set so sets of different size compare. Category order is the
+    union, in order of first appearance.
+    """
+    order: list[str] = []
+    for s in counts.values():
+        order += [c for c in s.index if c not in order]
+    fig, ax = _new_axes(ax, (max(6, 0.9 * len(order)), 4))
+    width = 0.8 / max(1, len(counts))
+    x = np.arange(len(order))
+    for i, (label, s) in enumerate(counts.items()):
+        share = 100 * s.reindex(order).fillna(0) / max(1, s.sum())
+        ax.bar(x + i * width - 0.4 + width / 2, share.to_numpy(), width, label=f"{label} (n={int(s.sum())})")
+    ax.set_xticks(x, order, rotation=30, ha="right")
+    ax.set_ylabel("share (%)")
+    if xlabel:
+        ax.set_xlabel(xlabel)
+    ax.legend(frameon=False)
+    if title:
+        ax.set_title(title)
+    return fig

@@ -82,6 +82,8 @@ def processed_dir() -> Path:
 
 #: File names, relative to the folders above.
 PSC_CSV = "perovskite_solar_cells.csv"
+#: A sample of solar cells *with device fields* (live NOMAD, or the 60 recorded exact entries).
+PSC_DEVICES_CSV = "perovskite_solar_cell_devices.csv"
 DFT_CSV = "dft_materials.csv"
 PSC_CLEAN_CSV = "perovskite_bandgaps_clean.csv"
 PSC_BY_FORMULA_CSV = "perovskite_bandgap_by_formula.csv"

@@ -97,3 +97,23 @@ def test_other_figures_render() -> None:
     assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == ["MAPbI3 (n=3)", "CsPbI3 (n=2)"]
     fig.canvas.draw()
     assert plotting.save_figure(fig, "box.png").name == "box.png"
+
+
+def test_efficiency_vs_band_gap_counts_missing_rows() -> None:
+    df = pd.DataFrame({"band_gap_eV": [1.6, 1.5, None], "efficiency_pct": [20.1, None, 18.0]})
+    fig = plotting.efficiency_vs_band_gap(df, title="t")
+    ax = fig.axes[0]
+    assert ax.get_xlabel() == "absorber band gap (eV)"
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert labels[0] == "devices (n=1; 2 lack a value)"
+    assert len(ax.collections[0].get_offsets()) == 1
+
+
+def test_category_shares_are_per_dataset_percentages() -> None:
+    a = pd.Series({"cubic": 3, "hexagonal": 1})
+    b = pd.Series({"cubic": 1, "trigonal": 1})
+    fig = plotting.category_shares({"A": a, "B": b})
+    ax = fig.axes[0]
+    heights = [round(p.get_height(), 6) for p in ax.patches]
+    assert heights == [75.0, 25.0, 0.0, 50.0, 0.0, 50.0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["cubic", "hexagonal", "trigonal"]
