@@ -31,3 +31,40 @@ def nomad_dir() -> Path:
             "place the shared folder beside the checkout (../shared/data/nomad)"
         )
     return path
+
+
+# --- NOMAD stand-in fixtures shared by the client and stand-in tests ---------------
+
+
+@pytest.fixture(scope="module")
+def exact_entries(nomad_dir: Path) -> list[dict]:
+    """The 60 recorded solar-cell entries in exact NOMAD format."""
+    from helpers import nomad_standin
+
+    return nomad_standin.psc_exact_entries(nomad_dir)
+
+
+@pytest.fixture(scope="module")
+def dft(nomad_dir: Path) -> list[dict]:
+    """The 200 recorded computed-material entries."""
+    from helpers import nomad_standin
+
+    return nomad_standin.dft_entries(nomad_dir)
+
+
+@pytest.fixture(scope="module")
+def module_server(exact_entries: list[dict], dft: list[dict]):
+    """One stand-in per test module serving the 60 solar cells and the 200 DFT entries."""
+    from helpers import nomad_standin
+
+    with nomad_standin.StandinServer(exact_entries + dft) as server:
+        yield server
+
+
+@pytest.fixture()
+def srv(module_server):
+    """The module's stand-in with no faults queued and fresh request counters."""
+    module_server.clear_faults()
+    module_server.reset_counters()
+    yield module_server
+    module_server.clear_faults()

@@ -32,30 +32,6 @@ SOLAR = "results.properties.optoelectronic.solar_cell"
 # --------------------------------------------------------------------------- fixtures
 
 
-@pytest.fixture(scope="module")
-def exact_entries(nomad_dir: Path) -> list[dict]:
-    return standin.psc_exact_entries(nomad_dir)
-
-
-@pytest.fixture(scope="module")
-def dft(nomad_dir: Path) -> list[dict]:
-    return standin.dft_entries(nomad_dir)
-
-
-@pytest.fixture(scope="module")
-def module_server(exact_entries, dft):
-    with standin.StandinServer(exact_entries + dft) as server:
-        yield server
-
-
-@pytest.fixture()
-def srv(module_server: standin.StandinServer) -> standin.StandinServer:
-    module_server.clear_faults()
-    module_server.reset_counters()
-    yield module_server
-    module_server.clear_faults()
-
-
 @pytest.fixture()
 def client(srv: standin.StandinServer) -> nomad.NomadClient:
     return nomad.NomadClient(srv.base_url, timeout=1, max_retries=3, backoff=0.02)

@@ -26,30 +26,6 @@ def snapshot(nomad_dir: Path) -> list[dict]:
     return standin.psc_snapshot_entries(nomad_dir)
 
 
-@pytest.fixture(scope="module")
-def exact_entries(nomad_dir: Path) -> list[dict]:
-    return standin.psc_exact_entries(nomad_dir)
-
-
-@pytest.fixture(scope="module")
-def dft(nomad_dir: Path) -> list[dict]:
-    return standin.dft_entries(nomad_dir)
-
-
-@pytest.fixture(scope="module")
-def module_server(exact_entries, dft):
-    with standin.StandinServer(exact_entries + dft) as server:
-        yield server
-
-
-@pytest.fixture()
-def srv(module_server: standin.StandinServer) -> standin.StandinServer:
-    module_server.clear_faults()
-    module_server.reset_counters()
-    yield module_server
-    module_server.clear_faults()
-
-
 def post(srv: standin.StandinServer, body, *, raw: bytes | None = None) -> requests.Response:
     url = f"{srv.base_url}/entries/query"
     if raw is not None:
