@@ -1,0 +1,687 @@
+"""CrabNet 2.0.8 without its sharp edges.
+
+The ``crabnet`` package trains well on this course's versions (torch 2.13 CPU,
+numpy 2.4, pandas 3.1), but it has habits a notebook should not see. This module
+absorbs them once:
+
+=====================================================  ==============================================
+crabnet 2.0.8 behaviour                                what this module does
+=====================================================  ==============================================
+``elem_prop=``/``out_hidden=`` given to ``CrabNet``    :func:`build_subcrab` builds the ``SubCrab``
+are ignored by ``fit``                                 from a :class:`CrabConfig` and moves it to the
+                                                       device; ``fit`` gets it as ``model=``
+(``SubCrab`` itself also ignores ``elem_prop``: its    documented; the course always uses mat2vec
+embedder is always mat2vec)
+``fit`` writes ``figures/lc_data``/``models`` into     :func:`working_directory` runs it in a
+the current working directory                          throw-away folder; the repo stays clean
+second ``fit`` in one process raises ``'SWA' object    :func:`patch_swa` (idempotent, also repairs a
+has no attribute '_optimizer_step_pre_hooks'``         process where a fit already failed)
+importing crabnet reseeds torch/numpy with 42 and      :func:`import_crabnet` restores the RNG states
+sets matplotlib's font size to 16                      and rcParams the caller had
+``fit`` without ``val_df`` splits without a seed       :func:`fit_crabnet` requires an explicit val
+                                                       set and seeds everything itself
+epochs silently round up to ``2*epochs_step``          :attr:`CrabConfig.effective_epochs` says so
+                                                       up front; the rounded value is passed
+val/test formulas with more elements than the          ``n_elements`` is fixed to the largest train
+largest *training* formula are silently truncated      or val formula; :meth:`CrabModel.predict`
+                                                       refuses larger ones with a clear message
+unknown element symbols are silently dropped           inputs go through
+                                                       :func:`helpers.composition.read_formula`
+``predict(df)`` mutates ``df`` and needs ``target``    :meth:`CrabModel.predict` builds its own frame
+``save_network(model_name=...)`` raises                :meth:`CrabModel.save` writes safetensors
+``UnboundLocalError``; ``load_network`` unpickles      (no pickle at all); :func:`load_model`
+with a plain ``torch.load``                            rebuilds the SubCrab from the stored config
+``pin_memory``/``enable_nested_tensor`` warnings       :func:`quiet_crabnet` filters exactly these two
+by the dozen
+default 2 intra-op threads ~30x slower under           :func:`torch_threads` sets the count
+contention                                             explicitly (``config.cpu_threads()``)
+=====================================================  ==============================================
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+import threading
+import time
+import warnings
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Sequence
+
+import numpy as np
+import pandas as pd
+
+from . import config
+from .composition import FormulaError, ParsedFormula, crabnet_formula, read_formula  # noqa: F401 (FormulaError re-exported)
+
+#: Format tag written into every checkpoint's metadata.
+CHECKPOINT_FORMAT = "bandgap-course-crabnet/1"
+
+_SCALER_KEYS = ("__scaler__.mean", "__scaler__.std")
+
+
+# ---------------------------------------------------------------------------
+# configuration
+# ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class CrabConfig:
+    """Architecture and training settings of one CrabNet run.
+
+    Architecture fields go to :class:`crabnet.kingcrab.SubCrab`, training fields
+    to :class:`crabnet.crabnet_.CrabNet`. ``lr`` is kept for completeness but
+    crabnet's cyclic scheduler immediately sets the learning rate between
+    ``base_lr`` and ``max_lr``; those two are what matter.
+    """
+
+    name: str
+    d_model: int = 512
+    N: int = 3
+    heads: int = 4
+    dim_feedforward: int = 2048
+    out_hidden: tuple[int, ...] = (1024, 512, 256, 128)
+    dropout: float = 0.1
+    epochs: int = 300
+    epochs_step: int = 10
+    batch_size: int | None = None  # None: crabnet's rule 2**round(log2(n)-4) clipped to [128, 4096]
+    lr: float = 1e-3
+    base_lr: float = 1e-4
+    max_lr: float = 6e-3
+    fudge: float = 0.02
+    note: str = ""
+
+    def __post_init__(self) -> None:
+        if self.d_model % self.heads:
+            raise ValueError(f"d_model ({self.d_model}) must be divisible by heads ({self.heads})")
+        if self.d_model % 2:
+            raise ValueError("d_model must be even (half of it encodes fractions, half log-fractions)")
+        if self.epochs < 1 or self.epochs_step < 1:
+            raise ValueError("epochs and epochs_step must be >= 1")
+
+    @property
+    def effective_epochs(self) -> int:
+        """Epochs crabnet will really run: rounded up to a multiple of ``2*epochs_step``."""
+        cycle = 2 * self.epochs_step
+        return -(-self.epochs // cycle) * cycle
+
+    def with_epochs(self, epochs: int) -> "CrabConfig":
+        """Copy with another epoch count."""
+        return replace(self, epochs=epochs)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly dict (``out_hidden`` as a list)."""
+        d = asdict(self)
+        d["out_hidden"] = list(self.out_hidden)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "CrabConfig":
+        """Inverse of :meth:`to_dict` (unknown keys are ignored)."""
+        known = {f for f in cls.__dataclass_fields__}
+        kwargs = {k: v for k, v in d.items() if k in known}
+        if "out_hidden" in kwargs:
+            kwargs["out_hidden"] = tuple(kwargs["out_hidden"])
+        return cls(**kwargs)
+
+    def describe(self) -> str:
+        """One line: name, architecture, epochs."""
+        return (
+            f"{self.name}: d_model={self.d_model} N={self.N} heads={self.heads} "
+            f"ff={self.dim_feedforward} out_hidden={list(self.out_hidden)} "
+            f"epochs={self.effective_epochs} (lr cycle {2 * self.epochs_step} epochs, "
+            f"lr {self.base_lr:g}..{self.max_lr:g}), batch={self.batch_size or 'auto'}"
+        )
+
+
+#: Quick mode (CI, laptops without GPU): small SubCrab, few epochs. Beats the
+#: Magpie random forest on matbench expt_gap in well under a minute per fold
+#: (see benchmarks/README.md).
+QUICK = CrabConfig(
+    name="quick",
+    d_model=64,
+    N=3,
+    heads=4,
+    dim_feedforward=256,
+    out_hidden=(256, 128, 64),
+    epochs=40,
+    epochs_step=5,
+    note="small SubCrab for CPU/CI",
+)
+
+#: Full mode on a CPU: the benchmark's tuned configuration (see benchmarks/README.md).
+FULL_CPU = CrabConfig(
+    name="full-cpu",
+    d_model=256,
+    N=3,
+    heads=4,
+    dim_feedforward=1024,
+    out_hidden=(512, 256, 128),
+    epochs=100,
+    epochs_step=5,
+    batch_size=128,
+    note="tuned on matbench expt_gap fold 0 (benchmarks/README.md): ~6.5 min per training on one CPU thread",
+)
+
+#: Full mode on a GPU: the published CrabNet architecture and schedule (12M parameters).
+FULL_GPU = CrabConfig(name="full-gpu (published)", note="Wang et al., npj Comput Mater 7, 77 (2021)")
+
+
+def config_for(mode: str | None = None, device: str = "cpu") -> tuple[CrabConfig, str]:
+    """Pick the CrabNet configuration for a course mode and device.
+
+    Args:
+        mode: ``"quick"`` or ``"full"``; default :func:`helpers.config.course_mode`.
+        device: ``"cuda"``, ``"mps"`` or ``"cpu"`` (e.g. ``select_device().name``).
+
+    Returns:
+        ``(config, reason)`` where ``reason`` is one sentence for the notebook.
+    """
+    mode = mode or config.course_mode()
+    if mode == "quick":
+        return QUICK, "quick mode: a small SubCrab and few epochs so the notebook runs in minutes on a CPU"
+    if mode != "full":
+        raise ValueError(f"mode must be 'quick' or 'full', got {mode!r}")
+    if device in ("cuda", "mps"):
+        return FULL_GPU, f"full mode on {device}: the published 12M-parameter architecture, 300 epochs"
+    return FULL_CPU, (
+        "full mode without a GPU: the benchmark's tuned CPU configuration "
+        "(the published model costs ~15 s per epoch here, ~80 min per training)"
+    )
+
+
+# ---------------------------------------------------------------------------
+# environment guards
+# ---------------------------------------------------------------------------
+#: Serialises every call into crabnet in this process. crabnet keeps per-call state on
+#: the model object (its data loader) and :func:`working_directory` changes the
+#: process-wide working directory, so two overlapping calls -- e.g. a widget event
+#: handled on ipykernel's comm subshell thread while another runs on the main
+#: thread -- would corrupt each other (seen in the browser UI test).
+CRABNET_LOCK = threading.RLock()
+
+
+@contextlib.contextmanager
+def working_directory(path: str | os.PathLike | None = None) -> Iterator[Path]:
+    """Temporarily ``chdir`` into ``path`` (default: a fresh temporary folder, deleted after).
+
+    crabnet's ``fit`` writes ``figures/lc_data/*.csv`` (and more) relative to the
+    current directory; running it inside this context keeps the repo clean. The
+    previous working directory is restored even if the body raises.
+    """
+    previous = Path.cwd()
+    with contextlib.ExitStack() as stack:
+        if path is None:
+            target = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="crabnet_wd_")))
+        else:
+            target = Path(path)
+            target.mkdir(parents=True, exist_ok=True)
+        os.chdir(target)
+        try:
+            yield target
+        finally:
+            os.chdir(previous)
+
+
+@contextlib.contextmanager
+def torch_threads(n: int | None = None) -> Iterator[int]:
+    """Set torch's intra-op thread count for the block (default ``config.cpu_threads()``)."""
+    import torch
+
+    n = config.cpu_threads() if n is None else int(n)
+    if n < 1:
+        raise ValueError(f"threads must be >= 1, got {n}")
+    previous = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield n
+    finally:
+        torch.set_num_threads(previous)
+
+
+#: Messages of the two harmless warnings crabnet emits in bulk on a CPU.
+NOISY_WARNINGS: tuple[str, ...] = (
+    r".*'pin_memory' argument is set as true but no accelerator is found.*",
+    r".*enable_nested_tensor is True.*",
+)
+
+
+@contextlib.contextmanager
+def quiet_crabnet() -> Iterator[None]:
+    """Silence exactly crabnet's ``pin_memory`` and ``enable_nested_tensor`` warnings."""
+    with warnings.catch_warnings():
+        for pattern in NOISY_WARNINGS:
+            warnings.filterwarnings("ignore", message=pattern, category=UserWarning)
+        yield
+
+
+def import_crabnet():
+    """Import crabnet without its side effects; returns ``(CrabNet, SubCrab)``.
+
+    Importing crabnet seeds torch and numpy with 42 and sets matplotlib's font
+    size to 16 globally. The caller's RNG states and rcParams are restored, and
+    :func:`patch_swa` is applied.
+    """
+    import sys
+
+    import matplotlib
+    import torch
+
+    if "crabnet.crabnet_" not in sys.modules:
+        rc = matplotlib.rcParams.copy()
+        torch_state = torch.random.get_rng_state()
+        np_state = np.random.get_state()
+        try:
+            import crabnet.crabnet_  # noqa: F401
+        finally:
+            torch.random.set_rng_state(torch_state)
+            np.random.set_state(np_state)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                matplotlib.rcParams.update(rc)
+    from crabnet.crabnet_ import CrabNet
+    from crabnet.kingcrab import SubCrab
+
+    patch_swa()
+    return CrabNet, SubCrab
+
+
+def patch_swa() -> None:
+    """Make repeated ``CrabNet.fit`` calls work in one process (idempotent).
+
+    torch wraps an optimizer class's ``step`` with a profiling hook the first
+    time ``zero_grad`` runs; crabnet's ``SWA`` never calls
+    ``Optimizer.__init__``, so the wrapped ``step`` of every *later* ``SWA``
+    instance fails with ``'SWA' object has no attribute
+    '_optimizer_step_pre_hooks'``. Marking the original ``step`` as already
+    hooked prevents the wrapping; unwrapping first repairs a process in which
+    a fit already ran (or failed).
+    """
+    from crabnet.utils.optim import SWA
+
+    step = SWA.step
+    while hasattr(step, "__wrapped__"):
+        step = step.__wrapped__
+    SWA.step = step
+    SWA.step.hooked = True
+
+
+def build_subcrab(cfg: CrabConfig, device: str = "cpu", seed: int | None = config.DEFAULT_SEED):
+    """Construct the ``SubCrab`` described by ``cfg`` on ``device`` (seeded weights)."""
+    import torch
+
+    _, SubCrab = import_crabnet()
+    if seed is not None:
+        config.seed_everything(seed)
+    with quiet_crabnet():
+        model = SubCrab(
+            d_model=cfg.d_model,
+            N=cfg.N,
+            heads=cfg.heads,
+            dim_feedforward=cfg.dim_feedforward,
+            out_hidden=list(cfg.out_hidden),
+            dropout=cfg.dropout,
+            compute_device=torch.device(device),
+        )
+    return model.to(torch.device(device))
+
+
+def count_parameters(model) -> int:
+    """Trainable parameters of a torch module."""
+    return int(sum(p.numel() for p in model.parameters() if p.requires_grad))
+
+
+# ---------------------------------------------------------------------------
+# progress display
+# ---------------------------------------------------------------------------
+def _in_notebook() -> bool:
+    try:
+        from IPython import get_ipython
+    except ImportError:  # pragma: no cover
+        return False
+    shell = get_ipython()
+    return shell is not None and getattr(shell, "kernel", None) is not None
+
+
+class Progress:
+    """A progress line that updates in place in a notebook and prints sparingly elsewhere.
+
+    In Jupyter one output line is updated (``display(..., display_id=True)``),
+    so a long training leaves a single line behind. In a terminal at most
+    ``max_lines`` lines are printed. ``enabled=False`` prints nothing.
+    """
+
+    def __init__(self, title: str, total: int, enabled: bool = True, max_lines: int = 5):
+        self.title = title
+        self.total = max(1, total)
+        self.enabled = enabled
+        self.every = max(1, self.total // max_lines)
+        self.start = time.perf_counter()
+        self.last_text = ""
+        self._handle = None
+        self._notebook = enabled and _in_notebook()
+        if self._notebook:
+            from IPython.display import Pretty, display
+
+            self._handle = display(Pretty(f"{title}: starting"), display_id=True)
+
+    def update(self, done: int, info: str = "", final: bool = False) -> None:
+        """Report ``done`` of ``total`` steps with an info string."""
+        elapsed = time.perf_counter() - self.start
+        eta = elapsed / done * (self.total - done) if 0 < done < self.total else 0.0
+        text = f"{self.title}: {done}/{self.total} epochs"
+        if info:
+            text += f" | {info}"
+        text += f" | {elapsed:.0f} s" + (f", ~{eta:.0f} s left" if eta and not final else "")
+        self.last_text = text
+        if not self.enabled:
+            return
+        if self._handle is not None:
+            from IPython.display import Pretty
+
+            self._handle.update(Pretty(text))
+        elif final or done % self.every == 0:
+            print(text, flush=True)
+
+
+# ---------------------------------------------------------------------------
+# the trained model
+# ---------------------------------------------------------------------------
+class TooManyElementsError(ValueError):
+    """Formulas with more elements than the model was built for (crabnet would truncate them)."""
+
+
+def _parse_all(formulas: Iterable[str | ParsedFormula]) -> list[ParsedFormula]:
+    return [read_formula(f if isinstance(f, ParsedFormula) else str(f)) for f in formulas]
+
+
+def _crab_frame(parsed: Sequence[ParsedFormula], targets: Sequence[float] | None = None) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "formula": [crabnet_formula(p) for p in parsed],
+            "target": np.asarray(targets, dtype=float) if targets is not None else np.zeros(len(parsed)),
+        }
+    )
+
+
+@dataclass
+class CrabModel:
+    """A trained CrabNet with the facts needed to use it safely.
+
+    Attributes:
+        crab: the underlying ``crabnet.crabnet_.CrabNet`` (fitted).
+        config: the :class:`CrabConfig` it was built with.
+        max_elements: the most elements per formula it accepts (crabnet's ``n_elements``).
+        train_elements: element symbols seen in training.
+        device: torch device name.
+        history: per check-in ``{"epoch", "train_mae", "val_mae"}`` rows (eV).
+        fit_seconds: wall time of ``fit``.
+        info: free-form metadata stored with checkpoints (e.g. data source).
+    """
+
+    crab: Any
+    config: CrabConfig
+    max_elements: int
+    train_elements: tuple[str, ...]
+    device: str = "cpu"
+    history: list[dict[str, float]] = field(default_factory=list)
+    fit_seconds: float | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def n_parameters(self) -> int:
+        """Trainable parameters of the SubCrab."""
+        return count_parameters(self.crab.model)
+
+    def check_formulas(self, formulas: Iterable[str | ParsedFormula]) -> list[ParsedFormula]:
+        """Parse and validate formulas for this model.
+
+        Raises:
+            FormulaError: a formula does not parse (message names it).
+            TooManyElementsError: a formula has more elements than :attr:`max_elements`.
+        """
+        parsed = _parse_all(formulas)
+        too_many = [p.text for p in parsed if p.n_elements > self.max_elements]
+        if too_many:
+            shown = ", ".join(too_many[:5]) + (" ..." if len(too_many) > 5 else "")
+            raise TooManyElementsError(
+                f"{len(too_many)} formula(s) have more than {self.max_elements} elements, the most "
+                f"this model was trained with: {shown}. CrabNet would silently drop elements, so "
+                "they are refused."
+            )
+        return parsed
+
+    def predict(
+        self,
+        formulas: Iterable[str | ParsedFormula] | pd.Series,
+        threads: int | None = None,
+    ) -> pd.DataFrame:
+        """Predict band gaps with uncertainties; never modifies its input.
+
+        Args:
+            formulas: formula strings (any spelling :func:`read_formula` reads) or parsed formulas.
+            threads: torch CPU threads for the call (default ``config.cpu_threads()``).
+
+        Returns:
+            DataFrame with ``formula`` (as given), ``prediction_eV``, ``uncertainty_eV``,
+            one row per input in input order.
+
+        Raises:
+            FormulaError, TooManyElementsError: see :meth:`check_formulas`.
+        """
+        given = list(formulas)
+        if not given:
+            return pd.DataFrame({"formula": [], "prediction_eV": [], "uncertainty_eV": []})
+        parsed = self.check_formulas(given)
+        frame = _crab_frame(parsed)
+        with CRABNET_LOCK, torch_threads(threads), quiet_crabnet(), working_directory():
+            pred, sigma = self.crab.predict(frame, return_uncertainty=True)
+        return pd.DataFrame(
+            {
+                "formula": [p.text for p in parsed],
+                "prediction_eV": np.asarray(pred, dtype=float),
+                "uncertainty_eV": np.asarray(sigma, dtype=float),
+            }
+        )
+
+    # -- checkpoints -------------------------------------------------------
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write a safetensors checkpoint (weights + scaler tensors + JSON metadata).
+
+        safetensors stores raw tensors and a JSON header only, so loading it can
+        never execute code (unlike a pickled ``.pth``).
+        """
+        from safetensors.torch import save_file
+
+        path = Path(path)
+        if path.suffix != ".safetensors":
+            raise ValueError(f"checkpoint path must end in .safetensors, got {path.name}")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tensors = {k: v.detach().cpu().contiguous().clone() for k, v in self.crab.model.state_dict().items()}
+        scaler = self.crab.scaler.state_dict()
+        tensors[_SCALER_KEYS[0]] = scaler["mean"].detach().cpu().reshape(1).clone()
+        tensors[_SCALER_KEYS[1]] = scaler["std"].detach().cpu().reshape(1).clone()
+        import crabnet
+        import torch
+
+        meta = {
+            "format": CHECKPOINT_FORMAT,
+            "config": json.dumps(self.config.to_dict()),
+            "max_elements": str(self.max_elements),
+            "train_elements": " ".join(self.train_elements),
+            "batch_size": str(self.crab.batch_size),
+            "history": json.dumps(self.history),
+            "info": json.dumps(self.info, default=str),
+            "crabnet_version": crabnet.__version__,
+            "torch_version": torch.__version__,
+        }
+        save_file(tensors, str(path), metadata=meta)
+        return path
+
+
+def _make_crabnet(cfg: CrabConfig, model, device: str, n_elements: int | str, verbose: bool = False):
+    import torch
+
+    CrabNet, _ = import_crabnet()
+    with quiet_crabnet():
+        crab = CrabNet(
+            model=model,
+            model_name=f"bandgap_{cfg.name}",
+            n_elements=n_elements,
+            verbose=verbose,
+            batch_size=cfg.batch_size,
+            epochs=cfg.effective_epochs,
+            epochs_step=cfg.epochs_step,
+            fudge=cfg.fudge,
+            d_model=cfg.d_model,
+            N=cfg.N,
+            heads=cfg.heads,
+            dim_feedforward=cfg.dim_feedforward,
+            dropout=cfg.dropout,
+            lr=cfg.lr,
+            base_lr=cfg.base_lr,
+            max_lr=cfg.max_lr,
+            compute_device=torch.device(device),
+            losscurve=False,
+            learningcurve=False,
+            save=False,
+        )
+    return crab
+
+
+def _as_crab_frame(df: pd.DataFrame, target: str, what: str) -> tuple[pd.DataFrame, list[ParsedFormula]]:
+    if "formula" not in df.columns or target not in df.columns:
+        raise ValueError(f"{what} needs columns 'formula' and {target!r}; has {list(df.columns)}")
+    if df[target].isna().any():
+        raise ValueError(f"{what} has missing {target!r} values")
+    if len(df) == 0:
+        raise ValueError(f"{what} is empty")
+    parsed = _parse_all(df["formula"].astype(str))
+    return _crab_frame(parsed, df[target].to_numpy(dtype=float)), parsed
+
+
+def fit_crabnet(
+    train: pd.DataFrame,
+    val: pd.DataFrame,
+    cfg: CrabConfig = QUICK,
+    device: str = "cpu",
+    seed: int = config.DEFAULT_SEED,
+    target: str = "target",
+    threads: int | None = None,
+    progress: bool = True,
+    title: str | None = None,
+) -> CrabModel:
+    """Train CrabNet deterministically on ``train``, selecting SWA weights on ``val``.
+
+    Runs in a throw-away working directory, with an explicit validation set, a
+    fixed seed, ``threads`` torch threads, filtered warnings and a compact
+    progress line (``progress=False`` for silence). Neither input frame is modified.
+
+    Args:
+        train, val: frames with ``formula`` and ``target`` (eV) columns.
+        cfg: architecture and schedule (see :data:`QUICK`, :data:`FULL_CPU`, :data:`FULL_GPU`).
+        device: ``"cpu"``, ``"cuda"`` or ``"mps"``.
+        seed: seeds weights, batch order and the fraction jitter.
+
+    Returns:
+        The fitted :class:`CrabModel`.
+    """
+    train_frame, train_parsed = _as_crab_frame(train, target, "train")
+    val_frame, val_parsed = _as_crab_frame(val, target, "val")
+    max_elements = max(p.n_elements for p in train_parsed + val_parsed)
+    # crabnet treats n_elements == 16 as "infer"; any other int is used as given
+    n_elements: int | str = max_elements if max_elements != 16 else "infer"
+    train_elements = tuple(sorted({e for p in train_parsed for e in p.fractions}))
+
+    with CRABNET_LOCK, torch_threads(threads), quiet_crabnet(), working_directory():
+        model = build_subcrab(cfg, device=device, seed=seed)
+        crab = _make_crabnet(cfg, model, device, n_elements)
+        config.seed_everything(seed)
+        bar = Progress(title or f"CrabNet ({cfg.name}, {device})", cfg.effective_epochs, enabled=progress)
+        history: list[dict[str, float]] = []
+        latest = {"info": ""}
+        original_train, original_stats = crab._train, crab._losscurve_stats
+
+        def _train_with_progress() -> None:
+            original_train()
+            bar.update(crab.epoch + 1, latest["info"])
+
+        def _stats_with_history(epochs: int, epoch: int) -> None:
+            original_stats(epochs, epoch)
+            row = {
+                "epoch": epoch + 1,
+                "train_mae": float(crab.loss_curve["train"][-1]),
+                "val_mae": float(crab.loss_curve["val"][-1]),
+            }
+            history.append(row)
+            latest["info"] = f"train MAE {row['train_mae']:.3f} eV, val MAE {row['val_mae']:.3f} eV"
+
+        crab._train, crab._losscurve_stats = _train_with_progress, _stats_with_history
+        start = time.perf_counter()
+        try:
+            crab.fit(train_df=train_frame, val_df=val_frame)
+        finally:
+            del crab._train, crab._losscurve_stats  # back to the class methods
+        seconds = time.perf_counter() - start
+        stopped = crab.epoch + 1
+        note = "" if stopped >= cfg.effective_epochs else f", early stop at epoch {stopped}"
+        bar.update(stopped, f"{latest['info']} | done{note}", final=True)
+    return CrabModel(
+        crab=crab,
+        config=cfg,
+        max_elements=max_elements,
+        train_elements=train_elements,
+        device=device,
+        history=history,
+        fit_seconds=seconds,
+        info={"n_train": len(train_frame), "n_val": len(val_frame), "seed": seed, "epochs_run": stopped},
+    )
+
+
+def load_model(path: str | os.PathLike, device: str = "cpu") -> CrabModel:
+    """Load a checkpoint written by :meth:`CrabModel.save` (safetensors; no pickle, no code).
+
+    Rebuilds the ``SubCrab`` from the stored config, loads the weights strictly
+    and restores the target scaler, so predictions are identical to the saved model's.
+    """
+    import torch
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    import_crabnet()  # first crabnet import of the process must go through the guard
+    from crabnet.utils.utils import Scaler
+
+    path = Path(path)
+    with safe_open(str(path), framework="pt") as handle:
+        meta = handle.metadata() or {}
+    if meta.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(f"{path} is not a band-gap course CrabNet checkpoint (format {meta.get('format')!r})")
+    tensors = load_file(str(path), device="cpu")
+    mean = tensors.pop(_SCALER_KEYS[0]).reshape(())
+    std = tensors.pop(_SCALER_KEYS[1]).reshape(())
+    cfg = CrabConfig.from_dict(json.loads(meta["config"]))
+    max_elements = int(meta["max_elements"])
+    model = build_subcrab(cfg, device=device, seed=None)
+    model.load_state_dict(tensors, strict=True)
+    model.to(torch.device(device))
+    crab = _make_crabnet(cfg, model, device, n_elements=max_elements)
+    crab.n_elements = max_elements
+    crab.batch_size = int(meta.get("batch_size") or 512)
+    crab.scaler = Scaler(torch.zeros(3))
+    crab.scaler.load_state_dict({"mean": mean.to(device), "std": std.to(device)})
+    crab.model.eval()
+    return CrabModel(
+        crab=crab,
+        config=cfg,
+        max_elements=max_elements,
+        train_elements=tuple(meta.get("train_elements", "").split()),
+        device=device,
+        history=json.loads(meta.get("history", "[]")),
+        info=json.loads(meta.get("info", "{}")),
+    )
+
+
+def default_checkpoint(name: str = "crabnet_perovskite") -> Path:
+    """Where notebooks save their model: ``<output>/models/<name>.safetensors``."""
+    return config.output_dir() / "models" / f"{name}.safetensors"

@@ -1,0 +1,209 @@
+"""Ask a trained CrabNet about any formula -- as a function and as a widget.
+
+:func:`predict_formula` (or a reusable :class:`Predictor`) turns a typed formula
+into a :class:`PredictionResult`: the predicted band gap with its uncertainty,
+the measured mean if the formula is in the dataset, and notes (abbreviations
+read, elements never seen in training, formula was a training example). Bad
+input -- unparsable text, unknown element symbols, more elements than the model
+was trained on -- gives a result with ``ok=False`` and a clear ``message``,
+never an exception. :meth:`Predictor.widget` wraps the same call in ipywidgets
+(no ``input()``, so headless runs never block).
+"""
+
+from __future__ import annotations
+
+import html
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+import pandas as pd
+
+from .composition import FormulaError, composition_key, read_formula
+from .crabnet_tools import CrabModel, TooManyElementsError
+
+#: Example formulas shown in the widget's placeholder and docs.
+EXAMPLES: tuple[str, ...] = ("CsPbI3", "MAPbI3", "FA0.85MA0.15PbI2.55Br0.45", "CsSnBr3")
+
+
+@dataclass(frozen=True)
+class PredictionResult:
+    """What the predictor says about one formula.
+
+    Attributes:
+        query: the text as typed.
+        ok: False when no prediction could be made; ``message`` says why.
+        message: one line for a human (the prediction or the problem).
+        band_gap_eV, uncertainty_eV: CrabNet's prediction and its sigma (eV).
+        measured_eV: mean measured gap in the dataset for the same composition, else None.
+        measured_n: number of measurements behind ``measured_eV`` (None if unknown).
+        matched_formula: how the matching dataset formula is written there.
+        notes: extra remarks (abbreviations read, unseen elements, training example).
+    """
+
+    query: str
+    ok: bool
+    message: str
+    band_gap_eV: float | None = None
+    uncertainty_eV: float | None = None
+    measured_eV: float | None = None
+    measured_n: int | None = None
+    matched_formula: str | None = None
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    def __str__(self) -> str:
+        return "\n".join([self.message, *(f"  - {n}" for n in self.notes)])
+
+    def to_html(self) -> str:
+        """Small HTML block for the widget."""
+        color = "#1a7f37" if self.ok else "#b42318"
+        body = f"<b style='color:{color}'>{html.escape(self.message)}</b>"
+        if self.notes:
+            body += "<ul>" + "".join(f"<li>{html.escape(n)}</li>" for n in self.notes) + "</ul>"
+        return f"<div style='font-family:sans-serif'>{body}</div>"
+
+
+class Predictor:
+    """A trained model plus (optionally) the dataset to compare against.
+
+    Args:
+        model: a fitted or loaded :class:`CrabModel`.
+        dataset: table with ``formula`` and a measured gap column (the modelling
+            table from :func:`helpers.splits.load_formula_table`), or None.
+        measured_column: which column of ``dataset`` holds the measured gap.
+        train_formulas: formulas the model was trained on (to warn that a match
+            is not a fair test).
+    """
+
+    def __init__(
+        self,
+        model: CrabModel,
+        dataset: pd.DataFrame | None = None,
+        measured_column: str = "target",
+        train_formulas: Iterable[str] | None = None,
+    ):
+        self.model = model
+        self._measured: dict[tuple, tuple[str, float, int | None]] = {}
+        if dataset is not None:
+            if measured_column not in dataset.columns:
+                raise ValueError(f"dataset has no column {measured_column!r}")
+            counts = dataset["n_entries"] if "n_entries" in dataset.columns else [None] * len(dataset)
+            for formula, value, n in zip(dataset["formula"], dataset[measured_column], counts):
+                try:
+                    key = composition_key(str(formula))
+                except FormulaError:
+                    continue
+                self._measured.setdefault(key, (str(formula), float(value), None if n is None else int(n)))
+        self._train_keys: set[tuple] = set()
+        for formula in () if train_formulas is None else train_formulas:
+            try:
+                self._train_keys.add(composition_key(str(formula)))
+            except FormulaError:
+                continue
+
+    def __call__(self, formula: Any) -> PredictionResult:
+        """Predict one formula; never raises for bad input (see :class:`PredictionResult`)."""
+        query = formula if isinstance(formula, str) else repr(formula)
+        try:
+            parsed = read_formula(formula)
+        except FormulaError as exc:
+            return PredictionResult(query=query, ok=False, message=f"Cannot read this formula: {exc}")
+        try:
+            row = self.model.predict([parsed]).iloc[0]
+        except TooManyElementsError:
+            return PredictionResult(
+                query=query,
+                ok=False,
+                message=(
+                    f"{parsed.text!r} has {parsed.n_elements} elements; this model was trained on formulas "
+                    f"with at most {self.model.max_elements}, so it cannot predict it."
+                ),
+            )
+        except Exception as exc:  # a UI must not show a traceback; say what failed instead
+            return PredictionResult(query=query, ok=False, message=f"Prediction failed: {type(exc).__name__}: {exc}")
+
+        notes: list[str] = []
+        if parsed.expanded != parsed.text:
+            notes.append(f"read as {parsed.expanded} (organic-cation abbreviations expanded)")
+        unseen = sorted(set(parsed.fractions) - set(self.model.train_elements))
+        if unseen and self.model.train_elements:
+            notes.append(
+                f"{', '.join(unseen)} never appeared in the training data: this is an extrapolation, "
+                "trust it (and its uncertainty) less"
+            )
+        key = composition_key(parsed)
+        measured = self._measured.get(key)
+        if key in self._train_keys:
+            notes.append("this composition was a training example, so agreement with the measurement is not a test")
+        gap, sigma = float(row["prediction_eV"]), float(row["uncertainty_eV"])
+        message = f"{parsed.text}: predicted band gap {gap:.2f} ± {sigma:.2f} eV"
+        if measured is not None:
+            written, value, n = measured
+            count = f", {n} measurement{'s' if n != 1 else ''}" if n is not None else ""
+            message += f"; measured mean {value:.2f} eV (dataset formula {written}{count})"
+        else:
+            message += "; not in the dataset"
+        return PredictionResult(
+            query=query,
+            ok=True,
+            message=message,
+            band_gap_eV=gap,
+            uncertainty_eV=sigma,
+            measured_eV=None if measured is None else measured[1],
+            measured_n=None if measured is None else measured[2],
+            matched_formula=None if measured is None else measured[0],
+            notes=tuple(notes),
+        )
+
+    def widget(self, initial: str = "CsPbI3"):
+        """An ipywidgets box: a text field, a *Predict* button and the answer below.
+
+        Pressing Enter in the field or clicking the button runs :meth:`__call__`
+        (serialised; a text change whose answer is already shown is not recomputed).
+        The returned box has ``.text``, ``.button`` and ``.output`` attributes so
+        tests (and curious students) can drive it without a browser.
+        """
+        import ipywidgets as widgets
+
+        text = widgets.Text(
+            value=initial,
+            placeholder="e.g. " + ", ".join(EXAMPLES),
+            description="Formula:",
+            continuous_update=False,
+            layout=widgets.Layout(width="28em"),
+        )
+        button = widgets.Button(description="Predict", button_style="primary", icon="flask")
+        output = widgets.HTML()
+        # JupyterLab 4 may deliver the text change (on a comm subshell thread) and the
+        # button click (main thread) concurrently: answer one at a time. A text change
+        # whose answer is already shown is not recomputed; a click always is.
+        lock = threading.Lock()
+        shown: dict[str, Any] = {"value": None}
+
+        def _run(*_: Any, force: bool = True) -> None:
+            with lock:
+                value = text.value
+                if not force and value == shown["value"]:
+                    return
+                output.value = self(value).to_html()
+                shown["value"] = value
+
+        text.observe(lambda change: _run(force=False), names="value")
+        button.on_click(_run)
+        box = widgets.VBox([widgets.HBox([text, button]), output])
+        box.text, box.button, box.output = text, button, output  # type: ignore[attr-defined]
+        _run()
+        return box
+
+
+def predict_formula(
+    model: CrabModel,
+    formula: Any,
+    dataset: pd.DataFrame | None = None,
+    measured_column: str = "target",
+) -> PredictionResult:
+    """One-shot :class:`Predictor` call: predict ``formula`` and compare with ``dataset``.
+
+    For many calls build a :class:`Predictor` once (it indexes the dataset).
+    """
+    return Predictor(model, dataset, measured_column=measured_column)(formula)

@@ -1,0 +1,271 @@
+"""helpers.crabnet_tools: CrabNet 2.0.8's sharp edges, each pinned down by a test.
+
+All training here uses the tiny SubCrab of ``_crab_fixtures`` (about a second
+per fit on one thread).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import struct
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from _crab_fixtures import TINY, tiny_model, tiny_split
+from helpers import config
+from helpers import crabnet_tools as ct
+from helpers.composition import FormulaError
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def model() -> ct.CrabModel:
+    return tiny_model(seed=0)
+
+
+# --------------------------------------------------------------------- configuration
+def test_effective_epochs_round_up_like_crabnet() -> None:
+    assert ct.CrabConfig("a", epochs=40, epochs_step=5).effective_epochs == 40
+    assert ct.CrabConfig("a", epochs=41, epochs_step=5).effective_epochs == 50
+    assert ct.CrabConfig("a", epochs=3, epochs_step=10).effective_epochs == 20
+
+
+def test_config_validation_and_round_trip() -> None:
+    with pytest.raises(ValueError, match="divisible"):
+        ct.CrabConfig("bad", d_model=30, heads=4)
+    with pytest.raises(ValueError, match="epochs"):
+        ct.CrabConfig("bad", epochs=0)
+    again = ct.CrabConfig.from_dict(json.loads(json.dumps(ct.FULL_CPU.to_dict())))
+    assert again == ct.FULL_CPU
+    assert f"d_model={ct.FULL_CPU.d_model}" in ct.FULL_CPU.describe()
+
+
+def test_config_for_mode_and_device() -> None:
+    cfg, why = ct.config_for("quick", "cuda")
+    assert cfg is ct.QUICK and "quick" in why
+    assert ct.config_for("full", "cuda")[0] is ct.FULL_GPU
+    assert ct.config_for("full", "mps")[0] is ct.FULL_GPU
+    cfg, why = ct.config_for("full", "cpu")
+    assert cfg is ct.FULL_CPU and "without a GPU" in why
+    assert ct.FULL_GPU.d_model == 512 and ct.FULL_GPU.out_hidden == (1024, 512, 256, 128)
+    with pytest.raises(ValueError):
+        ct.config_for("medium", "cpu")
+
+
+def test_build_subcrab_honours_architecture() -> None:
+    """crabnet's CrabNet(out_hidden=...) is ignored by fit; our SubCrab really has the layers asked for."""
+    cfg = ct.CrabConfig("arch", d_model=24, N=2, heads=3, dim_feedforward=40, out_hidden=(20, 10))
+    sub = ct.build_subcrab(cfg)
+    assert sub.d_model == 24 and sub.N == 2 and sub.heads == 3
+    assert [fc.out_features for fc in sub.output_nn.fcs] == [20, 10]
+    assert len(sub.encoder.transformer_encoder.layers) == 2
+    assert sub.encoder.transformer_encoder.layers[0].linear1.out_features == 40
+    same = ct.build_subcrab(cfg)
+    assert all(torch.equal(a, b) for a, b in zip(sub.state_dict().values(), same.state_dict().values()))
+
+
+# --------------------------------------------------------------------- environment guards
+def test_working_directory_restores_cwd_even_on_error(tmp_path: Path) -> None:
+    before = Path.cwd()
+    with pytest.raises(RuntimeError):
+        with ct.working_directory() as wd:
+            assert Path.cwd() == wd != before
+            raise RuntimeError("boom")
+    assert Path.cwd() == before
+    assert not wd.exists(), "the temporary folder is removed"
+    with ct.working_directory(tmp_path / "kept") as wd:
+        Path("x.txt").write_text("1")
+    assert (tmp_path / "kept" / "x.txt").exists() and Path.cwd() == before
+
+
+def test_torch_threads_sets_and_restores() -> None:
+    before = torch.get_num_threads()
+    with ct.torch_threads(1) as n:
+        assert n == 1 and torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+    with pytest.raises(ValueError):
+        with ct.torch_threads(0):
+            pass
+
+
+def test_fit_leaves_working_directory_clean_and_is_quiet(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """crabnet's fit writes figures/lc_data/*.csv into the cwd; ours writes nothing here and warns nothing noisy."""
+    monkeypatch.chdir(tmp_path)
+    train, val, _ = tiny_split()
+    train_before, val_before = train.copy(), val.copy()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ct.fit_crabnet(train, val, TINY, seed=1, threads=1, progress=False)
+    assert list(tmp_path.iterdir()) == []
+    assert Path.cwd() == tmp_path
+    noisy = [str(w.message) for w in caught if "pin_memory" in str(w.message) or "nested_tensor" in str(w.message)]
+    assert noisy == []
+    pd.testing.assert_frame_equal(train, train_before)
+    pd.testing.assert_frame_equal(val, val_before)
+
+
+def test_two_fits_in_one_process_are_identical(model: ct.CrabModel) -> None:
+    """The second fit used to die with "'SWA' object has no attribute '_optimizer_step_pre_hooks'"."""
+    again = tiny_model(seed=0)
+    _, _, test = tiny_split()
+    a, b = model.predict(test["formula"]), again.predict(test["formula"])
+    pd.testing.assert_frame_equal(a, b)
+    other = tiny_model(seed=5)
+    assert not np.allclose(other.predict(test["formula"])["prediction_eV"], a["prediction_eV"])
+
+
+def test_patch_swa_repairs_a_wrapped_step() -> None:
+    """After a failed fit torch has wrapped SWA.step; patch_swa unwraps it and fitting works again."""
+    from crabnet.utils.optim import SWA
+    from torch.optim import Optimizer
+
+    original = SWA.step
+    SWA.step = Optimizer.profile_hook_step(original)  # the state torch leaves behind
+    SWA.step.hooked = True
+    ct.patch_swa()
+    assert SWA.step is original and SWA.step.hooked
+    tiny_model(seed=2)  # would raise AttributeError without the repair
+
+
+def test_import_crabnet_restores_rng_and_rcparams() -> None:
+    """Importing crabnet reseeds torch/numpy with 42 and sets font.size 16; import_crabnet undoes both."""
+    code = (
+        "import numpy as np, torch, matplotlib\n"
+        "torch.manual_seed(7); np.random.seed(7)\n"
+        "t = torch.random.get_rng_state().clone(); n = np.random.get_state()[1].copy()\n"
+        "font = matplotlib.rcParams['font.size']\n"
+        "from helpers.crabnet_tools import import_crabnet\n"
+        "import_crabnet()\n"
+        "assert torch.equal(t, torch.random.get_rng_state()), 'torch RNG changed'\n"
+        "assert (n == np.random.get_state()[1]).all(), 'numpy RNG changed'\n"
+        "assert matplotlib.rcParams['font.size'] == font, matplotlib.rcParams['font.size']\n"
+        "print('ok')\n"
+    )
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=config.REPO_ROOT)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "ok"
+
+
+# --------------------------------------------------------------------- predict
+def test_predict_keeps_input_and_order(model: ct.CrabModel) -> None:
+    _, _, test = tiny_split()
+    formulas = test["formula"].copy()
+    frame = test.copy()
+    out = model.predict(formulas)
+    pd.testing.assert_series_equal(formulas, test["formula"])
+    pd.testing.assert_frame_equal(frame, test)
+    assert list(out.columns) == ["formula", "prediction_eV", "uncertainty_eV"]
+    assert list(out["formula"]) == list(test["formula"])
+    assert (out["uncertainty_eV"] > 0).all()
+    # same composition, other spelling and order -> the same number
+    single = model.predict(["CsPbI3", "I3PbCs", "Cs2Pb2I6"])
+    assert single["prediction_eV"].nunique() == 1
+    assert model.predict([]).empty
+
+
+def test_predict_refuses_more_elements_than_trained(model: ct.CrabModel) -> None:
+    assert model.max_elements == 6  # FA/MA mixtures: C H N Pb I Br
+    with pytest.raises(ct.TooManyElementsError, match="more than 6 elements"):
+        model.predict(["CsPbI3", "LiNaKRbCsPbI3"])
+
+
+def test_predict_refuses_unknown_elements(model: ct.CrabModel) -> None:
+    with pytest.raises(FormulaError, match="Xx"):
+        model.predict(["Xx2PbI3"])
+    with pytest.raises(FormulaError):
+        model.predict(["Pb(I3"])
+
+
+def test_fit_input_errors() -> None:
+    train, val, _ = tiny_split()
+    with pytest.raises(ValueError, match="target"):
+        ct.fit_crabnet(train.rename(columns={"target": "gap"}), val, TINY, progress=False)
+    with pytest.raises(ValueError, match="empty"):
+        ct.fit_crabnet(train, val.iloc[:0], TINY, progress=False)
+
+
+# --------------------------------------------------------------------- save / load
+def test_save_load_round_trip_is_identical_and_never_unpickles(
+    model: ct.CrabModel, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = model.save(tmp_path / "m.safetensors")
+    # a safetensors file is an 8-byte header length + a JSON header + raw bytes; no pickle opcodes
+    raw = path.read_bytes()
+    (n,) = struct.unpack("<Q", raw[:8])
+    header = json.loads(raw[8 : 8 + n])
+    assert header["__metadata__"]["format"] == ct.CHECKPOINT_FORMAT
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("a checkpoint load must not unpickle")
+
+    monkeypatch.setattr(pickle, "load", forbidden)
+    monkeypatch.setattr(pickle, "loads", forbidden)
+    monkeypatch.setattr(pickle, "Unpickler", forbidden)
+    monkeypatch.setattr(torch, "load", forbidden)
+    loaded = ct.load_model(path)
+    monkeypatch.undo()
+
+    _, _, test = tiny_split()
+    a = model.predict(test["formula"])
+    b = loaded.predict(test["formula"])
+    pd.testing.assert_frame_equal(a, b, check_exact=True)
+    assert loaded.config == model.config
+    assert loaded.max_elements == model.max_elements
+    assert loaded.train_elements == model.train_elements
+    assert loaded.history == model.history
+
+
+def test_save_requires_safetensors_suffix(model: ct.CrabModel, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="safetensors"):
+        model.save(tmp_path / "m.pth")
+
+
+class _Exploit:
+    """Unpickling this would create a marker file."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.write_text, (self.marker, "pwned"))
+
+
+def test_load_rejects_pickles_without_running_them(tmp_path: Path) -> None:
+    marker = tmp_path / "marker.txt"
+    evil = tmp_path / "evil.safetensors"
+    evil.write_bytes(pickle.dumps(_Exploit(marker)))
+    with pytest.raises(Exception):
+        ct.load_model(evil)
+    assert not marker.exists()
+
+
+def test_load_rejects_foreign_safetensors(tmp_path: Path) -> None:
+    from safetensors.torch import save_file
+
+    path = tmp_path / "other.safetensors"
+    save_file({"w": torch.zeros(2)}, str(path), metadata={"format": "pt"})
+    with pytest.raises(ValueError, match="not a band-gap course CrabNet checkpoint"):
+        ct.load_model(path)
+
+
+def test_progress_prints_sparingly(capsys: pytest.CaptureFixture[str]) -> None:
+    bar = ct.Progress("demo", 100, max_lines=5)
+    for epoch in range(1, 101):
+        bar.update(epoch, "info")
+    bar.update(100, "done", final=True)
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) <= 6 and lines[-1].startswith("demo: 100/100 epochs | done")
+    silent = ct.Progress("quiet", 10, enabled=False)
+    silent.update(10, "x", final=True)
+    assert capsys.readouterr().out == "" and "10/10" in silent.last_text

@@ -1,0 +1,120 @@
+"""helpers.evaluation: metrics, tables, calibration numbers and figures (eV everywhere)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from helpers import evaluation, plotting, splits
+
+
+def test_regression_metrics_by_hand() -> None:
+    m = evaluation.regression_metrics([1.0, 2.0, 3.0], [1.5, 2.0, 2.0])
+    assert m["MAE_eV"] == pytest.approx(0.5)
+    assert m["RMSE_eV"] == pytest.approx(math.sqrt((0.25 + 0 + 1) / 3))
+    assert m["R2"] == pytest.approx(1 - 1.25 / 2.0)
+    assert m["n"] == 3
+    assert math.isnan(evaluation.regression_metrics([1.0, 1.0], [1.0, 2.0])["R2"])
+    with pytest.raises(ValueError):
+        evaluation.regression_metrics([1.0], [1.0, 2.0])
+    with pytest.raises(ValueError):
+        evaluation.regression_metrics([], [])
+
+
+class _Constant:
+    def __init__(self, value: float):
+        self.value = value
+
+    def predict(self, formulas):
+        return np.full(len(list(formulas)), self.value)
+
+
+class _WithSigma:
+    """Mimics CrabModel.predict: a frame with prediction and uncertainty."""
+
+    def predict(self, formulas):
+        formulas = list(formulas)
+        return pd.DataFrame({"formula": formulas, "prediction_eV": np.linspace(1, 2, len(formulas)), "uncertainty_eV": 0.1})
+
+
+def _split() -> splits.Split:
+    df = pd.DataFrame({"formula": [f"CsPbI{3 - 0.1 * i:.1f}Br{0.1 * i:.1f}" for i in range(1, 21)], "target": np.linspace(1.5, 2.5, 20)})
+    return splits.random_split(df, seed=0)
+
+
+def test_collect_predictions_and_tables() -> None:
+    sp = _split()
+    preds = evaluation.collect_predictions({"const": _Constant(2.0), "sigma": _WithSigma()}, sp)
+    assert list(preds.columns) == list(evaluation.PREDICTION_COLUMNS)
+    assert len(preds) == 2 * 20
+    assert preds.loc[preds["model"] == "const", "sigma_eV"].isna().all()
+    assert (preds.loc[preds["model"] == "sigma", "sigma_eV"] == 0.1).all()
+    metrics = evaluation.metrics_table(preds)
+    assert len(metrics) == 2 * 3 and set(metrics["part"]) == {"train", "val", "test"}
+    test_const = metrics[(metrics["model"] == "const") & (metrics["part"] == "test")].iloc[0]
+    assert test_const["MAE_eV"] == pytest.approx(np.abs(sp.test["target"] - 2.0).mean())
+    wide = evaluation.summary_table(metrics)
+    assert list(wide.columns) == ["train", "val", "test"] and wide.shape == (2, 3)
+    other = evaluation.collect_predictions({"const": _Constant(2.0)}, sp)
+    other["split"] = "chemical_system"  # pretend: same numbers on a second split -> ratio 1
+    both = evaluation.metrics_table(pd.concat([preds, other]))
+    comparison = evaluation.split_comparison(both)
+    assert "ratio" in comparison.columns
+    assert comparison.loc["const", "ratio"] == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="no predictions"):
+        evaluation.select(preds, model="nope")
+
+
+def test_laplace_calibration_numbers() -> None:
+    """Errors drawn from the Laplace distribution CrabNet's loss assumes are calibrated by construction."""
+    rng = np.random.default_rng(0)
+    n = 20000
+    sigma = rng.uniform(0.05, 0.5, n)
+    err = rng.laplace(0.0, sigma / np.sqrt(2.0))
+    rows = pd.DataFrame({"true_eV": np.zeros(n), "pred_eV": err, "sigma_eV": sigma})
+    s = evaluation.calibration_summary(rows)
+    assert s["within_1sigma"] == pytest.approx(s["expected_1sigma"], abs=0.01)
+    assert s["within_2sigma"] == pytest.approx(s["expected_2sigma"], abs=0.01)
+    assert s["expected_1sigma"] == pytest.approx(1 - math.exp(-math.sqrt(2)))
+    assert s["rmse_eV"] == pytest.approx(s["rms_sigma_eV"], rel=0.05)
+    assert s["spearman"] > 0.2
+    with pytest.raises(ValueError, match="no uncertainty"):
+        evaluation.calibration_summary(rows.assign(sigma_eV=np.nan))
+
+
+def test_figures_are_drawn_in_ev_one_panel_per_split_and_saved(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BANDGAP_OUTPUT_DIR", str(tmp_path))
+    sp = _split()
+    one = evaluation.collect_predictions({"sigma": _WithSigma()}, sp)
+    two = evaluation.collect_all({"random": {"sigma": _WithSigma()}, "chemical_system": {"sigma": _WithSigma()}}, [sp, _relabel(sp)])
+    assert set(two["split"]) == {"random", "chemical_system"} and len(two) == 2 * len(one)
+
+    parity = evaluation.parity_plot(one)
+    ax = parity.axes[0]
+    assert "(eV)" in ax.get_xlabel() and "(eV)" in ax.get_ylabel()
+    assert any("MAE" in t.get_text() for t in ax.get_legend().get_texts())
+    assert len(evaluation.parity_plot(two).axes) == 2
+    residual = evaluation.residual_plot(two)
+    assert len(residual.axes) == 2 and "(eV)" in residual.axes[0].get_ylabel()
+    calib = evaluation.calibration_plot(evaluation.select(two, part="test"))
+    assert len(calib.axes) == 4
+    table = evaluation.calibration_table(two, model="sigma")
+    assert list(table.index) == ["random", "chemical_system"] and "within_1sigma" in table.columns
+    curve = evaluation.learning_curve_plot({"random": [{"epoch": 1, "train_mae": 0.3, "val_mae": 0.4}, {"epoch": 10, "train_mae": 0.2, "val_mae": 0.3}]})
+    assert curve.axes[0].get_ylabel() == "MAE (eV)"
+    with pytest.raises(ValueError):
+        evaluation.learning_curve_plot({"x": []})
+    path = plotting.save_figure(parity, "03_parity_test")
+    assert path == tmp_path / "figures" / "03_parity_test.png" and path.stat().st_size > 1000
+
+
+def _relabel(sp: splits.Split) -> splits.Split:
+    return splits.Split(kind="chemical_system", seed=sp.seed, train=sp.train, val=sp.val, test=sp.test)

@@ -1,0 +1,107 @@
+"""helpers.predictor: the plain function, its error paths, and the ipywidgets UI."""
+
+from __future__ import annotations
+
+import ast
+import json
+
+import pandas as pd
+import pytest
+
+from _crab_fixtures import tiny_model, tiny_split
+from helpers import config
+from helpers import crabnet_tools as ct
+from helpers import predictor
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def model() -> ct.CrabModel:
+    return tiny_model(seed=0)
+
+
+@pytest.fixture(scope="module")
+def dataset() -> pd.DataFrame:
+    train, val, test = tiny_split()
+    return pd.concat([train, val, test]).assign(n_entries=3)
+
+
+@pytest.mark.parametrize(
+    "query, expected",
+    [
+        ("", "empty formula"),
+        ("   ", "empty formula"),
+        (None, "must be text"),
+        (42, "must be text"),
+        ("Xx2PbI3", "'Xx', not chemical element"),
+        ("Pb(I3", "not a chemical formula"),
+        ("cspbi3", "not a chemical formula"),
+        ("CsPbI3!", "not a chemical formula"),
+        ("LiNaKRbCsFrPbI3", "has 8 elements; this model was trained on formulas with at most 6"),
+    ],
+)
+def test_bad_input_gives_a_message_never_an_exception(model: ct.CrabModel, query, expected: str) -> None:
+    result = predictor.predict_formula(model, query)
+    assert not result.ok
+    assert expected in result.message
+    assert result.band_gap_eV is None and result.uncertainty_eV is None
+    assert "Traceback" not in str(result)
+
+
+def test_prediction_with_measured_value_in_any_spelling(model: ct.CrabModel, dataset: pd.DataFrame) -> None:
+    p = predictor.Predictor(model, dataset)
+    result = p("I3PbCs")  # the dataset writes CsPbI3
+    assert result.ok and result.matched_formula == "CsPbI3"
+    assert result.measured_eV == pytest.approx(1.60) and result.measured_n == 3
+    assert result.band_gap_eV == pytest.approx(float(model.predict(["CsPbI3"])["prediction_eV"][0]))
+    assert result.uncertainty_eV > 0
+    assert "predicted band gap" in result.message and "measured mean 1.60 eV" in result.message
+    assert "± " in result.message and "eV" in result.message
+
+
+def test_notes_for_abbreviations_unseen_elements_and_training_examples(model: ct.CrabModel, dataset: pd.DataFrame) -> None:
+    train, _, _ = tiny_split()
+    p = predictor.Predictor(model, dataset, train_formulas=train["formula"])
+    ma = p("MAPbI3")
+    assert ma.ok and any("read as (CH6N)PbI3" in n for n in ma.notes)
+    assert ma.matched_formula is None or ma.measured_eV is not None
+    ge = p("CsGeI3")
+    assert ge.ok and ge.measured_eV is None and "not in the dataset" in ge.message
+    assert any("Ge never appeared in the training data" in n for n in ge.notes)
+    seen = p(train["formula"].iloc[0])
+    assert any("training example" in n for n in seen.notes)
+
+
+def test_widget_runs_the_same_function(model: ct.CrabModel, dataset: pd.DataFrame) -> None:
+    box = predictor.Predictor(model, dataset).widget(initial="CsPbI3")
+    assert "predicted band gap" in box.output.value
+    box.text.value = "Xx"
+    assert "Cannot read this formula" in box.output.value
+    box.text.value = "CsSnI3"
+    box.output.value = ""
+    box.button.click()
+    assert "CsSnI3: predicted band gap" in box.output.value
+
+
+def test_dataset_without_the_column_is_refused(model: ct.CrabModel) -> None:
+    with pytest.raises(ValueError, match="no column"):
+        predictor.Predictor(model, pd.DataFrame({"formula": ["CsPbI3"]}))
+
+
+def _calls_input(source: str) -> bool:
+    tree = ast.parse(source)
+    return any(isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id == "input" for n in ast.walk(tree))
+
+
+def test_no_input_calls_in_notebook_03_or_its_helpers() -> None:
+    """input() blocks headless runs (CI, nbval)."""
+    root = config.REPO_ROOT
+    for module in ("crabnet_tools", "splits", "baselines", "predictor", "evaluation", "composition"):
+        assert not _calls_input((root / "helpers" / f"{module}.py").read_text()), module
+    nb = json.loads((root / "notebooks" / "03_crabnet.ipynb").read_text())
+    for cell in nb["cells"]:
+        if cell["cell_type"] == "code":
+            src = "".join(cell["source"])
+            clean = "\n".join(line for line in src.splitlines() if not line.lstrip().startswith(("%", "!")))
+            assert not _calls_input(clean), src
