@@ -26,7 +26,7 @@ lab: env
 	$(PY) -m jupyter lab notebooks
 
 benchmark: env
-	$(PY) benchmarks/crabnet_matbench.py
+	$(PY) benchmarks/crabnet_matbench.py --config both --threads 1 --jobs 2 --perovskite --perovskite-configs quick,full
 
 clean:
 	rm -rf output data/nomad data/processed models

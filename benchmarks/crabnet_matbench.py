@@ -336,8 +336,9 @@ def render_markdown(data: dict) -> str:
         lines.append("")
         lines.append(
             f"Data: {p.get('n_formulas', '?')} formulas from `{p.get('csv')}`; splits as in notebook 03 "
-            "(seed 42); baselines trained on train, CrabNet on train with val for weight averaging."
+            "(seed 42); baselines trained on train, CrabNet on train with val for weight averaging.  "
         )
+        lines.append(f"Run with: `{p.get('command', '?')}`")
         lines.append("")
         models = [m for m in ("quick", "full") if any(m in s for s in p["splits"].values())]
         lines.append("| split | n train/val/test | mean | median | RF (Magpie) | " + " | ".join(f"CrabNet {m}" for m in models) + " |")
@@ -413,6 +414,7 @@ def main(argv: list[str] | None = None) -> int:
         names_p = args.perovskite_configs.split(",") if args.perovskite_configs else (list(configs) or ["quick"])
         p_configs = {n.strip(): configs.get(n.strip(), _config(n.strip(), {})) for n in names_p if n.strip()}
         data["perovskite"] = run_perovskite(p_configs, threads, args.seed, args.perovskite_csv, args.progress)
+        data["perovskite"].update(command=command.strip(), threads=threads, date=datetime.now(timezone.utc).isoformat(timespec="seconds"))
     data["machine"] = machine()
     data["leaderboard_matbench_v0.1"] = LEADERBOARD
     data["targets"] = TARGETS

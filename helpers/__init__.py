@@ -10,7 +10,15 @@ One module per concept:
 - :mod:`helpers.cleaning` units, missing values, duplicates, formulas, outliers
 - :mod:`helpers.elements` element statistics
 - :mod:`helpers.plotting` periodic-table heatmap and other figures
-- :mod:`helpers.crabnet_tools` CrabNet wrapper, baselines, splits, predictor
+- :mod:`helpers.composition` formulas as model inputs (fractions, chemical system, CrabNet spelling)
+- :mod:`helpers.splits`   random and chemical-system-held-out splits, leakage checks
+- :mod:`helpers.baselines` mean/median and random forest on Magpie/Oliynyk features
+- :mod:`helpers.crabnet_tools` CrabNet wrapper: configs, guards, fit, safe checkpoints
+- :mod:`helpers.evaluation` metrics, parity/residual/calibration plots
+- :mod:`helpers.predictor` formula -> band gap +- uncertainty, as a function and a widget
+- :mod:`helpers.datasource` live NOMAD or the recorded snapshot on the stand-in
+- :mod:`helpers.lesson`   StopLesson: stop a notebook with a message, not a traceback
+- :mod:`helpers.nbcheck`  expected outputs of ``# NBVAL_CHECK_OUTPUT`` cells
 - :mod:`helpers.course`   headless course runner (``python -m helpers.course``)
 """
 
