@@ -17,6 +17,7 @@ One module per concept:
 - :mod:`helpers.evaluation` metrics, parity/residual/calibration plots
 - :mod:`helpers.predictor` formula -> band gap +- uncertainty, as a function and a widget
 - :mod:`helpers.datasource` live NOMAD or the recorded snapshot on the stand-in
+- :mod:`helpers.fileio`   sha256 of files for manifests
 - :mod:`helpers.lesson`   StopLesson: stop a notebook with a message, not a traceback
 - :mod:`helpers.nbcheck`  expected outputs of ``# NBVAL_CHECK_OUTPUT`` cells
 - :mod:`helpers.course`   headless course runner (``python -m helpers.course``)

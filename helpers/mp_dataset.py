@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import ast
 import functools
-import hashlib
 import math
 import numbers
 import re
@@ -54,6 +53,7 @@ import numpy as np
 import pandas as pd
 
 from . import config, schema
+from .fileio import sha256_file  # noqa: F401  (public here: scripts and tests use mp_dataset.sha256_file)
 
 MATMINER_VERSION = "0.3.9"
 CRABNET_VERSION = "2.0.8"
@@ -653,15 +653,6 @@ def write_dataset_csv(dataset: pd.DataFrame, path: str | Path) -> str:
     path.parent.mkdir(parents=True, exist_ok=True)
     text.to_csv(path, index=False, lineterminator="\n", encoding="utf-8")
     return sha256_file(path)
-
-
-def sha256_file(path: str | Path) -> str:
-    """Hex sha256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def committed_csv_path() -> Path:

@@ -49,6 +49,8 @@ from typing import Any
 import requests
 from scipy import constants
 
+from .fileio import sha256_file
+
 log = logging.getLogger(__name__)
 
 #: NOMAD's public API (v1).
@@ -718,14 +720,6 @@ def _atomic_write_json(path: Path, obj: Any) -> None:
     _atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=False) + "\n").encode("utf-8"))
 
 
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def body_sha256(body: Mapping[str, Any]) -> str:
     """SHA-256 of a request body in canonical JSON (sorted keys): identifies a query."""
     return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
@@ -867,7 +861,7 @@ def pull_to_csv(
         and state.get("columns") == columns
         and state.get("max_entries") == max_entries
     ):
-        if state.get("complete") and not partial.exists() and out.exists() and _sha256_file(out) == state.get("sha256"):
+        if state.get("complete") and not partial.exists() and out.exists() and sha256_file(out) == state.get("sha256"):
             resumed = True  # crashed after publishing the CSV, before the manifest
         elif partial.exists() and partial.stat().st_size >= state["partial_bytes"]:
             with open(partial, "r+b") as fh:
@@ -978,7 +972,7 @@ def pull_to_csv(
         state["seconds"] += time.monotonic() - t0
 
     if partial.exists():  # publish: record the checksum first, then rename into place
-        state["sha256"] = _sha256_file(partial)
+        state["sha256"] = sha256_file(partial)
         save_state()
         os.replace(partial, out)
         _fsync_dir(out.parent)
