@@ -31,6 +31,7 @@ import resource
 import shlex
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import replace
 from datetime import datetime, timezone
@@ -133,6 +134,16 @@ def _worker(task: dict) -> dict:
             n_parameters=model.n_parameters,
             mean_sigma=float(np.mean(pred["uncertainty_eV"])),
         )
+        if task.get("return_predictions"):
+            # the parent combines ensemble members trained in separate processes
+            out.update(
+                test_pred=pred["prediction_eV"].tolist(),
+                test_sigma=pred["uncertainty_eV"].tolist(),
+                test_target=test["target"].astype(float).tolist(),
+                val_pred=val_pred["prediction_eV"].tolist(),
+                val_sigma=val_pred["uncertainty_eV"].tolist(),
+                val_target=val["target"].astype(float).tolist(),
+            )
     out["wall_s"] = time.perf_counter() - start
     usage = resource.getrusage(resource.RUSAGE_SELF)
     out["cpu_s"] = usage.ru_utime + usage.ru_stime  # whole process, incl. imports
@@ -187,33 +198,80 @@ def machine() -> str:
 def run_config(
     name: str, cfg, folds, threads: int, seed: int, progress: bool, jobs: int = 1, train_on: str = "train"
 ) -> dict:
-    """Train and score ``cfg`` on ``folds``; ``jobs`` fold processes run at the same time.
+    """Train and score ``cfg`` on ``folds``; ``jobs`` training processes run at the same time.
 
-    ``total_wall_s`` is the elapsed time of the whole configuration (with ``jobs=1`` the
-    sum of the fold processes). With ``jobs=2`` and ``threads=1`` two cores train two
-    folds at once, which for these small models is far more efficient than two torch
-    threads on one fold.
+    Every ensemble member of every fold is its own process (``cfg.members`` per fold, with
+    the seeds of :func:`helpers.crabnet_tools.member_seeds`); the parent combines a fold's
+    members with :func:`helpers.crabnet_tools.combine_members`, exactly as
+    ``fit_crabnet(..., cfg)`` followed by ``predict`` would in one process (a unit test
+    pins that equivalence down). ``total_wall_s`` is the elapsed time of the whole
+    configuration (with ``jobs=1`` the sum of the processes). With ``jobs=2`` and
+    ``threads=1`` two cores train two models at once, which for these small models is
+    far more efficient than two torch threads on one model.
     """
     from concurrent.futures import ThreadPoolExecutor
 
-    load_start = os.getloadavg()[0]
-    keys = ("mae", "rmse", "r2", "val_mae", "wall_s", "process_s", "cpu_s", "peak_rss_mb", "fit_s", "epochs_run", "n_parameters")
+    from helpers import crabnet_tools as ct, evaluation
 
-    def one(k: int) -> dict:
-        print(f"[{name}] fold {k}: training {cfg.describe()} on {threads} thread(s) ...", flush=True)
+    load_start = os.getloadavg()[0]
+    seeds = ct.member_seeds(seed, cfg.members)
+    member_cfg = replace(cfg, members=1)
+    tasks = [(k, i) for k in folds for i in range(cfg.members)]
+    done: dict[tuple[int, int], dict] = {}
+    lock = threading.Lock()
+
+    def one(task: tuple[int, int]) -> tuple[tuple[int, int], dict]:
+        k, i = task
+        who = f"fold {k}" + (f" member {i + 1}/{cfg.members} (seed {seeds[i]})" if cfg.members > 1 else "")
+        print(f"[{name}] {who}: training {member_cfg.describe()} on {threads} thread(s) ...", flush=True)
         r = run_child(
-            {"kind": "matbench", "model": "crabnet", "fold": k, "config": cfg.to_dict(), "threads": threads, "seed": seed,
-             "progress": progress, "train_on": train_on}
+            {"kind": "matbench", "model": "crabnet", "fold": k, "config": member_cfg.to_dict(), "threads": threads,
+             "seed": seeds[i], "progress": progress, "train_on": train_on, "return_predictions": True}
         )
-        print(f"[{name}] fold {k}: test MAE {r['mae']:.4f} eV, {r['wall_s']:.0f} s, peak RSS {r['peak_rss_mb']:.0f} MB", flush=True)
-        return {"fold": k, **{key: r.get(key) for key in keys}}
+        print(f"[{name}] {who}: test MAE {r['mae']:.4f} eV, {r['wall_s']:.0f} s, peak RSS {r['peak_rss_mb']:.0f} MB", flush=True)
+        with lock:
+            done[task] = r
+            parts = [done.get((k, j)) for j in range(cfg.members)]
+        if cfg.members > 1 and all(parts):
+            pred, _, _ = ct.combine_members([p["test_pred"] for p in parts], [p["test_sigma"] for p in parts])
+            mae = evaluation.regression_metrics(parts[0]["test_target"], pred)["MAE_eV"]
+            print(f"[{name}] fold {k}: ensemble test MAE {mae:.4f} eV", flush=True)
+        return task, r
 
     start = time.perf_counter()
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        rows = list(pool.map(one, folds))
+        results = dict(pool.map(one, tasks))
     elapsed = time.perf_counter() - start
+
+    rows = []
+    for k in folds:
+        parts = [results[(k, i)] for i in range(cfg.members)]
+        test_pred, test_sigma, _ = ct.combine_members([p["test_pred"] for p in parts], [p["test_sigma"] for p in parts])
+        val_pred, _, _ = ct.combine_members([p["val_pred"] for p in parts], [p["val_sigma"] for p in parts])
+        m = evaluation.regression_metrics(parts[0]["test_target"], test_pred)
+        row = {
+            "fold": k,
+            "mae": m["MAE_eV"],
+            "rmse": m["RMSE_eV"],
+            "r2": m["R2"],
+            "val_mae": evaluation.regression_metrics(parts[0]["val_target"], val_pred)["MAE_eV"],
+            # cost of the fold = all its members (they may have run side by side)
+            "wall_s": sum(p["wall_s"] for p in parts),
+            "process_s": sum(p["process_s"] for p in parts),
+            "cpu_s": sum(p["cpu_s"] for p in parts),
+            "peak_rss_mb": max(p["peak_rss_mb"] for p in parts),
+            "fit_s": sum(p["fit_s"] for p in parts),
+            "epochs_run": parts[0]["epochs_run"] if cfg.members == 1 else [p["epochs_run"] for p in parts],
+            "n_parameters": sum(p["n_parameters"] for p in parts),
+            "mean_sigma": float(sum(test_sigma) / len(test_sigma)),
+        }
+        if cfg.members > 1:
+            row["member_mae"] = [p["mae"] for p in parts]
+            row["member_seeds"] = seeds
+        rows.append(row)
+        print(f"[{name}] fold {k}: test MAE {row['mae']:.4f} eV" + (f" (members {', '.join(f'{x:.4f}' for x in row['member_mae'])})" if cfg.members > 1 else ""), flush=True)
     maes = [r["mae"] for r in rows]
-    return {
+    out = {
         "mean_mae": sum(maes) / len(maes),
         "mean_rmse": sum(r["rmse"] for r in rows) / len(rows),
         "total_wall_s": elapsed,
@@ -222,12 +280,16 @@ def run_config(
         "threads": threads,
         "jobs": jobs,
         "seed": seed,
+        "members": cfg.members,
         "config": cfg.to_dict(),
         "n_parameters": rows[0].get("n_parameters") if rows else None,
         "folds": rows,
         "load_average_at_start": load_start,
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
+    if cfg.members > 1:
+        out["mean_member_mae"] = sum(sum(r["member_mae"]) for r in rows) / (len(rows) * cfg.members)
+    return out
 
 
 def run_baselines(folds, threads: int, seed: int) -> dict:
@@ -313,20 +375,35 @@ def render_markdown(data: dict) -> str:
         lines.append(
             f"`d_model={cfg['d_model']} N={cfg['N']} heads={cfg['heads']} ff={cfg['dim_feedforward']} "
             f"out_hidden={cfg['out_hidden']} epochs={cfg['epochs']} epochs_step={cfg['epochs_step']} "
-            f"lr={cfg['base_lr']}..{cfg['max_lr']} batch={cfg['batch_size'] or 'auto'}`, "
-            f"{c.get('n_parameters') or '?'} parameters, {c['threads']} thread(s) per fold, {c.get('jobs', 1)} fold(s) at a time, seed {c['seed']}, "
+            f"lr={cfg['base_lr']}..{cfg['max_lr']} batch={cfg['batch_size'] or 'auto'} members={cfg.get('members', 1)}`, "
+            f"{c.get('n_parameters') or '?'} parameters (all members), {c['threads']} thread(s) per process, "
+            f"{c.get('jobs', 1)} process(es) at a time, seed {c['seed']}"
+            + (f" (members: seeds {', '.join(str(x) for x in c['folds'][0].get('member_seeds', []))})" if cfg.get("members", 1) > 1 else "")
+            + ", "
             f"load average at start {c.get('load_average_at_start', float('nan')):.2f}  "
         )
         lines.append(f"Run with: `{c.get('command', '?')}`  ")
         lines.append(_target_line(name, c))
+        ens = cfg.get("members", 1) > 1
+        if ens:
+            lines.append(
+                f"Ensemble of {cfg['members']} seeds: the members alone average {c['mean_member_mae']:.4f} eV, "
+                f"their mean prediction {c['mean_mae']:.4f} eV. Wall, CPU and fit times add up the members."
+            )
         lines.append("")
-        lines.append("| fold | test MAE (eV) | test RMSE (eV) | val MAE (eV) | epochs run | wall (s) | CPU (s) | peak RSS (MB) |")
-        lines.append("|---|---|---|---|---|---|---|---|")
+        lines.append(
+            "| fold | test MAE (eV) | test RMSE (eV) | val MAE (eV) | epochs run | wall (s) | CPU (s) | peak RSS (MB) |"
+            + (" members' test MAE (eV) |" if ens else "")
+        )
+        lines.append("|---|---|---|---|---|---|---|---|" + ("---|" if ens else ""))
         for r in c["folds"]:
             cpu = f"{r['cpu_s']:.0f}" if r.get("cpu_s") is not None else ""
+            epochs = r.get("epochs_run", "")
+            epochs = " + ".join(str(e) for e in epochs) if isinstance(epochs, list) else epochs
             lines.append(
                 f"| {r['fold']} | {r['mae']:.4f} | {r['rmse']:.4f} | {r.get('val_mae', float('nan')):.4f} | "
-                f"{r.get('epochs_run', '')} | {r['wall_s']:.0f} | {cpu} | {r['peak_rss_mb']:.0f} |"
+                f"{epochs} | {r['wall_s']:.0f} | {cpu} | {r['peak_rss_mb']:.0f} |"
+                + (" " + " / ".join(f"{x:.4f}" for x in r.get("member_mae", [])) + " |" if ens else "")
             )
         lines.append("")
     if "baselines" in data:

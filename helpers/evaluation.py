@@ -313,7 +313,8 @@ def learning_curve_plot(histories: Mapping[str, Sequence[Mapping[str, float]]], 
     """Train and validation MAE (eV) at CrabNet's check-in epochs, one line pair per run.
 
     Args:
-        histories: ``{label: CrabModel.history}``.
+        histories: ``{label: CrabModel.history}``. Rows with a ``member`` key (ensembles)
+            get one line pair per member, in the run's colour; only the first is labelled.
     """
     from matplotlib.figure import Figure
 
@@ -322,9 +323,15 @@ def learning_curve_plot(histories: Mapping[str, Sequence[Mapping[str, float]]], 
     fig = Figure(figsize=(6.0, 4.0), layout="constrained")
     ax = fig.add_subplot()
     for i, (label, history) in enumerate(histories.items()):
-        epochs = [h["epoch"] for h in history]
-        ax.plot(epochs, [h["train_mae"] for h in history], "o-", color=f"C{i}", label=f"{label}: train")
-        ax.plot(epochs, [h["val_mae"] for h in history], "s--", color=f"C{i}", label=f"{label}: validation")
+        members = sorted({int(h.get("member", 0)) for h in history})
+        for j, member in enumerate(members):
+            rows = [h for h in history if int(h.get("member", 0)) == member]
+            epochs = [h["epoch"] for h in rows]
+            suffix = f" (member {member + 1} of {len(members)})" if len(members) > 1 and j == 0 else ""
+            first = j == 0
+            style = {"color": f"C{i}", "alpha": 1.0 if first else 0.45}
+            ax.plot(epochs, [h["train_mae"] for h in rows], "o-", label=f"{label}: train{suffix}" if first else None, **style)
+            ax.plot(epochs, [h["val_mae"] for h in rows], "s--", label=f"{label}: validation{suffix}" if first else None, **style)
     ax.set_xlabel("epoch")
     ax.set_ylabel("MAE (eV)")
     ax.set_title(title or "learning curves")

@@ -269,3 +269,141 @@ def test_progress_prints_sparingly(capsys: pytest.CaptureFixture[str]) -> None:
     silent = ct.Progress("quiet", 10, enabled=False)
     silent.update(10, "x", final=True)
     assert capsys.readouterr().out == "" and "10/10" in silent.last_text
+
+
+# --------------------------------------------------------------------- seed ensembles
+def test_member_seeds_and_config_members() -> None:
+    assert ct.member_seeds(42, 1) == [42]
+    assert ct.member_seeds(42, 3) == [42, 43, 44]
+    with pytest.raises(ValueError, match="members"):
+        ct.member_seeds(42, 0)
+    with pytest.raises(ValueError, match="members"):
+        ct.CrabConfig("bad", members=0)
+    two = ct.CrabConfig("two", members=2)
+    assert "ensemble of 2 seeds" in two.describe() and "ensemble" not in ct.QUICK.describe()
+    assert ct.CrabConfig.from_dict(two.to_dict()) == two
+
+
+def test_combine_members_is_a_gaussian_mixture() -> None:
+    mean, sigma, spread = ct.combine_members([[1.0, 2.0], [3.0, 2.0]], [[0.3, 0.1], [0.4, 0.1]])
+    np.testing.assert_allclose(mean, [2.0, 2.0])
+    np.testing.assert_allclose(spread, [1.0, 0.0])
+    np.testing.assert_allclose(sigma, [np.sqrt((0.09 + 0.16) / 2 + 1.0), 0.1])
+    one_mean, one_sigma, one_spread = ct.combine_members([[1.5, 2.5]], [[0.2, 0.3]])
+    np.testing.assert_allclose(one_mean, [1.5, 2.5])
+    np.testing.assert_allclose(one_sigma, [0.2, 0.3])
+    assert (one_spread == 0).all()
+    with pytest.raises(ValueError, match="shapes"):
+        ct.combine_members([[1.0, 2.0], [1.0]], [[0.1, 0.1], [0.1]])
+    with pytest.raises(ValueError, match="same positive number"):
+        ct.combine_members([], [])
+
+
+@pytest.fixture(scope="module")
+def ensemble() -> ct.CrabModel:
+    from dataclasses import replace
+
+    train, val, _ = tiny_split()
+    return ct.fit_crabnet(train, val, replace(TINY, members=2), seed=5, threads=1, progress=False)
+
+
+def test_ensemble_is_the_mean_of_separately_trained_members(ensemble: ct.CrabModel, tmp_path: Path) -> None:
+    """The benchmark trains members in separate processes; this is what makes that equivalent."""
+    train, val, test = tiny_split()
+    assert ensemble.members == 2 and ensemble.info["member_seeds"] == [5, 6]
+    singles = [ct.fit_crabnet(train, val, TINY, seed=s, threads=1, progress=False) for s in (5, 6)]
+    assert ensemble.n_parameters == sum(m.n_parameters for m in singles)
+    parts = [m.predict(test["formula"]) for m in singles]
+    combined = ensemble.predict(test["formula"])
+    assert list(combined.columns) == ["formula", "prediction_eV", "uncertainty_eV", "member_spread_eV"]
+    mean, sigma, spread = ct.combine_members([p["prediction_eV"] for p in parts], [p["uncertainty_eV"] for p in parts])
+    np.testing.assert_array_equal(combined["prediction_eV"], mean)
+    np.testing.assert_array_equal(combined["uncertainty_eV"], sigma)
+    assert (combined["member_spread_eV"] > 0).all(), "two seeds never agree to the last bit"
+    assert {h["member"] for h in ensemble.history} == {0, 1}
+    assert [h for h in ensemble.history if h["member"] == 1] == [{**h, "member": 1} for h in singles[1].history]
+
+
+def test_ensemble_checkpoint_round_trip(ensemble: ct.CrabModel, tmp_path: Path) -> None:
+    path = ensemble.save(tmp_path / "ens.safetensors")
+    loaded = ct.load_model(path)
+    _, _, test = tiny_split()
+    assert loaded.members == 2 and loaded.config == ensemble.config
+    pd.testing.assert_frame_equal(loaded.predict(test["formula"]), ensemble.predict(test["formula"]), check_exact=True)
+    assert loaded.history == ensemble.history
+
+
+def test_load_rejects_a_checkpoint_missing_a_member(ensemble: ct.CrabModel, tmp_path: Path) -> None:
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    path = ensemble.save(tmp_path / "ens.safetensors")
+    with safe_open(str(path), framework="pt") as handle:
+        meta = handle.metadata()
+    tensors = load_file(str(path))
+    save_file({k: v for k, v in tensors.items() if not k.startswith("member1.")}, str(tmp_path / "cut.safetensors"), metadata=meta)
+    with pytest.raises(ValueError, match="no tensors for member 1"):
+        ct.load_model(tmp_path / "cut.safetensors")
+    save_file(tensors, str(tmp_path / "one.safetensors"), metadata={**meta, "members": "1"})
+    with pytest.raises(ValueError, match="belong to no member"):
+        ct.load_model(tmp_path / "one.safetensors")
+
+
+def test_describe_single_and_ensemble(model: ct.CrabModel, ensemble: ct.CrabModel) -> None:
+    assert model.describe().startswith(f"{model.n_parameters:,} parameters, {model.info['epochs_run']} epochs in ")
+    per = ensemble.n_parameters // 2
+    epochs = "+".join(str(e) for e in ensemble.info["epochs_run_per_member"])
+    assert len(ensemble.info["epochs_run_per_member"]) == 2
+    assert ensemble.describe().startswith(f"ensemble of 2 x {per:,} parameters, {epochs} epochs in ")
+
+
+# --------------------------------------------------------------------- precision
+def test_cpu_bf16_detection_reads_cpuinfo_flags(tmp_path: Path) -> None:
+    zen4 = tmp_path / "zen4"
+    zen4.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f avx512_bf16 avx512_vnni\n")
+    old = tmp_path / "old"
+    old.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx2 fma\n")
+    assert ct.cpu_has_native_bf16(zen4) is True
+    assert ct.cpu_has_native_bf16(old) is False
+    assert ct.cpu_has_native_bf16(tmp_path / "missing") is False
+
+
+def test_resolve_precision(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert ct.resolve_precision("float32")[0] == "float32"
+    assert ct.resolve_precision("bfloat16", "cpu")[0] == "bfloat16"
+    assert ct.resolve_precision("auto", "cuda")[0] == "float32"
+    monkeypatch.setattr(ct, "cpu_has_native_bf16", lambda: True)
+    assert ct.resolve_precision("auto", "cpu")[0] == "bfloat16"
+    monkeypatch.setattr(ct, "cpu_has_native_bf16", lambda: False)
+    precision, why = ct.resolve_precision("auto", "cpu")
+    assert precision == "float32" and "no native bfloat16" in why
+    with pytest.raises(ValueError, match="precision"):
+        ct.resolve_precision("float16")
+    with pytest.raises(ValueError, match="precision"):
+        ct.CrabConfig("bad", precision="half")
+
+
+def test_bfloat16_model_same_weights_bf16_products_float32_output(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    bf16_cfg = replace(TINY, precision="bfloat16")
+    fp32 = ct.build_subcrab(TINY, seed=3)
+    bf16 = ct.build_subcrab(bf16_cfg, seed=3)
+    assert type(bf16).__name__ == "AutocastSubCrab" and type(fp32).__name__ == "SubCrab"
+    for (ka, a), (kb, b) in zip(fp32.state_dict().items(), bf16.state_dict().items()):
+        assert ka == kb and torch.equal(a, b), "same initial weights"
+    src = torch.tensor([[5, 82, 53, 0]])
+    frac = torch.tensor([[0.2, 0.2, 0.6, 0.0]])
+    fp32.eval(), bf16.eval()
+    with torch.no_grad():
+        out32, out16 = fp32(src, frac), bf16(src, frac)
+    assert out16.dtype == torch.float32 and out32.dtype == torch.float32
+    assert not torch.equal(out32, out16), "bfloat16 products round differently"
+    torch.testing.assert_close(out16, out32, atol=0.1, rtol=0.1)
+
+    train, val, test = tiny_split()
+    model = ct.fit_crabnet(train, val, bf16_cfg, seed=0, threads=1, progress=False)
+    assert model.info["precision"] == "bfloat16" and "bfloat16" in model.describe()
+    assert all(p.dtype == torch.float32 for p in model.crab.model.parameters())
+    loaded = ct.load_model(model.save(tmp_path / "bf16.safetensors"))
+    pd.testing.assert_frame_equal(loaded.predict(test["formula"]), model.predict(test["formula"]), check_exact=True)
