@@ -64,6 +64,25 @@ TARGETS = {
 }
 
 
+#: Options that change neither what is trained nor its numbers; left out of recorded commands.
+_UNRECORDED = {"--log": 1, "--progress": 0, "--no-write": 0}
+
+
+def recorded_command(argv: list[str]) -> str:
+    """The command line to store with results: ``argv`` without logging/display options."""
+    kept, skip = [], 0
+    for arg in argv:
+        if skip:
+            skip -= 1
+            continue
+        name = arg.split("=", 1)[0]
+        if name in _UNRECORDED:
+            skip = _UNRECORDED[name] if "=" not in arg else 0
+            continue
+        kept.append(arg)
+    return ("python benchmarks/crabnet_matbench.py " + " ".join(shlex.quote(a) for a in kept)).strip()
+
+
 def matbench_dir() -> Path:
     import crabnet
 
@@ -133,6 +152,7 @@ def _worker(task: dict) -> dict:
             epochs_run=model.info["epochs_run"],
             n_parameters=model.n_parameters,
             mean_sigma=float(np.mean(pred["uncertainty_eV"])),
+            precision=model.info.get("precision"),
         )
         if task.get("return_predictions"):
             # the parent combines ensemble members trained in separate processes
@@ -281,6 +301,7 @@ def run_config(
         "jobs": jobs,
         "seed": seed,
         "members": cfg.members,
+        "precision_used": sorted({p.get("precision") or "float32" for p in results.values()}),
         "config": cfg.to_dict(),
         "n_parameters": rows[0].get("n_parameters") if rows else None,
         "folds": rows,
@@ -348,7 +369,7 @@ def render_markdown(data: dict) -> str:
     lines.append("")
     lines.append("Test MAE in eV, averaged over the five matbench test folds (lower is better).")
     lines.append("")
-    lines.append("| model | mean MAE (eV) | mean RMSE (eV) | total wall time | threads x parallel folds | source |")
+    lines.append("| model | mean MAE (eV) | mean RMSE (eV) | total wall time | threads x parallel processes | source |")
     lines.append("|---|---|---|---|---|---|")
     for name in ("full", "quick"):
         if name in data:
@@ -375,7 +396,10 @@ def render_markdown(data: dict) -> str:
         lines.append(
             f"`d_model={cfg['d_model']} N={cfg['N']} heads={cfg['heads']} ff={cfg['dim_feedforward']} "
             f"out_hidden={cfg['out_hidden']} epochs={cfg['epochs']} epochs_step={cfg['epochs_step']} "
-            f"lr={cfg['base_lr']}..{cfg['max_lr']} batch={cfg['batch_size'] or 'auto'} members={cfg.get('members', 1)}`, "
+            f"lr={cfg['base_lr']}..{cfg['max_lr']} batch={cfg['batch_size'] or 'auto'} members={cfg.get('members', 1)} "
+            f"precision={cfg.get('precision', 'float32')}`"
+            + (f" ({' + '.join(c['precision_used'])} on this machine)" if c.get("precision_used") else "")
+            + ", "
             f"{c.get('n_parameters') or '?'} parameters (all members), {c['threads']} thread(s) per process, "
             f"{c.get('jobs', 1)} process(es) at a time, seed {c['seed']}"
             + (f" (members: seeds {', '.join(str(x) for x in c['folds'][0].get('member_seeds', []))})" if cfg.get("members", 1) > 1 else "")
@@ -484,7 +508,7 @@ def main(argv: list[str] | None = None) -> int:
     configs = {n: _config(n, overrides) for n in names}
 
     data = json.loads(args.output.read_text()) if args.output.is_file() and not args.no_write else {}
-    command = "python benchmarks/crabnet_matbench.py " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
+    command = recorded_command(argv if argv is not None else sys.argv[1:])
     for name, cfg in configs.items():
         res = run_config(name, cfg, folds, threads, args.seed, args.progress, jobs=args.jobs, train_on=args.train_on)
         res["command"] = command.strip()

@@ -300,8 +300,9 @@ def config_for(mode: str | None = None, device: str = "cpu") -> tuple[CrabConfig
     if device in ("cuda", "mps"):
         return FULL_GPU, f"full mode on {device}: the published 12M-parameter architecture, 300 epochs"
     return FULL_CPU, (
-        "full mode without a GPU: the benchmark's tuned CPU configuration "
-        "(the published model costs ~15 s per epoch here, ~80 min per training)"
+        "full mode without a GPU: the benchmark's tuned CPU configuration, two mid-sized CrabNets "
+        "averaged (the published model costs ~15 s per epoch here, ~80 min per training); precision "
+        + resolve_precision(FULL_CPU.precision, device)[1]
     )
 
 

@@ -50,6 +50,14 @@ def test_committed_markdown_is_rendered_from_the_json() -> None:
     assert RESULTS.with_suffix(".md").read_text() == module.render_markdown(data) + "\n"
 
 
+def test_recorded_command_drops_only_logging_options() -> None:
+    module = _load_script()
+    argv = ["--config", "full", "--log", "/tmp/x.jsonl", "--jobs", "2", "--progress", "--log=/tmp/y", "--set", "members=2"]
+    assert module.recorded_command(argv) == (
+        "python benchmarks/crabnet_matbench.py --config full --jobs 2 --set members=2"
+    )
+
+
 @pytest.mark.slow
 def test_script_runs_a_tiny_two_member_ensemble(tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
@@ -71,4 +79,5 @@ def test_script_runs_a_tiny_two_member_ensemble(tmp_path: Path) -> None:
     assert quick["mean_mae"] == fold["mae"] and quick["mean_member_mae"] == pytest.approx(sum(fold["member_mae"]) / 2)
     md = out.with_suffix(".md").read_text()
     assert "Ensemble of 2 seeds" in md and "members=2" in md
+    assert quick["precision_used"] == ["float32"] and "--log" not in quick["command"]
     assert not list(tmp_path.glob("figures")) and not list(tmp_path.glob("models")), "crabnet wrote into the cwd"

@@ -19,7 +19,7 @@ def test_read_formula_fractions_and_expansion() -> None:
     assert comp.read_formula(p) is p
 
 
-@pytest.mark.parametrize("bad", ["", "Xx2O", "Pb(I", "cspbi3", None, 3.5])
+@pytest.mark.parametrize("bad", ["", "Xx2O", "Pb(I", "cspbi3", None, 3.5, "Pb0I3", "CsPb0.0I3", "Cs1" + "0" * 400 + "PbI3"])
 def test_read_formula_errors(bad) -> None:
     with pytest.raises(comp.FormulaError):
         comp.read_formula(bad)
@@ -41,3 +41,10 @@ def test_crabnet_formula_is_read_back_exactly(formula: str) -> None:
     assert set(theirs) == set(ours)
     for el in ours:
         assert theirs[el] == pytest.approx(ours[el], rel=1e-6)
+
+
+def test_zero_amounts_are_refused_but_decimal_amounts_read() -> None:
+    with pytest.raises(comp.FormulaError, match="gives Pb an amount of zero"):
+        comp.read_formula("MAPb0I3")
+    assert comp.read_formula("Cs0.05FA0.95PbI3").fractions["Cs"] > 0
+    assert comp.read_formula("Pb10I20").fractions == comp.read_formula("PbI2").fractions

@@ -57,6 +57,7 @@ def test_config_for_mode_and_device() -> None:
     assert ct.config_for("full", "mps")[0] is ct.FULL_GPU
     cfg, why = ct.config_for("full", "cpu")
     assert cfg is ct.FULL_CPU and "without a GPU" in why
+    assert ct.resolve_precision(ct.FULL_CPU.precision, "cpu")[1] in why, "the notebook says which arithmetic runs"
     assert ct.FULL_GPU.d_model == 512 and ct.FULL_GPU.out_hidden == (1024, 512, 256, 128)
     with pytest.raises(ValueError):
         ct.config_for("medium", "cpu")

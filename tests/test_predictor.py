@@ -39,6 +39,8 @@ def dataset() -> pd.DataFrame:
         ("cspbi3", "not a chemical formula"),
         ("CsPbI3!", "not a chemical formula"),
         ("LiNaKRbCsFrPbI3", "has 8 elements; this model was trained on formulas with at most 6"),
+        ("CsPb0I3", "gives Pb an amount of zero"),
+        ("Cs1" + "0" * 400 + "PbI3", "amount of Cs is too large"),
     ],
 )
 def test_bad_input_gives_a_message_never_an_exception(model: ct.CrabModel, query, expected: str) -> None:
