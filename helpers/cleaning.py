@@ -419,6 +419,16 @@ def _parse_cached(formula: str) -> tuple[tuple[str, float], ...]:
     except Exception as exc:  # pymatgen raises ValueError and friends
         raise FormulaError(f"{formula!r} could not be parsed: {exc}", "unparsable formula") from exc
     amounts = comp.get_el_amt_dict()
+    # pymatgen silently drops elements written with amount 0 ("Pb0I3" -> I only)
+    zero = sorted(set(_SYMBOL_RE.findall(text)) - set(amounts))
+    if zero:
+        raise FormulaError(
+            f"{formula!r} gives {', '.join(zero)} an amount of zero; leave the element out or give it a positive amount",
+            "unparsable formula",
+        )
+    huge = sorted(el for el, a in amounts.items() if not math.isfinite(a))
+    if huge:
+        raise FormulaError(f"{formula!r}: the amount of {', '.join(huge)} is too large to be a number", "unparsable formula")
     if not amounts or any(not (a > 0) for a in amounts.values()):
         raise FormulaError(f"{formula!r} has no element with a positive amount", "unparsable formula")
     return tuple(sorted(amounts.items()))
@@ -436,7 +446,9 @@ def parse_formula(formula: str, expand: bool = False) -> dict[str, float]:
         FormulaError: with ``reason`` "missing formula" (empty), "unparsable
             formula" (not a formula at all) or "non-element symbol" (a symbol
             such as ``X`` that is not one of the 118 elements -- pymatgen
-            itself would silently accept it as a dummy species).
+            itself would silently accept it as a dummy species); an element
+            written with amount zero or an amount too large for a float is
+            "unparsable formula" too (pymatgen would drop or keep it silently).
     """
     if not isinstance(formula, str):
         formula = "" if formula is None or (isinstance(formula, float) and math.isnan(formula)) else str(formula)

@@ -202,6 +202,8 @@ def test_normalize_fractional_stoichiometry() -> None:
         ("pbi3", "unparsable formula"),
         ("Pb(I3", "unparsable formula"),
         ("Pb0", "unparsable formula"),
+        ("Pb0I3", "unparsable formula"),  # pymatgen alone would silently drop the Pb
+        ("Cs1" + "0" * 400 + "PbI3", "unparsable formula"),  # an infinite amount
     ],
 )
 def test_parse_formula_errors(formula: str, reason: str) -> None:
