@@ -238,34 +238,11 @@ def run_config(
     member_cfg = replace(cfg, members=1)
     tasks = [(k, i) for k in folds for i in range(cfg.members)]
     done: dict[tuple[int, int], dict] = {}
+    fold_rows: dict[int, dict] = {}
     lock = threading.Lock()
 
-    def one(task: tuple[int, int]) -> tuple[tuple[int, int], dict]:
-        k, i = task
-        who = f"fold {k}" + (f" member {i + 1}/{cfg.members} (seed {seeds[i]})" if cfg.members > 1 else "")
-        print(f"[{name}] {who}: training {member_cfg.describe()} on {threads} thread(s) ...", flush=True)
-        r = run_child(
-            {"kind": "matbench", "model": "crabnet", "fold": k, "config": member_cfg.to_dict(), "threads": threads,
-             "seed": seeds[i], "progress": progress, "train_on": train_on, "return_predictions": True}
-        )
-        print(f"[{name}] {who}: test MAE {r['mae']:.4f} eV, {r['wall_s']:.0f} s, peak RSS {r['peak_rss_mb']:.0f} MB", flush=True)
-        with lock:
-            done[task] = r
-            parts = [done.get((k, j)) for j in range(cfg.members)]
-        if cfg.members > 1 and all(parts):
-            pred, _, _ = ct.combine_members([p["test_pred"] for p in parts], [p["test_sigma"] for p in parts])
-            mae = evaluation.regression_metrics(parts[0]["test_target"], pred)["MAE_eV"]
-            print(f"[{name}] fold {k}: ensemble test MAE {mae:.4f} eV", flush=True)
-        return task, r
-
-    start = time.perf_counter()
-    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        results = dict(pool.map(one, tasks))
-    elapsed = time.perf_counter() - start
-
-    rows = []
-    for k in folds:
-        parts = [results[(k, i)] for i in range(cfg.members)]
+    def fold_row(k: int, parts: list[dict]) -> dict:
+        """Score fold ``k`` from its members' predictions, as ``fit_crabnet`` + ``predict`` would."""
         test_pred, test_sigma, _ = ct.combine_members([p["test_pred"] for p in parts], [p["test_sigma"] for p in parts])
         val_pred, _, _ = ct.combine_members([p["val_pred"] for p in parts], [p["val_sigma"] for p in parts])
         m = evaluation.regression_metrics(parts[0]["test_target"], test_pred)
@@ -288,8 +265,33 @@ def run_config(
         if cfg.members > 1:
             row["member_mae"] = [p["mae"] for p in parts]
             row["member_seeds"] = seeds
-        rows.append(row)
-        print(f"[{name}] fold {k}: test MAE {row['mae']:.4f} eV" + (f" (members {', '.join(f'{x:.4f}' for x in row['member_mae'])})" if cfg.members > 1 else ""), flush=True)
+        return row
+
+    def one(task: tuple[int, int]) -> dict:
+        k, i = task
+        who = f"fold {k}" + (f" member {i + 1}/{cfg.members} (seed {seeds[i]})" if cfg.members > 1 else "")
+        print(f"[{name}] {who}: training {member_cfg.describe()} on {threads} thread(s) ...", flush=True)
+        r = run_child(
+            {"kind": "matbench", "model": "crabnet", "fold": k, "config": member_cfg.to_dict(), "threads": threads,
+             "seed": seeds[i], "progress": progress, "train_on": train_on, "return_predictions": True}
+        )
+        print(f"[{name}] {who}: test MAE {r['mae']:.4f} eV, {r['wall_s']:.0f} s, peak RSS {r['peak_rss_mb']:.0f} MB", flush=True)
+        with lock:
+            done[task] = r
+            parts = [done.get((k, j)) for j in range(cfg.members)]
+        if all(parts):  # the fold's last member: score the fold once, as soon as it can be
+            row = fold_row(k, parts)
+            fold_rows[k] = row
+            if cfg.members > 1:
+                members = ", ".join(f"{x:.4f}" for x in row["member_mae"])
+                print(f"[{name}] fold {k}: ensemble test MAE {row['mae']:.4f} eV (members {members})", flush=True)
+        return r
+
+    start = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        results = list(pool.map(one, tasks))
+    elapsed = time.perf_counter() - start
+    rows = [fold_rows[k] for k in folds]
     maes = [r["mae"] for r in rows]
     out = {
         "mean_mae": sum(maes) / len(maes),
@@ -301,7 +303,7 @@ def run_config(
         "jobs": jobs,
         "seed": seed,
         "members": cfg.members,
-        "precision_used": sorted({p.get("precision") or "float32" for p in results.values()}),
+        "precision_used": sorted({r.get("precision") or "float32" for r in results}),
         "config": cfg.to_dict(),
         "n_parameters": rows[0].get("n_parameters") if rows else None,
         "folds": rows,
@@ -511,7 +513,7 @@ def main(argv: list[str] | None = None) -> int:
     command = recorded_command(argv if argv is not None else sys.argv[1:])
     for name, cfg in configs.items():
         res = run_config(name, cfg, folds, threads, args.seed, args.progress, jobs=args.jobs, train_on=args.train_on)
-        res["command"] = command.strip()
+        res["command"] = command
         res["folds_run"] = folds
         print(f"[{name}] mean test MAE {res['mean_mae']:.4f} eV over folds {folds}, total {res['total_wall_s'] / 60:.1f} min", flush=True)
         if args.log:
@@ -524,7 +526,7 @@ def main(argv: list[str] | None = None) -> int:
         names_p = args.perovskite_configs.split(",") if args.perovskite_configs else (list(configs) or ["quick"])
         p_configs = {n.strip(): configs.get(n.strip(), _config(n.strip(), {})) for n in names_p if n.strip()}
         data["perovskite"] = run_perovskite(p_configs, threads, args.seed, args.perovskite_csv, args.progress)
-        data["perovskite"].update(command=command.strip(), threads=threads, date=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+        data["perovskite"].update(command=command, threads=threads, date=datetime.now(timezone.utc).isoformat(timespec="seconds"))
     data["machine"] = machine()
     data["leaderboard_matbench_v0.1"] = LEADERBOARD
     data["targets"] = TARGETS

@@ -41,6 +41,7 @@ contention                                             explicitly (``config.cpu_
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import tempfile
@@ -224,7 +225,8 @@ def combine_members(predictions: Sequence[Sequence[float]], sigmas: Sequence[Seq
         ``(mean, sigma, spread)``: the average prediction; the mixture's standard
         deviation ``sqrt(mean(sigma_i**2) + var(pred_i))`` (the data noise each member
         predicts plus the members' disagreement); and the disagreement alone,
-        ``std(pred_i)`` (population std; 0 for a single member).
+        ``std(pred_i)`` (population std). A single member comes back unchanged,
+        bit for bit, with a spread of 0.
 
     Raises:
         ValueError: no members, or members of different lengths.
@@ -236,6 +238,8 @@ def combine_members(predictions: Sequence[Sequence[float]], sigmas: Sequence[Seq
     shapes = {a.shape for a in preds + sigs}
     if len(shapes) != 1:
         raise ValueError(f"members predicted arrays of different shapes: {sorted(shapes)}")
+    if len(preds) == 1:  # sqrt(sigma**2) can differ from sigma in the last bit
+        return preds[0].copy(), sigs[0].copy(), np.zeros_like(preds[0])
     p = np.vstack(preds)
     s2 = np.vstack(sigs) ** 2
     mean = p.mean(axis=0)
@@ -422,28 +426,24 @@ def patch_swa() -> None:
     SWA.step.hooked = True
 
 
-_AUTOCAST_CLASS: dict[str, type] = {}
-
-
+@functools.cache
 def _autocast_subcrab_class() -> type:
     """A ``SubCrab`` subclass whose forward runs under bfloat16 autocast (same weights, same init)."""
-    if "cls" not in _AUTOCAST_CLASS:
-        import torch
+    import torch
 
-        _, SubCrab = import_crabnet()
+    _, SubCrab = import_crabnet()
 
-        class AutocastSubCrab(SubCrab):
-            """``SubCrab`` with its forward pass under ``torch.autocast(bfloat16)``; returns float32."""
+    class AutocastSubCrab(SubCrab):
+        """``SubCrab`` with its forward pass under ``torch.autocast(bfloat16)``; returns float32."""
 
-            def forward(self, src, frac, extra_features=None):
-                device = getattr(self, "compute_device", None)
-                device_type = torch.device(device).type if device is not None else "cpu"
-                with torch.autocast(device_type, dtype=torch.bfloat16):
-                    out = super().forward(src, frac, extra_features=extra_features)
-                return out.float()
+        def forward(self, src, frac, extra_features=None):
+            device = getattr(self, "compute_device", None)
+            device_type = torch.device(device).type if device is not None else "cpu"
+            with torch.autocast(device_type, dtype=torch.bfloat16):
+                out = super().forward(src, frac, extra_features=extra_features)
+            return out.float()
 
-        _AUTOCAST_CLASS["cls"] = AutocastSubCrab
-    return _AUTOCAST_CLASS["cls"]
+    return AutocastSubCrab
 
 
 def build_subcrab(cfg: CrabConfig, device: str = "cpu", seed: int | None = config.DEFAULT_SEED):
@@ -649,11 +649,10 @@ class CrabModel:
                 pred, sigma = crab.predict(_crab_frame(parsed), return_uncertainty=True)
                 preds.append(np.asarray(pred, dtype=float))
                 sigmas.append(np.asarray(sigma, dtype=float))
-        out = pd.DataFrame({"formula": [p.text for p in parsed]})
-        if len(self.crabs) == 1:
-            out["prediction_eV"], out["uncertainty_eV"] = preds[0], sigmas[0]
-        else:
-            out["prediction_eV"], out["uncertainty_eV"], out["member_spread_eV"] = combine_members(preds, sigmas)
+        mean, sigma, spread = combine_members(preds, sigmas)
+        out = pd.DataFrame({"formula": [p.text for p in parsed], "prediction_eV": mean, "uncertainty_eV": sigma})
+        if self.members > 1:
+            out["member_spread_eV"] = spread
         return out
 
     # -- checkpoints -------------------------------------------------------

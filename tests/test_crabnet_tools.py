@@ -293,6 +293,7 @@ def test_combine_members_is_a_gaussian_mixture() -> None:
     one_mean, one_sigma, one_spread = ct.combine_members([[1.5, 2.5]], [[0.2, 0.3]])
     np.testing.assert_allclose(one_mean, [1.5, 2.5])
     np.testing.assert_allclose(one_sigma, [0.2, 0.3])
+    np.testing.assert_array_equal(one_sigma, [0.2, 0.3])  # bit for bit: a single model is not rescaled
     assert (one_spread == 0).all()
     with pytest.raises(ValueError, match="shapes"):
         ct.combine_members([[1.0, 2.0], [1.0]], [[0.1, 0.1], [0.1]])
