@@ -43,6 +43,7 @@ from . import schema
 from .formulas import (  # noqa: F401  (abbreviations_table, expand_abbreviations: the names notebook 02 uses)
     FormulaError,
     abbreviations_table,
+    elements_of,
     expand_abbreviations,
     normalize_formula,
     parse_formula,
@@ -598,7 +599,7 @@ def clean_psc(
     keep = reason == ""
     kept = data[keep]
     norm = normalized[keep]
-    element_lists = norm.map(lambda f: sorted(parse_formula(f)))
+    element_lists = norm.map(elements_of)
     clean = pd.DataFrame(
         {
             "entry_id": ids[keep],

@@ -448,9 +448,13 @@ def parse_formula(formula: str, expand: bool = False) -> dict[str, float]:
             ambiguous abbreviation).
     """
     text = _check_length_and_missing(_as_text(formula))
-    if expand:
-        text = expand_abbreviations(text)
-    return dict(_parse_cached(text))
+    expanded = expand_abbreviations(text) if expand else text
+    if expanded == text:
+        return dict(_parse_cached(text))
+    try:
+        return dict(_parse_cached(expanded))
+    except FormulaError as exc:  # say what the user wrote, then how it was read
+        raise FormulaError(f"{_shown(text)}, read as {exc}", exc.reason) from None
 
 
 def integer_amounts(amounts: Mapping[str, float], max_denominator: int = 10_000) -> dict[str, int]:
