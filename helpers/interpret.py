@@ -1,0 +1,495 @@
+"""Interpreting the text models of notebook 04: embedding maps, attention per feature category, occlusion.
+
+Four questions, one section each:
+
+1. **What does the embedding space look like?** :func:`pooled_embeddings` gives one
+   vector per text with exactly the pooling of the regression head
+   (:meth:`helpers.text_models.TextRegressor.pooled`); :func:`tsne_2d` projects them
+   to 2-D (seeded, perplexity stated); :func:`embedding_scores` puts numbers on it:
+   cross-validated kNN regression MAE of the band gap (eV), kNN accuracy of the
+   crystal system and the silhouette of crystal systems, each with an interval over
+   the CV folds.
+2. **Which tokens belong to which feature?** :func:`token_categories_from_spans`
+   maps a description's character spans (``helpers.descriptions``) onto the tokens
+   through the tokenizer's offset mapping (never by re-tokenising substrings).
+3. **Where does the first token look?** :func:`first_token_attention` runs an
+   encoder with ``output_attentions=True`` (it must be loaded with
+   ``attn_implementation="eager"``; SDPA returns no attentions in transformers 5.x)
+   and keeps the attention row of the first token (``<s>``/``[CLS]``);
+   :func:`category_attention` sums it per category (and divides by the category's
+   token count), per layer and head, averaged over samples.
+4. **Is attention an explanation?** :func:`occlusion_effects` masks each category's
+   tokens and measures how far the prediction moves (eV); :func:`rank_agreement`
+   compares that ranking with the attention ranking (Spearman).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from . import config
+
+
+# --------------------------------------------------------------------------- embeddings
+
+
+def _encoder_of(model: Any) -> Any:
+    """The bare encoder of a ``TextRegressor`` (``.encoder``) or the model itself."""
+    return getattr(model, "encoder", model) if hasattr(model, "head") else model
+
+
+def pooled_embeddings(model: Any, tokenizer: Any, texts: Sequence[str], max_length: int = 128, pooling: str | None = None,
+                      batch_size: int = 64) -> np.ndarray:
+    """One vector per text, pooled exactly as the regression head pools (model units).
+
+    Args:
+        model: a :class:`helpers.text_models.TextRegressor` (its own pooling is used) or
+            a bare encoder (then ``pooling`` is required and the encoder is wrapped in a
+            ``TextRegressor`` whose :meth:`pooled` does the pooling; its head is unused).
+        texts: the descriptions; tokenised and truncated by
+            :func:`helpers.text_models.encode_texts` (the same as training).
+        pooling: ``"mean"`` or ``"first"`` for a bare encoder; must match the regressor's
+            when both are given.
+
+    Returns:
+        ``(len(texts), hidden_size)`` float32 array.
+    """
+    import torch
+
+    from . import text_models as tm
+
+    if hasattr(model, "pooled"):
+        if pooling is not None and pooling != model.pooling:
+            raise ValueError(f"pooling {pooling!r} differs from the regressor's {model.pooling!r}")
+        regressor = model
+    else:
+        if pooling is None:
+            raise ValueError("a bare encoder needs pooling='mean' or 'first' (use the regressor's setting)")
+        regressor = tm.TextRegressor(model, pooling=pooling)
+    enc = tm.encode_texts(tokenizer, texts, max_length)
+    device = next(regressor.parameters()).device.type
+    regressor.eval()
+    out = []
+    with torch.no_grad():
+        for i in range(0, len(enc.input_ids), batch_size):
+            batch = tm._batch(enc.input_ids[i : i + batch_size], tokenizer.pad_token_id, device)
+            out.append(regressor.pooled(**batch).float().cpu().numpy())
+    return np.concatenate(out) if out else np.zeros((0, _encoder_of(regressor).config.hidden_size), np.float32)
+
+
+def tsne_2d(X: np.ndarray, perplexity: float = 30.0, seed: int = config.DEFAULT_SEED) -> np.ndarray:
+    """2-D t-SNE of ``X`` (rows = samples), seeded; PCA to 50 dimensions first when wider.
+
+    ``perplexity`` (roughly the number of neighbours each point "sees") must be
+    below the number of samples. Returns ``(n, 2)`` coordinates without a unit:
+    only neighbourhoods are meaningful, not distances between clusters or their sizes.
+    """
+    from sklearn.decomposition import PCA
+    from sklearn.manifold import TSNE
+
+    X = np.asarray(X, dtype=np.float64)
+    if X.ndim != 2 or len(X) < 3:
+        raise ValueError(f"t-SNE needs a 2-D array with at least 3 rows, got shape {X.shape}")
+    if not 0 < perplexity < len(X):
+        raise ValueError(f"perplexity must be between 0 and the number of samples ({len(X)}), got {perplexity}")
+    if X.shape[1] > 50 and len(X) > 50:
+        X = PCA(n_components=50, random_state=seed).fit_transform(X)
+    return TSNE(n_components=2, perplexity=perplexity, init="pca", learning_rate="auto", random_state=seed).fit_transform(X)
+
+
+@dataclass
+class FoldScores:
+    """One metric measured on each CV fold; :meth:`interval` summarises them."""
+
+    name: str
+    values: np.ndarray
+
+    @property
+    def mean(self) -> float:
+        """Mean over folds."""
+        return float(np.mean(self.values))
+
+    def interval(self, level: float = 0.95) -> tuple[float, float]:
+        """Student-t interval of the mean over folds (folds are not independent: read it as a spread)."""
+        from scipy import stats
+
+        n = len(self.values)
+        if n < 2:
+            return (self.mean, self.mean)
+        half = stats.t.ppf(0.5 + level / 2, n - 1) * float(np.std(self.values, ddof=1)) / math.sqrt(n)
+        return (self.mean - half, self.mean + half)
+
+    def text(self, digits: int = 3) -> str:
+        """E.g. ``0.512 [0.48, 0.54]``."""
+        lo, hi = self.interval()
+        return f"{self.mean:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
+
+
+@dataclass
+class EmbeddingScores:
+    """How well an embedding space predicts the band gap and separates crystal systems.
+
+    Attributes:
+        knn_mae_eV: kNN-regression MAE of the band gap on each held-out fold (eV).
+        knn_accuracy: kNN classification accuracy of the crystal system per fold (0-1).
+        silhouette: silhouette score of the crystal-system labels on each held-out fold
+            (-1 to 1; 0 = classes overlap).
+        baseline_mae_eV: MAE of predicting the training-fold mean gap (eV), per fold.
+        majority_accuracy: accuracy of always guessing the training fold's most common system.
+    """
+
+    knn_mae_eV: FoldScores
+    knn_accuracy: FoldScores
+    silhouette: FoldScores
+    baseline_mae_eV: FoldScores
+    majority_accuracy: FoldScores
+    k: int
+    folds: int
+    n: int
+
+    def row(self) -> dict[str, Any]:
+        """One table row: means with 95 % intervals over folds as text, plus the plain means."""
+        return {
+            "kNN MAE (eV)": self.knn_mae_eV.text(),
+            "kNN accuracy, crystal system": self.knn_accuracy.text(),
+            "silhouette, crystal system": self.silhouette.text(),
+            "mae_eV": self.knn_mae_eV.mean,
+            "accuracy": self.knn_accuracy.mean,
+            "silhouette": self.silhouette.mean,
+        }
+
+
+def embedding_scores(X: np.ndarray, band_gap_eV: Sequence[float], labels: Sequence[Any], k: int = 10, folds: int = 5,
+                     seed: int = config.DEFAULT_SEED) -> EmbeddingScores:
+    """Cross-validated kNN scores of an embedding space (Euclidean distance, uniform weights).
+
+    The same shuffled ``KFold`` split (``folds`` parts, ``seed``) is used for all three
+    metrics, so spaces scored with the same seed are compared on the same folds.
+
+    Args:
+        X: ``(n, d)`` embeddings.
+        band_gap_eV: the target (eV), length n.
+        labels: a class per sample (crystal system), length n.
+        k: neighbours.
+
+    Raises:
+        ValueError: mismatched lengths, non-finite values (naming the first bad row),
+            or fewer samples than ``folds * (k + 1)``.
+    """
+    from sklearn.metrics import silhouette_score
+    from sklearn.model_selection import KFold
+    from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
+
+    X = np.asarray(X, dtype=np.float64)
+    y = np.asarray(band_gap_eV, dtype=np.float64)
+    lab = np.asarray([str(v) for v in labels])
+    if not (len(X) == len(y) == len(lab)):
+        raise ValueError(f"X, band_gap_eV and labels differ in length: {len(X)}, {len(y)}, {len(lab)}")
+    bad = np.flatnonzero(~np.isfinite(X).all(axis=1) | ~np.isfinite(y))
+    if len(bad):
+        raise ValueError(f"row {int(bad[0])} has a non-finite embedding or band gap ({len(bad)} such rows)")
+    if len(X) < folds * (k + 1):
+        raise ValueError(f"{len(X)} samples are too few for {folds}-fold CV with k={k} (need {folds * (k + 1)})")
+    maes, accs, sils, base, major = [], [], [], [], []
+    for train, test in KFold(folds, shuffle=True, random_state=seed).split(X):
+        reg = KNeighborsRegressor(n_neighbors=k).fit(X[train], y[train])
+        maes.append(np.mean(np.abs(reg.predict(X[test]) - y[test])))
+        base.append(np.mean(np.abs(y[train].mean() - y[test])))
+        clf = KNeighborsClassifier(n_neighbors=k).fit(X[train], lab[train])
+        accs.append(np.mean(clf.predict(X[test]) == lab[test]))
+        values, counts = np.unique(lab[train], return_counts=True)
+        major.append(np.mean(lab[test] == values[np.argmax(counts)]))
+        sils.append(silhouette_score(X[test], lab[test]) if len(np.unique(lab[test])) > 1 else np.nan)
+    f = lambda name, v: FoldScores(name, np.asarray(v, dtype=float))  # noqa: E731
+    return EmbeddingScores(f("kNN MAE (eV)", maes), f("kNN accuracy", accs), f("silhouette", sils),
+                           f("mean-predictor MAE (eV)", base), f("majority accuracy", major), k, folds, len(X))
+
+
+# --------------------------------------------------------------------------- tokens <-> categories
+
+
+def _span_parts(span: Any) -> tuple[str, int, int]:
+    if hasattr(span, "category"):
+        return str(span.category), int(span.start), int(span.end)
+    category, start, end = span
+    return str(category), int(start), int(end)
+
+
+def token_categories_from_spans(spans: Sequence[Any], offsets: Sequence[tuple[int, int]]) -> list[str | None]:
+    """Category of every token, from character spans and the tokenizer's offset mapping.
+
+    Args:
+        spans: objects with ``category, start, end`` (``helpers.descriptions.Span``) or
+            ``(category, start, end)`` tuples; character offsets into the text.
+        offsets: the tokenizer's ``offset_mapping`` for the *same* encoding the model
+            sees (special tokens and truncation included): ``(start, end)`` per token;
+            special tokens have ``start == end``.
+
+    Returns:
+        One entry per token: the category of the span the token overlaps most
+        (ties: the earlier span), or ``None`` for special tokens and glue text
+        between features. A formula split into several sub-tokens gives each of them
+        the formula's category; features cut off by truncation simply have no tokens.
+    """
+    parts = [_span_parts(s) for s in spans]
+    out: list[str | None] = []
+    for start, end in offsets:
+        best, best_overlap = None, 0
+        if end > start:
+            for category, s, e in parts:
+                overlap = min(end, e) - max(start, s)
+                if overlap > best_overlap:
+                    best, best_overlap = category, overlap
+        out.append(best)
+    return out
+
+
+def category_token_ranges(token_categories: Sequence[str | None]) -> dict[str, list[int]]:
+    """Token indices of each category, in text order (categories without tokens are absent)."""
+    out: dict[str, list[int]] = {}
+    for i, c in enumerate(token_categories):
+        if c is not None:
+            out.setdefault(c, []).append(i)
+    return out
+
+
+@dataclass
+class TokenizedDescription:
+    """A text as the model sees it: ids, tokens, offsets and each token's category (``None`` without spans)."""
+
+    text: str
+    input_ids: list[int]
+    tokens: list[str]
+    offsets: list[tuple[int, int]]
+    categories: list[str | None]
+    truncated: bool
+
+
+def tokenize_with_categories(tokenizer: Any, text: str, spans: Sequence[Any] | None = None, max_length: int = 128) -> TokenizedDescription:
+    """Tokenise ``text`` as for training (special tokens, truncation to ``max_length``) with offsets.
+
+    The ids equal :func:`helpers.text_models.encode_texts`' (tested). ``spans=None``
+    (a user's own text): every category is ``None``; only token-level maps are possible.
+    """
+    enc = tokenizer(text, add_special_tokens=True, truncation=True, max_length=max_length, return_offsets_mapping=True)
+    full = len(tokenizer(text, add_special_tokens=True, truncation=False)["input_ids"])
+    offsets = [tuple(map(int, o)) for o in enc["offset_mapping"]]
+    special = set(tokenizer.all_special_ids)
+    offsets = [(0, 0) if tid in special else o for tid, o in zip(enc["input_ids"], offsets)]
+    cats = token_categories_from_spans(spans, offsets) if spans is not None else [None] * len(offsets)
+    return TokenizedDescription(text, list(enc["input_ids"]), tokenizer.convert_ids_to_tokens(enc["input_ids"]), offsets, cats, full > max_length)
+
+
+# --------------------------------------------------------------------------- attention
+
+
+def _check_eager(encoder: Any) -> None:
+    impl = getattr(encoder.config, "_attn_implementation", None)
+    if impl not in (None, "eager"):
+        raise ValueError(f"the encoder uses attn_implementation={impl!r}, which returns no attention weights; "
+                         "load it with attn_implementation='eager'")
+
+
+def first_token_attention(model: Any, tokenizer: Any, input_ids: Sequence[Sequence[int]], batch_size: int = 32) -> list[np.ndarray]:
+    """Attention *from the first token* to every token, per layer and head.
+
+    Args:
+        model: an ``AutoModel`` encoder (or a ``TextRegressor``; its encoder is used)
+            loaded with ``attn_implementation="eager"``.
+        input_ids: token ids per text (e.g. :attr:`TokenizedDescription.input_ids`).
+
+    Returns:
+        Per text an array ``(layers, heads, n_tokens)`` (its real tokens only); each
+        ``[layer, head]`` row sums to 1.
+
+    Raises:
+        ValueError: the encoder was not loaded with eager attention.
+    """
+    import torch
+
+    encoder = _encoder_of(model)
+    _check_eager(encoder)
+    device = next(encoder.parameters()).device
+    encoder.eval()
+    out: list[np.ndarray] = []
+    with torch.no_grad():
+        for i in range(0, len(input_ids), batch_size):
+            chunk = [list(x) for x in input_ids[i : i + batch_size]]
+            width = max(len(x) for x in chunk)
+            ids = torch.full((len(chunk), width), tokenizer.pad_token_id, dtype=torch.long)
+            mask = torch.zeros((len(chunk), width), dtype=torch.long)
+            for r, x in enumerate(chunk):
+                ids[r, : len(x)] = torch.tensor(x)
+                mask[r, : len(x)] = 1
+            res = encoder(input_ids=ids.to(device), attention_mask=mask.to(device), output_attentions=True)
+            if not res.attentions or res.attentions[0] is None:
+                raise ValueError("the encoder returned no attentions; load it with attn_implementation='eager'")
+            rows = torch.stack([a[:, :, 0, :] for a in res.attentions], dim=1).float().cpu().numpy()  # (b, L, H, T)
+            for r, x in enumerate(chunk):
+                out.append(rows[r, :, :, : len(x)])
+    return out
+
+
+@dataclass
+class CategoryAttention:
+    """First-token attention per layer, head and category, averaged over samples.
+
+    Attributes:
+        categories: category names (columns of the last axis).
+        summed: ``(layers, heads, categories)``: total attention the first token gives
+            the category's tokens (a share, 0-1), mean over the samples that have the category.
+        per_token: same, divided by the category's number of tokens in each sample
+            (long fields no longer win by length alone).
+        n_samples: samples averaged; ``n_with``: samples that have each category.
+    """
+
+    categories: list[str]
+    summed: np.ndarray
+    per_token: np.ndarray
+    n_samples: int
+    n_with: dict[str, int] = field(default_factory=dict)
+
+    def table(self, layer: int = -1, kind: str = "summed") -> pd.DataFrame:
+        """Heads x categories of one layer as a DataFrame (``kind``: summed or per_token)."""
+        arr = {"summed": self.summed, "per_token": self.per_token}[kind][layer]
+        return pd.DataFrame(arr, index=pd.Index([f"head {h}" for h in range(arr.shape[0])], name="head"), columns=self.categories)
+
+
+def category_attention(rows: Sequence[np.ndarray], token_categories: Sequence[Sequence[str | None]],
+                       categories: Sequence[str] | None = None) -> CategoryAttention:
+    """Aggregate first-token attention rows by feature category.
+
+    Args:
+        rows: per sample ``(layers, heads, n_tokens)`` (from :func:`first_token_attention`).
+        token_categories: per sample, the category of each token (``None``: special/glue).
+        categories: category order; default: in order of first appearance.
+
+    Returns:
+        :class:`CategoryAttention`. A category absent from a sample (e.g. cut off by
+        truncation) does not enter that sample's average.
+
+    Raises:
+        ValueError: a sample whose token count differs between ``rows`` and
+            ``token_categories`` (naming it), or no sample at all.
+    """
+    if not rows:
+        raise ValueError("no samples")
+    if len(rows) != len(token_categories):
+        raise ValueError(f"{len(rows)} attention rows but {len(token_categories)} category lists")
+    if categories is None:
+        categories = list(dict.fromkeys(c for cats in token_categories for c in cats if c is not None))
+    categories = list(categories)
+    L, H = rows[0].shape[:2]
+    total = np.zeros((L, H, len(categories)))
+    per_tok = np.zeros((L, H, len(categories)))
+    count = np.zeros(len(categories))
+    for s, (att, cats) in enumerate(zip(rows, token_categories)):
+        if att.shape[-1] != len(cats):
+            raise ValueError(f"sample {s}: {att.shape[-1]} attention columns but {len(cats)} token categories")
+        cats = np.asarray([c if c is not None else "" for c in cats])
+        for j, c in enumerate(categories):
+            sel = cats == c
+            n = int(sel.sum())
+            if n:
+                got = att[:, :, sel].sum(axis=-1)
+                total[:, :, j] += got
+                per_tok[:, :, j] += got / n
+                count[j] += 1
+    with np.errstate(invalid="ignore", divide="ignore"):
+        total /= np.where(count > 0, count, np.nan)
+        per_tok /= np.where(count > 0, count, np.nan)
+    return CategoryAttention(categories, total, per_tok, len(rows), {c: int(n) for c, n in zip(categories, count)})
+
+
+# --------------------------------------------------------------------------- occlusion
+
+
+def regressor_predict_fn(model: Any) -> Callable[[Any, Any], np.ndarray]:
+    """``f(input_ids, attention_mask) -> band gaps (eV)`` for a ``TextRegressor``."""
+    import torch
+
+    def predict(input_ids: Any, attention_mask: Any) -> np.ndarray:
+        model.eval()
+        with torch.no_grad():
+            return (model(input_ids=input_ids, attention_mask=attention_mask) * model.y_std + model.y_mean).float().cpu().numpy()
+
+    return predict
+
+
+def occlude(input_ids: Sequence[int], positions: Sequence[int], replace_id: int, mode: str = "mask") -> tuple[list[int], list[int]]:
+    """Occlude tokens: returns ``(ids, attention_mask)`` with ``positions`` replaced by ``replace_id``.
+
+    ``mode="mask"``: the token becomes ``replace_id`` (the mask token) and stays visible
+    (mask 1), so sequence length and positions are unchanged. ``mode="pad"``: it becomes
+    ``replace_id`` (the pad token) and its attention-mask entry is 0, so no token attends to it.
+    """
+    if mode not in ("mask", "pad"):
+        raise ValueError(f"mode must be 'mask' or 'pad', got {mode!r}")
+    ids, mask = list(input_ids), [1] * len(input_ids)
+    for p in positions:
+        ids[p] = replace_id
+        if mode == "pad":
+            mask[p] = 0
+    return ids, mask
+
+
+def occlusion_effects(predict_fn: Callable[[Any, Any], np.ndarray], input_ids: Sequence[Sequence[int]],
+                      token_categories: Sequence[Sequence[str | None]], categories: Sequence[str], replace_id: int,
+                      pad_id: int, mode: str = "mask", batch_size: int = 64) -> pd.DataFrame:
+    """How far the prediction moves when each category's tokens are occluded.
+
+    Args:
+        predict_fn: ``f(input_ids, attention_mask)`` on padded ``torch.long`` batches -> eV.
+        input_ids, token_categories: per sample, as the model sees it.
+        replace_id: the mask token (``mode="mask"``) or pad token (``mode="pad"``).
+        pad_id: id used to pad batches.
+
+    Returns:
+        Long table ``sample, category, n_tokens, prediction_eV, occluded_eV, change_eV``
+        (``change_eV`` = occluded - original; categories absent from a sample are skipped).
+    """
+    import torch
+
+    variants: list[tuple[int, str | None, int, list[int], list[int]]] = []
+    for s, (ids, cats) in enumerate(zip(input_ids, token_categories)):
+        variants.append((s, None, 0, list(ids), [1] * len(ids)))
+        for c in categories:
+            pos = [i for i, t in enumerate(cats) if t == c]
+            if pos:
+                variants.append((s, c, len(pos), *occlude(ids, pos, replace_id, mode)))
+    preds = []
+    for i in range(0, len(variants), batch_size):
+        chunk = variants[i : i + batch_size]
+        width = max(len(v[3]) for v in chunk)
+        ids = torch.full((len(chunk), width), pad_id, dtype=torch.long)
+        mask = torch.zeros((len(chunk), width), dtype=torch.long)
+        for r, v in enumerate(chunk):
+            ids[r, : len(v[3])] = torch.tensor(v[3])
+            mask[r, : len(v[4])] = torch.tensor(v[4])
+        preds.append(np.asarray(predict_fn(ids, mask), dtype=float).reshape(-1))
+    pred = np.concatenate(preds)
+    base = {v[0]: p for v, p in zip(variants, pred) if v[1] is None}
+    rows = [{"sample": v[0], "category": v[1], "n_tokens": v[2], "prediction_eV": base[v[0]], "occluded_eV": p,
+             "change_eV": p - base[v[0]]} for v, p in zip(variants, pred) if v[1] is not None]
+    return pd.DataFrame(rows)
+
+
+def rank_agreement(effects: Mapping[str, float], attention: Mapping[str, float]) -> tuple[float, float]:
+    """Spearman rank correlation between two per-category scores (same keys).
+
+    Returns ``(rho, p_value)``; with few categories the p-value is large: read rho
+    as a description, not a test.
+    """
+    from scipy.stats import spearmanr
+
+    keys = [k for k in effects if k in attention]
+    if len(keys) < 3:
+        raise ValueError(f"need at least 3 shared categories for a rank correlation, got {keys}")
+    res = spearmanr([effects[k] for k in keys], [attention[k] for k in keys])
+    return float(res.statistic), float(res.pvalue)
