@@ -226,3 +226,22 @@ def element_groups(symbols: Sequence[str]) -> list[int | None]:
         el = Element(s)
         out.append(None if (el.is_lanthanoid or el.is_actinoid) else int(el.group))
     return out
+
+
+def received_summary(received: pd.DataFrame, min_count: int = 5) -> pd.DataFrame:
+    """Per element: mean attention share received over the formulas it occurs in (from :meth:`ElementAttention.received`).
+
+    Columns ``received`` (mean share), ``sem`` (standard error over formulas),
+    ``fair share`` (mean of 1 / number of elements: what uniform attention would
+    give) and ``n_formulas``; elements in fewer than ``min_count`` formulas are left
+    out. Sorted by ``received - fair share`` (most over-attended first).
+    """
+    g = received.assign(fair=1.0 / received["n_elements"]).groupby("element")
+    out = pd.DataFrame({
+        "received": g["received"].mean(),
+        "sem": g["received"].sem().fillna(0.0),
+        "fair share": g["fair"].mean(),
+        "n_formulas": g.size(),
+    })
+    out = out[out["n_formulas"] >= min_count]
+    return out.loc[(out["received"] - out["fair share"]).sort_values(ascending=False).index]

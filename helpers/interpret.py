@@ -493,3 +493,38 @@ def rank_agreement(effects: Mapping[str, float], attention: Mapping[str, float])
         raise ValueError(f"need at least 3 shared categories for a rank correlation, got {keys}")
     res = spearmanr([effects[k] for k in keys], [attention[k] for k in keys])
     return float(res.statistic), float(res.pvalue)
+
+
+# --------------------------------------------------------------------------- choosing examples
+
+
+def is_perovskite_like(formula: str, space_group_number: int | None) -> bool:
+    """True for an ABX3 composition (three elements in ratio 1:1:3) in space group Pm-3m (221), the ideal perovskite."""
+    from pymatgen.core import Composition
+
+    if space_group_number is None or int(space_group_number) != 221:
+        return False
+    amounts = sorted(Composition(formula).get_el_amt_dict().values())
+    return len(amounts) == 3 and np.allclose(np.asarray(amounts) / amounts[0], [1, 1, 3])
+
+
+def pick_examples(rows: pd.DataFrame) -> dict[str, Any]:
+    """Row labels of up to three teaching examples, chosen by rule (not by how well a model does).
+
+    - ``"metal"``: a binary compound with band gap 0 eV (the first by formula);
+    - ``"wide-gap insulator"``: the largest band gap (eV);
+    - ``"perovskite"``: the first ABX3 in Pm-3m (:func:`is_perovskite_like`), if any.
+
+    ``rows`` needs ``formula_reduced``, ``band_gap_eV``, ``n_elements`` and
+    ``space_group_number``. Missing kinds are left out of the result.
+    """
+    out: dict[str, Any] = {}
+    metals = rows[(rows["band_gap_eV"] == 0) & (rows["n_elements"] == 2)].sort_values("formula_reduced")
+    if len(metals):
+        out["metal"] = metals.index[0]
+    if len(rows):
+        out["wide-gap insulator"] = rows["band_gap_eV"].idxmax()
+    perov = [i for i, f, sg in zip(rows.index, rows["formula_reduced"], rows["space_group_number"]) if is_perovskite_like(f, sg)]
+    if perov:
+        out["perovskite"] = sorted(perov, key=lambda i: rows.at[i, "formula_reduced"])[0]
+    return out

@@ -91,3 +91,21 @@ def test_element_embeddings_and_groups(model):
         z = (embed(torch.tensor([[82]])) * model.crab.model.encoder.emb_scaler).numpy()[0, 0]
     np.testing.assert_allclose(emb.loc["Pb"].to_numpy(), z, rtol=1e-4, atol=1e-6)
     assert ca.element_groups(["Na", "Pb", "I", "La", "Fe"]) == [1, 14, 17, None, 8]
+
+
+def test_received_summary_known_answer():
+    import pandas as pd
+
+    rec = pd.DataFrame({
+        "formula": ["AB", "AB", "AC", "AC", "ABC", "ABC", "ABC"],
+        "element": ["A", "B", "A", "C", "A", "B", "C"],
+        "fraction": [0.5] * 4 + [1 / 3] * 3,
+        "n_elements": [2, 2, 2, 2, 3, 3, 3],
+        "received": [0.8, 0.2, 0.6, 0.4, 0.5, 0.25, 0.25],
+    })
+    s = ca.received_summary(rec, min_count=2)
+    assert list(s.index) == ["A", "C", "B"]                          # A is over-attended most
+    assert s.loc["A", "received"] == pytest.approx((0.8 + 0.6 + 0.5) / 3)
+    assert s.loc["A", "fair share"] == pytest.approx((0.5 + 0.5 + 1 / 3) / 3)
+    assert s.loc["B", "n_formulas"] == 2
+    assert "C" not in ca.received_summary(rec, min_count=3).index

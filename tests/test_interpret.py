@@ -209,3 +209,17 @@ def test_first_token_attention_refuses_sdpa():
     model = _tiny_bert("sdpa")
     with pytest.raises(ValueError, match="eager"):
         ip.first_token_attention(model, _Tok(), [[1, 5, 2]])
+
+
+def test_pick_examples_by_rule():
+    import pandas as pd
+
+    rows = pd.DataFrame({
+        "formula_reduced": ["Fe", "NiAl", "CuZn", "SrTiO3", "LiF", "BaTiO3", "Al2O3"],
+        "band_gap_eV": [0.0, 0.0, 0.0, 1.8, 8.7, 1.7, 5.8],
+        "n_elements": [1, 2, 2, 3, 2, 3, 2],
+        "space_group_number": [229, 221, 221, 221, 225, 99, 167],
+    }, index=[10, 11, 12, 13, 14, 15, 16])
+    assert ip.pick_examples(rows) == {"metal": 12, "wide-gap insulator": 14, "perovskite": 13}
+    assert not ip.is_perovskite_like("BaTiO3", 99) and not ip.is_perovskite_like("Al2O3", 221)
+    assert "perovskite" not in ip.pick_examples(rows.drop(13))
