@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from scipy import constants
 
-from helpers import nomad, schema
+from helpers import fileio, nomad, schema
 from helpers import nomad_standin as standin
 
 REPO = Path(__file__).resolve().parent.parent
@@ -502,7 +502,7 @@ def test_crash_while_publishing_is_finished_without_new_requests(
     srv, client, tmp_path: Path, reference_csv: bytes, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     out = tmp_path / "psc.csv"
-    real_replace, real_write_json = os.replace, nomad._atomic_write_json
+    real_replace, real_write_json = os.replace, fileio.atomic_write_json
 
     def crash_on_publish(src, dst):
         if str(src).endswith(".partial"):
@@ -521,10 +521,10 @@ def test_crash_while_publishing_is_finished_without_new_requests(
         return real_write_json(path, obj)
 
     srv.reset_counters()
-    monkeypatch.setattr(nomad, "_atomic_write_json", crash_on_manifest)
+    monkeypatch.setattr(fileio, "atomic_write_json", crash_on_manifest)
     with pytest.raises(KeyboardInterrupt):
         _pull(client, out, page_size=4)
-    monkeypatch.setattr(nomad, "_atomic_write_json", real_write_json)
+    monkeypatch.setattr(fileio, "atomic_write_json", real_write_json)
     assert out.read_bytes() == reference_csv and not nomad.pull_paths(out)["manifest"].exists()
     result = _pull(client, out, page_size=4)
     assert result.resumed and srv.request_count == 0
