@@ -17,11 +17,13 @@ naming the file (and the line, where known).
 from __future__ import annotations
 
 import codecs
+import csv
 import hashlib
 import io
 import json
 import os
-import tempfile
+import re
+import secrets
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -71,10 +73,20 @@ def _temp_prefix(path: Path) -> str:
     return f".{path.name}."
 
 
+def _create_temp(path: Path) -> tuple[int, Path]:
+    """Create ``.<name>.<8 hex digits>.tmp`` beside ``path`` exclusively; return (fd, temp path)."""
+    while True:
+        tmp = path.with_name(f"{_temp_prefix(path)}{secrets.token_hex(4)}{_TMP_SUFFIX}")
+        try:
+            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), tmp
+        except FileExistsError:  # pragma: no cover - 1 in 4 billion
+            continue
+
+
 def atomic_write_bytes(path: PathLike, data: bytes) -> Path:
     """Write ``data`` to ``path`` atomically (see the module docstring); create its folder.
 
-    The file gets the usual permissions (``0o666`` minus the umask), not ``mkstemp``'s 0600.
+    The file gets the usual permissions (``0o666`` minus the umask).
 
     Returns:
         ``path`` as a :class:`~pathlib.Path`.
@@ -85,7 +97,7 @@ def atomic_write_bytes(path: PathLike, data: bytes) -> Path:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(path), suffix=_TMP_SUFFIX, dir=path.parent)
+    fd, tmp = _create_temp(path)
     try:
         try:
             view = memoryview(data)
@@ -141,9 +153,11 @@ def remove_stale_temps(path: PathLike) -> list[Path]:
     """
     path = Path(path)
     removed = []
+    pattern = re.compile(re.escape(_temp_prefix(path)) + r"[0-9a-f]{8}" + re.escape(_TMP_SUFFIX))
     for tmp in path.parent.glob(f"{_temp_prefix(path)}*{_TMP_SUFFIX}"):
-        tmp.unlink(missing_ok=True)
-        removed.append(tmp)
+        if pattern.fullmatch(tmp.name):
+            tmp.unlink(missing_ok=True)
+            removed.append(tmp)
     return removed
 
 
@@ -271,8 +285,17 @@ def read_csv(path: PathLike, **kwargs: Any) -> pd.DataFrame:
         raise TypeError("read_csv reads UTF-8 only; do not pass encoding")
     text = read_csv_text(path)
     try:
-        return pd.read_csv(io.StringIO(text), **kwargs)
+        frame = pd.read_csv(io.StringIO(text), **kwargs)
     except pd.errors.EmptyDataError as exc:
         raise CSVFormatError(f"{Path(path)}: no columns to read ({exc})") from None
     except pd.errors.ParserError as exc:
         raise CSVFormatError(f"{Path(path)}: malformed CSV: {exc}") from None
+    if "index_col" not in kwargs and not isinstance(frame.index, pd.RangeIndex):
+        # pandas silently turns the extra leading fields of a too-long first row into an index
+        rows = csv.reader(io.StringIO(text))
+        width = len(next(rows))
+        line = next((i for i, row in enumerate(rows, start=2) if len(row) > width), "?")
+        raise CSVFormatError(
+            f"{Path(path)}: malformed CSV: line {line} has more fields than the {width} of the header"
+        )
+    return frame
