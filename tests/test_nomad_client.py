@@ -723,7 +723,7 @@ def test_disk_full_while_saving_state_leaves_no_temp_files(srv, client, tmp_path
 
     def fsync_disk_full(fd: int) -> None:
         name = os.readlink(f"/proc/self/fd/{fd}")
-        if ".psc.csv.state.json." in name and name.endswith(".tmp"):
+        if ".psc.csv.state.json." in name and ".tmp" in name:
             calls["n"] += 1
             if calls["n"] == 3:  # the third state file (after page 3) meets a full disk
                 raise OSError(28, "No space left on device")
