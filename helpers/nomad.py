@@ -1077,6 +1077,7 @@ def _publish(run: _Run, state: PullState) -> None:
 def _manifest(run: _Run, state: PullState) -> dict[str, Any]:
     """Step 7: the manifest: what was asked, what came back, how, and what is missing."""
     capped = run.max_entries is not None and state.rows >= run.max_entries
+    run.account(state)  # seconds_pulling = earlier runs + seconds_last_run, measured now
     manifest: dict[str, Any] = {
         "csv": run.paths["csv"].name,
         "sha256": state.sha256,
@@ -1089,7 +1090,7 @@ def _manifest(run: _Run, state: PullState) -> dict[str, Any]:
         "started_utc": state.started_utc,
         "finished_utc": _utc_now(),
         "seconds_pulling": round(state.seconds, 3),
-        "seconds_last_run": round(time.monotonic() - run.t0, 3),
+        "seconds_last_run": round(state.seconds - run.base_seconds, 3),
         "pagination_total": state.total_last,
         "pagination_total_at_start": state.total_first,
         "pages": state.pages,
