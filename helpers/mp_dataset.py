@@ -52,7 +52,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from . import config, fileio, schema
+from . import config, schema
 from .fileio import sha256_file  # noqa: F401  (public here: scripts and tests use mp_dataset.sha256_file)
 
 MATMINER_VERSION = "0.3.9"
@@ -292,7 +292,7 @@ def load_matminer_csvs(directory: str | Path) -> pd.DataFrame:
     directory = Path(directory)
     frames = []
     for name in MATMINER_CSVS:
-        raw = fileio.read_csv(_find_csv(directory, name), comment="#")
+        raw = pd.read_csv(_find_csv(directory, name), comment="#")
         cell_column = "structure" if name in DICT_STRUCTURE_CSVS else "poscar"
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # pymatgen chatter about POSCAR/potcar details
@@ -323,7 +323,7 @@ def load_mp_gap(path: str | Path) -> pd.DataFrame:
     Raises:
         ValueError: if the file lacks ``formula``/``target`` or a gap is negative.
     """
-    frame = fileio.read_csv(path)
+    frame = pd.read_csv(path)
     if list(frame.columns) != ["formula", "target"]:
         raise ValueError(f"{path}: expected columns formula,target, got {list(frame.columns)}")
     frame["formula"] = [canonical_formula(f) for f in frame["formula"]]
@@ -649,7 +649,9 @@ def write_dataset_csv(dataset: pd.DataFrame, path: str | Path) -> str:
     text = dataset.copy()
     for column, decimals in FLOAT_DECIMALS.items():
         text[column] = [f"{value:.{decimals}f}" for value in dataset[column].astype(float)]
-    path = fileio.atomic_write_text(path, text.to_csv(index=False, lineterminator="\n"))
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text.to_csv(path, index=False, lineterminator="\n", encoding="utf-8")
     return sha256_file(path)
 
 
@@ -679,4 +681,4 @@ def read_dataset_csv(path: str | Path | None = None) -> pd.DataFrame:
     dtypes: dict[str, Any] = {c: str for c in schema.DFT_COLUMNS if c not in integer_columns + float_columns}
     dtypes.update({c: "int64" for c in integer_columns})
     dtypes.update({c: "float64" for c in float_columns})
-    return fileio.read_csv(path, dtype=dtypes, keep_default_na=False)
+    return pd.read_csv(path, dtype=dtypes, keep_default_na=False)

@@ -933,13 +933,12 @@ def _load_or_start(run: _Run) -> tuple[PullState, bool]:
 def _flatten_page(run: _Run, state: PullState, data: list[Any], notes: Counter) -> tuple[list[list[Any]], str | None]:
     """Step 2: the page's entries as CSV rows in column order, checking columns and order.
 
-    Counts missing values into ``state.missing`` only via the returned rows' caller.
-    Returns ``(rows, last entry_id)``.
+    Returns ``(rows, last entry_id)``; ``notes`` receives the flattener's counts.
 
     Raises:
         ValueError: ``flatten`` returned other columns.
         NomadProtocolError: entry_ids not strictly increasing (decreasing for ``desc``)
-            when ordering by entry_id: a duplicated or skipped entry in the pagination.
+            when ordering by entry_id: a duplicated or out-of-order entry in the pagination.
     """
     pagination = run.body.get("pagination") or {}
     check_order = pagination.get("order_by", "entry_id") == "entry_id"
