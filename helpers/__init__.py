@@ -12,8 +12,12 @@ One module per concept:
 - :mod:`helpers.nomad_standin`  local HTTP stand-in for NOMAD serving recorded entries
 - :mod:`helpers.nomad_faults`   fault injection for the stand-in (tests only)
 - :mod:`helpers.datasource` live NOMAD or the recorded snapshot on the stand-in
-- :mod:`helpers.mp_dataset` Materials Project computed-materials set (built by scripts/build_mp_dataset.py)
-- :mod:`helpers.cleaning` units, missing values, duplicates, formulas, outliers
+- :mod:`helpers.mp_data`  the committed Materials Project set: path, manifest, columns, reader
+- :mod:`helpers.mp_build` building that set (scripts/build_mp_dataset.py and tests only)
+- :mod:`helpers.formulas` formula parsing, abbreviations, normalized formulas (the one formula parser)
+- :mod:`helpers.units`    every unit conversion (J <-> eV, A/m^2 <-> mA/cm^2, m^3 <-> A^3)
+- :mod:`helpers.symmetry` crystal system and symbol from a space-group number, spglib space groups
+- :mod:`helpers.cleaning` lesson 02: loading, missing values, duplicates, formula checks, outliers
 - :mod:`helpers.elements` element statistics
 - :mod:`helpers.plotting` periodic-table heatmap and other figures
 - :mod:`helpers.composition` formulas as model inputs (fractions, chemical system, CrabNet spelling)

@@ -34,18 +34,18 @@ TABLES: tuple[str, ...] = ("magpie", "oliynyk")
 STATS: tuple[str, ...] = ("mean", "avg_dev", "min", "max", "range")
 
 
-def element_table(name: str = "magpie") -> pd.DataFrame:
+def element_property_table(name: str = "magpie") -> pd.DataFrame:
     """One element-property table from crabnet's package data (index: element symbol).
 
     Args:
         name: ``"magpie"`` (22 properties, 97 elements) or ``"oliynyk"``
             (44 properties, 85 elements); other crabnet tables work too.
     """
-    return _element_table(name).copy()
+    return _element_property_table(name).copy()
 
 
 @lru_cache(maxsize=None)
-def _element_table(name: str) -> pd.DataFrame:
+def _element_property_table(name: str) -> pd.DataFrame:
     base = resources.files("crabnet") / "data" / "element_properties"
     path = base / f"{name}.csv"
     if not path.is_file():
@@ -79,7 +79,7 @@ def featurize(
     k = max((p.n_elements for p in parsed), default=1)
     blocks = []
     for name in tables:
-        table = _element_table(name)
+        table = _element_property_table(name)
         props = table.to_numpy()
         row_of = {el: i for i, el in enumerate(table.index)}
         values = np.full((n, k, props.shape[1]), np.nan)

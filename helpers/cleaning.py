@@ -5,13 +5,13 @@ The steps, in the order notebook 02 teaches them:
 1. **Load and validate** the CSV notebook 01 wrote (:func:`load_psc_csv`): the
    columns must be exactly :data:`helpers.schema.PSC_COLUMNS`; numeric columns
    are parsed and a non-numeric value is an error naming its ``entry_id``.
-2. **Units** (:data:`UNITS`, :func:`units_table`, :func:`a_per_m2_to_ma_per_cm2`,
-   :func:`joule_to_ev`) and a plausibility check of the device fields
+2. **Units** (:data:`UNITS`, :func:`units_table`; conversions in
+   :mod:`helpers.units`) and a plausibility check of the device fields
    (:func:`range_report`, report only).
 3. **Missing values** (:func:`missing_report`) and **duplicates**
    (:func:`duplicate_entry_ids`, :func:`measurements_per_formula`).
-4. **Formulas** (:func:`parse_formula`, :func:`normalize_formula`,
-   :func:`expand_abbreviations`, :func:`compare_descriptive_reduced`).
+4. **Formulas** (parsing in :mod:`helpers.formulas`;
+   :func:`compare_descriptive_reduced`).
 5. **Bad rows** are dropped by :func:`clean_psc`, each one listed with its
    reason in a :class:`CleaningReport` -- never silently.
 6. **Group by formula** (:func:`group_by_formula`) and flag (never delete)
@@ -19,44 +19,37 @@ The steps, in the order notebook 02 teaches them:
 7. **Save** the cleaned tables atomically with a JSON quality summary
    (:func:`save_outputs`).
 
-Normalized formula convention
------------------------------
-:func:`normalize_formula` returns the *reduced integer formula with the
-element symbols in alphabetical order and counts of 1 omitted*, e.g.
-``MAPbI3`` -> ``CH6I3NPb`` and ``Cs0.05FA0.79MA0.16PbBr0.51I2.49`` ->
-``Br51C95Cs5H491I249N174Pb100``. This is the convention of NOMAD's
-``chemical_formula_reduced``, so for well-formed entries the normalized
-formula *is* NOMAD's reduced formula; it is independent of the order in
-which the elements were written, contains only element symbols and integer
-counts (CrabNet and pymatgen parse it), and avoids the special cases of
-pymatgen's ``Composition.reduced_formula`` (which orders by
-electronegativity and rewrites e.g. ``CsO`` as ``CsO2``).
+Formula parsing and the normalized-formula convention live in :mod:`helpers.formulas`;
+unit conversions in :mod:`helpers.units`. The formula names the lesson uses
+(``cleaning.parse_formula``, ``cleaning.normalize_formula``, ``cleaning.expand_abbreviations``,
+``cleaning.abbreviations_table``, ...) are imported here from there.
 """
 
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from fractions import Fraction
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-import scipy.constants
-from pymatgen.core import Composition, Element
 
 from . import fileio, schema
+from .formulas import (  # noqa: F401  (abbreviations_table, expand_abbreviations: the names notebook 02 uses)
+    FormulaError,
+    abbreviations_table,
+    elements_of,
+    expand_abbreviations,
+    normalize_formula,
+    parse_formula,
+    same_composition,
+    symbols_in,
+)
+from .units import a_per_m2_to_ma_per_cm2
 
 # --------------------------------------------------------------------------- units
-
-#: Exact number of eV per joule (1 / elementary charge).
-EV_PER_J: float = 1.0 / scipy.constants.e
-#: The slightly-off factor of the FAIRmat tutorial export (gives 1.6000001706 for 1.6 eV).
-TUTORIAL_EV_PER_J: float = 6.24150974e18
 
 #: Numeric columns of :data:`helpers.schema.PSC_COLUMNS` (everything else is text).
 NUMERIC_COLUMNS: tuple[str, ...] = (
@@ -116,25 +109,6 @@ def units_table() -> pd.DataFrame:
         for col, info in UNITS.items()
     ]
     return pd.DataFrame(rows).set_index("column")
-
-
-def a_per_m2_to_ma_per_cm2(value: Any) -> Any:
-    """Convert a current density from A/m^2 (SI, as NOMAD stores it) to mA/cm^2 (as papers report it).
-
-    1 A/m^2 = 1000 mA / 10,000 cm^2 = 0.1 mA/cm^2, so a typical 230 A/m^2 is 23 mA/cm^2.
-    Works on numbers, NumPy arrays and pandas objects.
-    """
-    return value * 0.1
-
-
-def ma_per_cm2_to_a_per_m2(value: Any) -> Any:
-    """Inverse of :func:`a_per_m2_to_ma_per_cm2`: mA/cm^2 -> A/m^2 (x10)."""
-    return value * 10.0
-
-
-def joule_to_ev(value: Any) -> Any:
-    """Convert an energy from J to eV with the exact elementary charge (1 eV = 1.602176634e-19 J)."""
-    return value * EV_PER_J
 
 
 def to_display_units(df: pd.DataFrame) -> pd.DataFrame:
@@ -322,184 +296,7 @@ def measurements_per_formula(clean: pd.DataFrame) -> pd.DataFrame:
 
 # --------------------------------------------------------------------------- formulas
 
-#: Organic cations of hybrid perovskites, written as the *protonated* cation
-#: (the species in the crystal), as the Perovskite Database writes them. Only
-#: abbreviations with one unambiguous meaning whose composition agrees with the
-#: database's reduced formulas are listed; others (HA, PA, TBA, BDA, PMA, ...)
-#: mean different molecules in different papers and are left unexpanded, so
-#: formulas using them are reported, not guessed.
-ORGANIC_CATIONS: dict[str, tuple[str, str]] = {
-    "MA": ("CH6N", "methylammonium CH3NH3+"),
-    "FA": ("CH5N2", "formamidinium HC(NH2)2+"),
-    "GA": ("CH6N3", "guanidinium C(NH2)3+"),
-    "GU": ("CH6N3", "guanidinium C(NH2)3+ (the database's spelling)"),
-    "EA": ("C2H8N", "ethylammonium CH3CH2NH3+"),
-    "DMA": ("C2H8N", "dimethylammonium (CH3)2NH2+"),
-    "BA": ("C4H12N", "n-butylammonium CH3(CH2)3NH3+"),
-    "PEA": ("C8H12N", "phenethylammonium C6H5(CH2)2NH3+"),
-    "BZA": ("C7H10N", "benzylammonium C6H5CH2NH3+"),
-    "Ace": ("C2H7N2", "acetamidinium CH3C(NH2)2+"),
-}
-
-# One left-to-right scan over tokens: a bracketed name without digits (``(PEA)``,
-# ``(ThMA)``) is one token, expanded only when known as a whole, so the MA in
-# ``(ThMA)`` or the DMA in ``(PDMA)`` is never expanded on its own; otherwise a
-# known abbreviation (longest first: PEA before P + EA, DMA before D + MA; never
-# followed by a lower-case letter, so BA is not Ba), else an element symbol.
-_ABBREV_TOKEN_RE = re.compile(
-    r"\((?P<name>[A-Za-z]+)\)"
-    r"|(?P<abbr>" + "|".join(sorted(map(re.escape, ORGANIC_CATIONS), key=len, reverse=True)) + r")(?![a-z])"
-    r"|[A-Z][a-z]?|.",
-    re.S,
-)
-_FORMULA_GRAMMAR = re.compile(r"(?:[A-Z][a-z]*|\d+(?:\.\d*)?|\.\d+|[()\[\]]|\s)+")
-_SYMBOL_RE = re.compile(r"[A-Z][a-z]*")
-#: Symbols of the 118 chemical elements (no D/T isotope labels, no placeholder X).
-ELEMENT_SYMBOLS: frozenset[str] = frozenset(Element.from_Z(z).symbol for z in range(1, 119))
-
-
-class FormulaError(ValueError):
-    """A formula cannot be turned into a composition of real elements.
-
-    Attributes:
-        reason: ``"missing formula"``, ``"unparsable formula"`` or
-            ``"non-element symbol"`` (the drop reasons of :func:`clean_psc`).
-    """
-
-    def __init__(self, message: str, reason: str) -> None:
-        super().__init__(message)
-        self.reason = reason
-
-
-def expand_abbreviations(formula: str) -> str:
-    """Replace the organic-cation abbreviations of :data:`ORGANIC_CATIONS` by their element formulas.
-
-    ``MAPbI3`` -> ``(CH6N)PbI3``; ``Cs0.05FA0.79MA0.16PbI2.5Br0.5`` ->
-    ``Cs0.05(CH5N2)0.79(CH6N)0.16PbI2.5Br0.5``; ``(PEA)2PbI4`` ->
-    ``(C8H12N)2PbI4``. Unknown abbreviations are left as they are, also
-    when they contain a known one (``(ThMA)`` stays, it is not Th + MA), and
-    :func:`parse_formula` then reports them as non-element symbols.
-    """
-    def replace(m: re.Match[str]) -> str:
-        name = m.group("name") or m.group("abbr")
-        return f"({ORGANIC_CATIONS[name][0]})" if name in ORGANIC_CATIONS else m.group(0)
-
-    return _ABBREV_TOKEN_RE.sub(replace, formula)
-
-
-def abbreviations_table() -> pd.DataFrame:
-    """The organic-cation abbreviations that :func:`expand_abbreviations` knows (abbreviation, formula, cation)."""
-    table = pd.DataFrame(
-        [(abbr, formula, name) for abbr, (formula, name) in ORGANIC_CATIONS.items()],
-        columns=["abbreviation", "formula", "cation"],
-    )
-    return table.set_index("abbreviation")
-
-
-@lru_cache(maxsize=8192)
-def _parse_cached(formula: str) -> tuple[tuple[str, float], ...]:
-    text = formula.strip()
-    if not text:
-        raise FormulaError("empty formula", "missing formula")
-    if not _FORMULA_GRAMMAR.fullmatch(text) or text.count("(") != text.count(")"):
-        raise FormulaError(
-            f"{formula!r} is not a chemical formula (only element symbols, numbers and brackets are allowed)",
-            "unparsable formula",
-        )
-    unknown = sorted({s for s in _SYMBOL_RE.findall(text) if s not in ELEMENT_SYMBOLS})
-    if unknown:
-        raise FormulaError(
-            f"{formula!r} contains {', '.join(map(repr, unknown))}, not chemical element(s) "
-            "(a placeholder such as X, or an abbreviation that was not expanded)",
-            "non-element symbol",
-        )
-    try:
-        comp = Composition(text)
-    except Exception as exc:  # pymatgen raises ValueError and friends
-        raise FormulaError(f"{formula!r} could not be parsed: {exc}", "unparsable formula") from exc
-    amounts = comp.get_el_amt_dict()
-    # pymatgen silently drops elements written with amount 0 ("Pb0I3" -> I only)
-    zero = sorted(set(_SYMBOL_RE.findall(text)) - set(amounts))
-    if zero:
-        raise FormulaError(
-            f"{formula!r} gives {', '.join(zero)} an amount of zero; leave the element out or give it a positive amount",
-            "unparsable formula",
-        )
-    huge = sorted(el for el, a in amounts.items() if not math.isfinite(a))
-    if huge:
-        raise FormulaError(f"{formula!r}: the amount of {', '.join(huge)} is too large to be a number", "unparsable formula")
-    if not amounts or any(not (a > 0) for a in amounts.values()):
-        raise FormulaError(f"{formula!r} has no element with a positive amount", "unparsable formula")
-    return tuple(sorted(amounts.items()))
-
-
-def parse_formula(formula: str, expand: bool = False) -> dict[str, float]:
-    """Element amounts of a formula, e.g. ``"CH6I3NPb"`` -> ``{"C": 1, "H": 6, "I": 3, "N": 1, "Pb": 1}``.
-
-    Args:
-        formula: a chemical formula; brackets and decimal amounts are allowed.
-        expand: first replace organic-cation abbreviations (:func:`expand_abbreviations`),
-            for descriptive formulas such as ``MAPbI3``.
-
-    Raises:
-        FormulaError: with ``reason`` "missing formula" (empty), "unparsable
-            formula" (not a formula at all) or "non-element symbol" (a symbol
-            such as ``X`` that is not one of the 118 elements -- pymatgen
-            itself would silently accept it as a dummy species); an element
-            written with amount zero or an amount too large for a float is
-            "unparsable formula" too (pymatgen would drop or keep it silently).
-    """
-    if not isinstance(formula, str):
-        formula = "" if formula is None or (isinstance(formula, float) and math.isnan(formula)) else str(formula)
-    text = expand_abbreviations(formula) if expand else formula
-    return dict(_parse_cached(text))
-
-
-def integer_amounts(amounts: Mapping[str, float], max_denominator: int = 10_000) -> dict[str, int]:
-    """Smallest whole-number element counts with the same ratios.
-
-    E.g. ``{"Cs": 0.05, "Pb": 1}`` -> ``{"Cs": 1, "Pb": 20}``.
-
-    Decimal amounts are read as fractions with denominators up to
-    ``max_denominator`` (4 decimals are exact), as NOMAD does for its reduced formulas.
-    """
-    fracs = {el: Fraction(a).limit_denominator(max_denominator) for el, a in amounts.items()}
-    lcm = math.lcm(*(f.denominator for f in fracs.values()))
-    ints = {el: int(f * lcm) for el, f in fracs.items()}
-    gcd = math.gcd(*ints.values())
-    return {el: n // gcd for el, n in ints.items()}
-
-
-def format_formula(counts: Mapping[str, int]) -> str:
-    """Alphabetical formula string with counts of 1 omitted, e.g. ``{"Pb": 1, "I": 3}`` -> ``"I3Pb"``."""
-    return "".join(f"{el}{'' if n == 1 else n}" for el, n in sorted(counts.items()))
-
-
-def normalize_formula(formula: str, expand: bool = False) -> str:
-    """Order-independent canonical formula: reduced integer counts, elements alphabetical.
-
-    ``"PbCH3NH3I3"``, ``"CH6I3NPb"`` and (with ``expand=True``) ``"MAPbI3"``
-    all give ``"CH6I3NPb"``; ``"Cs0.05FA0.79MA0.16PbI2.5Br0.5"`` (expand)
-    gives ``"Br10C19CsH98I50N35Pb20"``. See the module docstring for why
-    this convention (NOMAD's) and not pymatgen's ``reduced_formula``.
-
-    Raises:
-        FormulaError: see :func:`parse_formula`.
-    """
-    return format_formula(integer_amounts(parse_formula(formula, expand=expand)))
-
-
-def elements_of(formula: str, expand: bool = False) -> list[str]:
-    """Alphabetically sorted element symbols of a formula (raises :class:`FormulaError`)."""
-    return sorted(parse_formula(formula, expand=expand))
-
-
-def same_composition(a: Mapping[str, float], b: Mapping[str, float], tol: float = 1e-4) -> bool:
-    """True when two element-amount mappings have the same atomic fractions (within ``tol``)."""
-    if set(a) != set(b):
-        return False
-    ta, tb = sum(a.values()), sum(b.values())
-    return all(abs(a[el] / ta - b[el] / tb) <= tol for el in a)
+# Parsing, normalising and abbreviations live in helpers.formulas (imported above).
 
 
 @dataclass
@@ -561,7 +358,7 @@ def compare_descriptive_reduced(df: pd.DataFrame) -> FormulaComparison:
     Only rows where both ``formula_reduced`` and ``formula_descriptive`` are
     given are compared; each distinct pair is parsed once. A pair disagrees
     with reason ``"unknown symbol in descriptive"`` (an abbreviation not in
-    :data:`ORGANIC_CATIONS`), ``"descriptive unparsable"``,
+    :data:`helpers.formulas.ORGANIC_CATIONS`), ``"descriptive unparsable"``,
     ``"reduced unparsable"`` or ``"different composition"``.
     """
     both = df[~_is_blank(df["formula_reduced"]) & ~_is_blank(df["formula_descriptive"])]
@@ -569,15 +366,18 @@ def compare_descriptive_reduced(df: pd.DataFrame) -> FormulaComparison:
     rows = []
     agree_pairs = agree_entries = 0
     for red, desc, n in pairs.itertuples(index=False):
-        expanded = expand_abbreviations(desc)
         reason = ""
+        try:
+            expanded = expand_abbreviations(desc)
+        except FormulaError:  # ambiguous, e.g. PMA2PbI4 (P + MA or an unknown cation PMA?)
+            expanded = desc
         try:
             a = parse_formula(red)
         except FormulaError:
             reason = "reduced unparsable"
         else:
             try:
-                b = parse_formula(expanded)
+                b = parse_formula(desc, expand=True)
             except FormulaError as exc:
                 reason = (
                     "unknown symbol in descriptive"
@@ -718,7 +518,7 @@ def example_bad_rows() -> pd.DataFrame:
     for col in schema.PSC_COLUMNS:
         if col not in df:
             df[col] = math.nan if col in NUMERIC_COLUMNS else ""
-    df["elements"] = df["formula_reduced"].map(lambda f: " ".join(sorted(set(_SYMBOL_RE.findall(f)))))
+    df["elements"] = df["formula_reduced"].map(lambda f: " ".join(symbols_in(f)))
     return df[list(schema.PSC_COLUMNS)]
 
 
@@ -800,7 +600,7 @@ def clean_psc(
     keep = reason == ""
     kept = data[keep]
     norm = normalized[keep]
-    element_lists = norm.map(lambda f: sorted(parse_formula(f)))
+    element_lists = norm.map(elements_of)
     clean = pd.DataFrame(
         {
             "entry_id": ids[keep],

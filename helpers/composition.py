@@ -1,8 +1,10 @@
 """Formulas as *model inputs*: validated element fractions and the keys built from them.
 
-Parsing itself lives in :mod:`helpers.cleaning` (:func:`~helpers.cleaning.parse_formula`,
-:func:`~helpers.cleaning.expand_abbreviations`, :class:`~helpers.cleaning.FormulaError`);
-this module adds what the modelling notebook needs on top:
+Parsing itself lives in :mod:`helpers.formulas` (:func:`~helpers.formulas.parse_formula`,
+:func:`~helpers.formulas.expand_abbreviations`, :class:`~helpers.formulas.FormulaError`,
+the rules for what is refused); this thin layer adds what the modelling code needs on
+top. It is a separate module so that modelling code (crabnet_tools, baselines, splits,
+predictor) depends on a small, stable interface rather than on the parser's internals:
 
 - :func:`read_formula` -> :class:`ParsedFormula` (atomic fractions, elements,
   and how the text was read, e.g. ``MAPbI3`` -> ``(CH6N)PbI3``);
@@ -16,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .cleaning import FormulaError, expand_abbreviations, parse_formula
+from .formulas import FormulaError, check_model_fractions, expand_abbreviations, parse_formula
 
 __all__ = ["FormulaError", "ParsedFormula", "read_formula", "chemical_system", "composition_key", "crabnet_formula"]
 
@@ -51,22 +53,24 @@ def read_formula(formula: str | ParsedFormula) -> ParsedFormula:
     """Validate a formula and return its atomic fractions.
 
     Abbreviations such as ``MA``/``FA`` are expanded (see
-    :data:`helpers.cleaning.ORGANIC_CATIONS`).
+    :data:`helpers.formulas.ORGANIC_CATIONS`).
 
     Raises:
-        FormulaError: not text, empty, unparsable, a symbol that is not one of
-            the 118 elements, an element with amount zero, or an amount too large
-            for a float (its message is written for a student).
+        FormulaError: not text, empty or a missing-value code such as ``NaN``,
+            unparsable, a symbol that is not one of the 118 elements, an ambiguous
+            abbreviation (``PMA2PbI4``), an amount that is zero or too large, or an
+            element below 1e-6 of the atoms, which CrabNet would drop (see :mod:`helpers.formulas`; the message is written for a student).
     """
     if isinstance(formula, ParsedFormula):
         return formula
     if not isinstance(formula, str):
         raise FormulaError(f"a formula must be text, got {type(formula).__name__}", "unparsable formula")
+    amounts = parse_formula(formula, expand=True)  # checks length first, then expands
     text = formula.strip()
     expanded = expand_abbreviations(text)
-    amounts = parse_formula(expanded)
     total = sum(amounts.values())
     fractions = {el: amounts[el] / total for el in sorted(amounts)}
+    check_model_fractions(text, fractions)
     return ParsedFormula(text=text, expanded=expanded, fractions=fractions)
 
 

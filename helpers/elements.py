@@ -4,7 +4,7 @@ Everything works on "entries" (rows): an entry *contains* an element when the
 element is in its formula, whatever the amount. Input is a DataFrame with a
 space-separated ``elements`` column (as in :data:`helpers.schema.PSC_CLEAN_COLUMNS`
 and :data:`helpers.schema.PSC_BY_FORMULA_COLUMNS`) or, with ``source="formula"``,
-a formula column parsed with pymatgen (:func:`helpers.cleaning.elements_of`).
+a formula column parsed with pymatgen (:func:`helpers.formulas.elements_of`).
 Pass the per-entry table to weigh every measurement, the per-formula table
 to count each compound once. Elements are ordered by atomic number Z.
 """
@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 from pymatgen.core import Element
 
-from .cleaning import elements_of
+from .formulas import elements_of
 
 Source = Literal["elements", "formula"]
 
@@ -27,7 +27,7 @@ def element_lists(df: pd.DataFrame, source: Source = "elements") -> list[list[st
 
     Raises:
         KeyError: if the needed column is absent.
-        helpers.cleaning.FormulaError: for an unparsable formula (``source="formula"``).
+        helpers.formulas.FormulaError: for an unparsable formula (``source="formula"``).
     """
     if source == "elements":
         return [str(s).split() if isinstance(s, str) else [] for s in df["elements"]]

@@ -8,9 +8,9 @@ What a notebook calls::
                                nomad.flatten_psc_entry, schema.PSC_COLUMNS)
 
 Units: NOMAD serves bare SI numbers. Band gaps arrive in joules and are converted
-to electronvolts by :func:`joules_to_ev` (divide by the exact elementary charge,
-``scipy.constants.e`` = 1.602176634e-19 C). Cell volumes arrive in m^3 and are
-written in cubic angstrom (1 m^3 = 1e30 A^3). Solar-cell quantities keep NOMAD's
+to electronvolts by :func:`helpers.units.joule_to_ev` (divide by the exact elementary
+charge, 1.602176634e-19 C). Cell volumes arrive in m^3 and are written in cubic
+angstrom (:func:`helpers.units.m3_to_a3`, 1 m^3 = 1e30 A^3). Solar-cell quantities keep NOMAD's
 units: efficiency in %, open-circuit voltage in V, short-circuit current density
 in A/m^2 (10x the mA/cm^2 of most papers), fill factor as a fraction 0..1.
 
@@ -47,9 +47,9 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import requests
-from scipy import constants
 
 from . import fileio
+from .units import joule_to_ev, m3_to_a3
 
 log = logging.getLogger(__name__)
 
@@ -123,10 +123,6 @@ _RETRY_EXCEPTIONS = (
     requests.exceptions.ContentDecodingError,
 )
 
-#: Cubic metres -> cubic angstrom.
-M3_TO_A3 = 1e30
-
-
 # --------------------------------------------------------------------------- errors
 
 
@@ -180,19 +176,6 @@ def _describe_detail(detail: Any) -> str:
         reason = detail.get("reason") or detail.get("msg")
         return str(reason) if reason else json.dumps(detail)
     return str(detail)
-
-
-# --------------------------------------------------------------------------- units
-
-
-def joules_to_ev(value_J: float) -> float:
-    """Convert an energy from joules to electronvolts (divide by ``scipy.constants.e``).
-
-    ``scipy.constants.e`` is the exact SI elementary charge, 1.602176634e-19 C, so
-    1 eV = 1.602176634e-19 J exactly. No hand-typed factor: the perovskite tutorial's
-    6.24150974e18 is off by ~1e-7 relative, which is why its export shows 1.6000001706.
-    """
-    return float(value_J) / constants.e
 
 
 # --------------------------------------------------------------------------- query bodies
@@ -619,7 +602,7 @@ def flatten_psc_entry(entry: Mapping[str, Any], notes: Counter | None = None) ->
             entry_id, "results.material.chemical_formula_descriptive", material.get("chemical_formula_descriptive")
         ),
         "elements": _joined(entry_id, "results.material.elements", material.get("elements"), " "),
-        "band_gap_eV": None if gap_J is None else joules_to_ev(gap_J),
+        "band_gap_eV": None if gap_J is None else joule_to_ev(gap_J),
         "efficiency_pct": _number(entry_id, f"{_SOLAR}.efficiency", solar.get("efficiency")),
         "open_circuit_voltage_V": _number(
             entry_id, f"{_SOLAR}.open_circuit_voltage", solar.get("open_circuit_voltage")
@@ -692,11 +675,11 @@ def flatten_dft_entry(entry: Mapping[str, Any], notes: Counter | None = None) ->
             entry_id, "results.material.symmetry.space_group_symbol", symmetry.get("space_group_symbol")
         ),
         "n_sites": n_sites,
-        "volume_A3": None if volume_m3 is None else volume_m3 * M3_TO_A3,
+        "volume_A3": None if volume_m3 is None else m3_to_a3(volume_m3),
         "xc_functional_type": _text(
             entry_id, "results.method.simulation.dft.xc_functional_type", dft.get("xc_functional_type")
         ),
-        "band_gap_eV": None if gap_J is None else joules_to_ev(gap_J),
+        "band_gap_eV": None if gap_J is None else joule_to_ev(gap_J),
         "band_gap_type": gap_type,
         "source": "NOMAD",
     }

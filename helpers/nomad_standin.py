@@ -48,7 +48,6 @@ import copy
 import csv
 import gzip
 import json
-import re
 import signal
 import socket
 import sys
@@ -61,10 +60,9 @@ from typing import Any, Callable, Protocol
 from urllib.parse import urlsplit
 
 from . import config
+from .formulas import symbols_in
 from .nomad import DFT_INCLUDE, NOMAD_MAX_PAGE_SIZE, PSC_INCLUDE, SOLAR_CELL_SECTION
-
-#: The perovskite tutorial's J -> eV factor, used by the 43k export (1/e is 6.241509074e18).
-EXPORT_EV_PER_J = 6.24150974e18
+from .units import tutorial_ev_to_joule
 
 PSC_EXPORT_CSV = "perovskite_solar_cells/perovskite_bandgap_devices_2025-02.csv"
 PSC_EXACT_JSON = "perovskite_solar_cells/psc_60_results_sections.json.gz"
@@ -133,14 +131,6 @@ def _data_file(nomad_dir: str | Path | None, relative: str) -> Path:
     return path
 
 
-_ELEMENT_RE = re.compile(r"[A-Z][a-z]?")
-
-
-def elements_from_formula(formula: str) -> list[str]:
-    """Element symbols of a formula such as ``CH6I3NPb``, sorted like NOMAD's ``elements``."""
-    return sorted(set(_ELEMENT_RE.findall(formula)))
-
-
 def _sections_for(results: Mapping[str, Any], *extra: str) -> list[str]:
     """NOMAD-style ``sections`` list derived from which results sub-sections are present."""
     found = {"nomad.datamodel.results.Results", *extra}
@@ -161,9 +151,10 @@ def export_row_to_entry(row: Mapping[str, str], index: int) -> dict[str, Any]:
 
     * ``entry_id`` = ``psc-export-{index:05d}`` (deterministic; sorts like the rows).
     * ``results.material.{chemical_formula_reduced, chemical_formula_descriptive,
-      elements}``, elements parsed from the reduced formula (sorted, as NOMAD lists them).
+      elements}``, elements read from the reduced formula by :func:`helpers.formulas.symbols_in`
+      (alphabetical, as NOMAD lists them).
     * The gap goes back to joules with the export's *own* factor,
-      ``J = bandgap / 6.24150974e18``, i.e. exactly the joule value NOMAD served.
+      ``J = bandgap / 6.24150974e18`` (:func:`helpers.units.tutorial_ev_to_joule`), i.e. exactly the joule value NOMAD served.
       The client's exact conversion (J / e) then yields the clean value: 1.6000001706
       in the export -> 1.6 eV. It is stored at ``results.properties.electronic.band_gap[0].value``
       and at the deprecated ``band_structure_electronic[0].band_gap[0].value``;
@@ -176,14 +167,14 @@ def export_row_to_entry(row: Mapping[str, str], index: int) -> dict[str, Any]:
     reduced = (row.get("reduced_formulas") or "").strip()
     descriptive = (row.get("descriptive_formulas") or "").strip()
     if reduced:
-        material["elements"] = elements_from_formula(reduced)
+        material["elements"] = symbols_in(reduced)  # as written, even for a formula NOMAD could not parse
         material["chemical_formula_reduced"] = reduced
     if descriptive:
         material["chemical_formula_descriptive"] = descriptive
     results: dict[str, Any] = {"material": material} if material else {}
     gap = (row.get("bandgap") or "").strip()
     if gap:
-        value_J = float(gap) / EXPORT_EV_PER_J
+        value_J = tutorial_ev_to_joule(float(gap))
         results["properties"] = {
             "electronic": {
                 "band_gap": [{"value": value_J}],

@@ -3,13 +3,13 @@
 
 Usage (from the repository root)::
 
-    .venv/bin/python scripts/build_mp_dataset.py            # downloads the matminer sdist with pip
-    .venv/bin/python scripts/build_mp_dataset.py --matminer-sdist ~/matminer-0.3.9.tar.gz
-    .venv/bin/python scripts/build_mp_dataset.py --check    # rebuild in a temp dir, compare bytes
+    .venv/bin/python scripts/build_mp_build.py            # downloads the matminer sdist with pip
+    .venv/bin/python scripts/build_mp_build.py --matminer-sdist ~/matminer-0.3.9.tar.gz
+    .venv/bin/python scripts/build_mp_build.py --check    # rebuild in a temp dir, compare bytes
 
 The matminer sdist is fetched with ``pip download`` (PyPI only, no other
 network) and must match the pinned sha256; ``mp_gap.csv`` is read from the
-installed crabnet package. The logic lives in :mod:`helpers.mp_dataset`.
+installed crabnet package. The logic lives in :mod:`helpers.mp_build`.
 Takes about half a minute on one core.
 """
 
@@ -28,9 +28,9 @@ from typing import Any
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
-from helpers import mp_dataset, schema  # noqa: E402
+from helpers import mp_build, mp_data, schema, symmetry  # noqa: E402
 
-MATMINER_SDIST_NAME = f"matminer-{mp_dataset.MATMINER_VERSION}.tar.gz"
+MATMINER_SDIST_NAME = f"matminer-{mp_build.MATMINER_VERSION}.tar.gz"
 #: sha256 of matminer-0.3.9.tar.gz on PyPI (files there are immutable).
 MATMINER_SDIST_SHA256 = "3faf9e83464f3d48f68a759bf476ad24da4c8c3e950c8f340cb917d3bb906400"
 
@@ -47,7 +47,7 @@ def download_matminer_sdist(dest: Path) -> Path:
     """``pip download`` the matminer sdist into ``dest`` and return its path."""
     command = [
         sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
-        f"matminer=={mp_dataset.MATMINER_VERSION}", "-d", str(dest),
+        f"matminer=={mp_build.MATMINER_VERSION}", "-d", str(dest),
     ]  # fmt: skip
     print("$", " ".join(command[2:]), flush=True)
     result = subprocess.run(command, capture_output=True, text=True)
@@ -62,10 +62,10 @@ def download_matminer_sdist(dest: Path) -> Path:
 
 def extract_matminer_csvs(sdist: Path, dest: Path) -> dict[str, Path]:
     """Copy the four dataset CSVs out of the sdist into ``dest`` (nothing else is extracted)."""
-    prefix = f"matminer-{mp_dataset.MATMINER_VERSION}/matminer/datasets/"
+    prefix = f"matminer-{mp_build.MATMINER_VERSION}/matminer/datasets/"
     paths: dict[str, Path] = {}
     with tarfile.open(sdist, "r:gz") as archive:
-        for name in mp_dataset.MATMINER_CSVS:
+        for name in mp_build.MATMINER_CSVS:
             member = archive.getmember(prefix + name)
             handle = archive.extractfile(member)
             if handle is None:
@@ -78,8 +78,8 @@ def extract_matminer_csvs(sdist: Path, dest: Path) -> dict[str, Path]:
 def crabnet_file(relative: str) -> Path:
     """Locate a file of the installed crabnet distribution without importing crabnet (and torch)."""
     dist = importlib.metadata.distribution("crabnet")
-    if dist.version != mp_dataset.CRABNET_VERSION:
-        raise SystemExit(f"crabnet {mp_dataset.CRABNET_VERSION} required, found {dist.version}")
+    if dist.version != mp_build.CRABNET_VERSION:
+        raise SystemExit(f"crabnet {mp_build.CRABNET_VERSION} required, found {dist.version}")
     path = Path(str(dist.locate_file(relative)))
     if not path.is_file():
         raise SystemExit(f"{relative} not found in the installed crabnet ({path})")
@@ -95,7 +95,7 @@ def _version(package: str) -> str:
 
 def build_manifest(
     csv_path: Path,
-    report: mp_dataset.BuildReport,
+    report: mp_build.BuildReport,
     sdist_sha256: str,
     csv_inputs: dict[str, Path],
     mp_gap: Path,
@@ -110,21 +110,21 @@ def build_manifest(
     }
     return {
         "file": csv_path.name,
-        "sha256": mp_dataset.sha256_file(csv_path),
+        "sha256": mp_build.sha256_file(csv_path),
         "bytes": csv_path.stat().st_size,
         "rows": report.kept,
         "columns": list(schema.DFT_COLUMNS),
-        "generator": "scripts/build_mp_dataset.py (logic: helpers/mp_dataset.py)",
-        "regenerate": ".venv/bin/python scripts/build_mp_dataset.py",
+        "generator": "scripts/build_mp_build.py (logic: helpers/mp_build.py)",
+        "regenerate": ".venv/bin/python scripts/build_mp_build.py",
         "sources": {
             "matminer": {
-                "version": mp_dataset.MATMINER_VERSION,
+                "version": mp_build.MATMINER_VERSION,
                 "distribution": f"{MATMINER_SDIST_NAME} (sdist from PyPI)",
                 "sha256": sdist_sha256,
                 "license": "modified BSD (matminer); the data are Materials Project data, CC-BY 4.0",
                 "files": {
                     f"matminer/datasets/{name}": {
-                        "sha256": mp_dataset.sha256_file(path),
+                        "sha256": mp_build.sha256_file(path),
                         "rows": report.rows_read[name],
                         "reference": MATMINER_REFERENCES[name],
                     }
@@ -132,13 +132,13 @@ def build_manifest(
                 },
             },
             "crabnet": {
-                "version": mp_dataset.CRABNET_VERSION,
+                "version": mp_build.CRABNET_VERSION,
                 "license": "MIT (crabnet); the data are matbench v0.1 (Dunn et al., npj Comput. Mater. 6, 138"
                 " (2020)) from the Materials Project, CC-BY 4.0",
                 "files": {
-                    mp_dataset.MP_GAP_IN_CRABNET: {"sha256": mp_dataset.sha256_file(mp_gap), "rows": report.mp_gap_rows},
-                    mp_dataset.MP_E_FORM_IN_CRABNET: {
-                        "sha256": mp_dataset.sha256_file(mp_e_form),
+                    mp_build.MP_GAP_IN_CRABNET: {"sha256": mp_build.sha256_file(mp_gap), "rows": report.mp_gap_rows},
+                    mp_build.MP_E_FORM_IN_CRABNET: {
+                        "sha256": mp_build.sha256_file(mp_e_form),
                         "used_for": "cross-check only",
                     },
                 },
@@ -148,13 +148,13 @@ def build_manifest(
         "method": {
             "join_key": "unreduced cell formula, elements alphabetical, counts explicit (e.g. Al1Co2Fe1)",
             "ambiguous_formulas": "formulas occurring more than once in mp_gap are dropped",
-            "duplicate_priority": list(mp_dataset.MATMINER_CSVS),
-            "reduced_to_primitive": sorted(mp_dataset.CONVENTIONAL_CELL_CSVS),
-            "space_group": f"stored MP value when any file has one, else spglib symprec={mp_dataset.SYMPREC},"
-            f" angle_tolerance={mp_dataset.ANGLE_TOLERANCE}",
-            "xc_functional_type": f"{mp_dataset.XC_FUNCTIONAL_LABEL!r} for all rows: MP used GGA (PBE) or GGA+U,"
+            "duplicate_priority": list(mp_build.MATMINER_CSVS),
+            "reduced_to_primitive": sorted(mp_build.CONVENTIONAL_CELL_CSVS),
+            "space_group": f"stored MP value when any file has one, else spglib symprec={symmetry.SYMPREC},"
+            f" angle_tolerance={symmetry.ANGLE_TOLERANCE}",
+            "xc_functional_type": f"{mp_data.XC_FUNCTIONAL_LABEL!r} for all rows: MP used GGA (PBE) or GGA+U,"
             " the sources do not record which per material",
-            "float_decimals": mp_dataset.FLOAT_DECIMALS,
+            "float_decimals": mp_build.FLOAT_DECIMALS,
         },
         "counts": counts,
         "checks": checks,
@@ -162,22 +162,22 @@ def build_manifest(
     }
 
 
-def build(sdist: Path, out_dir: Path, workdir: Path) -> tuple[Path, Path, mp_dataset.BuildReport]:
+def build(sdist: Path, out_dir: Path, workdir: Path) -> tuple[Path, Path, mp_build.BuildReport]:
     """Verify the sdist, build the dataset and write CSV + manifest into ``out_dir``."""
-    sdist_sha256 = mp_dataset.sha256_file(sdist)
+    sdist_sha256 = mp_build.sha256_file(sdist)
     if sdist_sha256 != MATMINER_SDIST_SHA256:
         raise SystemExit(f"{sdist}: sha256 {sdist_sha256} != pinned {MATMINER_SDIST_SHA256}")
     csv_dir = workdir / "matminer_csvs"
     csv_dir.mkdir(parents=True, exist_ok=True)
     csv_inputs = extract_matminer_csvs(sdist, csv_dir)
-    mp_gap = crabnet_file(mp_dataset.MP_GAP_IN_CRABNET)
-    mp_e_form = crabnet_file(mp_dataset.MP_E_FORM_IN_CRABNET)
+    mp_gap = crabnet_file(mp_build.MP_GAP_IN_CRABNET)
+    mp_e_form = crabnet_file(mp_build.MP_E_FORM_IN_CRABNET)
 
-    dataset, report = mp_dataset.build_dataset(csv_dir, mp_gap, mp_e_form)
+    dataset, report = mp_build.build_dataset(csv_dir, mp_gap, mp_e_form)
     csv_path = out_dir / schema.MP_CSV
-    mp_dataset.write_dataset_csv(dataset, csv_path)
+    mp_build.write_dataset_csv(dataset, csv_path)
     manifest = build_manifest(csv_path, report, sdist_sha256, csv_inputs, mp_gap, mp_e_form)
-    manifest_file = mp_dataset.manifest_path(csv_path)
+    manifest_file = mp_data.manifest_path(csv_path)
     manifest_file.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     return csv_path, manifest_file, report
 
@@ -203,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
         csv_path, manifest_file, report = build(sdist.expanduser().resolve(), out_dir, workdir)
         print(report.summary())
         if not args.check:
-            print(f"wrote {csv_path} ({csv_path.stat().st_size} bytes, sha256 {mp_dataset.sha256_file(csv_path)})")
+            print(f"wrote {csv_path} ({csv_path.stat().st_size} bytes, sha256 {mp_build.sha256_file(csv_path)})")
             print(f"wrote {manifest_file}")
             return 0
         status = 0
@@ -213,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{'identical' if same else 'DIFFERENT'}: {committed}")
             if not same:
                 status = 1
-                print(f"  rebuilt sha256 {mp_dataset.sha256_file(built)}")
+                print(f"  rebuilt sha256 {mp_build.sha256_file(built)}")
         return status
 
 

@@ -9,15 +9,15 @@ import pytest
 from helpers import baselines
 
 
-def test_element_tables_ship_with_crabnet() -> None:
-    magpie = baselines.element_table("magpie")
-    oliynyk = baselines.element_table("oliynyk")
+def test_element_property_tables_ship_with_crabnet() -> None:
+    magpie = baselines.element_property_table("magpie")
+    oliynyk = baselines.element_property_table("oliynyk")
     assert magpie.shape == (97, 22) and oliynyk.shape[1] == 44
     assert magpie.loc["Pb", "Number"] == 82
     magpie.loc["Pb", "Number"] = -1  # a copy: the cache stays intact
-    assert baselines.element_table("magpie").loc["Pb", "Number"] == 82
+    assert baselines.element_property_table("magpie").loc["Pb", "Number"] == 82
     with pytest.raises(ValueError, match="unknown element table"):
-        baselines.element_table("nope")
+        baselines.element_property_table("nope")
 
 
 def test_fraction_weighted_features_by_hand() -> None:

