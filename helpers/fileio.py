@@ -255,7 +255,9 @@ def read_csv_text(path: PathLike) -> str:
     if not raw.strip():
         raise CSVFormatError(f"{path}: the file is empty ({len(raw)} bytes); expected a CSV header line")
     if raw.startswith(_UTF16_BOMS):
-        raise CSVFormatError(f"{path}: the file is UTF-16/UTF-32 encoded (byte-order mark {raw[:2]!r}); save it as UTF-8")
+        raise CSVFormatError(
+            f"{path}: the file is UTF-16/UTF-32 encoded (byte-order mark {raw[:2]!r}); save it as UTF-8"
+        )
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:

@@ -91,7 +91,8 @@ def test_read_csv_passes_options_and_names_the_file(tmp_path: Path) -> None:
     frame = fileio.read_csv(path, dtype=str, keep_default_na=False)
     assert frame.to_dict("records") == [{"a": "1", "b": ""}]
     path.write_text("a,b\n1,2,3,4\n", encoding="utf-8")
-    with pytest.raises(fileio.CSVFormatError, match=rf"{path}: malformed CSV: line 2 has more fields than the 2 of the header"):
+    too_long = rf"{path}: malformed CSV: line 2 has more fields than the 2 of the header"
+    with pytest.raises(fileio.CSVFormatError, match=too_long):
         fileio.read_csv(path)
     with pytest.raises(FileNotFoundError):
         fileio.read_csv(tmp_path / "absent.csv")

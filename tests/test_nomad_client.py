@@ -624,7 +624,7 @@ def test_two_pulls_into_one_csv_never_interleave(srv, tmp_path, reference_csv) -
         second = _spawn_pull(srv.base_url, out, page_size=4)  # no waiting: must fail at once
         _, err = second.communicate(timeout=60)
         first_state = "still running" if first.poll() is None else f"ended with {first.returncode}"
-        assert second.returncode != 0, f"a second pull of the same CSV ran while the first was under way ({first_state})"
+        assert second.returncode != 0, f"a second pull of the same CSV ran during the first ({first_state})"
         assert first.poll() is None, "the first pull ended before the second started: the test proved nothing"
         message = err.decode()
         assert "PullLockedError" in message and f"another pull is writing {out}" in message
