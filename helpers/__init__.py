@@ -1,11 +1,17 @@
 """Helper package of the band-gap course.
 
+Import the module you need (``from helpers import nomad, schema``); importing the
+package itself loads nothing else, so a notebook pays only for what it uses.
 One module per concept:
 
 - :mod:`helpers.config`   paths, quick/full switch, seeds, CPU threads
-- :mod:`helpers.device`   CUDA -> MPS -> CPU choice and workload scaling
-- :mod:`helpers.nomad`    NOMAD ``/entries/query`` client (cursor pagination, retries, resume)
+- :mod:`helpers.device`   the GPU probe and the CUDA -> MPS -> CPU choice
+- :mod:`helpers.fileio`   atomic file writes, the file lock, sha256, CSV reading with clear errors
+- :mod:`helpers.schema`   column names and file names of the course's CSVs
+- :mod:`helpers.nomad`    NOMAD ``/entries/query`` client (cursor pagination, retries, locked resumable pulls)
 - :mod:`helpers.nomad_standin`  local HTTP stand-in for NOMAD serving recorded entries
+- :mod:`helpers.nomad_faults`   fault injection for the stand-in (tests only)
+- :mod:`helpers.datasource` live NOMAD or the recorded snapshot on the stand-in
 - :mod:`helpers.mp_data`  the committed Materials Project set: path, manifest, columns, reader
 - :mod:`helpers.mp_build` building that set (scripts/build_mp_dataset.py and tests only)
 - :mod:`helpers.formulas` formula parsing, abbreviations, normalized formulas (the one formula parser)
@@ -20,11 +26,7 @@ One module per concept:
 - :mod:`helpers.crabnet_tools` CrabNet wrapper: configs, guards, fit, safe checkpoints
 - :mod:`helpers.evaluation` metrics, parity/residual/calibration plots
 - :mod:`helpers.predictor` formula -> band gap +- uncertainty, as a function and a widget
-- :mod:`helpers.datasource` live NOMAD or the recorded snapshot on the stand-in
-- :mod:`helpers.fileio`   sha256 of files for manifests
 - :mod:`helpers.lesson`   StopLesson: stop a notebook with a message, not a traceback
 - :mod:`helpers.nbcheck`  expected outputs of ``# NBVAL_CHECK_OUTPUT`` cells
 - :mod:`helpers.course`   headless course runner (``python -m helpers.course``)
 """
-
-__all__ = ["config", "device"]

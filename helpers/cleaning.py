@@ -27,10 +27,7 @@ unit conversions in :mod:`helpers.units`. The formula names the lesson uses
 
 from __future__ import annotations
 
-import json
 import math
-import os
-import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,7 +36,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from . import schema
+from . import fileio, schema
 from .formulas import (  # noqa: F401  (abbreviations_table, expand_abbreviations: the names notebook 02 uses)
     FormulaError,
     abbreviations_table,
@@ -216,6 +213,8 @@ def load_psc_csv(path: str | Path) -> pd.DataFrame:
 
     Raises:
         FileNotFoundError: if ``path`` does not exist.
+        helpers.fileio.CSVFormatError: the file is empty, not UTF-8 (UTF-16, Latin-1),
+            or a row has more fields than the header (naming the file and line).
         SchemaError: on missing/unexpected columns (listed, with the file), or
             on a non-numeric value in a numeric column (naming its entry_id,
             row and column).
@@ -223,7 +222,7 @@ def load_psc_csv(path: str | Path) -> pd.DataFrame:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"perovskite CSV not found: {path} (notebook 01 writes it)")
-    raw = pd.read_csv(path, dtype=str, keep_default_na=False, na_filter=False)
+    raw = fileio.read_csv(path, dtype=str, keep_default_na=False, na_filter=False)
     validate_columns(raw.columns, schema.PSC_COLUMNS, source=str(path))
     raw = raw[list(schema.PSC_COLUMNS)]
     out = pd.DataFrame(index=raw.index)
@@ -416,6 +415,7 @@ def compare_descriptive_reduced(df: pd.DataFrame) -> FormulaComparison:
 
 #: Why a row can be dropped, in the order the checks run (a row gets the first that applies).
 DROP_REASONS: dict[str, str] = {
+    "missing entry_id": "entry_id is empty: the row cannot be traced back to a NOMAD entry",
     "duplicate entry_id": "entry_id already seen in an earlier row (the first copy is kept)",
     "missing formula": "formula_reduced is empty: nothing to learn from",
     "unparsable formula": "formula_reduced is not a chemical formula",
@@ -531,7 +531,7 @@ def clean_psc(
     """Keep the rows usable for band-gap learning; report every other row with its reason.
 
     Checks, in order (a row is dropped for the first that fails, see
-    :data:`DROP_REASONS`): duplicate ``entry_id`` (first copy kept); empty,
+    :data:`DROP_REASONS`): empty or duplicate ``entry_id`` (first copy kept); empty,
     unparsable or non-element ``formula_reduced``; empty, non-numeric,
     negative, or outside ``[min_gap_eV, max_gap_eV]`` band gap (inclusive
     bounds). The default window 0.1-5 eV brackets every photovoltaic
@@ -569,7 +569,8 @@ def clean_psc(
         value[mask] = values[mask].astype(str)
         detail[mask] = details[mask] if isinstance(details, pd.Series) else details
 
-    ids = data["entry_id"].astype(str)
+    ids = data["entry_id"].astype("object").where(data["entry_id"].notna(), "").astype(str)
+    drop(_is_blank(ids), "missing entry_id", ids, "empty entry_id")
     first_pos = pd.Series(data.index, index=data.index).groupby(ids).transform("min")
     drop(ids.duplicated(keep="first"), "duplicate entry_id", ids, "first seen at row " + first_pos.astype(str))
 
@@ -757,22 +758,6 @@ def flag_entry_outliers(
 QUALITY_JSON = "perovskite_data_quality.json"
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temporary file in the same folder and ``os.replace``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the file the usual permissions
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def quality_summary(
     clean: pd.DataFrame,
     by_formula: pd.DataFrame,
@@ -831,8 +816,7 @@ def save_outputs(
         "by_formula": folder / schema.PSC_BY_FORMULA_CSV,
         "quality": folder / QUALITY_JSON,
     }
-    _atomic_write_text(paths["clean"], clean.to_csv(index=False))
-    _atomic_write_text(paths["by_formula"], by_formula.to_csv(index=False))
-    summary = quality_summary(clean, by_formula, report, extra)
-    _atomic_write_text(paths["quality"], json.dumps(summary, indent=2, sort_keys=False) + "\n")
+    fileio.atomic_write_text(paths["clean"], clean.to_csv(index=False))
+    fileio.atomic_write_text(paths["by_formula"], by_formula.to_csv(index=False))
+    fileio.atomic_write_json(paths["quality"], quality_summary(clean, by_formula, report, extra))
     return paths

@@ -79,22 +79,11 @@ def running_under_ci() -> bool:
     return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
 
 
-def gpu_available() -> bool:
-    """True when torch is importable and sees a CUDA or Apple-MPS device."""
-    try:
-        import torch
-    except ImportError:  # pragma: no cover - torch is a course dependency
-        return False
-    if torch.cuda.is_available():
-        return True
-    mps = getattr(torch.backends, "mps", None)
-    return bool(mps is not None and mps.is_available())
-
-
 def course_mode() -> Mode:
     """Return ``"quick"`` or ``"full"``.
 
-    ``BANDGAP_MODE`` wins when set; otherwise quick under CI or without a GPU.
+    ``BANDGAP_MODE`` wins when set; otherwise quick under CI or without a GPU
+    (:func:`helpers.device.gpu_backend`, the one GPU probe).
 
     Raises:
         ValueError: if ``BANDGAP_MODE`` is set to anything but quick/full.
@@ -104,7 +93,9 @@ def course_mode() -> Mode:
         if value not in ("quick", "full"):
             raise ValueError(f"BANDGAP_MODE must be 'quick' or 'full', got {value!r}")
         return value  # type: ignore[return-value]
-    if running_under_ci() or not gpu_available():
+    from . import device  # device imports config
+
+    if running_under_ci() or device.gpu_backend() is None:
         return "quick"
     return "full"
 

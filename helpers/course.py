@@ -12,7 +12,6 @@ failure and marks the rest ``not run``.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import re
@@ -25,7 +24,7 @@ import nbformat
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
-from . import config
+from . import config, fileio
 
 #: Printed by the extra cell run in each kernel after the notebook finishes.
 _RSS_PROBE = (
@@ -133,8 +132,7 @@ def run_course(notebooks: list[Path] | None = None, out_dir: Path | None = None)
         "total_wall_s": round(sum(r.wall_s or 0.0 for r in rows), 1),
         "notebooks": [asdict(r) for r in rows],
     }
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "course_run.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    fileio.atomic_write_json(out_dir / "course_run.json", report)
     return rows
 
 

@@ -1,10 +1,26 @@
-"""Choose where models train (CUDA -> MPS -> CPU) and how much work that device gets."""
+"""Where models train: the one GPU probe (CUDA -> Apple MPS -> CPU) and the device choice."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from . import config
+
+
+def gpu_backend() -> str | None:
+    """``"cuda"`` or ``"mps"`` if torch sees such a GPU (CUDA first), else None.
+
+    The course's only GPU probe: :func:`helpers.config.course_mode` (quick without a
+    GPU) and :func:`select_device` both ask it. None when torch is not importable.
+    """
+    try:
+        import torch
+    except ImportError:  # pragma: no cover - torch is a course dependency
+        return None
+    if torch.cuda.is_available():
+        return "cuda"
+    mps = getattr(torch.backends, "mps", None)
+    return "mps" if mps is not None and mps.is_available() else None
 
 
 @dataclass(frozen=True)
@@ -15,29 +31,27 @@ class DeviceChoice:
         name: ``"cuda"``, ``"mps"`` or ``"cpu"``.
         reason: one sentence saying why this device was picked.
         threads: intra-op threads torch was told to use (CPU work only).
-        workload: multiplier applied to epochs/sample counts (1.0 on a GPU in
-            full mode, smaller on the CPU or in quick mode).
     """
 
     name: str
     reason: str
     threads: int
-    workload: float
 
     def __str__(self) -> str:
-        return f"device={self.name} threads={self.threads} workload x{self.workload:g} -- {self.reason}"
+        return f"device={self.name} threads={self.threads} -- {self.reason}"
 
 
 def select_device(prefer: str | None = None, set_threads: bool = True) -> DeviceChoice:
-    """Pick CUDA, then Apple MPS, then the CPU, and set torch's CPU thread count.
+    """Pick CUDA, then Apple MPS, then the CPU (see :func:`gpu_backend`), and set torch's CPU threads.
 
     Args:
         prefer: force ``"cpu"``, ``"cuda"`` or ``"mps"``; raises if unavailable.
         set_threads: call ``torch.set_num_threads(config.cpu_threads())``.
 
     Returns:
-        A :class:`DeviceChoice` whose ``workload`` is 1.0 for a GPU in full
-        mode, 0.25 for the CPU in full mode and 0.1 in quick mode.
+        A :class:`DeviceChoice`. How much work a device gets is decided by the
+        quick/full mode (:func:`helpers.config.course_mode`) and the model configs,
+        not here.
 
     Raises:
         ValueError: if ``prefer`` names an unknown or unavailable device.
@@ -47,34 +61,16 @@ def select_device(prefer: str | None = None, set_threads: bool = True) -> Device
     threads = config.cpu_threads()
     if set_threads:
         torch.set_num_threads(threads)
-    cuda = torch.cuda.is_available()
-    mps_backend = getattr(torch.backends, "mps", None)
-    mps = bool(mps_backend is not None and mps_backend.is_available())
-    available = {"cuda": cuda, "mps": mps, "cpu": True}
+    gpu = gpu_backend()
     if prefer is not None:
-        if prefer not in available:
+        if prefer not in ("cuda", "mps", "cpu"):
             raise ValueError(f"unknown device {prefer!r}; choose cuda, mps or cpu")
-        if not available[prefer]:
+        if prefer not in ("cpu", gpu):
             raise ValueError(f"device {prefer!r} was requested but is not available here")
-        name, reason = prefer, f"{prefer} was requested explicitly"
-    elif cuda:
-        name, reason = "cuda", f"CUDA GPU found: {torch.cuda.get_device_name(0)}"
-    elif mps:
-        name, reason = "mps", "Apple-silicon GPU (MPS) found"
-    else:
-        name, reason = "cpu", "no CUDA or MPS GPU found, training on the CPU"
-    quick = config.is_quick()
-    if quick:
-        workload = 0.1
-    elif name == "cpu":
-        workload = 0.25
-    else:
-        workload = 1.0
-    return DeviceChoice(name=name, reason=reason, threads=threads, workload=workload)
+        return DeviceChoice(name=prefer, reason=f"{prefer} was requested explicitly", threads=threads)
+    if gpu == "cuda":
+        return DeviceChoice("cuda", f"CUDA GPU found: {torch.cuda.get_device_name(0)}", threads)
+    if gpu == "mps":
+        return DeviceChoice("mps", "Apple-silicon GPU (MPS) found", threads)
+    return DeviceChoice("cpu", "no CUDA or MPS GPU found, training on the CPU", threads)
 
-
-def scaled(n_full: int, choice: DeviceChoice, minimum: int = 1) -> int:
-    """Scale a full-size count (epochs, samples) by the device workload, never below ``minimum``."""
-    if n_full < 0:
-        raise ValueError(f"n_full must be >= 0, got {n_full}")
-    return max(minimum, int(round(n_full * choice.workload)))

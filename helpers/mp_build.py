@@ -51,7 +51,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from . import schema
+from . import fileio, schema
 from .fileio import sha256_file
 from .formulas import cell_formula, elements_of, normalize_formula
 from .mp_data import CRABNET_VERSION, MATMINER_VERSION, SOURCE_LABEL, XC_FUNCTIONAL_LABEL
@@ -139,7 +139,7 @@ def load_matminer_csvs(directory: str | Path) -> pd.DataFrame:
     directory = Path(directory)
     frames = []
     for name in MATMINER_CSVS:
-        raw = pd.read_csv(_find_csv(directory, name), comment="#")
+        raw = fileio.read_csv(_find_csv(directory, name), comment="#")
         cell_column = "structure" if name in DICT_STRUCTURE_CSVS else "poscar"
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # pymatgen chatter about POSCAR/potcar details
@@ -170,7 +170,7 @@ def load_mp_gap(path: str | Path) -> pd.DataFrame:
     Raises:
         ValueError: if the file lacks ``formula``/``target`` or a gap is negative.
     """
-    frame = pd.read_csv(path)
+    frame = fileio.read_csv(path)
     if list(frame.columns) != ["formula", "target"]:
         raise ValueError(f"{path}: expected columns formula,target, got {list(frame.columns)}")
     frame["formula"] = [cell_formula(f) for f in frame["formula"]]
@@ -496,7 +496,5 @@ def write_dataset_csv(dataset: pd.DataFrame, path: str | Path) -> str:
     text = dataset.copy()
     for column, decimals in FLOAT_DECIMALS.items():
         text[column] = [f"{value:.{decimals}f}" for value in dataset[column].astype(float)]
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    text.to_csv(path, index=False, lineterminator="\n", encoding="utf-8")
+    path = fileio.atomic_write_text(path, text.to_csv(index=False, lineterminator="\n"))
     return sha256_file(path)

@@ -21,7 +21,7 @@ from typing import Any
 
 import pandas as pd
 
-from . import config, schema
+from . import config, fileio, schema
 
 __all__ = [
     "MATMINER_VERSION",
@@ -80,4 +80,4 @@ def read_dataset_csv(path: str | Path | None = None) -> pd.DataFrame:
     dtypes: dict[str, Any] = {c: str for c in COLUMNS if c not in INTEGER_COLUMNS + FLOAT_COLUMNS}
     dtypes.update({c: "int64" for c in INTEGER_COLUMNS})
     dtypes.update({c: "float64" for c in FLOAT_COLUMNS})
-    return pd.read_csv(path, dtype=dtypes, keep_default_na=False)
+    return fileio.read_csv(path, dtype=dtypes, keep_default_na=False)

@@ -25,6 +25,7 @@ from typing import Any
 
 import nbformat
 
+from . import fileio
 from .config import REPO_ROOT
 
 MARKER = "NBVAL_CHECK_OUTPUT"
@@ -89,8 +90,7 @@ def record(executed_notebook: Path, expected_dir: Path = EXPECTED_DIR) -> Path:
             raise ValueError(f"checked cell {cell_id!r} of {executed_notebook} printed nothing; was it executed?")
         expected[cell_id] = text
     path = expected_path(executed_notebook, expected_dir)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(expected, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    fileio.atomic_write_json(path, expected, indent=1, sort_keys=True)
     return path
 
 

@@ -27,11 +27,11 @@ returns every entry in full -- the pull still "works", just many times slower.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import csv
 import email.utils
 import hashlib
-import inspect
 import io
 import json
 import logging
@@ -40,15 +40,15 @@ import os
 import platform
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import requests
 
-from .fileio import sha256_file
+from . import fileio
 from .units import joule_to_ev, m3_to_a3
 
 log = logging.getLogger(__name__)
@@ -265,19 +265,31 @@ def _package_version() -> str:
         return "unknown"
 
 
+#: Longest wait a ``Retry-After`` header can impose by default, seconds.
+DEFAULT_MAX_RETRY_AFTER = 60.0
+
+
 def _retry_after_seconds(value: str | None) -> float | None:
-    """Parse ``Retry-After`` (delta-seconds, or an HTTP date) into seconds; None if absent/bad."""
-    if not value:
+    """Parse ``Retry-After`` (delta-seconds, or an HTTP date) into seconds.
+
+    Returns None if absent; ``math.inf`` for ``inf``/overflowing values (the caller caps
+    it). Raises ValueError for text that is neither, NaN, or a negative number.
+    """
+    if value is None or not value.strip():
         return None
     value = value.strip()
     try:
-        return max(0.0, float(value))
+        seconds = float(value)
     except ValueError:
-        pass
+        seconds = None
+    if seconds is not None:
+        if math.isnan(seconds) or seconds < 0:
+            raise ValueError(f"Retry-After {value!r} is not a non-negative number of seconds")
+        return seconds
     try:
         when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
+    except (TypeError, ValueError, OverflowError, IndexError):
+        raise ValueError(f"Retry-After {value!r} is neither seconds nor an HTTP date") from None
     if when.tzinfo is None:
         when = when.replace(tzinfo=timezone.utc)
     return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
@@ -292,9 +304,13 @@ class NomadClient:
         max_retries: retries after the first attempt (so ``max_retries + 1`` attempts).
         backoff: base of the exponential backoff in seconds; attempt k waits
             ``backoff * 2**(k-1)`` (capped at ``max_backoff``), or longer if the server
-            sent ``Retry-After``, which is always honoured.
+            sent ``Retry-After``, which is honoured up to ``max_retry_after``.
         session: an existing ``requests.Session`` to reuse (e.g. with proxies).
         max_backoff: cap of the exponential part of the wait, seconds.
+        max_retry_after: cap of a server's ``Retry-After``, seconds (default 60). A longer
+            request (``86400``, ``inf``) is logged and the wait is capped; a malformed one
+            (text, NaN, negative) is logged and ignored (the backoff applies). Both are
+            named in :class:`NomadRetryError` if the retries run out.
 
     Retried: HTTP 429/502/503/504, connection errors (refused, reset, dropped
     mid-body), timeouts, and 200 answers whose body is not valid JSON (truncated).
@@ -313,14 +329,19 @@ class NomadClient:
         session: requests.Session | None = None,
         *,
         max_backoff: float = 60.0,
+        max_retry_after: float = DEFAULT_MAX_RETRY_AFTER,
     ) -> None:
         if max_retries < 0:
             raise ValueError(f"max_retries must be >= 0, got {max_retries}")
+        for name, value in (("backoff", backoff), ("max_backoff", max_backoff), ("max_retry_after", max_retry_after)):
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
+                raise ValueError(f"{name} must be a finite number of seconds >= 0, got {value!r}")
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
         self.max_retries = max_retries
         self.backoff = backoff
         self.max_backoff = max_backoff
+        self.max_retry_after = float(max_retry_after)
         self.session = session or requests.Session()
         self.session.headers.setdefault("Accept", "application/json")
         self.session.headers["User-Agent"] = (
@@ -350,10 +371,10 @@ class NomadClient:
             else:
                 self.bytes_received += len(resp.content)
                 if resp.status_code in RETRY_STATUSES:
-                    retry_after = _retry_after_seconds(resp.headers.get("Retry-After"))
-                    last_cause = f"HTTP {resp.status_code} {resp.reason}" + (
-                        f" (Retry-After: {resp.headers['Retry-After']})" if "Retry-After" in resp.headers else ""
-                    )
+                    last_cause = f"HTTP {resp.status_code} {resp.reason}"
+                    retry_after, note = self._retry_after(resp.headers.get("Retry-After"))
+                    if note:
+                        last_cause += f" ({note})"
                 elif resp.status_code >= 400:
                     try:
                         detail = resp.json().get("detail", resp.text)
@@ -373,13 +394,29 @@ class NomadClient:
                         return payload, len(resp.content)
             if attempt == attempts:
                 break
-            wait = min(self.backoff * 2 ** (attempt - 1), self.max_backoff)
+            wait = min(self.backoff * 2.0 ** min(attempt - 1, 64), self.max_backoff)  # no float overflow
             if retry_after is not None:
                 wait = max(wait, retry_after)
             self.n_retries += 1
             log.warning("NOMAD request failed (%s); retry %d/%d in %.2f s", last_cause, attempt, self.max_retries, wait)
             time.sleep(wait)
         raise NomadRetryError(url, attempts, last_cause)
+
+    def _retry_after(self, header: str | None) -> tuple[float | None, str]:
+        """(seconds to wait at least or None, a note for logs and errors) for a ``Retry-After`` header."""
+        if header is None:
+            return None, ""
+        try:
+            seconds = _retry_after_seconds(header)
+        except ValueError as exc:
+            return None, f"{exc}: ignored, backoff applies"
+        if seconds is None:
+            return None, ""
+        if seconds > self.max_retry_after:
+            return self.max_retry_after, (
+                f"Retry-After: {header.strip()} exceeds max_retry_after={self.max_retry_after:g} s: capped"
+            )
+        return seconds, f"Retry-After: {header.strip()}"
 
     def post_query(self, body: Mapping[str, Any]) -> dict[str, Any]:
         """One ``POST /entries/query``; returns NOMAD's response (owner, query, pagination, required, data).
@@ -675,48 +712,22 @@ def _csv_text(rows: Sequence[Sequence[Any]]) -> str:
     return buf.getvalue()
 
 
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:  # pragma: no cover - e.g. Windows
-        return
-    try:
-        os.fsync(fd)
-    except OSError:  # pragma: no cover
-        pass
-    finally:
-        os.close(fd)
-
-
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically: temp file in the same folder, fsync, os.replace, fsync dir."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
-
-
-def _atomic_write_json(path: Path, obj: Any) -> None:
-    _atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=False) + "\n").encode("utf-8"))
-
-
 def body_sha256(body: Mapping[str, Any]) -> str:
     """SHA-256 of a request body in canonical JSON (sorted keys): identifies a query."""
     return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
 def pull_paths(out_csv: str | os.PathLike[str]) -> dict[str, Path]:
-    """Files of a pull: ``csv``, ``manifest`` (``<stem>.manifest.json``) and the sidecars
-    ``partial`` (``<name>.partial``, rows so far) and ``state`` (``<name>.state.json``)."""
+    """Files of a pull: ``csv``, ``manifest`` (``<stem>.manifest.json``), the sidecars
+    ``partial`` (``<name>.partial``, rows so far) and ``state`` (``<name>.state.json``),
+    and ``lock`` (``<name>.lock``, exists while a pull runs)."""
     out = Path(out_csv)
     return {
         "csv": out,
         "manifest": out.with_name(f"{out.stem}.manifest.json"),
         "partial": out.with_name(f"{out.name}.partial"),
         "state": out.with_name(f"{out.name}.state.json"),
+        "lock": out.with_name(f"{out.name}.lock"),
     }
 
 
@@ -738,29 +749,116 @@ class PullResult:
     seconds: float
 
 
-_STATE_VERSION = 1
+class PullLockedError(NomadError):
+    """Another pull is writing the same CSV (its lock file is held)."""
+
+
+class Flattener(Protocol):
+    """``flatten(entry, notes=counter) -> row``: one entry to one CSV row (keys = the columns).
+
+    ``notes`` counts what the flattener noticed (e.g. ``band_gap_missing``); the counts go
+    into the manifest. :func:`flatten_psc_entry` and :func:`flatten_dft_entry` are flatteners.
+    """
+
+    def __call__(self, entry: Mapping[str, Any], notes: Counter | None = None) -> Mapping[str, Any]: ...
+
+
+_STATE_VERSION = 2
 
 
 def _utc_now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def _load_state(path: Path) -> dict[str, Any] | None:
-    try:
-        state = json.loads(path.read_text())
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError) as exc:
-        log.warning("ignoring unreadable pull state %s (%s)", path, exc)
-        return None
-    return state if isinstance(state, dict) and state.get("version") == _STATE_VERSION else None
+@dataclass
+class PullState:
+    """Progress of one pull, saved atomically as ``<name>.state.json`` after every page.
+
+    Identity (a state for another query is discarded): ``body_sha256``, ``columns``,
+    ``max_entries``. Progress: ``cursor`` (``page_after_value`` of the next request),
+    ``rows``, ``pages`` (non-empty pages), ``partial_bytes`` (length of the partial CSV
+    the state vouches for), ``last_entry_id``, ``total_first``/``total_last``
+    (``pagination.total``), ``notes`` and ``missing`` (per-column counts). Accounting over
+    all runs: ``responses`` (pages answered), ``requests`` (HTTP requests made, retries
+    included), ``retries``, ``seconds`` (wall time pulling), ``runs``. ``complete``: all
+    rows are in the partial file; ``sha256``: its checksum once complete; ``short``: the
+    pull ended before ``pagination.total`` and was published because ``allow_short``.
+    """
+
+    body_sha256: str
+    columns: list[str]
+    max_entries: int | None
+    cursor: str | None = None
+    rows: int = 0
+    pages: int = 0
+    partial_bytes: int = 0
+    last_entry_id: str | None = None
+    total_first: int | None = None
+    total_last: int | None = None
+    notes: dict[str, int] = field(default_factory=dict)
+    missing: dict[str, int] = field(default_factory=dict)
+    responses: int = 0
+    requests: int = 0
+    retries: int = 0
+    seconds: float = 0.0
+    runs: int = 0
+    started_utc: str = field(default_factory=_utc_now)
+    complete: bool = False
+    sha256: str | None = None
+    short: dict[str, Any] | None = None
+    version: int = _STATE_VERSION
+
+    @classmethod
+    def load(cls, path: Path) -> PullState | None:
+        """The state saved at ``path``; None if absent, unreadable or of another version
+        (logged: the pull then starts over, which is always safe)."""
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            if not isinstance(data, dict) or data.get("version") != _STATE_VERSION:
+                raise ValueError(f"not a version-{_STATE_VERSION} pull state")
+            state = cls(**data)
+            if not isinstance(state.partial_bytes, int) or not isinstance(state.rows, int):
+                raise ValueError("partial_bytes/rows are not integers")
+            return state
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError, TypeError) as exc:
+            log.warning("ignoring unreadable pull state %s (%s)", path, exc)
+            return None
+
+    def save(self, path: Path) -> None:
+        """Replace ``path`` atomically with this state (JSON)."""
+        fileio.atomic_write_json(path, asdict(self))
+
+    def same_pull(self, digest: str, columns: list[str], max_entries: int | None) -> bool:
+        """Is this the state of the pull with this body digest, columns and cap?"""
+        return (self.body_sha256, self.columns, self.max_entries) == (digest, columns, max_entries)
 
 
-def _accepts_notes(flatten: Callable[..., Any]) -> bool:
-    try:
-        return "notes" in inspect.signature(flatten).parameters
-    except (TypeError, ValueError):  # pragma: no cover - builtins
-        return False
+@dataclass
+class _Run:
+    """What one call of :func:`pull_to_csv` needs besides the state (not saved)."""
+
+    client: NomadClient
+    body: dict[str, Any]
+    paths: dict[str, Path]
+    flatten: Flattener
+    columns: list[str]
+    max_entries: int | None
+    allow_short: bool
+    progress: bool
+    t0: float = field(default_factory=time.monotonic)
+    base_seconds: float = 0.0
+    base_requests: int = 0
+    base_retries: int = 0
+    client_requests0: int = 0
+    client_retries0: int = 0
+
+    def account(self, state: PullState) -> None:
+        """Bring the state's request and time counters up to now (all runs together)."""
+        state.requests = self.base_requests + self.client.n_requests - self.client_requests0
+        state.retries = self.base_retries + self.client.n_retries - self.client_retries0
+        state.seconds = self.base_seconds + time.monotonic() - self.t0
 
 
 def _versions() -> dict[str, str]:
@@ -776,233 +874,352 @@ def _versions() -> dict[str, str]:
     }
 
 
+# ----------------------------------------------------------------- the steps of a pull
+
+
+def _load_or_start(run: _Run) -> tuple[PullState, bool]:
+    """Step 1: continue the saved pull of the same query, or start a new partial file.
+
+    A resumable state truncates ``<name>.partial`` to the bytes it vouches for (rows
+    appended after the last checkpoint are dropped and fetched again). Returns
+    ``(state, resumed)``.
+    """
+    paths, digest = run.paths, body_sha256(run.body)
+    out, partial = paths["csv"], paths["partial"]
+    state = PullState.load(paths["state"])
+    if state is not None and state.same_pull(digest, run.columns, run.max_entries):
+        if state.complete and not partial.exists() and out.exists() and fileio.sha256_file(out) == state.sha256:
+            return state, True  # crashed after publishing the CSV, before the manifest
+        if partial.exists() and partial.stat().st_size >= state.partial_bytes:
+            with open(partial, "r+b") as fh:
+                fh.truncate(state.partial_bytes)
+                fh.flush()
+                os.fsync(fh.fileno())
+            return state, True
+    if state is not None or partial.exists():
+        log.warning("discarding the previous partial pull for %s (other query/columns, or bad sidecars)", out)
+    for stale in (partial, paths["state"]):
+        stale.unlink(missing_ok=True)
+    header = _csv_text([run.columns]).encode()
+    fileio.atomic_write_bytes(partial, header)
+    state = PullState(
+        body_sha256=digest,
+        columns=run.columns,
+        max_entries=run.max_entries,
+        cursor=run.body.get("pagination", {}).get("page_after_value"),
+        partial_bytes=len(header),
+        missing={c: 0 for c in run.columns},
+    )
+    return state, False
+
+
+def _flatten_page(run: _Run, state: PullState, data: list[Any], notes: Counter) -> tuple[list[list[Any]], str | None]:
+    """Step 2: the page's entries as CSV rows in column order, checking columns and order.
+
+    Returns ``(rows, last entry_id)``; ``notes`` receives the flattener's counts.
+
+    Raises:
+        ValueError: ``flatten`` returned other columns.
+        NomadProtocolError: entry_ids not strictly increasing (decreasing for ``desc``)
+            when ordering by entry_id: a duplicated or out-of-order entry in the pagination.
+    """
+    pagination = run.body.get("pagination") or {}
+    check_order = pagination.get("order_by", "entry_id") == "entry_id"
+    descending = pagination.get("order") == "desc"
+    rows, last_id = [], state.last_entry_id
+    for entry in data:
+        row = run.flatten(entry, notes=notes)
+        if list(row) != run.columns:
+            raise ValueError(
+                f"flatten returned columns {list(row)} for entry {row.get('entry_id')!r}, expected {run.columns}"
+            )
+        entry_id = row.get("entry_id")
+        if check_order and last_id is not None and ((entry_id >= last_id) if descending else (entry_id <= last_id)):
+            raise NomadProtocolError(
+                f"entry_id {entry_id!r} after {last_id!r}: duplicate or out-of-order entry in the pagination"
+            )
+        last_id = entry_id
+        rows.append([row[c] for c in run.columns])
+    return rows, last_id
+
+
+def _count_missing(state: PullState, columns: list[str], rows: list[list[Any]]) -> None:
+    for row in rows:
+        for col, value in zip(columns, row):
+            if value is None or value == "" or (isinstance(value, float) and math.isnan(value)):
+                state.missing[col] += 1
+
+
+def _check_not_short(run: _Run, state: PullState, n_new: int) -> None:
+    """Step 3: a pull that ends before ``pagination.total`` is an error unless ``allow_short``.
+
+    NOMAD ends a pull with an empty page or a page without a cursor; if fewer rows than
+    the last ``pagination.total`` were received (and no ``max_entries`` cap was reached),
+    the server cut the pull short (an overloaded or misbehaving server answering 200 with
+    ``data: []``). With ``allow_short`` the decision is recorded in ``state.short``.
+
+    Raises:
+        NomadProtocolError: names the rows received and the total; the state still points
+            before this page, so a rerun asks for it again.
+    """
+    rows, total = state.rows + n_new, state.total_last
+    if total is None or rows >= total:
+        return
+    if not run.allow_short:
+        raise NomadProtocolError(
+            f"POST {run.client.query_url}: the server ended the pull after {rows} of {total} entries "
+            f"(pagination.total) with an empty page or no cursor; {run.paths['csv'].name} is NOT published. "
+            "Rerun to ask again from where it stopped, or pass allow_short=True to publish the short pull "
+            "(recorded in the manifest)."
+        )
+    state.short = {
+        "rows": rows,
+        "pagination_total": total,
+        "decision": "published short because allow_short=True",
+    }
+    log.warning("publishing a short pull: %d of %d entries (allow_short=True)", rows, total)
+
+
+def _append_and_checkpoint(
+    run: _Run, state: PullState, fh: Any, rows: list[list[Any]], last_id: str | None, notes: Counter, **progress: Any
+) -> None:
+    """Step 4: append ``rows`` to the partial file, fsync, then save the state (the checkpoint).
+
+    The order matters: the state only ever vouches for bytes already on disk.
+    """
+    if rows:
+        fh.write(_csv_text(rows).encode())
+        fh.flush()
+        os.fsync(fh.fileno())
+    _count_missing(state, run.columns, rows)
+    state.rows += len(rows)
+    state.partial_bytes = fh.tell()
+    state.last_entry_id = last_id
+    state.notes = dict(notes)
+    for key, value in progress.items():
+        setattr(state, key, value)
+    run.account(state)
+    state.save(run.paths["state"])
+
+
+def _fetch_all(run: _Run, state: PullState) -> None:
+    """Step 5: request pages from ``state.cursor`` on and checkpoint each, until the end or the cap."""
+    body = copy.deepcopy(run.body)
+    if state.cursor is not None:
+        body.setdefault("pagination", {})["page_after_value"] = state.cursor
+    notes: Counter = Counter(state.notes)
+    bar = None
+    try:
+        with open(run.paths["partial"], "ab") as fh:
+            for page in run.client.iter_pages(body):
+                pagination, data = page["pagination"], page["data"]
+                total = pagination.get("total")
+                state.responses += 1
+                if state.total_first is None:
+                    state.total_first = total
+                state.total_last = total
+                if run.progress and bar is None:
+                    from tqdm.auto import tqdm
+
+                    shown = min(total, run.max_entries) if (total is not None and run.max_entries) else total
+                    bar = tqdm(total=shown, initial=state.rows, unit="entry", desc=run.paths["csv"].name)
+                capped = run.max_entries is not None and state.rows + len(data) >= run.max_entries
+                if capped:  # only the entries up to the cap are flattened and counted
+                    data = data[: run.max_entries - state.rows]
+                rows, last_id = _flatten_page(run, state, data, notes)
+                cursor = pagination.get("next_page_after_value")
+                ends = not data or cursor is None or capped
+                if ends and not capped:
+                    _check_not_short(run, state, len(rows))
+                _append_and_checkpoint(
+                    run, state, fh, rows, last_id, notes,
+                    pages=state.pages + (1 if data else 0),
+                    cursor=None if ends else cursor,
+                    complete=ends,
+                )
+                if bar is not None:
+                    bar.update(len(rows))
+                if ends:
+                    break
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+def _publish(run: _Run, state: PullState) -> None:
+    """Step 6: checksum the complete partial file, record it, then rename it to the CSV."""
+    partial = run.paths["partial"]
+    if partial.exists():
+        state.sha256 = fileio.sha256_file(partial)
+        run.account(state)
+        state.save(run.paths["state"])
+        fileio.move_into_place(partial, run.paths["csv"])
+
+
+def _manifest(run: _Run, state: PullState) -> dict[str, Any]:
+    """Step 7: the manifest: what was asked, what came back, how, and what is missing."""
+    capped = run.max_entries is not None and state.rows >= run.max_entries
+    run.account(state)  # seconds_pulling = earlier runs + seconds_last_run, measured now
+    manifest: dict[str, Any] = {
+        "csv": run.paths["csv"].name,
+        "sha256": state.sha256,
+        "rows": state.rows,
+        "columns": run.columns,
+        "base_url": run.client.base_url,
+        "endpoint": "POST /entries/query",
+        "query_body": run.body,
+        "query_body_sha256": state.body_sha256,
+        "started_utc": state.started_utc,
+        "finished_utc": _utc_now(),
+        "seconds_pulling": round(state.seconds, 3),
+        "seconds_last_run": round(state.seconds - run.base_seconds, 3),
+        "pagination_total": state.total_last,
+        "pagination_total_at_start": state.total_first,
+        "pages": state.pages,
+        "responses": state.responses,
+        "requests": state.requests,
+        "retries": state.retries,
+        "runs": state.runs,
+        "resumed": state.runs > 1,
+        "entries_dropped": 0,
+        "max_entries": run.max_entries,
+        "capped": capped,
+        "allow_short": run.allow_short,
+        "short_pull": state.short,
+        "missing_values_per_column": state.missing,
+        "notes": state.notes,
+        "conversions": getattr(run.flatten, "conversions", {}),
+        "versions": _versions(),
+        "counting": "requests = HTTP requests made (retries included), responses = pages answered, "
+        "pages = non-empty pages; all summed over every run of a resumed pull, as is seconds_pulling",
+    }
+    if state.short is not None:
+        manifest["warning"] = (
+            f"short pull: {state.rows} of {state.total_last} entries (pagination.total); published because "
+            "allow_short=True"
+        )
+    elif state.total_last is not None and state.total_last != state.rows and not capped:
+        manifest["warning"] = (
+            f"pagination.total ({state.total_last}) differs from rows written ({state.rows}): "
+            "NOMAD's data changed during the pull"
+        )
+    return manifest
+
+
+@contextlib.contextmanager
+def _pull_lock(paths: dict[str, Path], wait: float) -> Iterator[None]:
+    """Step 0: hold ``<name>.lock`` for the whole pull; a second pull of the same CSV waits
+    ``wait`` seconds, then gets :class:`PullLockedError`."""
+    try:
+        with fileio.exclusive_lock(paths["lock"], wait=wait):
+            yield
+    except fileio.FileLockedError as exc:
+        raise PullLockedError(
+            f"another pull is writing {paths['csv']} (lock {exc.path} held by process {exc.holder or '?'}; "
+            f"waited {exc.waited:g} s): let it finish, or pass lock_wait=<seconds> to wait for it"
+        ) from None
+
+
 def pull_to_csv(
     client: NomadClient,
     body: Mapping[str, Any],
     out_csv: str | os.PathLike[str],
-    flatten: Callable[..., Mapping[str, Any]],
+    flatten: Flattener,
     columns: Sequence[str],
     progress: bool = True,
     max_entries: int | None = None,
+    *,
+    allow_short: bool = False,
+    lock_wait: float = 0.0,
 ) -> PullResult:
     """Pull every entry of a query into a CSV, resumably and atomically, with a manifest.
 
-    Each page is flattened (``flatten(entry)`` must return exactly ``columns``), appended
-    to ``<name>.partial`` and fsync-ed; then ``<name>.state.json`` is replaced atomically
-    with the cursor, rows/pages so far, the byte length of the partial file and the
-    SHA-256 of the request body. Killed at any point (even ``kill -9``), a rerun with the
-    same body truncates the partial file to the length the state vouches for and
-    continues from the stored cursor, so the final CSV is byte-for-byte the one an
-    uninterrupted pull writes: no entry lost or duplicated (entry_ids are also checked
-    to increase strictly when ordering by entry_id). A state for a different body or
-    different columns is discarded and the pull starts over.
+    The steps (each a function of this module): take the lock ``<name>.lock``
+    (:func:`helpers.fileio.exclusive_lock`; a second pull of the same CSV waits
+    ``lock_wait`` seconds, then fails with :class:`PullLockedError`); load the saved
+    :class:`PullState` or start over (:func:`_load_or_start`); fetch pages from the cursor
+    (:func:`_fetch_all`), flattening each (:func:`_flatten_page`: ``flatten(entry,
+    notes=counter)`` must return exactly ``columns``), appending it to ``<name>.partial``
+    and fsync-ing it, then saving the state atomically (:func:`_append_and_checkpoint`);
+    refuse to publish a pull that ended before ``pagination.total``
+    (:func:`_check_not_short`); publish (:func:`_publish`: checksum, then ``os.replace``
+    of the partial file to ``out_csv``); write ``<stem>.manifest.json`` (:func:`_manifest`)
+    and remove the sidecars.
 
-    The CSV appears under ``out_csv`` only when complete (``os.replace`` of the partial
-    file). Then ``<stem>.manifest.json`` is written (base URL, exact body, UTC start/end,
-    ``pagination.total``, rows, pages, requests, sha256 of the CSV, versions, unit
-    conversions, per-column missing counts and flattener notes such as entries without a
-    band gap) and the sidecars are removed. No entry is dropped: missing values are
-    empty cells and are counted in the manifest.
+    Killed at any point (even ``kill -9``), a rerun with the same body truncates the
+    partial file to the length the state vouches for and continues from the stored
+    cursor, so the final CSV is byte-for-byte the one an uninterrupted pull writes: no
+    entry lost or duplicated (entry_ids are also checked to increase strictly when
+    ordering by entry_id). A state for a different body, columns or cap is discarded and
+    the pull starts over. The CSV appears under ``out_csv`` only when complete. The
+    manifest records base URL, exact body, UTC start/end, ``pagination.total``, rows,
+    pages, responses (pages answered), requests (HTTP requests made, retries included),
+    seconds pulling (all runs, and the last run), sha256 of the CSV, versions, unit
+    conversions, per-column missing counts and flattener notes. No entry is dropped:
+    missing values are empty cells and are counted in the manifest.
 
     Args:
         client: a :class:`NomadClient`.
         body: ``/entries/query`` body, e.g. :func:`psc_query` (``order_by`` entry_id).
         out_csv: final CSV path; its folder is created.
-        flatten: entry -> row dict, e.g. :func:`flatten_psc_entry`; if it accepts
-            ``notes=`` it gets a counter whose counts go into the manifest.
+        flatten: a :class:`Flattener`, e.g. :func:`flatten_psc_entry`.
         columns: CSV columns in order, e.g. ``schema.PSC_COLUMNS``.
         progress: show a ``tqdm.auto`` bar sized by ``pagination.total``.
         max_entries: stop after this many entries (the first ones in ``order_by``
             order, so a capped pull is reproducible); ``None`` pulls everything. Live
             NOMAD has millions of computed materials: a course pull must be capped.
             The cap is part of the resume identity and is recorded in the manifest.
+        allow_short: publish a pull that the server ended before ``pagination.total``
+            entries (recorded as ``short_pull`` and a ``warning`` in the manifest)
+            instead of raising :class:`NomadProtocolError`.
+        lock_wait: seconds to wait for another pull of the same ``out_csv`` to finish.
 
     Raises:
+        PullLockedError: another process is pulling into ``out_csv``.
         ValueError: from ``flatten`` for a malformed entry (names entry_id and field); the
             pull stays resumable from the last completed page.
-        NomadAPIError, NomadRetryError, NomadProtocolError: see :class:`NomadClient`.
+        NomadProtocolError: the pull ended short (see ``allow_short``), or inconsistent pages.
+        NomadAPIError, NomadRetryError: see :class:`NomadClient`.
     """
-    t0 = time.monotonic()
-    columns = list(columns)
     if max_entries is not None and (isinstance(max_entries, bool) or max_entries < 1):
         raise ValueError(f"max_entries must be a positive int or None, got {max_entries!r}")
-    paths = pull_paths(out_csv)
-    out, partial, state_path = paths["csv"], paths["partial"], paths["state"]
-    out.parent.mkdir(parents=True, exist_ok=True)
-    body = copy.deepcopy(dict(body))
-    digest = body_sha256(body)
-    pagination = body.get("pagination") or {}
-    check_order = pagination.get("order_by", "entry_id") == "entry_id"
-    descending = pagination.get("order") == "desc"
-    pass_notes = _accepts_notes(flatten)
-
-    state = _load_state(state_path)
-    resumed = False
-    if (
-        state is not None
-        and state.get("body_sha256") == digest
-        and state.get("columns") == columns
-        and state.get("max_entries") == max_entries
-    ):
-        if state.get("complete") and not partial.exists() and out.exists() and sha256_file(out) == state.get("sha256"):
-            resumed = True  # crashed after publishing the CSV, before the manifest
-        elif partial.exists() and partial.stat().st_size >= state["partial_bytes"]:
-            with open(partial, "r+b") as fh:
-                fh.truncate(state["partial_bytes"])
-                fh.flush()
-                os.fsync(fh.fileno())
-            resumed = True
-    if not resumed:
-        if state is not None or partial.exists():
-            log.warning("discarding the previous partial pull for %s (other query/columns, or bad sidecars)", out)
-        for stale in (partial, state_path):
-            stale.unlink(missing_ok=True)
-        header = _csv_text([columns]).encode()
-        _atomic_write_bytes(partial, header)
-        state = {
-            "version": _STATE_VERSION,
-            "body_sha256": digest,
-            "columns": columns,
-            "max_entries": max_entries,
-            "cursor": body.get("pagination", {}).get("page_after_value"),
-            "rows": 0,
-            "pages": 0,
-            "requests": 0,
-            "partial_bytes": len(header),
-            "total_first": None,
-            "total_last": None,
-            "last_entry_id": None,
-            "notes": {},
-            "missing": {c: 0 for c in columns},
-            "started_utc": _utc_now(),
-            "runs": 0,
-            "seconds": 0.0,
-            "complete": False,
-            "sha256": None,
-        }
-    state["runs"] += 1
-
-    def save_state() -> None:
-        _atomic_write_json(state_path, state)
-
-    if not state["complete"]:
-        run_body = copy.deepcopy(body)
-        if state["cursor"] is not None:
-            run_body.setdefault("pagination", {})["page_after_value"] = state["cursor"]
-        notes: Counter = Counter(state["notes"])
-        bar = None
+    run = _Run(
+        client=client,
+        body=copy.deepcopy(dict(body)),
+        paths=pull_paths(out_csv),
+        flatten=flatten,
+        columns=list(columns),
+        max_entries=max_entries,
+        allow_short=allow_short,
+        progress=progress,
+        client_requests0=client.n_requests,
+        client_retries0=client.n_retries,
+    )
+    paths = run.paths
+    with _pull_lock(paths, lock_wait):
+        for name in ("csv", "partial", "state", "manifest"):
+            fileio.remove_stale_temps(paths[name])  # left by a process killed mid-write
+        state, resumed = _load_or_start(run)
+        state.runs += 1
+        run.base_seconds, run.base_requests, run.base_retries = state.seconds, state.requests, state.retries
         try:
-            with open(partial, "ab") as fh:
-                for page in client.iter_pages(run_body):
-                    pag, data = page["pagination"], page["data"]
-                    total = pag.get("total")
-                    if state["total_first"] is None:
-                        state["total_first"] = total
-                    state["total_last"] = total
-                    if progress and bar is None:
-                        from tqdm.auto import tqdm
-
-                        shown = min(total, max_entries) if (total is not None and max_entries) else total
-                        bar = tqdm(total=shown, initial=state["rows"], unit="entry", desc=out.name)
-                    rows = []
-                    last_id = state["last_entry_id"]
-                    capped = max_entries is not None and state["rows"] + len(data) >= max_entries
-                    if capped:  # only the entries up to the cap are flattened and counted
-                        data = data[: max_entries - state["rows"]]
-                    for entry in data:
-                        row = flatten(entry, notes=notes) if pass_notes else flatten(entry)
-                        if list(row) != columns:
-                            raise ValueError(
-                                f"flatten returned columns {list(row)} for entry {row.get('entry_id')!r}, "
-                                f"expected {columns}"
-                            )
-                        entry_id = row.get("entry_id")
-                        if check_order and last_id is not None and (
-                            (entry_id <= last_id) if not descending else (entry_id >= last_id)
-                        ):
-                            raise NomadProtocolError(
-                                f"entry_id {entry_id!r} after {last_id!r}: duplicate or out-of-order entry "
-                                "in the pagination"
-                            )
-                        last_id = entry_id
-                        for col, value in row.items():
-                            if value is None or value == "" or (isinstance(value, float) and math.isnan(value)):
-                                state["missing"][col] += 1
-                        rows.append([row[c] for c in columns])
-                    if rows:
-                        fh.write(_csv_text(rows).encode())
-                        fh.flush()
-                        os.fsync(fh.fileno())
-                    cursor = pag.get("next_page_after_value")
-                    state.update(
-                        rows=state["rows"] + len(rows),
-                        pages=state["pages"] + (1 if data else 0),
-                        requests=state["requests"] + 1,
-                        partial_bytes=fh.tell(),
-                        last_entry_id=last_id,
-                        notes=dict(notes),
-                        cursor=cursor if data else None,
-                        complete=not data or cursor is None or capped,
-                    )
-                    save_state()
-                    if bar is not None:
-                        bar.update(len(rows))
-                    if capped:
-                        break
-        finally:
-            if bar is not None:
-                bar.close()
-        state["seconds"] += time.monotonic() - t0
-
-    if partial.exists():  # publish: record the checksum first, then rename into place
-        state["sha256"] = sha256_file(partial)
-        save_state()
-        os.replace(partial, out)
-        _fsync_dir(out.parent)
-    sha = state["sha256"]
-    seconds = time.monotonic() - t0
-    manifest = {
-        "csv": out.name,
-        "sha256": sha,
-        "rows": state["rows"],
-        "columns": columns,
-        "base_url": client.base_url,
-        "endpoint": "POST /entries/query",
-        "query_body": body,
-        "query_body_sha256": digest,
-        "started_utc": state["started_utc"],
-        "finished_utc": _utc_now(),
-        "seconds_pulling": round(state["seconds"], 3),
-        "pagination_total": state["total_last"],
-        "pagination_total_at_start": state["total_first"],
-        "pages": state["pages"],
-        "requests": state["requests"],
-        "runs": state["runs"],
-        "resumed": state["runs"] > 1,
-        "entries_dropped": 0,
-        "max_entries": max_entries,
-        "capped": max_entries is not None and state["rows"] >= max_entries,
-        "missing_values_per_column": state["missing"],
-        "notes": state["notes"],
-        "conversions": getattr(flatten, "conversions", {}),
-        "versions": _versions(),
-    }
-    if state["total_last"] is not None and state["total_last"] != state["rows"] and not manifest["capped"]:
-        manifest["warning"] = (
-            f"pagination.total ({state['total_last']}) differs from rows written ({state['rows']}): "
-            "NOMAD's data changed during the pull"
-        )
-    _atomic_write_json(paths["manifest"], manifest)
-    state_path.unlink(missing_ok=True)
-    _fsync_dir(out.parent)
+            if not state.complete:
+                _fetch_all(run, state)
+        finally:  # also when interrupted: the next run's manifest counts this run's requests and time
+            run.account(state)
+            state.save(paths["state"])
+        _publish(run, state)
+        fileio.atomic_write_json(paths["manifest"], _manifest(run, state))
+        paths["state"].unlink(missing_ok=True)
+        fileio.fsync_dir(paths["csv"].parent)
     return PullResult(
-        path=out,
+        path=paths["csv"],
         manifest_path=paths["manifest"],
-        rows=state["rows"],
-        total=state["total_last"],
-        pages=state["pages"],
+        rows=state.rows,
+        total=state.total_last,
+        pages=state.pages,
         resumed=resumed,
-        seconds=seconds,
+        seconds=time.monotonic() - run.t0,
     )
 
 

@@ -21,11 +21,11 @@ NOMAD's request/response JSON:
   ``{"detail": [{"loc", "msg", "type"}]}``; invalid JSON -> 422 ``json_invalid``;
   owners that need a login -> 401 ``{"detail": "..."}``; values Elasticsearch could
   not compare -> 400 ``{"detail": "Elasticsearch could not process your query: ..."}``.
-* Fault injection (in-process via :meth:`StandinServer.inject`, or over HTTP via
-  ``POST {base}/_standin/faults``): status 429/502/503/504 with ``Retry-After``, a
-  hang longer than the client's timeout, a truncated JSON body, a connection drop
-  mid-body, and a per-request delay; each for the next N requests or for request
-  number k. ``GET {base}/_standin/stats`` reports the request count.
+* A documented hook (:class:`StandinHook`) for tests: it decides how each
+  ``/entries/query`` request is answered and owns the ``{base}/_standin/...`` routes.
+  The fault injection of the tests (429/5xx with ``Retry-After``, hangs, truncated
+  or dropped bodies, empty pages, delays) lives in :mod:`helpers.nomad_faults`;
+  without a hook the stand-in answers every request normally and ``_standin/`` is 404.
 
 Not implemented (422 says so): ordering by anything but ``entry_id``, ``page``/
 ``page_offset`` pagination, aggregations, nested queries.
@@ -54,10 +54,9 @@ import sys
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Protocol
 from urllib.parse import urlsplit
 
 from . import config
@@ -506,54 +505,22 @@ def _in_range(quantity: str, value: Any, bounds: Mapping[str, Any]) -> bool:
         ) from None
 
 
-# =========================================================================== faults
+# =========================================================================== server
 
 
-FAULT_KINDS = ("status", "hang", "truncate", "drop", "delay")
+class StandinHook(Protocol):
+    """What a test hook (e.g. :class:`helpers.nomad_faults.FaultInjector`) provides.
 
-
-@dataclass
-class Fault:
-    """One injected fault. ``times``: next N matching requests; ``at``: request number k (1-based).
-
-    kinds: ``status`` (``status``, optional ``retry_after`` seconds and JSON ``body``),
-    ``hang`` (no answer for ``seconds``, then the connection is closed), ``truncate``
-    (200 with the first half of the JSON body), ``drop`` (headers + half the body, then
-    the socket is closed), ``delay`` (answer normally after ``seconds``; delays add up and
-    combine with another fault).
+    ``on_query(handler, n, raw)`` answers ``/entries/query`` request number ``n`` (body
+    ``raw``) itself. It normally calls ``handler.server.standin.query_and_log(n, raw)``
+    and ``handler.send_json(status, payload)``, and may instead delay, send an error,
+    a broken body, or ``handler.abort()``. ``on_control(handler, method, route, raw)``
+    may answer a ``{base}/_standin/...`` route and returns True if it did.
     """
 
-    kind: str
-    times: int = 1
-    at: int | None = None
-    status: int | None = None
-    retry_after: float | None = None
-    seconds: float = 30.0
-    body: Any = None
+    def on_query(self, handler: Any, n: int, raw: bytes) -> None: ...
 
-    @classmethod
-    def from_spec(cls, spec: Mapping[str, Any]) -> "Fault":
-        spec = dict(spec)
-        kind = spec.pop("kind", None)
-        if kind not in FAULT_KINDS:
-            raise ValueError(f"fault kind must be one of {FAULT_KINDS}, got {kind!r}")
-        unknown = set(spec) - {"times", "at", "status", "retry_after", "seconds", "body"}
-        if unknown:
-            raise ValueError(f"unknown fault parameters {sorted(unknown)}")
-        fault = cls(kind=kind, **spec)
-        if kind == "status" and not (isinstance(fault.status, int) and 400 <= fault.status <= 599):
-            raise ValueError(f"a status fault needs an HTTP error status, got {fault.status!r}")
-        if kind == "delay" and "seconds" not in spec:
-            raise ValueError("a delay fault needs 'seconds'")
-        if fault.at is None and fault.times < 1:
-            raise ValueError("times must be >= 1")
-        return fault
-
-    def matches(self, n: int) -> bool:
-        return n == self.at if self.at is not None else self.times > 0
-
-
-# =========================================================================== server
+    def on_control(self, handler: Any, method: str, route: str, raw: bytes) -> bool: ...
 
 
 class StandinServer:
@@ -565,6 +532,8 @@ class StandinServer:
         entries: NOMAD-shaped entries (``entry_id``, ``results``, ``sections``), e.g. from
             :func:`psc_exact_entries`; served sorted by entry_id.
         host, port: bind address; port 0 picks a free port.
+        hook: optional :class:`StandinHook` that answers each query request itself and
+            owns the ``/_standin/`` routes (tests use :mod:`helpers.nomad_faults`).
 
     Attributes: ``base_url`` (``http://127.0.0.1:PORT/api/v1``), ``request_count``
     (``/entries/query`` requests so far, faulted ones included), ``request_log`` (one dict
@@ -572,7 +541,14 @@ class StandinServer:
     ``fault``).
     """
 
-    def __init__(self, entries: Iterable[Mapping[str, Any]], host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self,
+        entries: Iterable[Mapping[str, Any]],
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        hook: StandinHook | None = None,
+    ) -> None:
         self.entries = sorted(entries, key=lambda e: e["entry_id"])
         self.ids = [e["entry_id"] for e in self.entries]
         if len(set(self.ids)) != len(self.ids):
@@ -588,7 +564,7 @@ class StandinServer:
         leaves = present - prefixes  # quantities, not sections
         self.known_quantities = frozenset(leaves | METADATA_QUANTITIES | EXTRA_KNOWN_QUANTITIES)
         self._lock = threading.Lock()
-        self._faults: list[Fault] = []
+        self.hook = hook
         self._stop = threading.Event()
         self._cache: OrderedDict[str, tuple[list[Mapping[str, Any]], list[str]]] = OrderedDict()
         self.request_count = 0
@@ -626,47 +602,27 @@ class StandinServer:
     def __exit__(self, *exc: Any) -> None:
         self.stop()
 
-    # ------------------------------------------------------------------ faults
-    def inject(self, kind: str, *, times: int = 1, at: int | None = None, **params: Any) -> Fault:
-        """Queue a fault (see :class:`Fault`) for the next ``times`` requests or request ``at``."""
-        fault = Fault.from_spec({"kind": kind, "times": times, "at": at, **params})
-        with self._lock:
-            self._faults.append(fault)
-        return fault
-
-    def clear_faults(self) -> None:
-        """Forget all queued faults."""
-        with self._lock:
-            self._faults.clear()
-
+    # ------------------------------------------------------------------ counters (for tests and hooks)
     def reset_counters(self) -> None:
         """Zero ``request_count`` and empty ``request_log`` (request numbers restart at 1)."""
         with self._lock:
             self.request_count = 0
             self.request_log.clear()
 
-    def _begin_request(self) -> tuple[int, float, Fault | None]:
+    def next_request_number(self) -> int:
+        """Count one ``/entries/query`` request; return its number (1-based)."""
         with self._lock:
             self.request_count += 1
-            n = self.request_count
-            delay, chosen = 0.0, None
-            for fault in self._faults:
-                if not fault.matches(n):
-                    continue
-                if fault.kind == "delay":
-                    delay += fault.seconds
-                elif chosen is None:
-                    chosen = fault
-                else:
-                    continue
-                if fault.at is None:
-                    fault.times -= 1
-            self._faults = [f for f in self._faults if (f.times > 0 if f.at is None else f.at > n)]
-        return n, delay, chosen
+            return self.request_count
 
-    def _log(self, record: dict[str, Any]) -> None:
+    def log_request(self, record: dict[str, Any]) -> None:
+        """Append one record to ``request_log`` (thread-safe)."""
         with self._lock:
             self.request_log.append(record)
+
+    def wait(self, seconds: float) -> bool:
+        """Sleep ``seconds`` unless the server stops first; True if it stopped."""
+        return self._stop.wait(seconds)
 
     # ------------------------------------------------------------------ the query
     def _matching(self, predicate: Predicate, key: str) -> tuple[list[Mapping[str, Any]], list[str]]:
@@ -689,6 +645,25 @@ class StandinServer:
             return 200, self._query(raw)
         except _RequestError as err:
             return err.status, {"detail": err.detail}
+
+    def request_record(self, n: int, raw: bytes, fault: str | None = None) -> dict[str, Any]:
+        """The ``request_log`` record of request ``n``: ``n``, ``body`` (parsed JSON or None), ``fault``."""
+        try:
+            body_json = json.loads(raw) if raw else None
+        except ValueError:
+            body_json = None
+        return {"n": n, "body": body_json, "fault": fault}
+
+    def query_and_log(self, n: int, raw: bytes, fault: str | None = None) -> tuple[int, Any]:
+        """Answer request ``n`` (:meth:`handle_query`) and log it with its status, ``n_data`` and cursor."""
+        record = self.request_record(n, raw, fault)
+        status, payload = self.handle_query(raw)
+        record["status"] = status
+        if status == 200:
+            record["n_data"] = len(payload["data"])
+            record["next_page_after_value"] = payload["pagination"].get("next_page_after_value")
+        self.log_request(record)
+        return status, payload
 
     def _query(self, raw: bytes) -> dict[str, Any]:
         try:
@@ -858,98 +833,43 @@ class _Handler(BaseHTTPRequestHandler):
         path = urlsplit(self.path).path.rstrip("/")
         return path[len(API_PREFIX) :] if path.startswith(API_PREFIX) else "<none>"
 
+    def send_json(self, status: int, payload: Any, headers: Mapping[str, str] | None = None) -> None:
+        """Send ``payload`` as a complete JSON answer (for hooks)."""
+        self._send(status, payload, headers)
+
+    def abort(self) -> None:
+        """Hang up without (finishing) an answer (for hooks)."""
+        self._abort()
+
     # ------------------------------------------------------------------ verbs
     def do_GET(self) -> None:  # noqa: N802
-        self._read_body()
+        raw = self._read_body()
         route, standin = self._route(), self.server.standin
         if route == "/info":
             self._send(200, standin.info())
-        elif route == "/_standin/stats":
-            with standin._lock:
-                faults = [vars(f).copy() for f in standin._faults]
-            self._send(200, {"request_count": standin.request_count, "pending_faults": faults})
         elif route == "/entries/query":
             self._send(405, {"detail": "Method Not Allowed"})
-        else:
+        elif not self._hook_route("GET", route, raw):
             self._send(404, {"detail": "Not Found"})
 
     def do_POST(self) -> None:  # noqa: N802
         raw = self._read_body()
         route, standin = self._route(), self.server.standin
         if route == "/entries/query":
-            self._entries_query(standin, raw)
-        elif route == "/_standin/faults":
-            self._configure_faults(standin, raw)
+            n = standin.next_request_number()
+            if standin.hook is not None:
+                standin.hook.on_query(self, n, raw)
+            else:
+                status, payload = standin.query_and_log(n, raw)
+                self._send(status, payload)
         elif route == "/info":
             self._send(405, {"detail": "Method Not Allowed"})
-        else:
+        elif not self._hook_route("POST", route, raw):
             self._send(404, {"detail": "Not Found"})
 
-    def _configure_faults(self, standin: StandinServer, raw: bytes) -> None:
-        try:
-            spec = json.loads(raw or b"{}")
-            if spec.get("clear"):
-                standin.clear_faults()
-            if spec.get("reset_counters"):
-                standin.reset_counters()
-            specs = spec.get("faults", [] if ("clear" in spec or "reset_counters" in spec) else [spec])
-            faults = [Fault.from_spec(s) for s in specs]
-        except (ValueError, AttributeError, TypeError) as exc:
-            self._send(422, {"detail": [{"loc": ["body"], "msg": str(exc), "type": "value_error"}]})
-            return
-        with standin._lock:
-            standin._faults.extend(faults)
-            pending = len(standin._faults)
-        self._send(200, {"queued": len(faults), "pending": pending, "request_count": standin.request_count})
-
-    def _entries_query(self, standin: StandinServer, raw: bytes) -> None:
-        n, delay, fault = standin._begin_request()
-        try:
-            body_json = json.loads(raw) if raw else None
-        except ValueError:
-            body_json = None
-        record: dict[str, Any] = {"n": n, "body": body_json, "fault": fault.kind if fault else None}
-        if delay:
-            standin._stop.wait(delay)
-        if fault is not None and fault.kind == "hang":
-            record["status"] = None
-            standin._log(record)
-            standin._stop.wait(fault.seconds)
-            self._abort()
-            return
-        if fault is not None and fault.kind == "status":
-            headers = {}
-            if fault.retry_after is not None:
-                ra = fault.retry_after
-                headers["Retry-After"] = str(int(ra)) if float(ra).is_integer() else repr(float(ra))
-            payload = fault.body if fault.body is not None else {"detail": f"stand-in fault: HTTP {fault.status}"}
-            record["status"] = fault.status
-            standin._log(record)
-            self._send(fault.status, payload, headers)
-            return
-        status, payload = standin.handle_query(raw)
-        record.update(status=status)
-        if status == 200:
-            record["n_data"] = len(payload["data"])
-            record["next_page_after_value"] = payload["pagination"].get("next_page_after_value")
-        standin._log(record)
-        if fault is None or fault.kind == "delay":
-            self._send(status, payload)
-            return
-        data = _dumps(payload)
-        half = data[: len(data) // 2]
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        if fault.kind == "truncate":
-            self.send_header("Content-Length", str(len(half)))
-            self.end_headers()
-            self.wfile.write(half)
-        else:  # drop: promise the full length, send half, hang up
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(half)
-            self.wfile.flush()
-            self._abort()
+    def _hook_route(self, method: str, route: str, raw: bytes) -> bool:
+        hook = self.server.standin.hook
+        return route.startswith("/_standin/") and hook is not None and hook.on_control(self, method, route, raw)
 
     def _abort(self) -> None:
         self.close_connection = True

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import config, lesson, schema
+from . import config, fileio, lesson, schema
 from .composition import chemical_system, composition_key
 
 #: Names of the three parts of a split, in order.
@@ -65,7 +65,7 @@ def load_formula_table(
         "the per-formula band-gap table of notebook 02",
         "Run notebook 02 (02_clean_and_explore.ipynb) first; it writes this file.",
     )
-    df = pd.read_csv(csv)
+    df = fileio.read_csv(csv)
     missing = [c for c in ("formula", target_column) if c not in df.columns]
     if missing:
         raise ValueError(f"{csv} lacks columns {missing}; expected {list(schema.PSC_BY_FORMULA_COLUMNS)}")

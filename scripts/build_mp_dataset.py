@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import importlib.metadata
-import json
 import subprocess
 import sys
 import tarfile
@@ -28,7 +27,7 @@ from typing import Any
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
-from helpers import mp_build, mp_data, schema, symmetry  # noqa: E402
+from helpers import fileio, mp_build, mp_data, schema, symmetry  # noqa: E402
 
 MATMINER_SDIST_NAME = f"matminer-{mp_build.MATMINER_VERSION}.tar.gz"
 #: sha256 of matminer-0.3.9.tar.gz on PyPI (files there are immutable).
@@ -178,7 +177,7 @@ def build(sdist: Path, out_dir: Path, workdir: Path) -> tuple[Path, Path, mp_bui
     mp_build.write_dataset_csv(dataset, csv_path)
     manifest = build_manifest(csv_path, report, sdist_sha256, csv_inputs, mp_gap, mp_e_form)
     manifest_file = mp_data.manifest_path(csv_path)
-    manifest_file.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    fileio.atomic_write_json(manifest_file, manifest, sort_keys=True)
     return csv_path, manifest_file, report
 
 

@@ -54,10 +54,11 @@ def dft(nomad_dir: Path) -> list[dict]:
 
 @pytest.fixture(scope="module")
 def module_server(exact_entries: list[dict], dft: list[dict]):
-    """One stand-in per test module serving the 60 solar cells and the 200 DFT entries."""
-    from helpers import nomad_standin
+    """One stand-in per test module serving the 60 solar cells and the 200 DFT entries,
+    with fault injection plugged into its hook (``server.inject(...)``)."""
+    from helpers import nomad_faults
 
-    with nomad_standin.StandinServer(exact_entries + dft) as server:
+    with nomad_faults.FaultyStandinServer(exact_entries + dft) as server:
         yield server
 
 

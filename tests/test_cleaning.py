@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from helpers import cleaning, formulas, schema, units
+from helpers import cleaning, fileio, formulas, schema, units
 
 # ---------------------------------------------------------------- fixtures
 
@@ -98,6 +98,45 @@ def test_load_psc_csv_non_numeric_value_names_entry_and_column(tmp_path: Path) -
 def test_load_psc_csv_missing_file(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="notebook 01"):
         cleaning.load_psc_csv(tmp_path / "nope.csv")
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"", r"the file is empty \(0 bytes\)"),
+        (b"\n\n", r"the file is empty"),
+        ("entry_id,formula_reduced\n".encode("utf-16"), r"UTF-16/UTF-32 encoded.*save it as UTF-8"),
+        (",".join(schema.PSC_COLUMNS).encode() + "\ne1,CsI3Pb,Cs\xe9\n".encode("latin-1"),
+         r"line 2 is not UTF-8 text \(byte b'\\xe9'.*Latin-1"),
+        (",".join(schema.PSC_COLUMNS).encode() + b"\ne1,CsI3Pb\n" + b"e2," * 20 + b"x\n",
+         r"malformed CSV: .*line 3"),
+    ],
+    ids=["empty", "blank-lines", "utf16", "latin1", "too-many-fields"],
+)
+def test_load_psc_csv_unreadable_file_names_file_and_line(tmp_path: Path, content: bytes, message: str) -> None:
+    """Issue 11 defect 12: library errors are wrapped with the file name (and line)."""
+    path = tmp_path / "broken.csv"
+    path.write_bytes(content)
+    with pytest.raises(fileio.CSVFormatError, match=message) as info:
+        cleaning.load_psc_csv(path)
+    assert str(path) in str(info.value)
+
+
+def test_load_psc_csv_accepts_utf8_bom(tmp_path: Path) -> None:
+    path = _write_csv(tmp_path / "bom.csv", ROWS[:2])
+    path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+    assert cleaning.load_psc_csv(path)["entry_id"].tolist() == ["e0", "e1"]
+
+
+def test_clean_psc_flags_empty_entry_ids(tmp_path: Path) -> None:
+    """Issue 11 defect 12: an empty entry_id is dropped with its row and reason, not kept silently."""
+    rows = [_row("e0", "CH6I3NPb", "MAPbI3", "1.6"), _row("", "CsI3Pb", "CsPbI3", "1.7"),
+            _row("  ", "Br3CsPb", "CsPbBr3", "2.3"), _row("e3", "Br3CsPb", "CsPbBr3", "2.3")]
+    clean, report = cleaning.clean_psc(cleaning.load_psc_csv(_write_csv(tmp_path / "ids.csv", rows)))
+    assert clean["entry_id"].tolist() == ["e0", "e3"]
+    dropped = report.dropped.set_index("row")
+    assert dropped.loc[1, "reason"] == dropped.loc[2, "reason"] == "missing entry_id"
+    assert report.counts["missing entry_id"] == 2 and report.counts["duplicate entry_id"] == 0
 
 
 def test_load_with_device_fields_from_recorded_entries(tmp_path: Path, nomad_dir: Path) -> None:

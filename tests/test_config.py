@@ -25,10 +25,13 @@ def test_mode_defaults_to_quick_under_ci_or_without_gpu(monkeypatch: pytest.Monk
     monkeypatch.setenv("CI", "true")
     assert config.course_mode() == "quick"
     monkeypatch.setenv("CI", "false")
-    monkeypatch.setattr(config, "gpu_available", lambda: False)
+    monkeypatch.setattr(device, "gpu_backend", lambda: None)
     assert config.course_mode() == "quick"
-    monkeypatch.setattr(config, "gpu_available", lambda: True)
+    monkeypatch.setattr(device, "gpu_backend", lambda: "cuda")
     assert config.course_mode() == "full"
+    monkeypatch.setattr(device, "gpu_backend", lambda: "mps")
+    assert config.course_mode() == "full"
+    assert not hasattr(config, "gpu_available")  # one GPU probe: helpers.device.gpu_backend
 
 
 def test_paths_follow_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -86,8 +89,8 @@ def test_select_device_cpu_here(monkeypatch: pytest.MonkeyPatch) -> None:
     expected = "cuda" if torch.cuda.is_available() else ("mps" if torch.backends.mps.is_available() else "cpu")
     assert choice.name == expected
     assert choice.threads == 1 and torch.get_num_threads() == 1
-    assert choice.workload == 0.1
-    assert "device=" in str(choice)
+    assert device.gpu_backend() == (None if expected == "cpu" else expected)
+    assert str(choice) == f"device={expected} threads=1 -- {choice.reason}"
 
 
 def test_select_device_prefer_and_errors(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -95,7 +98,7 @@ def test_select_device_prefer_and_errors(monkeypatch: pytest.MonkeyPatch) -> Non
 
     monkeypatch.setenv("BANDGAP_MODE", "full")
     cpu = device.select_device(prefer="cpu", set_threads=False)
-    assert cpu.name == "cpu" and cpu.workload == 0.25
+    assert cpu.name == "cpu" and cpu.reason == "cpu was requested explicitly"
     with pytest.raises(ValueError, match="unknown device"):
         device.select_device(prefer="tpu", set_threads=False)
     if not torch.cuda.is_available():
@@ -103,9 +106,14 @@ def test_select_device_prefer_and_errors(monkeypatch: pytest.MonkeyPatch) -> Non
             device.select_device(prefer="cuda", set_threads=False)
 
 
-def test_scaled() -> None:
-    choice = device.DeviceChoice("cpu", "test", 1, 0.1)
-    assert device.scaled(300, choice) == 30
-    assert device.scaled(3, choice, minimum=2) == 2
-    with pytest.raises(ValueError):
-        device.scaled(-1, choice)
+def test_package_index_lists_exactly_the_modules_that_exist() -> None:
+    """``helpers/__init__.py`` documents every module once and promises no ``__all__``."""
+    import re
+
+    import helpers
+
+    package = Path(helpers.__file__).parent
+    modules = {p.stem for p in package.glob("*.py") if p.stem != "__init__"}
+    listed = re.findall(r":mod:`helpers\.(\w+)`", helpers.__doc__ or "")
+    assert sorted(listed) == sorted(modules) and len(listed) == len(set(listed))
+    assert not hasattr(helpers, "__all__")

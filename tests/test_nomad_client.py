@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import nomad, schema
+from helpers import fileio, nomad, schema
 from helpers import nomad_standin as standin
 
 REPO = Path(__file__).resolve().parent.parent
@@ -493,7 +493,7 @@ def test_crash_while_publishing_is_finished_without_new_requests(
     srv, client, tmp_path: Path, reference_csv: bytes, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     out = tmp_path / "psc.csv"
-    real_replace, real_write_json = os.replace, nomad._atomic_write_json
+    real_replace, real_write_json = os.replace, fileio.atomic_write_json
 
     def crash_on_publish(src, dst):
         if str(src).endswith(".partial"):
@@ -512,10 +512,10 @@ def test_crash_while_publishing_is_finished_without_new_requests(
         return real_write_json(path, obj)
 
     srv.reset_counters()
-    monkeypatch.setattr(nomad, "_atomic_write_json", crash_on_manifest)
+    monkeypatch.setattr(fileio, "atomic_write_json", crash_on_manifest)
     with pytest.raises(KeyboardInterrupt):
         _pull(client, out, page_size=4)
-    monkeypatch.setattr(nomad, "_atomic_write_json", real_write_json)
+    monkeypatch.setattr(fileio, "atomic_write_json", real_write_json)
     assert out.read_bytes() == reference_csv and not nomad.pull_paths(out)["manifest"].exists()
     result = _pull(client, out, page_size=4)
     assert result.resumed and srv.request_count == 0
@@ -599,3 +599,165 @@ def test_subprocess_pull_completes_after_kill(srv, tmp_path, reference_csv) -> N
     assert proc.returncode == 0, stderr.decode()
     assert "resumed=True" in stdout.decode()
     assert out.read_bytes() == reference_csv
+
+
+# --------------------------------------------------------------------------- issue 11 regressions
+
+
+def _spawn_pull_waiting(base_url: str, out: Path, page_size: int, lock_wait: float) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.Popen(
+        [sys.executable, str(PULL_SCRIPT), base_url, str(out), str(page_size), str(lock_wait)],
+        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+
+
+@pytest.mark.slow
+def test_two_pulls_into_one_csv_never_interleave(srv, tmp_path, reference_csv) -> None:
+    """Issue 11 defect 2: a second pull of the same CSV fails clearly (or waits), never interleaves."""
+    out = tmp_path / "psc.csv"
+    srv.inject("delay", seconds=2, times=100_000)  # the first pull crawls (~30 s) until the faults are cleared
+    first = _spawn_pull(srv.base_url, out, page_size=4)
+    try:
+        _wait_for(lambda: _state_rows(out) >= 4 or first.poll() is not None, timeout=60, what="the first pull")
+        assert first.poll() is None, first.communicate()
+        second = _spawn_pull(srv.base_url, out, page_size=4)  # no waiting: must fail at once
+        _, err = second.communicate(timeout=60)
+        first_state = "still running" if first.poll() is None else f"ended with {first.returncode}"
+        assert second.returncode != 0, f"a second pull of the same CSV ran during the first ({first_state})"
+        assert first.poll() is None, "the first pull ended before the second started: the test proved nothing"
+        message = err.decode()
+        assert "PullLockedError" in message and f"another pull is writing {out}" in message
+        assert "psc.csv.lock" in message and f"process {first.pid}" in message
+        srv.clear_faults()  # let the first pull finish quickly
+        third = _spawn_pull_waiting(srv.base_url, out, page_size=4, lock_wait=60)  # waits, then pulls
+        assert first.wait(timeout=60) == 0, first.communicate()
+        assert third.wait(timeout=60) == 0, third.communicate()
+    finally:
+        for proc in (first,):
+            if proc.poll() is None:
+                proc.kill()
+    assert out.read_bytes() == reference_csv
+    manifest = json.loads(nomad.pull_paths(out)["manifest"].read_text())
+    assert manifest["sha256"] == hashlib.sha256(reference_csv).hexdigest() and manifest["rows"] == 56
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["psc.csv", "psc.manifest.json"]
+
+
+def test_lock_in_process_names_holder_and_waits(srv, client, tmp_path: Path) -> None:
+    out = tmp_path / "psc.csv"
+    with fileio.exclusive_lock(nomad.pull_paths(out)["lock"]):
+        t0 = time.monotonic()
+        with pytest.raises(nomad.PullLockedError, match=rf"process {os.getpid()}.*lock_wait") as info:
+            _pull(client, out, lock_wait=0.3)
+        assert time.monotonic() - t0 >= 0.3 and "waited 0.3 s" in str(info.value)
+    assert srv.request_count == 0 and not out.exists()
+    assert _pull(client, out).rows == 56  # the lock file left behind is no obstacle
+
+
+@pytest.mark.parametrize("at", [1, 3])
+def test_empty_page_before_total_is_not_published(srv, client, tmp_path, reference_csv, at) -> None:
+    """Issue 11 defect 3: 200 + data [] + no cursor with total unchanged is an error, then resumable."""
+    out = tmp_path / "psc.csv"
+    srv.inject("empty", at=at)
+    got = 4 * (at - 1)
+    with pytest.raises(nomad.NomadProtocolError, match=rf"after {got} of 56 entries.*NOT published.*allow_short"):
+        _pull(client, out, page_size=4)
+    assert not out.exists() and not nomad.pull_paths(out)["manifest"].exists()
+    result = _pull(client, out, page_size=4)  # the rerun asks again from where it stopped
+    assert result.resumed and out.read_bytes() == reference_csv
+    manifest = json.loads(result.manifest_path.read_text())
+    assert manifest["short_pull"] is None and "warning" not in manifest
+
+
+def test_short_pull_published_only_when_allowed_and_recorded(srv, client, tmp_path) -> None:
+    out = tmp_path / "psc.csv"
+    srv.inject("empty", at=3)
+    result = _pull(client, out, page_size=4, allow_short=True)
+    assert result.rows == 8 and result.total == 56
+    manifest = json.loads(result.manifest_path.read_text())
+    assert manifest["allow_short"] is True
+    assert manifest["short_pull"] == {"rows": 8, "pagination_total": 56,
+                                      "decision": "published short because allow_short=True"}
+    assert "short pull: 8 of 56" in manifest["warning"]
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [("86400", "exceeds max_retry_after=0.2 s: capped"), ("inf", "exceeds max_retry_after=0.2 s: capped"),
+     ("1e400", "exceeds max_retry_after=0.2 s: capped"), ("nan", "not a non-negative number"),
+     ("-5", "not a non-negative number"), ("soon", "neither seconds nor an HTTP date")],
+)
+def test_retry_after_is_capped_and_absurd_values_are_named(srv, header, expected, caplog) -> None:
+    """Issue 11 defect 9: Retry-After 86400 must not sleep a day, inf must not raise OverflowError."""
+    client = nomad.NomadClient(srv.base_url, timeout=2, max_retries=1, backoff=0.01, max_retry_after=0.2)
+    srv.inject("status", status=429, retry_after=header)
+    t0 = time.monotonic()
+    with caplog.at_level("WARNING", logger="helpers.nomad"):
+        page = client.post_query(nomad.psc_query(5))
+    assert time.monotonic() - t0 < 2 and len(page["data"]) == 5
+    assert expected in caplog.text and "Retry-After" in caplog.text
+    srv.inject("status", status=503, retry_after=header, times=5)
+    with pytest.raises(nomad.NomadRetryError, match=expected):
+        client.post_query(nomad.psc_query(5))
+
+
+def test_retry_after_cap_is_validated_and_default_is_60_s() -> None:
+    assert nomad.NomadClient().max_retry_after == 60.0
+    for bad in (float("inf"), float("nan"), -1):
+        with pytest.raises(ValueError, match="max_retry_after"):
+            nomad.NomadClient(max_retry_after=bad)
+    client = nomad.NomadClient(max_retries=5000, backoff=1.0, max_backoff=0.5)  # no float overflow at attempt 2000
+    assert min(client.backoff * 2.0 ** min(1999, 64), client.max_backoff) == 0.5
+
+
+def test_disk_full_while_saving_state_leaves_no_temp_files(srv, client, tmp_path, reference_csv, monkeypatch) -> None:
+    """Issue 11 defect 10: ENOSPC in fsync of the state file's temp copy; no *.tmp* survives."""
+    out = tmp_path / "psc.csv"
+    real_fsync, calls = os.fsync, {"n": 0}
+
+    def fsync_disk_full(fd: int) -> None:
+        name = os.readlink(f"/proc/self/fd/{fd}")
+        if ".psc.csv.state.json." in name and ".tmp" in name:
+            calls["n"] += 1
+            if calls["n"] == 3:  # the third state file (after page 3) meets a full disk
+                raise OSError(28, "No space left on device")
+        return real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync_disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        _pull(client, out, page_size=4)
+    monkeypatch.setattr(os, "fsync", real_fsync)
+    assert calls["n"] >= 3 and not [p.name for p in tmp_path.iterdir() if ".tmp" in p.name]
+    state = json.loads(nomad.pull_paths(out)["state"].read_text())  # old or new, never torn
+    assert state["rows"] in (8, 12) and state["partial_bytes"] <= nomad.pull_paths(out)["partial"].stat().st_size
+    result = _pull(client, out, page_size=4)
+    assert result.resumed and out.read_bytes() == reference_csv
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["psc.csv", "psc.manifest.json"]
+
+
+def test_rerun_removes_temp_files_of_a_killed_writer(srv, client, tmp_path) -> None:
+    out = tmp_path / "psc.csv"
+    (tmp_path / ".psc.csv.state.json.abc12345.tmp").write_text("{half")  # what kill -9 mid-write leaves
+    (tmp_path / ".other.csv.x.tmp").write_text("not ours")
+    _pull(client, out)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".other.csv.x.tmp", "psc.csv", "psc.manifest.json"]
+
+
+def test_manifest_counts_http_requests_and_time_over_resumed_runs(srv, client, tmp_path, reference_csv) -> None:
+    """Issue 11 defect 11: requests = HTTP requests incl. retries (all runs); seconds over all runs."""
+    out = tmp_path / "psc.csv"
+    srv.inject("status", status=503, retry_after=0.01, at=2)  # one retry in the first run
+    srv.inject("delay", seconds=0.1, times=4)  # the first run takes >= 0.4 s
+    srv.inject("status", status=400, at=5, body={"detail": "stop here"})
+    with pytest.raises(nomad.NomadAPIError, match="stop here"):
+        _pull(client, out, page_size=4)
+    assert srv.request_count == 5  # 5 HTTP requests, 3 pages answered
+    first_run_seconds = json.loads(nomad.pull_paths(out)["state"].read_text())["seconds"]
+    assert first_run_seconds >= 0.4  # the failed run's time is kept
+    result = _pull(client, out, page_size=4)
+    assert result.resumed and out.read_bytes() == reference_csv
+    manifest = json.loads(result.manifest_path.read_text())
+    assert manifest["requests"] == srv.request_count == 5 + 12  # pages 4..14 + the empty one
+    assert manifest["retries"] == 1
+    assert manifest["responses"] == 15 and manifest["pages"] == 14 and manifest["runs"] == 2
+    assert manifest["seconds_pulling"] == pytest.approx(first_run_seconds + manifest["seconds_last_run"], abs=2e-3)

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from helpers import nomad, schema, units
+from helpers import nomad, nomad_faults, schema, units
 from helpers import nomad_standin as standin
 
 REPO = Path(__file__).resolve().parent.parent
@@ -266,6 +266,26 @@ def test_faults_configurable_over_http(srv) -> None:
     assert srv.request_count == 0 and post(srv, {}).elapsed.total_seconds() < 2
 
 
+def test_plain_standin_has_no_fault_paths(exact_entries) -> None:
+    """The stand-in the notebooks use answers normally; ``/_standin/`` exists only with a hook."""
+    with standin.StandinServer(exact_entries[:3]) as plain:
+        assert not hasattr(plain, "inject") and plain.hook is None
+        spec = {"kind": "status", "status": 503}
+        assert requests.post(f"{plain.base_url}/_standin/faults", json=spec, timeout=5).status_code == 404
+        assert requests.get(f"{plain.base_url}/_standin/stats", timeout=5).status_code == 404
+        assert post(plain, {}).status_code == 200 and plain.request_count == 1
+        assert plain.request_log[0]["fault"] is None and plain.request_log[0]["n_data"] == 3
+    assert not hasattr(standin, "Fault") and not hasattr(standin, "FAULT_KINDS")
+
+
+def test_empty_fault_ends_the_pages_early_with_the_true_total(srv) -> None:
+    srv.inject("empty", at=1)
+    page = post(srv, {"pagination": {"page_size": 2}}).json()
+    assert page["data"] == [] and page["pagination"]["total"] == 260
+    assert "next_page_after_value" not in page["pagination"]
+    assert srv.request_log[0]["fault"] == "empty"
+
+
 def test_delays_add_up_and_drop_breaks_the_body(srv) -> None:
     srv.inject("delay", seconds=0.1, times=1)
     srv.inject("delay", seconds=0.1, times=1)
@@ -279,7 +299,7 @@ def test_delays_add_up_and_drop_breaks_the_body(srv) -> None:
 
 
 def test_hang_is_released_on_stop(exact_entries) -> None:
-    server = standin.StandinServer(exact_entries[:3])
+    server = nomad_faults.FaultyStandinServer(exact_entries[:3])
     server.inject("hang", seconds=60)
     with pytest.raises(requests.exceptions.ReadTimeout):
         requests.post(f"{server.base_url}/entries/query", json={}, timeout=0.3)
