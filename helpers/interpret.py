@@ -211,6 +211,23 @@ def embedding_scores(X: np.ndarray, band_gap_eV: Sequence[float], labels: Sequen
                            f("mean-predictor MAE (eV)", base), f("majority accuracy", major), k, folds, len(X))
 
 
+def knn_loo_mae(X: np.ndarray, band_gap_eV: Sequence[float], k: int, include_self: bool = False) -> float:
+    """Leave-one-out kNN MAE (eV): each row predicted by the mean gap of its ``k`` nearest *other* rows.
+
+    Euclidean distance; ``include_self=True`` (a classic mistake) lets every row be its
+    own nearest neighbour, which makes the error look smaller. Ties are broken by row order.
+    """
+    X = np.asarray(X, dtype=np.float64)
+    y = np.asarray(band_gap_eV, dtype=np.float64)
+    if not 1 <= k < len(X):
+        raise ValueError(f"k must be between 1 and {len(X) - 1}, got {k}")
+    d = np.linalg.norm(X[:, None, :] - X[None, :, :], axis=-1)
+    if not include_self:
+        np.fill_diagonal(d, np.inf)
+    nearest = np.argsort(d, axis=1, kind="stable")[:, :k]
+    return float(np.mean(np.abs(y[nearest].mean(axis=1) - y)))
+
+
 # --------------------------------------------------------------------------- tokens <-> categories
 
 

@@ -223,3 +223,13 @@ def test_pick_examples_by_rule():
     assert ip.pick_examples(rows) == {"metal": 12, "wide-gap insulator": 14, "perovskite": 13}
     assert not ip.is_perovskite_like("BaTiO3", 99) and not ip.is_perovskite_like("Al2O3", 221)
     assert "perovskite" not in ip.pick_examples(rows.drop(13))
+
+
+def test_knn_loo_mae_known_answer():
+    X = np.array([[0.0], [1.0], [10.0], [11.0]])
+    y = np.array([1.0, 3.0, 5.0, 9.0])
+    # k=1: each point's partner: |3-1|, |1-3|, |9-5|, |5-9| -> mean 3
+    assert ip.knn_loo_mae(X, y, 1) == pytest.approx(3.0)
+    assert ip.knn_loo_mae(X, y, 1, include_self=True) == pytest.approx(0.0)
+    with pytest.raises(ValueError, match="k must"):
+        ip.knn_loo_mae(X, y, 4)
