@@ -88,6 +88,10 @@ ASSETS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     ),
 }
 
+#: reveal.js theme. nbconvert's default, "simple", @imports its fonts from fonts.googleapis.com;
+#: "white" ships its font (Source Sans Pro) in dist/theme/fonts/, so the deck stays offline.
+THEME = "white"
+
 #: Folder (inside an export folder) that holds the assets.
 STATIC = "_static"
 #: Cache of the npm tarballs (default ``<repo>/build/.npm-cache``).
@@ -252,6 +256,7 @@ def exporter(static: str = STATIC):
         extra_template_basedirs=[str(template_dir)],
         extra_template_paths=[str(template_dir)],
         reveal_url_prefix=f"{static}/reveal.js",
+        reveal_theme=THEME,
         reveal_scroll=True,
         require_js_url=f"{static}/requirejs/require.js",
         jquery_url=f"{static}/jquery/dist/jquery.min.js",

@@ -86,6 +86,7 @@ def test_export_has_expected_slide_count_and_no_cdn(tmp_path: Path) -> None:
     for local in ("_static/reveal.js/dist/reveal.js", "_static/requirejs/require.js", "_static/mathjax/MathJax.js",
                   "_static/jquery/dist/jquery.min.js", "_static/reveal.js/plugin/notes/notes.js"):
         assert local in html, local
+    assert f"dist/theme/{slides.THEME}.css" in html
     assert "Exercise 1 (easy)" in html and "mermaid" not in html.lower().split("<body", 1)[0]
 
 
@@ -105,6 +106,10 @@ def test_assets_are_pinned_checked_and_complete(tmp_path: Path) -> None:
         for p in paths:
             assert (tmp_path / "_static" / package / p).exists(), (package, p)
     assert sum(sizes.values()) < 12e6  # a subset, not all of MathJax (60 MB unpacked)
+    theme = (tmp_path / "_static" / "reveal.js" / "dist" / "theme" / f"{slides.THEME}.css").read_text()
+    assert "@import url(fonts/" in theme and "googleapis" not in theme and "http" not in theme.split("*/", 1)[-1][:2000]
+    simple = (tmp_path / "_static" / "reveal.js" / "dist" / "theme" / "simple.css").read_text()
+    assert "fonts.googleapis.com" in simple  # why THEME is not nbconvert's default
 
 
 def test_a_changed_tarball_is_refused(tmp_path: Path, monkeypatch) -> None:
