@@ -19,6 +19,10 @@ One module per concept:
 - :mod:`helpers.datasource` live NOMAD or the recorded snapshot on the stand-in
 - :mod:`helpers.fileio`   sha256 of files for manifests
 - :mod:`helpers.lesson`   StopLesson: stop a notebook with a message, not a traceback
+- :mod:`helpers.envcheck` the first cell: one-line environment check with the fix
+- :mod:`helpers.check`    automatic checks of the exercises, and the quiz
+- :mod:`helpers.assignments` student/instructor versions (``python -m helpers.assignments``)
+- :mod:`helpers.slides`   slide metadata and offline reveal.js export (``python -m helpers.slides``)
 - :mod:`helpers.nbcheck`  expected outputs of ``# NBVAL_CHECK_OUTPUT`` cells
 - :mod:`helpers.course`   headless course runner (``python -m helpers.course``)
 """
