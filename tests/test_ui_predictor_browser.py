@@ -95,10 +95,20 @@ def _course_folder(root: Path) -> tuple[Path, dict]:
 
 
 @pytest.fixture(scope="module")
-def lab(tmp_path_factory: pytest.TempPathFactory):
-    """JupyterLab + Chromium with the notebook open and all its cells run; always torn down."""
-    chromium = _chromium()  # before anything slow: a missing browser fails at once
+def playwright_driver():
+    """One Playwright driver per module (the sync API allows only one at a time in a thread)."""
+    _chromium()  # before anything slow: a missing browser fails at once
     pw = _start_playwright()
+    yield pw
+    with contextlib.suppress(Exception):
+        pw.stop()
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory, playwright_driver):
+    """JupyterLab + Chromium with the notebook open and all its cells run; always torn down."""
+    chromium = _chromium()
+    pw = playwright_driver
     tmp = tmp_path_factory.mktemp("ui")
     profile = tmp / "chromium-profile"
     server = context = None
@@ -147,8 +157,6 @@ def lab(tmp_path_factory: pytest.TempPathFactory):
         ui.kill_processes(ui.processes_with_arg(str(profile)))  # normally none left
         if server is not None:
             server.stop()
-        with contextlib.suppress(Exception):
-            pw.stop()
         if watchdog is not None:
             watchdog.cancel()
 
@@ -398,7 +406,7 @@ class _QuietHandler(SimpleHTTPRequestHandler):
 
 @pytest.mark.browser
 @pytest.mark.slow
-def test_slide_deck_offline_in_headless_chromium(tmp_path: Path) -> None:
+def test_slide_deck_offline_in_headless_chromium(tmp_path: Path, playwright_driver) -> None:
     """The reveal.js deck `make slides` writes, opened from a loopback server with every other
     host unreachable: it must render (reveal.js, MathJax) from its own _static folder."""
     from helpers import config, slides
@@ -412,7 +420,7 @@ def test_slide_deck_offline_in_headless_chromium(tmp_path: Path) -> None:
     shots.mkdir(parents=True, exist_ok=True)
     server = ThreadingHTTPServer((ui.LOOPBACK, 0), partial(_QuietHandler, directory=str(deck.parent)))
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    pw = _start_playwright()
+    pw = playwright_driver
     browser = None
     watchdog = ui.Watchdog(
         SLIDES_BUDGET_S + 30, lambda: ui.kill_processes(ui.processes_with_arg(str(tmp_path / "profile")), grace=0)
@@ -454,8 +462,6 @@ def test_slide_deck_offline_in_headless_chromium(tmp_path: Path) -> None:
         if browser is not None:
             with contextlib.suppress(Exception):
                 browser.close()
-        with contextlib.suppress(Exception):
-            pw.stop()
         ui.kill_processes(ui.processes_with_arg(str(tmp_path / "profile")))  # normally none left
         server.shutdown()
         server.server_close()
