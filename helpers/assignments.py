@@ -243,7 +243,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (MarkerError, OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    for src, dest in zip(notebooks, written):
+    for src, dest in zip(notebooks, written, strict=True):
         nb = nbformat.read(dest, as_version=4)
         n = len(exercise_cells(nb))
         leaks = leaked_solution_lines(nbformat.read(src, as_version=4), nb) if args.version == "student" else []

@@ -528,14 +528,14 @@ def ex_03_coverage(answer: Any, rows: pd.DataFrame) -> str:
         pair = tuple(answer)
     else:
         raise _NotYet(f"expected a pair (within_1sigma, within_2sigma), got {answer!r}.", "return two fractions.")
-    got = [_number(v, f"within {k}σ") for k, v in zip((1, 2), pair)]
+    got = [_number(v, f"within {k}σ") for k, v in zip((1, 2), pair, strict=True)]
     want = [ref["within_1sigma"], ref["within_2sigma"]]
-    if all(_close(g, w, rel=1e-9, abs_=1e-9) for g, w in zip(got, want)):
+    if all(_close(g, w, rel=1e-9, abs_=1e-9) for g, w in zip(got, want, strict=True)):
         return (
             f"{want[0]:.1%} within 1σ, {want[1]:.1%} within 2σ "
             f"(a calibrated Laplace σ: {ref['expected_1sigma']:.1%} and {ref['expected_2sigma']:.1%})."
         )
-    if all(_close(g / 100, w, rel=1e-9, abs_=1e-9) for g, w in zip(got, want)):
+    if all(_close(g / 100, w, rel=1e-9, abs_=1e-9) for g, w in zip(got, want, strict=True)):
         raise _NotYet("these look like percentages.", "give fractions between 0 and 1.")
     err = (rows.dropna(subset=["sigma_eV"])["pred_eV"] - rows.dropna(subset=["sigma_eV"])["true_eV"]).to_numpy()
     sigma = rows.dropna(subset=["sigma_eV"])["sigma_eV"].to_numpy()

@@ -344,7 +344,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             sizes = fetch_assets(args.dest)
             print(json.dumps(sizes, sort_keys=True))
         else:
-            for nb, path in zip(args.notebooks, export(args.notebooks, args.out)):
+            for path in export(args.notebooks, args.out):
                 n = html_slide_count(path.read_text(encoding="utf-8"))
                 print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB; {n['slides']} slides, {n['subslides']} subslides)")
     except (RuntimeError, OSError, ValueError) as exc:
