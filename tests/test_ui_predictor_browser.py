@@ -394,6 +394,17 @@ def test_type_then_click_runs_one_prediction_at_a_time(lab: dict) -> None:
     )
 
 
+@pytest.mark.browser
+@pytest.mark.slow
+def test_rise_slideshow_extension_is_loaded_in_jupyterlab(lab: dict) -> None:
+    """jupyterlab-rise (requirements.txt) is active in this JupyterLab: its commands are registered."""
+    page = lab["page"]
+    commands = page.evaluate(
+        "() => ['RISE:slideshow', 'RISE:set-slide-type'].filter(c => window.jupyterapp.commands.hasCommand(c))"
+    )
+    assert commands == ["RISE:slideshow", "RISE:set-slide-type"], commands
+
+
 # ----------------------------------------------------------------------------- slides
 #: Seconds for exporting the demo deck, starting Chromium and checking the slides (typically ~15 s).
 SLIDES_BUDGET_S = 90.0
