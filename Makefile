@@ -2,7 +2,7 @@
 VENV ?= .venv
 PY   := $(VENV)/bin/python
 
-.PHONY: help env course test lab benchmark clean
+.PHONY: help env course test lab benchmark clean student instructor slides
 
 help:
 	@echo "make env        create/update the Python 3.11 environment in $(VENV) (CPU torch 2.13.0, crabnet 2.0.8)"
@@ -10,6 +10,9 @@ help:
 	@echo "make test       unit tests + nbval on every notebook (offline, quick mode) -- what CI runs"
 	@echo "make lab        start JupyterLab on the notebooks"
 	@echo "make benchmark  CrabNet matbench expt_gap benchmark -> results/benchmarks/"
+	@echo "make student    student version of every notebook (solutions -> NotImplementedError stubs) -> build/student/"
+	@echo "make instructor instructor version (solutions kept, markers removed) -> build/instructor/"
+	@echo "make slides     offline reveal.js slides of every notebook -> build/slides/ (executed copies from make course if present)"
 	@echo "make clean      remove generated data and output (keeps $(VENV))"
 
 env:
@@ -28,5 +31,17 @@ lab: env
 benchmark: env
 	$(PY) benchmarks/crabnet_matbench.py --config both --threads 1 --jobs 2 --perovskite --perovskite-configs quick,full
 
+student: env
+	$(PY) -m helpers.assignments student
+
+instructor: env
+	$(PY) -m helpers.assignments instructor
+
+# Slides show figures when `make course` ran first (output/notebooks/); otherwise the stripped sources.
+slides: env
+	@src=$$(ls output/notebooks/[0-9][0-9]_*.ipynb 2>/dev/null || ls notebooks/[0-9][0-9]_*.ipynb); \
+	  echo "slides from: $$src"; \
+	  $(PY) -m helpers.slides export $$src --out build/slides
+
 clean:
-	rm -rf output data/nomad data/processed models
+	rm -rf output data/nomad data/processed models build/student build/instructor build/slides

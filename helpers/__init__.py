@@ -27,6 +27,10 @@ One module per concept:
 - :mod:`helpers.evaluation` metrics, parity/residual/calibration plots
 - :mod:`helpers.predictor` formula -> band gap +- uncertainty, as a function and a widget
 - :mod:`helpers.lesson`   StopLesson: stop a notebook with a message, not a traceback
+- :mod:`helpers.envcheck` the first cell: one-line environment check with the fix
+- :mod:`helpers.check`    automatic checks of the exercises, and the quiz
+- :mod:`helpers.assignments` student/instructor versions (``python -m helpers.assignments``)
+- :mod:`helpers.slides`   slide metadata and offline reveal.js export (``python -m helpers.slides``)
 - :mod:`helpers.nbcheck`  expected outputs of ``# NBVAL_CHECK_OUTPUT`` cells
 - :mod:`helpers.course`   headless course runner (``python -m helpers.course``)
 """

@@ -311,7 +311,10 @@ class LabServer:
 
     def _command(self) -> list[str]:
         return [
-            sys.executable, "-m", "jupyter", "lab",
+            # `-m jupyterlab`, not `-m jupyter lab`: the `jupyter` dispatcher runs the jupyter-lab script,
+            # whose shebang may name another interpreter (a copied virtualenv) -- then neither this
+            # environment's extensions (jupyterlab-rise) nor its kernel would be the ones under test
+            sys.executable, "-m", "jupyterlab",
             "--no-browser",
             f"--ServerApp.ip={LOOPBACK}",
             f"--ServerApp.port={self.port}",

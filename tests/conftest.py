@@ -69,3 +69,8 @@ def srv(module_server):
     module_server.reset_counters()
     yield module_server
     module_server.clear_faults()
+
+
+# tests/fixtures/*.ipynb are inputs of tests (test_assignments runs their generated versions under
+# nbval and nbclient); `pytest tests --nbval-lax` must not collect them a second time.
+collect_ignore_glob = ["fixtures/*.ipynb"]

@@ -23,7 +23,10 @@ import contextlib
 import os
 import re
 import shutil
+import threading
 import time
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -92,10 +95,20 @@ def _course_folder(root: Path) -> tuple[Path, dict]:
 
 
 @pytest.fixture(scope="module")
-def lab(tmp_path_factory: pytest.TempPathFactory):
-    """JupyterLab + Chromium with the notebook open and all its cells run; always torn down."""
-    chromium = _chromium()  # before anything slow: a missing browser fails at once
+def playwright_driver():
+    """One Playwright driver per module (the sync API allows only one at a time in a thread)."""
+    _chromium()  # before anything slow: a missing browser fails at once
     pw = _start_playwright()
+    yield pw
+    with contextlib.suppress(Exception):
+        pw.stop()
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory, playwright_driver):
+    """JupyterLab + Chromium with the notebook open and all its cells run; always torn down."""
+    chromium = _chromium()
+    pw = playwright_driver
     tmp = tmp_path_factory.mktemp("ui")
     profile = tmp / "chromium-profile"
     server = context = None
@@ -144,8 +157,6 @@ def lab(tmp_path_factory: pytest.TempPathFactory):
         ui.kill_processes(ui.processes_with_arg(str(profile)))  # normally none left
         if server is not None:
             server.stop()
-        with contextlib.suppress(Exception):
-            pw.stop()
         if watchdog is not None:
             watchdog.cancel()
 
@@ -381,3 +392,89 @@ def test_type_then_click_runs_one_prediction_at_a_time(lab: dict) -> None:
     assert not overlaps and not failed, (
         f"{len(overlaps)} overlapping model calls (threads {threads}); wrong/failed messages: {failed}"
     )
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_rise_slideshow_extension_is_loaded_in_jupyterlab(lab: dict) -> None:
+    """jupyterlab-rise (requirements.txt) is active in this JupyterLab: its commands are registered."""
+    page = lab["page"]
+    commands = page.evaluate(
+        "() => ['RISE:slideshow', 'RISE:set-slide-type'].filter(c => window.jupyterapp.commands.hasCommand(c))"
+    )
+    assert commands == ["RISE:slideshow", "RISE:set-slide-type"], commands
+
+
+# ----------------------------------------------------------------------------- slides
+#: Seconds for exporting the demo deck, starting Chromium and checking the slides (typically ~15 s).
+SLIDES_BUDGET_S = 90.0
+
+
+class _QuietHandler(SimpleHTTPRequestHandler):
+    def log_message(self, *args) -> None:  # no request log on the test's stderr
+        pass
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_slide_deck_offline_in_headless_chromium(tmp_path: Path, playwright_driver) -> None:
+    """The reveal.js deck `make slides` writes, opened from a loopback server with every other
+    host unreachable: it must render (reveal.js, MathJax) from its own _static folder."""
+    from helpers import config, slides
+
+    chromium = _chromium()
+    fixture = Path(__file__).parent / "fixtures" / "lesson_demo.ipynb"
+    budget = ui.Budget(SLIDES_BUDGET_S)
+    (deck,) = slides.export([fixture], tmp_path / "deck")
+    expected = slides.count_slides(fixture)
+    shots = config.output_dir() / "slides_screenshots"
+    shots.mkdir(parents=True, exist_ok=True)
+    server = ThreadingHTTPServer((ui.LOOPBACK, 0), partial(_QuietHandler, directory=str(deck.parent)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    pw = playwright_driver
+    browser = None
+    watchdog = ui.Watchdog(
+        SLIDES_BUDGET_S + 30, lambda: ui.kill_processes(ui.processes_with_arg(str(tmp_path / "profile")), grace=0)
+    ).start()
+    log: dict[str, list] = {"offhost": [], "failed": [], "pageerror": []}
+    try:
+        browser = pw.chromium.launch_persistent_context(
+            str(tmp_path / "profile"), executable_path=chromium, headless=True, args=ui.chromium_args(),
+            env={**os.environ, **ui.isolated_home_env(tmp_path / "browser-home")},
+            viewport={"width": 1280, "height": 800}, timeout=budget.ms(30),
+        )
+        page = browser.pages[0] if browser.pages else browser.new_page()
+        page.on("pageerror", lambda e: log["pageerror"].append(str(e)))
+        page.on("requestfailed", lambda r: log["failed"].append(r.url))
+        page.on("response", lambda r: r.status >= 400 and log["failed"].append(f"{r.status} {r.url}"))
+        page.on("request", lambda r: urlparse(r.url).hostname not in (ui.LOOPBACK, None) and log["offhost"].append(r.url))
+        page.goto(f"http://{ui.LOOPBACK}:{server.server_port}/{deck.name}", wait_until="load", timeout=budget.ms(30))
+        # nbconvert loads reveal.js through RequireJS (an AMD module, no window.Reveal global)
+        reveal = "require.s.contexts._.defined['_static/reveal.js/dist/reveal.js']"
+        page.wait_for_function(f"() => {{ const R = {reveal}; return !!R && R.isReady(); }}", timeout=budget.ms(30))
+        total = page.evaluate(f"() => {reveal}.getTotalSlides()")
+        horizontal = page.evaluate(f"() => {reveal}.getHorizontalSlides().length")
+        assert (horizontal, total) == (expected["slides"], expected["slides"] + expected["subslides"])
+        page.screenshot(path=str(shots / "lesson_demo_title.png"), timeout=budget.ms(10))
+        page.keyboard.press("ArrowRight")
+        page.keyboard.press("ArrowRight")  # '1 · Joules and electronvolts': inline math
+        assert page.evaluate(f"() => {reveal}.getIndices().h") == 2
+        page.wait_for_function(
+            "() => document.querySelectorAll('.reveal section.present .MathJax_CHTML').length > 0", timeout=budget.ms(30)
+        )
+        title = page.locator(".reveal section.present h2").first.inner_text(timeout=budget.ms(5))
+        assert "joules and electronvolts" in title.lower()  # the white theme shows headings in capitals
+        page.wait_for_timeout(800)  # the slide transition
+        page.screenshot(path=str(shots / "lesson_demo_math.png"), timeout=budget.ms(10))
+        assert not log["offhost"], f"the deck asked for other hosts: {log['offhost'][:5]}"
+        assert not [u for u in log["failed"] if "favicon" not in u], log["failed"]
+        assert not log["pageerror"], log["pageerror"]
+    finally:
+        if browser is not None:
+            with contextlib.suppress(Exception):
+                browser.close()
+        ui.kill_processes(ui.processes_with_arg(str(tmp_path / "profile")))  # normally none left
+        server.shutdown()
+        server.server_close()
+        watchdog.cancel()
+    print(f"slide screenshots in {shots}")

@@ -1,0 +1,720 @@
+"""Automatic checks for the exercises in the notebooks, and a small quiz.
+
+Every exercise has one check function ``ex_<notebook>_<name>``. A check
+
+* computes the reference answer with the course's own helpers (the same code the
+  lesson uses, never a second copy of the logic),
+* prints ONE verdict line: ``✓ correct: …`` or ``✗ not yet: … hint: …``
+  (``… not attempted yet`` when the student's stub still raises ``NotImplementedError``),
+* returns a :class:`Verdict` that is truthy exactly when the answer is right
+  (``bool(verdict)``, ``verdict == True``), and shows nothing more in a notebook
+  (no ``Out[...]: True`` below the verdict line),
+* never raises on a wrong answer: a wrong type, a crash inside the student's function
+  or a missing column all become a ``✗ not yet`` line with a hint.
+
+In a notebook (the solution region is what ``python -m helpers.assignments student``
+replaces by a stub; see ``docs/teaching.md``)::
+
+    from helpers import check
+
+    def my_joule_to_ev(value_J):
+        ### BEGIN SOLUTION
+        return value_J / 1.602176634e-19
+        ### END SOLUTION
+
+    check.ex_01_joule_to_ev(my_joule_to_ev)
+
+Units: energies in eV unless a name says J; fractions in 0..1.
+
+The quiz: :func:`quiz` checks a multiple-choice answer (the explanation and, after
+:data:`QUIZ_REVEAL_AFTER` wrong tries, the right option are shown only after trying),
+:func:`show_quiz` prints a question, :func:`quiz_html` renders one as a collapsible
+``<details>`` block for a markdown cell.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+__all__ = [
+    "Verdict",
+    "EXERCISES",
+    "ex_01_joule_to_ev",
+    "ex_01_query_body",
+    "ex_01_band_gap_of_entry",
+    "ex_02_normalize",
+    "ex_02_groupby",
+    "ex_02_hampel",
+    "ex_03_chemical_system",
+    "ex_03_metrics",
+    "ex_03_leakage",
+    "ex_03_coverage",
+    "QuizQuestion",
+    "QUIZ",
+    "quiz",
+    "show_quiz",
+    "quiz_html",
+]
+
+OK_MARK = "✓ correct"
+NOT_YET_MARK = "✗ not yet"
+
+
+# --------------------------------------------------------------------------- verdicts
+@dataclass(frozen=True)
+class Verdict:
+    """Result of a check: ``ok`` plus the line that was printed.
+
+    Truthy exactly when the answer is right; compares equal to ``True``/``False``.
+    In IPython it displays nothing (the verdict line was already printed), so a
+    check call can end a cell without an extra ``Out[...]`` line.
+    """
+
+    ok: bool
+    exercise: str
+    message: str
+    attempted: bool = True
+
+    def __bool__(self) -> bool:
+        return self.ok
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, bool):
+            return self.ok is other
+        if isinstance(other, Verdict):
+            return (self.ok, self.exercise, self.message) == (other.ok, other.exercise, other.message)
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash((self.ok, self.exercise, self.message))
+
+    def _ipython_display_(self) -> None:  # the verdict line is already on screen
+        return None
+
+
+class _NotYet(Exception):
+    """Internal: a wrong answer, with the hint to print."""
+
+    def __init__(self, problem: str, hint: str):
+        super().__init__(problem)
+        self.problem = problem
+        self.hint = hint
+
+
+def _verdict(exercise: str, ok: bool, text: str, hint: str = "", attempted: bool = True) -> Verdict:
+    if ok:
+        line = f"{OK_MARK}: {text}"
+    elif not attempted:
+        line = f"{NOT_YET_MARK}: not attempted yet -- {text}"
+    else:
+        line = f"{NOT_YET_MARK}: {text}" + (f" hint: {hint}" if hint else "")
+    print(f"[{exercise}] {line}")
+    return Verdict(ok=ok, exercise=exercise, message=line, attempted=attempted)
+
+
+#: exercise id -> (notebook, level, one-line task), filled by :func:`_exercise`.
+EXERCISES: dict[str, tuple[str, str, str]] = {}
+
+
+def _exercise(exercise: str, level: str, task: str):
+    """Decorator: register a check and turn every failure of the student's answer into a verdict."""
+
+    def wrap(body: Callable[..., str]) -> Callable[..., Verdict]:
+        def check(*args: Any, **kwargs: Any) -> Verdict:
+            try:
+                return _verdict(exercise, True, body(*args, **kwargs))
+            except _NotYet as wrong:
+                return _verdict(exercise, False, wrong.problem, wrong.hint)
+            except NotImplementedError as stub:
+                hint = str(stub).strip() or "replace the `raise NotImplementedError` line by your code"
+                return _verdict(exercise, False, f"{hint}", attempted=False)
+            except Exception as exc:  # a crash in the student's code must not show a traceback
+                return _verdict(
+                    exercise,
+                    False,
+                    f"your answer could not be checked: {type(exc).__name__}: {exc}.",
+                    "run your code on one small input first and look at what it returns.",
+                )
+
+        check.__name__ = body.__name__
+        check.__qualname__ = body.__qualname__
+        check.__doc__ = body.__doc__
+        check.__wrapped__ = body  # type: ignore[attr-defined]
+        EXERCISES[exercise] = (exercise.split("_")[1], level, task)
+        return check
+
+    return wrap
+
+
+def _call(fn: Any, *args: Any) -> Any:
+    if not callable(fn):
+        raise _NotYet(f"expected a function, got {type(fn).__name__}.", "pass the function itself, without ().")
+    return fn(*args)
+
+
+def _number(value: Any, what: str) -> float:
+    if isinstance(value, (bool, np.bool_)) or value is None:
+        raise _NotYet(f"{what} should be a number, got {value!r}.", "return a float.")
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        raise _NotYet(f"{what} should be a number, got {type(value).__name__} {value!r}.", "return a float.") from None
+    return out
+
+
+def _close(a: float, b: float, rel: float = 1e-9, abs_: float = 1e-12) -> bool:
+    return math.isclose(a, b, rel_tol=rel, abs_tol=abs_)
+
+
+# --------------------------------------------------------------------------- notebook 01
+@_exercise("ex_01_joule_to_ev", "easy", "write J -> eV by hand and compare with the helper")
+def ex_01_joule_to_ev(fn: Callable[[float], float]) -> str:
+    """Check ``fn(value_J) -> value_eV`` against :func:`helpers.nomad.joules_to_ev` (exact e).
+
+    Tried on a 1.6 eV gap as NOMAD stores it (J), on 0 J and on 1e-18 J; relative
+    tolerance 1e-9, so the perovskite tutorial's rounded factor 6.24150974e18 fails.
+    """
+    from helpers import cleaning, nomad
+
+    values_J = [1.6 / cleaning.EV_PER_J, 0.0, 1e-18, 3.2e-19]
+    for value_J in values_J:
+        want = nomad.joules_to_ev(value_J)
+        got = _number(_call(fn, value_J), f"your function's result for {value_J:.6e} J")
+        if _close(got, want):
+            continue
+        if want and _close(got, value_J * cleaning.TUTORIAL_EV_PER_J, rel=1e-12):
+            raise _NotYet(
+                f"{value_J:.6e} J gave {got:.10f} eV instead of {want:.10f} eV: that is the tutorial's rounded factor.",
+                "divide by the exact elementary charge, scipy.constants.e = 1.602176634e-19 C.",
+            )
+        if want and _close(got, value_J * 1.602176634e-19):
+            raise _NotYet(f"{value_J:.6e} J gave {got:.3e} eV, far too small.", "divide by e, do not multiply.")
+        raise _NotYet(
+            f"{value_J:.6e} J gave {got!r} eV, expected {want:.10f} eV.",
+            "1 eV = 1.602176634e-19 J exactly, so E[eV] = E[J] / 1.602176634e-19.",
+        )
+    return f"{values_J[0]:.6e} J = {nomad.joules_to_ev(values_J[0]):.10f} eV, same as nomad.joules_to_ev for all {len(values_J)} values."
+
+
+#: What ex_01_query_body asks for: these two quantities, 50 entries per page.
+QUERY_EXERCISE_INCLUDE: tuple[str, ...] = (
+    "results.material.chemical_formula_reduced",
+    "results.properties.electronic.band_gap.value",
+)
+QUERY_EXERCISE_PAGE_SIZE: int = 50
+
+
+@_exercise("ex_01_query_body", "medium", "build the query body for computed materials, formula and gap only")
+def ex_01_query_body(body: Mapping[str, Any]) -> str:
+    """Check a ``POST /entries/query`` body: the criteria of :func:`helpers.nomad.dft_query`,
+    :data:`QUERY_EXERCISE_PAGE_SIZE` entries per page ordered by ``entry_id``, and a
+    ``required.include`` list of exactly :data:`QUERY_EXERCISE_INCLUDE` (dotted paths).
+    """
+    from helpers import nomad
+
+    ref = nomad.dft_query(page_size=QUERY_EXERCISE_PAGE_SIZE)
+    if not isinstance(body, Mapping):
+        raise _NotYet(f"the body should be a dict, got {type(body).__name__}.", "start from {'owner': 'public', ...}.")
+    if body.get("query") != ref["query"]:
+        raise _NotYet(
+            "the 'query' part differs from the computed-materials criteria.",
+            "copy nomad.dft_query()['query'] -- the exercise changes only what comes back and the page size.",
+        )
+    required = body.get("required")
+    if not isinstance(required, Mapping) or set(required) != {"include"}:
+        nested = isinstance(required, Mapping) and "results" in required
+        raise _NotYet(
+            "'required' must be {'include': [dotted paths]}"
+            + (" -- a nested dict is the archive endpoint's syntax; /entries/query silently ignores it." if nested else "."),
+            "write 'required': {'include': ['results.material.chemical_formula_reduced', ...]}.",
+        )
+    include = required["include"]
+    if isinstance(include, str) or not isinstance(include, Iterable):
+        raise _NotYet("'include' must be a list of dotted paths.", "put the paths in a list [...].")
+    include = list(include)
+    missing = [p for p in QUERY_EXERCISE_INCLUDE if p not in include]
+    extra = [p for p in include if p not in QUERY_EXERCISE_INCLUDE]
+    if missing or extra:
+        raise _NotYet(
+            f"include has {len(include)} paths; missing {missing}, not asked for {extra}.",
+            "ask for exactly the reduced formula and results.properties.electronic.band_gap.value.",
+        )
+    pagination = body.get("pagination")
+    if not isinstance(pagination, Mapping) or pagination.get("page_size") != QUERY_EXERCISE_PAGE_SIZE:
+        raise _NotYet(
+            f"pagination should ask for page_size {QUERY_EXERCISE_PAGE_SIZE}.",
+            "'pagination': {'page_size': 50, 'order_by': 'entry_id', 'order': 'asc'}.",
+        )
+    if pagination.get("order_by") != ref["pagination"]["order_by"]:
+        raise _NotYet(
+            "pagination must be ordered by 'entry_id'.",
+            "the cursor (page_after_value) and a resumed pull rely on a stable order.",
+        )
+    if body.get("owner", "public") != ref["owner"]:
+        raise _NotYet(f"owner {body.get('owner')!r} needs a login.", "use owner 'public'.")
+    return f"the body asks for {len(include)} quantities, {QUERY_EXERCISE_PAGE_SIZE} entries per page, ordered by entry_id."
+
+
+def _entry(entry_id: str, current_J: float | None = None, deprecated_J: float | None = None) -> dict[str, Any]:
+    electronic: dict[str, Any] = {}
+    if current_J is not None:
+        electronic["band_gap"] = [{"value": current_J}]
+    if deprecated_J is not None:
+        electronic["band_structure_electronic"] = [{"band_gap": [{"value": deprecated_J}]}]
+    return {"entry_id": entry_id, "results": {"material": {}, "properties": {"electronic": electronic}}}
+
+
+#: Entries ex_01_band_gap_of_entry tries, in NOMAD's format: (description, entry).
+BAND_GAP_ENTRIES: tuple[tuple[str, dict[str, Any]], ...] = (
+    ("gap under the current path", _entry("current", current_J=2.563482614e-19)),
+    ("gap only under the deprecated path", _entry("deprecated", deprecated_J=2.883917941e-19)),
+    ("both paths (the current one wins)", _entry("both", current_J=2.563482614e-19, deprecated_J=3.2e-19)),
+    ("no gap at all", _entry("none")),
+)
+
+
+@_exercise("ex_01_band_gap_of_entry", "hard", "read an entry's band gap in eV, with the deprecated-path fallback")
+def ex_01_band_gap_of_entry(fn: Callable[[Mapping[str, Any]], float | None]) -> str:
+    """Check ``fn(entry) -> gap in eV or None`` against :func:`helpers.nomad.flatten_psc_entry`
+    on the entries in :data:`BAND_GAP_ENTRIES` (current path, deprecated path, both, none)."""
+    import copy
+
+    from helpers import nomad
+
+    for what, entry in BAND_GAP_ENTRIES:
+        want = nomad.flatten_psc_entry(entry)["band_gap_eV"]
+        got = _call(fn, copy.deepcopy(entry))
+        if want is None:
+            if got is None or (isinstance(got, float) and math.isnan(got)):
+                continue
+            raise _NotYet(f"entry with {what}: expected None, got {got!r}.", "return None when neither path has a value.")
+        got_f = _number(got, f"the gap of the entry with {what}")
+        if _close(got_f, want, rel=1e-9):
+            continue
+        if _close(got_f, want * 1.602176634e-19, rel=1e-6):
+            raise _NotYet(f"entry with {what}: {got_f:.4e} looks like joules.", "divide the value by scipy.constants.e.")
+        raise _NotYet(
+            f"entry with {what}: got {got_f!r}, expected {want:.6f} eV.",
+            "read results.properties.electronic.band_gap[0].value first, then "
+            "band_structure_electronic[0].band_gap[0].value.",
+        )
+    return f"all {len(BAND_GAP_ENTRIES)} kinds of entry give the same gap as nomad.flatten_psc_entry."
+
+
+# --------------------------------------------------------------------------- notebook 02
+#: Descriptive formulas ex_02_normalize asks about.
+NORMALIZE_FORMULAS: tuple[str, ...] = ("FAPbI3", "PbCH3NH3I3", "Cs0.05FA0.79MA0.16PbBr0.51I2.49")
+
+
+@_exercise("ex_02_normalize", "easy", "write normalized reduced formulas of descriptive formulas")
+def ex_02_normalize(answer: Mapping[str, str]) -> str:
+    """Check ``{descriptive: normalized}`` for :data:`NORMALIZE_FORMULAS` against
+    :func:`helpers.cleaning.normalize_formula` (``expand=True``)."""
+    from helpers import cleaning
+
+    if not isinstance(answer, Mapping):
+        raise _NotYet(f"expected a dict {{formula: normalized}}, got {type(answer).__name__}.", "see the cell above for the form.")
+    for formula in NORMALIZE_FORMULAS:
+        want = cleaning.normalize_formula(formula, expand=True)
+        if formula not in answer:
+            raise _NotYet(f"no answer for {formula!r}.", f"add the key {formula!r}.")
+        got = answer[formula]
+        if not isinstance(got, str):
+            raise _NotYet(f"{formula}: expected text, got {got!r}.", "use cleaning.normalize_formula(..., expand=True).")
+        if got == want:
+            continue
+        if any(abbr in got for abbr in cleaning.ORGANIC_CATIONS if abbr in formula):
+            raise _NotYet(f"{formula}: {got!r} keeps the abbreviation.", "expand MA/FA first (expand=True).")
+        same = _parses(got) and cleaning.same_composition(
+            cleaning.parse_formula(got), cleaning.parse_formula(want)
+        )
+        if same:
+            raise _NotYet(
+                f"{formula}: {got!r} is the right composition, written differently from {want!r}.",
+                "the course's normal form comes from cleaning.normalize_formula (integer amounts, fixed element order).",
+            )
+        raise _NotYet(f"{formula}: got {got!r}, expected {want!r}.", "use cleaning.normalize_formula(formula, expand=True).")
+    return f"e.g. FAPbI3 -> {cleaning.normalize_formula('FAPbI3', expand=True)}; all {len(NORMALIZE_FORMULAS)} match."
+
+
+def _parses(formula: str) -> bool:
+    from helpers import cleaning
+
+    try:
+        cleaning.parse_formula(formula)
+    except Exception:
+        return False
+    return True
+
+
+GROUPBY_COLUMNS: tuple[str, ...] = ("n_entries", "band_gap_mean_eV", "band_gap_median_eV", "band_gap_std_eV")
+
+
+@_exercise("ex_02_groupby", "medium", "group the cleaned entries by formula: count, mean, median, std")
+def ex_02_groupby(answer: pd.DataFrame, clean: pd.DataFrame) -> str:
+    """Check a table indexed by ``formula`` with :data:`GROUPBY_COLUMNS` (eV) against
+    :func:`helpers.cleaning.group_by_formula` of the same ``clean`` frame (tolerance 1e-6 eV)."""
+    from helpers import cleaning
+
+    if not isinstance(answer, pd.DataFrame):
+        raise _NotYet(f"expected a DataFrame, got {type(answer).__name__}.", "use clean.groupby('formula')['band_gap_eV'].agg(...).")
+    ref = cleaning.group_by_formula(clean).set_index("formula")[list(GROUPBY_COLUMNS)]
+    got = answer
+    if "formula" in got.columns:
+        got = got.set_index("formula")
+    missing = [c for c in GROUPBY_COLUMNS if c not in got.columns]
+    if missing:
+        raise _NotYet(f"columns missing: {missing}.", "name them with .agg(n_entries='size', band_gap_mean_eV='mean', ...).")
+    if len(got) != len(ref) or set(got.index) != set(ref.index):
+        hint = "group by 'formula' (the normalized one), not by 'formula_descriptive'."
+        raise _NotYet(f"{len(got)} groups, expected {len(ref)} (one per normalized formula).", hint)
+    got = got.loc[ref.index, list(GROUPBY_COLUMNS)]
+    for col in GROUPBY_COLUMNS:
+        a = pd.to_numeric(got[col], errors="coerce").to_numpy(dtype=float)
+        b = ref[col].to_numpy(dtype=float)
+        if np.allclose(a, b, atol=1e-6, equal_nan=True):
+            continue
+        bad = ref.index[~np.isclose(a, b, atol=1e-6, equal_nan=True)][0]
+        if col == "band_gap_std_eV":
+            pop = clean.groupby("formula")["band_gap_eV"].std(ddof=0).reindex(ref.index).to_numpy()
+            if np.allclose(a, pop, atol=1e-6, equal_nan=True):
+                raise _NotYet(
+                    "band_gap_std_eV is the population std (ddof=0).",
+                    "use the sample std (ddof=1, pandas' default); one measurement has no spread (NaN).",
+                )
+        raise _NotYet(f"{col} of {bad}: got {got.at[bad, col]!r}, expected {ref.at[bad, col]!r}.", f"check how you compute {col}.")
+    return f"{len(ref)} formulas; the largest group is {ref['n_entries'].idxmax()} with {ref['n_entries'].max()} entries."
+
+
+@_exercise("ex_02_hampel", "hard", "flag entries with the Hampel rule (k=3, floor 0.2 eV, groups of 3+)")
+def ex_02_hampel(answer: Any, clean: pd.DataFrame) -> str:
+    """Check the entries flagged by the Hampel rule against :func:`helpers.cleaning.flag_entry_outliers`
+    (``k=3``, ``min_deviation_eV=0.2``, ``min_entries=3``).
+
+    ``answer``: a boolean Series on ``clean``'s index, or the collection of flagged ``entry_id``s.
+    Typical slips (no 1.4826, no 0.2 eV floor) are recognised and named.
+    """
+    from helpers import cleaning
+
+    def flagged(**kw: Any) -> set[str]:
+        out = cleaning.flag_entry_outliers(clean, **kw)
+        return set(out.loc[out["is_outlier"], "entry_id"].astype(str))
+
+    if isinstance(answer, pd.Series) and answer.dtype == bool:
+        if not answer.index.equals(clean.index):
+            raise _NotYet("the boolean Series is not aligned with clean's rows.", "compute it from clean itself.")
+        got = set(clean.loc[answer.to_numpy(), "entry_id"].astype(str))
+    elif isinstance(answer, pd.DataFrame):
+        raise _NotYet("got a whole DataFrame.", "give the boolean Series (e.g. flags['is_outlier']) or the flagged entry_ids.")
+    elif isinstance(answer, Iterable) and not isinstance(answer, (str, bytes)):
+        got = {str(x) for x in answer}
+    else:
+        raise _NotYet(f"expected flagged entry_ids or a boolean Series, got {type(answer).__name__}.", "see the task above.")
+    want = flagged(k=3.0, min_deviation_eV=0.2, min_entries=3)
+    if got == want:
+        return f"{len(want)} of {len(clean)} entries flagged, the same as cleaning.flag_entry_outliers."
+    slips = [
+        ({"k": 3.0 / 1.4826}, "your threshold misses the 1.4826 that turns the MAD into a standard deviation."),
+        ({"min_deviation_eV": 0.0}, "without the 0.2 eV floor, groups whose values are all equal (MAD = 0) flag every ordinary reading."),
+    ]
+    for kw, hint in slips:
+        params = {"k": 3.0, "min_deviation_eV": 0.2, "min_entries": 3, **kw}
+        if got == flagged(**params):
+            raise _NotYet(f"you flagged {len(got)} entries, the rule flags {len(want)}.", hint)
+    raise _NotYet(
+        f"you flagged {len(got)} entries ({len(got & want)} right, {len(got - want)} extra, {len(want - got)} missed).",
+        "|gap - median of its formula| > max(3 x 1.4826 x MAD, 0.2 eV), only for formulas with >= 3 entries.",
+    )
+
+
+# --------------------------------------------------------------------------- notebook 03
+CHEMICAL_SYSTEM_FORMULAS: tuple[str, ...] = ("CsPbI3", "MAPbBr3", "Cs0.05FA0.79MA0.16PbBr0.51I2.49", "Cs2AgBiBr6")
+
+
+@_exercise("ex_03_chemical_system", "easy", "write formula -> chemical system")
+def ex_03_chemical_system(fn: Callable[[str], str]) -> str:
+    """Check ``fn(formula) -> 'Br-Cs-I-Pb'`` against :func:`helpers.composition.chemical_system`
+    on :data:`CHEMICAL_SYSTEM_FORMULAS`."""
+    from helpers import composition
+
+    for formula in CHEMICAL_SYSTEM_FORMULAS:
+        want = composition.chemical_system(formula)
+        got = _call(fn, formula)
+        if got == want:
+            continue
+        if isinstance(got, str) and sorted(got.split("-")) == want.split("-"):
+            raise _NotYet(f"{formula}: {got!r} has the right elements in another order.", "sort the symbols alphabetically.")
+        if isinstance(got, (list, tuple, set)):
+            raise _NotYet(f"{formula}: got a {type(got).__name__}.", "join the sorted symbols with '-'.")
+        raise _NotYet(
+            f"{formula}: got {got!r}, expected {want!r}.",
+            "expand abbreviations (MA, FA) first: composition.read_formula(formula).elements.",
+        )
+    return f"e.g. MAPbBr3 -> {composition.chemical_system('MAPbBr3')}."
+
+
+@_exercise("ex_03_metrics", "medium", "compute MAE, RMSE and R^2 by hand (eV)")
+def ex_03_metrics(answer: Mapping[str, float], y_true: Iterable[float], y_pred: Iterable[float]) -> str:
+    """Check ``{'MAE_eV', 'RMSE_eV', 'R2'}`` against :func:`helpers.evaluation.regression_metrics`
+    of the same ``y_true``/``y_pred`` (eV; relative tolerance 1e-6)."""
+    from helpers import evaluation
+
+    t = np.asarray(list(y_true), dtype=float)
+    p = np.asarray(list(y_pred), dtype=float)
+    ref = evaluation.regression_metrics(t, p)
+    if not isinstance(answer, Mapping):
+        raise _NotYet(f"expected a dict, got {type(answer).__name__}.", "{'MAE_eV': ..., 'RMSE_eV': ..., 'R2': ...}.")
+    for key in ("MAE_eV", "RMSE_eV", "R2"):
+        if key not in answer:
+            raise _NotYet(f"{key} is missing.", "use the keys MAE_eV, RMSE_eV and R2.")
+        got = _number(answer[key], key)
+        if _close(got, ref[key], rel=1e-6, abs_=1e-9):
+            continue
+        err = p - t
+        if key == "RMSE_eV" and _close(got, float(np.mean(err**2)), rel=1e-6):
+            raise _NotYet("RMSE_eV is the mean squared error (eV²).", "take the square root.")
+        if key == "MAE_eV" and _close(got, float(np.mean(err)), rel=1e-6, abs_=1e-9):
+            raise _NotYet("MAE_eV is the mean signed error; misses in both directions cancel.", "average the absolute errors.")
+        if key == "R2" and t.size > 1 and _close(got, float(np.corrcoef(t, p)[0, 1] ** 2), rel=1e-6):
+            raise _NotYet("R2 is the squared correlation, which ignores a constant offset.", "R² = 1 - SS_res / SS_tot.")
+        raise _NotYet(f"{key}: got {got:.6g}, expected {ref[key]:.6g}.", "MAE = mean|e|, RMSE = sqrt(mean e²), R² = 1 - Σe²/Σ(y-ȳ)².")
+    return f"MAE {ref['MAE_eV']:.3f} eV, RMSE {ref['RMSE_eV']:.3f} eV, R² {ref['R2']:.3f} on {ref['n']} materials."
+
+
+@_exercise("ex_03_leakage", "medium", "count chemical systems shared by train and test")
+def ex_03_leakage(answer: Any, split: Any) -> str:
+    """Check the number of chemical systems present in both train and test of ``split`` against
+    :func:`helpers.splits.leakage_report` (``shared_systems['train-test']``)."""
+    from helpers import splits
+
+    report = splits.leakage_report(split)
+    want = report.shared_systems["train-test"]
+    if isinstance(answer, (set, frozenset, list, tuple)):
+        raise _NotYet(f"got a {type(answer).__name__} of {len(answer)} items.", "give the count: len(...).")
+    got = _number(answer, "the count")
+    if got == want:
+        return f"{want} chemical systems of the {split.kind} split's test set also occur in training."
+    n_formulas = report.shared_formulas["train-test"]
+    if got == n_formulas:
+        raise _NotYet(f"{int(got)} is the number of shared compositions.", "compare chemical systems (element sets), not formulas.")
+    from helpers import composition
+
+    test_systems = split.test["formula"].map(lambda f: composition.chemical_system(str(f))).nunique()
+    if got == test_systems:
+        raise _NotYet(f"{int(got)} is the number of systems in the test set.", "keep only those that are also in train (set intersection).")
+    raise _NotYet(f"got {got:g}, expected a different count.", "len(set(train systems) & set(test systems)).")
+
+
+@_exercise("ex_03_coverage", "hard", "fraction of test errors within 1σ and 2σ")
+def ex_03_coverage(answer: Any, rows: pd.DataFrame) -> str:
+    """Check ``(within_1sigma, within_2sigma)`` -- fractions 0..1 of rows with
+    ``|pred_eV - true_eV| <= k * sigma_eV`` -- against :func:`helpers.evaluation.calibration_summary`."""
+    from helpers import evaluation
+
+    ref = evaluation.calibration_summary(rows)
+    if isinstance(answer, Mapping):
+        try:
+            pair = (answer["within_1sigma"], answer["within_2sigma"])
+        except KeyError:
+            raise _NotYet("the dict needs keys within_1sigma and within_2sigma.", "or give a pair (1σ, 2σ).") from None
+    elif isinstance(answer, (tuple, list)) and len(answer) == 2:
+        pair = tuple(answer)
+    else:
+        raise _NotYet(f"expected a pair (within_1sigma, within_2sigma), got {answer!r}.", "return two fractions.")
+    got = [_number(v, f"within {k}σ") for k, v in zip((1, 2), pair, strict=True)]
+    want = [ref["within_1sigma"], ref["within_2sigma"]]
+    if all(_close(g, w, rel=1e-9, abs_=1e-9) for g, w in zip(got, want, strict=True)):
+        return (
+            f"{want[0]:.1%} within 1σ, {want[1]:.1%} within 2σ "
+            f"(a calibrated Laplace σ: {ref['expected_1sigma']:.1%} and {ref['expected_2sigma']:.1%})."
+        )
+    if all(_close(g / 100, w, rel=1e-9, abs_=1e-9) for g, w in zip(got, want, strict=True)):
+        raise _NotYet("these look like percentages.", "give fractions between 0 and 1.")
+    err = (rows.dropna(subset=["sigma_eV"])["pred_eV"] - rows.dropna(subset=["sigma_eV"])["true_eV"]).to_numpy()
+    sigma = rows.dropna(subset=["sigma_eV"])["sigma_eV"].to_numpy()
+    if _close(got[0], float(np.mean(err <= sigma)), abs_=1e-9) and not _close(got[0], want[0], abs_=1e-9):
+        raise _NotYet("a large negative error counts as 'within' in your answer.", "compare the absolute error |pred - true|.")
+    raise _NotYet(f"got {got[0]:.4f} and {got[1]:.4f}, expected other fractions.", "np.mean(np.abs(pred - true) <= k * sigma) for k = 1, 2.")
+
+
+# --------------------------------------------------------------------------- quiz
+@dataclass(frozen=True)
+class QuizQuestion:
+    """A multiple-choice question: ``options`` maps a letter to its text; ``why`` explains each option."""
+
+    question: str
+    options: Mapping[str, str]
+    answer: str
+    why: Mapping[str, str]
+
+
+#: Questions by id ``"<notebook>.<n>"``. The lead adds more per notebook.
+QUIZ: dict[str, QuizQuestion] = {
+    "01.1": QuizQuestion(
+        "NOMAD returns a band gap of 2.56e-19. In which unit, and what is it in eV?",
+        {"a": "eV; 2.56e-19 eV", "b": "J; 1.60 eV", "c": "kJ/mol; 2.65e-21 eV"},
+        "b",
+        {
+            "a": "NOMAD stores bare SI numbers; an energy is in joules.",
+            "b": "SI joules; divided by e = 1.602176634e-19 C that is 1.60 eV.",
+            "c": "NOMAD does not use molar units.",
+        },
+    ),
+    "01.2": QuizQuestion(
+        "You send required = {'results': {'material': '*'}} to /entries/query. What comes back?",
+        {"a": "only results.material", "b": "an error 422", "c": "the full entries: the nested dict is silently ignored"},
+        "c",
+        {
+            "a": "That nested syntax belongs to the archive endpoint.",
+            "b": "NOMAD does not complain -- which is why the mistake is common.",
+            "c": "/entries/query accepts only {'include': [dotted paths]}; anything else is ignored.",
+        },
+    ),
+    "01.3": QuizQuestion(
+        "When is a cursor-paginated pull finished?",
+        {
+            "a": "when the number of pages reaches total / page_size",
+            "b": "when the response has no next_page_after_value OR its data list is empty",
+            "c": "when a request fails",
+        },
+        "b",
+        {
+            "a": "Entries can be added while you pull; count on the cursor, not on arithmetic.",
+            "b": "If the last page is exactly full NOMAD still sends a cursor, and one more request comes back empty.",
+            "c": "A failed request is retried (or the pull resumes later); it does not mean the data ended.",
+        },
+    ),
+    "02.1": QuizQuestion(
+        "MAPbI3 has hundreds of entries near 1.6 eV and one at 2.3 eV. What does the course do with the 2.3 eV entry?",
+        {"a": "delete it", "b": "flag it (Hampel rule) and report it; keep it in the data", "c": "replace it by the median"},
+        "b",
+        {
+            "a": "Deleting hides the decision; the course flags and reports.",
+            "b": "Flag, don't delete: it is far from the median of its own formula, so it is reported for a human to judge.",
+            "c": "Inventing a value is worse than keeping or dropping it.",
+        },
+    ),
+    "02.2": QuizQuestion(
+        "Why not flag formulas whose gap is far from the mean of ALL formulas (a z-score across formulas)?",
+        {
+            "a": "it would flag chemistry (bromides have wider gaps than iodides), not errors",
+            "b": "it is too slow",
+            "c": "z-scores need normally distributed data, so they are never allowed",
+        },
+        "a",
+        {
+            "a": "Different compounds differ for physical reasons; compare a measurement with its own formula.",
+            "b": "Speed is not the issue.",
+            "c": "The robust z-score exists for non-normal data; the problem is what it compares.",
+        },
+    ),
+    "02.3": QuizQuestion(
+        "MAPbI3 and CH6I3NPb: one material or two?",
+        {"a": "two: the strings differ", "b": "one: the same composition, descriptive vs reduced formula", "c": "it depends on the band gap"},
+        "b",
+        {
+            "a": "Spelling is not chemistry; compare compositions.",
+            "b": "MA = CH3NH3, so MAPbI3 = CH6NPbI3 = CH6I3NPb.",
+            "c": "Identity comes from the composition, not from a measured property.",
+        },
+    ),
+    "03.1": QuizQuestion(
+        "A model scores MAE 0.10 eV on a random split and 0.25 eV on a chemical-system hold-out. Which number do you report for new chemistry?",
+        {"a": "0.10 eV", "b": "0.25 eV", "c": "their mean, 0.175 eV"},
+        "b",
+        {
+            "a": "On a random split close relatives of every test formula are in training: it flatters the model.",
+            "b": "The hold-out asks about element sets never seen in training, like a new material would.",
+            "c": "Averaging two different questions answers neither.",
+        },
+    ),
+    "03.2": QuizQuestion(
+        "R² = 0 on the test set means ...",
+        {"a": "every prediction is wrong", "b": "no better than predicting the mean of the test gaps", "c": "the model is perfectly calibrated"},
+        "b",
+        {
+            "a": "Predictions can be close and still explain no variance.",
+            "b": "R² = 1 - SS_res/SS_tot; predicting the mean gives SS_res = SS_tot.",
+            "c": "R² says nothing about the uncertainty.",
+        },
+    ),
+    "03.3": QuizQuestion(
+        "For a calibrated σ, about what fraction of test errors should lie within 1σ (Laplace errors, as CrabNet assumes)?",
+        {"a": "about 76 %", "b": "exactly 50 %", "c": "100 %"},
+        "a",
+        {
+            "a": "1 - exp(-√2) = 0.757 for a Laplace distribution (68 % for a Gaussian).",
+            "b": "50 % within ±σ would mean σ is too large for Laplace errors.",
+            "c": "σ is a spread, not a bound.",
+        },
+    ),
+}
+
+#: After this many wrong tries, :func:`quiz` reveals the right option.
+QUIZ_REVEAL_AFTER: int = 2
+_quiz_tries: dict[str, int] = {}
+
+
+def _question(question_id: str) -> QuizQuestion:
+    if question_id not in QUIZ:
+        raise _NotYet(f"there is no question {question_id!r}.", f"questions: {', '.join(sorted(QUIZ))}.")
+    return QUIZ[question_id]
+
+
+def show_quiz(question_id: str) -> None:
+    """Print question ``question_id`` and its options (no answer)."""
+    try:
+        q = _question(question_id)
+    except _NotYet as wrong:
+        print(f"{NOT_YET_MARK}: {wrong.problem} hint: {wrong.hint}")
+        return
+    print(f"Quiz {question_id}: {q.question}")
+    for letter, text in q.options.items():
+        print(f"  ({letter}) {text}")
+    print(f"Answer with check.quiz({question_id!r}, 'a'|'b'|...).")
+
+
+def quiz(question_id: str, answer: str) -> Verdict:
+    """Check a multiple-choice ``answer`` (a letter) to ``question_id`` and explain it.
+
+    A wrong answer gets the reason that option is wrong; after :data:`QUIZ_REVEAL_AFTER`
+    wrong tries the right option is revealed too. Never raises.
+    """
+    exercise = f"quiz {question_id}"
+    try:
+        q = _question(question_id)
+        if isinstance(answer, NotImplementedError):
+            raise answer
+        letter = str(answer).strip().lower().strip("()")
+        if letter not in q.options:
+            raise _NotYet(f"{answer!r} is not one of the options {', '.join(q.options)}.", "answer with a letter.")
+        if letter == q.answer:
+            _quiz_tries.pop(question_id, None)
+            return _verdict(exercise, True, f"({letter}) {q.why[letter]}")
+        _quiz_tries[question_id] = _quiz_tries.get(question_id, 0) + 1
+        reveal = ""
+        if _quiz_tries[question_id] >= QUIZ_REVEAL_AFTER:
+            reveal = f" The answer is ({q.answer}): {q.why[q.answer]}"
+        return _verdict(exercise, False, f"({letter}) {q.why[letter]}{reveal}", "" if reveal else "try another option.")
+    except _NotYet as wrong:
+        return _verdict(exercise, False, wrong.problem, wrong.hint)
+    except NotImplementedError:
+        return _verdict(exercise, False, "pick a letter.", attempted=False)
+
+
+def quiz_html(question_id: str) -> str:
+    """HTML for a markdown cell: the question, its options, and the answer in a closed ``<details>`` block."""
+    q = QUIZ[question_id]
+    options = "".join(f"<li>({html.escape(k)}) {html.escape(v)}</li>" for k, v in q.options.items())
+    return (
+        f"<p><b>Quiz {html.escape(question_id)}.</b> {html.escape(q.question)}</p><ul>{options}</ul>"
+        f"<details><summary>Answer (try first)</summary><p>({html.escape(q.answer)}) "
+        f"{html.escape(q.why[q.answer])}</p></details>"
+    )

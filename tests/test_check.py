@@ -1,0 +1,314 @@
+"""Tests for helpers.check: every check passes the reference solution and fails typical wrong answers."""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from helpers import check, cleaning, composition, evaluation, nomad, schema, splits
+
+
+def _verdict_line(capsys) -> str:
+    out = capsys.readouterr().out.strip().splitlines()
+    assert len(out) == 1, out  # one line per check, nothing else
+    return out[0]
+
+
+def assert_ok(verdict, capsys) -> str:
+    line = _verdict_line(capsys)
+    assert verdict is not None and bool(verdict) and verdict == True, line  # noqa: E712
+    assert "✓ correct:" in line
+    return line
+
+
+def assert_not_yet(verdict, capsys, *fragments: str) -> str:
+    line = _verdict_line(capsys)
+    assert not verdict and verdict == False, line  # noqa: E712
+    assert "✗ not yet:" in line and "Traceback" not in line
+    for fragment in fragments:
+        assert fragment in line, (fragment, line)
+    return line
+
+
+# ------------------------------------------------------------------ fixtures
+@pytest.fixture(scope="module")
+def clean() -> pd.DataFrame:
+    """A small cleaned table built with clean_psc from raw rows (as notebook 02 does)."""
+    rows = []
+    groups = {
+        ("CH6I3NPb", "MAPbI3"): [1.60, 1.60, 1.60, 1.61, 1.55, 2.30],
+        ("Br3CsPb", "CsPbBr3"): [2.30, 2.40, 2.50, 2.20, 2.36, 1.95, 2.90],
+        ("CH5I3N2Pb", "FAPbI3"): [1.48, 2.50],
+        ("CsI3Sn", "CsSnI3"): [1.30],
+    }
+    for (reduced, descriptive), gaps in groups.items():
+        for gap in gaps:
+            rows.append((f"id-{len(rows):03d}", reduced, descriptive, gap))
+    raw = pd.DataFrame(rows, columns=["entry_id", "formula_reduced", "formula_descriptive", "band_gap_eV"])
+    for col in schema.PSC_COLUMNS:
+        if col not in raw:
+            raw[col] = math.nan if col in cleaning.NUMERIC_COLUMNS else ""
+    raw["elements"] = raw["formula_reduced"].map(lambda f: " ".join(cleaning.elements_of(f)))
+    out, report = cleaning.clean_psc(raw[list(schema.PSC_COLUMNS)])
+    assert report.rows_out == len(rows)
+    return out
+
+
+@pytest.fixture(scope="module")
+def split() -> splits.Split:
+    formulas = []
+    for a in ("Cs", "Rb", "K"):
+        for b in ("Pb", "Sn"):
+            for x in ("I3", "Br3", "I2Br", "IBr2"):
+                formulas.append(f"{a}{b}{x}")
+    table = pd.DataFrame({"formula": formulas, "target": np.linspace(1.2, 2.9, len(formulas))})
+    table["chemical_system"] = table["formula"].map(composition.chemical_system)
+    return splits.random_split(table, seed=0, fractions=(0.6, 0.2, 0.2))
+
+
+@pytest.fixture(scope="module")
+def rows() -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    true = rng.uniform(1.0, 3.0, 200)
+    sigma = rng.uniform(0.05, 0.3, 200)
+    pred = true + rng.laplace(0, 1, 200) * sigma / math.sqrt(2)
+    return pd.DataFrame({"true_eV": true, "pred_eV": pred, "sigma_eV": sigma})
+
+
+# ------------------------------------------------------------------ registry
+def test_at_least_three_exercises_per_notebook_easy_to_hard() -> None:
+    for nb in ("01", "02", "03"):
+        levels = [lvl for (n, lvl, _task) in check.EXERCISES.values() if n == nb]
+        assert len(levels) >= 3, nb
+        assert {"easy", "hard"} <= set(levels), (nb, levels)
+    assert all(callable(getattr(check, name)) for name in check.EXERCISES)
+
+
+# ------------------------------------------------------------------ notebook 01
+def test_ex_01_joule_to_ev(capsys) -> None:
+    assert_ok(check.ex_01_joule_to_ev(nomad.joules_to_ev), capsys)
+    assert_ok(check.ex_01_joule_to_ev(lambda j: j / 1.602176634e-19), capsys)
+    assert_not_yet(check.ex_01_joule_to_ev(lambda j: j * 6.24150974e18), capsys, "tutorial's rounded factor")
+    assert_not_yet(check.ex_01_joule_to_ev(lambda j: j * 1.602176634e-19), capsys, "do not multiply")
+    assert_not_yet(check.ex_01_joule_to_ev(lambda j: j / 1.6e-19), capsys, "expected")
+    assert_not_yet(check.ex_01_joule_to_ev(lambda j: "1.6 eV"), capsys, "should be a number")
+    assert_not_yet(check.ex_01_joule_to_ev(1.6), capsys, "expected a function")
+    assert_not_yet(check.ex_01_joule_to_ev(lambda j: 1 / 0), capsys, "ZeroDivisionError")
+
+
+def test_not_implemented_is_not_attempted_yet(capsys) -> None:
+    def stub(value_J):
+        raise NotImplementedError("divide by the elementary charge")
+
+    verdict = check.ex_01_joule_to_ev(stub)
+    line = assert_not_yet(verdict, capsys, "not attempted yet", "divide by the elementary charge")
+    assert verdict.attempted is False and line.startswith("[ex_01_joule_to_ev]")
+
+
+def _query_body() -> dict:
+    body = nomad.dft_query(page_size=50)
+    body["required"] = {"include": list(check.QUERY_EXERCISE_INCLUDE)}
+    return body
+
+
+def test_ex_01_query_body(capsys) -> None:
+    assert_ok(check.ex_01_query_body(_query_body()), capsys)
+    nested = _query_body()
+    nested["required"] = {"results": {"material": {"chemical_formula_reduced": "*"}}}
+    assert_not_yet(check.ex_01_query_body(nested), capsys, "nested dict")
+    too_much = _query_body()
+    too_much["required"]["include"].append("entry_id")
+    assert_not_yet(check.ex_01_query_body(too_much), capsys, "not asked for ['entry_id']")
+    page = _query_body()
+    page["pagination"]["page_size"] = 1000
+    assert_not_yet(check.ex_01_query_body(page), capsys, "page_size 50")
+    assert_not_yet(check.ex_01_query_body(nomad.psc_query(page_size=50)), capsys, "'query' part differs")
+    assert_not_yet(check.ex_01_query_body("owner=public"), capsys, "should be a dict")
+
+
+def test_ex_01_band_gap_of_entry(capsys) -> None:
+    def reference(entry):
+        return nomad.flatten_psc_entry(entry)["band_gap_eV"]
+
+    def solution(entry):
+        el = entry["results"]["properties"]["electronic"]
+        if "band_gap" in el:
+            return el["band_gap"][0]["value"] / 1.602176634e-19
+        if "band_structure_electronic" in el:
+            return el["band_structure_electronic"][0]["band_gap"][0]["value"] / 1.602176634e-19
+        return None
+
+    def current_only(entry):
+        el = entry["results"]["properties"]["electronic"]
+        return el["band_gap"][0]["value"] / 1.602176634e-19 if "band_gap" in el else None
+
+    def joules(entry):
+        el = entry["results"]["properties"]["electronic"]
+        return el["band_gap"][0]["value"] if "band_gap" in el else None
+
+    assert_ok(check.ex_01_band_gap_of_entry(reference), capsys)
+    assert_ok(check.ex_01_band_gap_of_entry(solution), capsys)
+    assert_not_yet(check.ex_01_band_gap_of_entry(current_only), capsys, "deprecated path")
+    assert_not_yet(check.ex_01_band_gap_of_entry(joules), capsys, "looks like joules")
+    assert_not_yet(check.ex_01_band_gap_of_entry(lambda e: e["results"]["band_gap"]), capsys, "KeyError")
+
+
+def test_checks_do_not_mutate_their_reference_entries() -> None:
+    before = copy.deepcopy(check.BAND_GAP_ENTRIES)
+
+    def vandal(entry):
+        entry["results"].clear()
+        return None
+
+    check.ex_01_band_gap_of_entry(vandal)
+    assert check.BAND_GAP_ENTRIES == before
+
+
+# ------------------------------------------------------------------ notebook 02
+def test_ex_02_normalize(capsys) -> None:
+    right = {f: cleaning.normalize_formula(f, expand=True) for f in check.NORMALIZE_FORMULAS}
+    assert_ok(check.ex_02_normalize(right), capsys)
+    assert_not_yet(check.ex_02_normalize({**right, "FAPbI3": "FAPbI3"}), capsys, "keeps the abbreviation")
+    assert_not_yet(check.ex_02_normalize({**right, "FAPbI3": "PbI3CH5N2"}), capsys, "right composition, written differently")
+    assert_not_yet(check.ex_02_normalize({**right, "FAPbI3": "CH6I3NPb"}), capsys, "expected")
+    missing = dict(right)
+    missing.pop("PbCH3NH3I3")
+    assert_not_yet(check.ex_02_normalize(missing), capsys, "no answer for 'PbCH3NH3I3'")
+
+
+def test_ex_02_groupby(clean: pd.DataFrame, capsys) -> None:
+    solution = clean.groupby("formula")["band_gap_eV"].agg(
+        n_entries="size", band_gap_mean_eV="mean", band_gap_median_eV="median", band_gap_std_eV="std"
+    )
+    assert_ok(check.ex_02_groupby(solution, clean), capsys)
+    assert_ok(check.ex_02_groupby(cleaning.group_by_formula(clean), clean), capsys)  # formula as a column
+    population = solution.assign(band_gap_std_eV=clean.groupby("formula")["band_gap_eV"].std(ddof=0))
+    assert_not_yet(check.ex_02_groupby(population, clean), capsys, "ddof=0")
+    mean_only = solution.drop(columns="band_gap_median_eV")
+    assert_not_yet(check.ex_02_groupby(mean_only, clean), capsys, "band_gap_median_eV")
+    shifted = solution.assign(band_gap_mean_eV=solution["band_gap_mean_eV"] + 0.01)
+    assert_not_yet(check.ex_02_groupby(shifted, clean), capsys, "band_gap_mean_eV of")
+    by_descriptive = clean.groupby("formula_descriptive")["band_gap_eV"].agg(
+        n_entries="size", band_gap_mean_eV="mean", band_gap_median_eV="median", band_gap_std_eV="std"
+    ).iloc[:-1]
+    assert_not_yet(check.ex_02_groupby(by_descriptive, clean), capsys, "groups")
+
+
+def _hampel(clean: pd.DataFrame, k: float, floor: float) -> pd.Series:
+    med = clean.groupby("formula")["band_gap_eV"].transform("median")
+    dev = clean["band_gap_eV"] - med
+    mad = dev.abs().groupby(clean["formula"]).transform("median")
+    n = clean.groupby("formula")["band_gap_eV"].transform("size")
+    return (n >= 3) & (dev.abs() > np.maximum(k * mad, floor))
+
+
+def test_ex_02_hampel(clean: pd.DataFrame, capsys) -> None:
+    right = _hampel(clean, 3 * 1.4826, 0.2)
+    line = assert_ok(check.ex_02_hampel(right, clean), capsys)
+    assert f"{int(right.sum())} of {len(clean)} entries flagged" in line and right.sum() >= 1
+    assert_ok(check.ex_02_hampel(list(clean.loc[right, "entry_id"]), clean), capsys)
+    assert_not_yet(check.ex_02_hampel(_hampel(clean, 3, 0.2), clean), capsys, "1.4826")
+    assert_not_yet(check.ex_02_hampel(_hampel(clean, 3 * 1.4826, 0.0), clean), capsys, "0.2 eV floor")
+    assert_not_yet(check.ex_02_hampel(set(), clean), capsys, "0 right, 0 extra, 1 missed")
+    assert_not_yet(check.ex_02_hampel(right.reset_index(drop=True).iloc[::-1], clean), capsys, "not aligned")
+    assert_not_yet(check.ex_02_hampel(cleaning.flag_entry_outliers(clean), clean), capsys, "whole DataFrame")
+
+
+# ------------------------------------------------------------------ notebook 03
+def test_ex_03_chemical_system(capsys) -> None:
+    def solution(formula):
+        return "-".join(composition.read_formula(formula).elements)
+
+    assert_ok(check.ex_03_chemical_system(solution), capsys)
+    assert_not_yet(
+        check.ex_03_chemical_system(lambda f: "-".join(reversed(composition.read_formula(f).elements))),
+        capsys,
+        "another order",
+    )
+    assert_not_yet(
+        check.ex_03_chemical_system(lambda f: "-".join(sorted(set(cleaning._SYMBOL_RE.findall(f))))),
+        capsys,
+        "expand abbreviations",
+    )
+    assert_not_yet(check.ex_03_chemical_system(lambda f: composition.read_formula(f).elements), capsys, "got a tuple")
+
+
+def test_ex_03_metrics(capsys) -> None:
+    t = np.array([1.2, 1.6, 2.3, 3.0])
+    p = np.array([1.4, 1.5, 2.0, 3.3])
+    err = p - t
+    right = {
+        "MAE_eV": np.mean(np.abs(err)),
+        "RMSE_eV": np.sqrt(np.mean(err**2)),
+        "R2": 1 - np.sum(err**2) / np.sum((t - t.mean()) ** 2),
+    }
+    assert_ok(check.ex_03_metrics(right, t, p), capsys)
+    assert_ok(check.ex_03_metrics(evaluation.regression_metrics(t, p), list(t), list(p)), capsys)
+    assert_not_yet(check.ex_03_metrics({**right, "RMSE_eV": np.mean(err**2)}, t, p), capsys, "square root")
+    assert_not_yet(check.ex_03_metrics({**right, "MAE_eV": np.mean(err)}, t, p), capsys, "absolute errors")
+    assert_not_yet(check.ex_03_metrics({**right, "R2": np.corrcoef(t, p)[0, 1] ** 2}, t, p), capsys, "squared correlation")
+    assert_not_yet(check.ex_03_metrics({"MAE_eV": right["MAE_eV"]}, t, p), capsys, "RMSE_eV is missing")
+
+
+def test_ex_03_leakage(split: splits.Split, capsys) -> None:
+    report = splits.leakage_report(split)
+    want = report.shared_systems["train-test"]
+    assert want > 0  # the random split shares systems: the exercise has a non-trivial answer
+    train = set(split.train["chemical_system"])
+    test = set(split.test["chemical_system"])
+    assert_ok(check.ex_03_leakage(len(train & test), split), capsys)
+    assert_not_yet(check.ex_03_leakage(len(test), split), capsys, "systems in the test set")
+    assert_not_yet(check.ex_03_leakage(train & test, split), capsys, "len(...)")
+    assert_not_yet(check.ex_03_leakage(want + 7, split), capsys, "expected a different count")
+
+
+def test_ex_03_coverage(rows: pd.DataFrame, capsys) -> None:
+    err = (rows["pred_eV"] - rows["true_eV"]).abs()
+    right = (float(np.mean(err <= rows["sigma_eV"])), float(np.mean(err <= 2 * rows["sigma_eV"])))
+    assert_ok(check.ex_03_coverage(right, rows), capsys)
+    assert_ok(check.ex_03_coverage({"within_1sigma": right[0], "within_2sigma": right[1]}, rows), capsys)
+    assert_not_yet(check.ex_03_coverage((100 * right[0], 100 * right[1]), rows), capsys, "percentages")
+    signed = rows["pred_eV"] - rows["true_eV"]
+    wrong = (float(np.mean(signed <= rows["sigma_eV"])), float(np.mean(signed <= 2 * rows["sigma_eV"])))
+    assert_not_yet(check.ex_03_coverage(wrong, rows), capsys, "absolute error")
+    assert_not_yet(check.ex_03_coverage(0.75, rows), capsys, "expected a pair")
+
+
+# ------------------------------------------------------------------ quiz
+def test_quiz_reveals_answer_only_after_trying(capsys) -> None:
+    check._quiz_tries.clear()
+    q = check.QUIZ["03.2"]
+    wrong = next(letter for letter in q.options if letter != q.answer)
+    line = assert_not_yet(check.quiz("03.2", wrong), capsys, "try another option")
+    assert q.why[q.answer] not in line  # first wrong try: no reveal
+    line = assert_not_yet(check.quiz("03.2", wrong), capsys, f"The answer is ({q.answer})")
+    assert_ok(check.quiz("03.2", f"({q.answer.upper()})"), capsys)
+    assert_not_yet(check.quiz("03.2", "z"), capsys, "not one of the options")
+    assert_not_yet(check.quiz("99.9", "a"), capsys, "no question '99.9'")
+
+
+def test_every_quiz_question_is_well_formed() -> None:
+    per_notebook: dict[str, int] = {}
+    for qid, q in check.QUIZ.items():
+        assert q.answer in q.options and set(q.why) == set(q.options), qid
+        per_notebook[qid.split(".")[0]] = per_notebook.get(qid.split(".")[0], 0) + 1
+    assert all(per_notebook.get(nb, 0) >= 3 for nb in ("01", "02", "03")), per_notebook
+
+
+def test_quiz_html_hides_answer_in_details_and_show_quiz(capsys) -> None:
+    text = check.quiz_html("02.1")
+    assert text.index("<details>") < text.index(check.QUIZ["02.1"].why["b"].split(":")[0].replace("'", "&#x27;"))
+    assert "<summary>" in text and text.count("<li>") == 3
+    check.show_quiz("02.1")
+    out = capsys.readouterr().out
+    assert "Quiz 02.1" in out and "(b)" in out and check.QUIZ["02.1"].why["b"] not in out
+
+
+def test_verdict_displays_nothing_extra_in_ipython() -> None:
+    verdict = check.Verdict(ok=True, exercise="x", message="m")
+    assert verdict._ipython_display_() is None
+    assert verdict == True and verdict != False  # noqa: E712
