@@ -56,6 +56,9 @@ __all__ = [
     "ex_03_metrics",
     "ex_03_leakage",
     "ex_03_coverage",
+    "ex_05_knn_mae",
+    "ex_05_token_categories",
+    "ex_05_category_attention",
     "QuizQuestion",
     "QUIZ",
     "quiz",
@@ -544,6 +547,85 @@ def ex_03_coverage(answer: Any, rows: pd.DataFrame) -> str:
     raise _NotYet(f"got {got[0]:.4f} and {got[1]:.4f}, expected other fractions.", "np.mean(np.abs(pred - true) <= k * sigma) for k = 1, 2.")
 
 
+# --------------------------------------------------------------------------- notebook 05
+@_exercise("ex_05_knn_mae", "hard", "leave-one-out kNN band-gap MAE of an embedding space, by hand")
+def ex_05_knn_mae(fn: Callable[[np.ndarray, np.ndarray, int], float]) -> str:
+    """Check ``fn(X, y, k) -> MAE (eV)`` against :func:`helpers.interpret.knn_loo_mae` on two seeded
+    synthetic embedding sets (clustered and random; relative tolerance 1e-6)."""
+    from helpers import interpret
+
+    rng = np.random.default_rng(5)
+    centres = rng.normal(0, 5, (3, 6))
+    X1 = np.concatenate([c + rng.normal(0, 0.5, (15, 6)) for c in centres])
+    y1 = np.repeat([0.0, 1.5, 4.0], 15) + rng.normal(0, 0.1, 45)
+    X2, y2 = rng.normal(size=(30, 4)), rng.uniform(0, 5, 30)
+    for X, y, k in ((X1, y1, 5), (X2, y2, 3)):
+        want = interpret.knn_loo_mae(X, y, k)
+        got = _number(_call(fn, X.copy(), y.copy(), k), "your MAE")
+        if _close(got, want, rel=1e-6):
+            continue
+        with_self = interpret.knn_loo_mae(X, y, k, include_self=True)
+        if _close(got, with_self, rel=1e-6):
+            raise _NotYet("each row counts itself among its k nearest neighbours (distance 0).", "exclude the row itself, e.g. set the diagonal of the distance matrix to infinity.")
+        raise _NotYet(f"got {got:.6g} eV, expected {want:.6g} eV (k={k}, {len(y)} rows).", "mean over rows of |mean(y of the k nearest other rows) - y|.")
+    return f"leave-one-out kNN MAE {interpret.knn_loo_mae(X1, y1, 5):.3f} eV on the clustered example."
+
+
+@_exercise("ex_05_token_categories", "easy", "give each token the category of its feature from character offsets")
+def ex_05_token_categories(fn: Callable[[list, list], list]) -> str:
+    """Check ``fn(spans, offsets) -> [category or None per token]`` against
+    :func:`helpers.interpret.token_categories_from_spans` on a description whose formula is
+    split into sub-tokens, with separators, special tokens and a truncated copy."""
+    from helpers import interpret
+
+    spans = [("composition", 0, 15), ("symmetry", 17, 35), ("geometry", 37, 56)]
+    full = [(0, 0), (0, 7), (7, 8), (8, 11), (11, 13), (13, 14), (14, 15), (15, 16), (16, 22), (22, 28), (28, 29),
+            (29, 32), (32, 33), (33, 34), (34, 35), (35, 36), (36, 44), (44, 45), (45, 47), (47, 48), (48, 49), (0, 0)]
+    for offsets in (full, full[:10] + [(0, 0)]):
+        want = interpret.token_categories_from_spans(spans, offsets)
+        got = _call(fn, [tuple(s) for s in spans], list(offsets))
+        if not isinstance(got, (list, tuple)):
+            raise _NotYet(f"expected a list, got {type(got).__name__}.", "return one entry per token.")
+        if len(got) != len(offsets):
+            raise _NotYet(f"{len(got)} entries for {len(offsets)} tokens.", "one entry per token, special tokens included (None).")
+        bad = [i for i, (g, w) in enumerate(zip(got, want)) if g != w]
+        if bad:
+            i = bad[0]
+            hint = "special tokens have offsets (0, 0) and get None." if offsets[i] == (0, 0) else "a token belongs to the span it overlaps most; separators ('; ') get None."
+            raise _NotYet(f"token {i} with offsets {offsets[i]}: got {got[i]!r}, expected {want[i]!r}.", hint)
+    return "every token, including the formula's sub-tokens, gets its feature's category."
+
+
+@_exercise("ex_05_category_attention", "medium", "sum the first token's attention over each category's tokens")
+def ex_05_category_attention(fn: Callable[[np.ndarray, list], Mapping[str, tuple[float, float]]]) -> str:
+    """Check ``fn(row, cats) -> {category: (summed, per_token)}`` against
+    :func:`helpers.interpret.category_attention` on seeded softmax rows (relative tolerance 1e-6)."""
+    from helpers import interpret
+
+    rng = np.random.default_rng(7)
+    cats = [None, "composition", "composition", "composition", None, "symmetry", "symmetry", None, "geometry", None]
+    for _ in range(2):
+        row = rng.dirichlet(np.ones(len(cats)))
+        names = ["composition", "symmetry", "geometry"]
+        ref = interpret.category_attention([row[None, None, :]], [cats], names)
+        got = _call(fn, row.copy(), list(cats))
+        if not isinstance(got, Mapping):
+            raise _NotYet(f"expected a dict, got {type(got).__name__}.", "{category: (summed, per_token)}.")
+        for j, c in enumerate(names):
+            if c not in got:
+                raise _NotYet(f"category {c!r} is missing.", "one entry per category that has tokens; None is not a category.")
+            pair = got[c]
+            if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+                raise _NotYet(f"{c}: expected a pair (summed, per_token), got {pair!r}.", "return a tuple of two numbers.")
+            s, p = _number(pair[0], f"{c} summed"), _number(pair[1], f"{c} per token")
+            if not _close(s, ref.summed[0, 0, j], rel=1e-6):
+                raise _NotYet(f"{c}: summed {s:.6g}, expected {ref.summed[0, 0, j]:.6g}.", "add the attention of all tokens of the category.")
+            if not _close(p, ref.per_token[0, 0, j], rel=1e-6):
+                hint = "divide the sum by the number of the category's tokens." if _close(p, s, rel=1e-6) else "per token = summed / number of tokens of the category."
+                raise _NotYet(f"{c}: per token {p:.6g}, expected {ref.per_token[0, 0, j]:.6g}.", hint)
+    return "summed and per-token attention per category agree with helpers.interpret.category_attention."
+
+
 # --------------------------------------------------------------------------- quiz
 @dataclass(frozen=True)
 class QuizQuestion:
@@ -653,6 +735,36 @@ QUIZ: dict[str, QuizQuestion] = {
             "a": "1 - exp(-√2) = 0.757 for a Laplace distribution (68 % for a Gaussian).",
             "b": "50 % within ±σ would mean σ is too large for Laplace errors.",
             "c": "σ is a spread, not a bound.",
+        },
+    ),
+    "05.1": QuizQuestion(
+        "In a t-SNE map of embeddings, cluster A lies far from cluster B. What can you conclude?",
+        {"a": "A and B are very different materials", "b": "little: t-SNE keeps neighbourhoods, not distances between clusters", "c": "the model failed to learn"},
+        "b",
+        {
+            "a": "t-SNE distorts large distances; far apart on the map need not be far apart in the embedding space.",
+            "b": "t-SNE preserves who is near whom; cluster sizes and gaps depend on perplexity and seed. Measure in the original space (kNN scores).",
+            "c": "a map says nothing about prediction error; that is what the kNN MAE is for.",
+        },
+    ),
+    "05.2": QuizQuestion(
+        "The first token gives the composition tokens the most attention. Does the composition matter most for the prediction?",
+        {"a": "yes, by definition", "b": "not necessarily: test it, e.g. by occluding each category and measuring the change", "c": "only if it is the last layer"},
+        "b",
+        {
+            "a": "attention weights say where information is read from, not how much it changes the output (value vectors, later layers and the head intervene).",
+            "b": "an intervention such as occlusion measures the effect on the prediction; compare its ranking with the attention ranking.",
+            "c": "the last layer's attention is still only a weighting of value vectors, not an effect on the output.",
+        },
+    ),
+    "05.3": QuizQuestion(
+        "Why report attention per token of a category next to the summed attention?",
+        {"a": "a category with many tokens wins summed attention by length alone", "b": "per-token values are always larger", "c": "the softmax requires it"},
+        "a",
+        {
+            "a": "a formula split into ten sub-tokens collects more attention in total than a one-word field even if each token gets less.",
+            "b": "per token = summed / number of tokens, so it is never larger than the sum.",
+            "c": "the softmax only makes each row sum to 1; how we aggregate is our choice.",
         },
     ),
 }

@@ -1,0 +1,64 @@
+"""Checks of notebook 05's exercises: the reference solution passes, typical wrong answers get a hint."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from helpers import check
+from test_check import assert_not_yet, assert_ok
+
+
+def test_registered_easy_to_hard_with_quiz() -> None:
+    levels = [lvl for (nb, lvl, _task) in check.EXERCISES.values() if nb == "05"]
+    assert len(levels) >= 3 and {"easy", "hard"} <= set(levels)
+    assert sum(q.startswith("05.") for q in check.QUIZ) >= 3
+
+
+def test_ex_05_knn_mae(capsys) -> None:
+    def right(X, y, k):
+        d = np.linalg.norm(X[:, None] - X[None], axis=-1)
+        np.fill_diagonal(d, np.inf)
+        return float(np.mean(np.abs(y[np.argsort(d, axis=1)[:, :k]].mean(axis=1) - y)))
+
+    def with_self(X, y, k):
+        d = np.linalg.norm(X[:, None] - X[None], axis=-1)
+        return float(np.mean(np.abs(y[np.argsort(d, axis=1)[:, :k]].mean(axis=1) - y)))
+
+    assert_ok(check.ex_05_knn_mae(right), capsys)
+    assert_not_yet(check.ex_05_knn_mae(with_self), capsys, "counts itself")
+    assert_not_yet(check.ex_05_knn_mae(lambda X, y, k: 0.5), capsys, "expected")
+
+
+def test_ex_05_token_categories(capsys) -> None:
+    def right(spans, offsets):
+        out = []
+        for a, b in offsets:
+            best, most = None, 0
+            for c, s, e in spans:
+                if b > a and min(b, e) - max(a, s) > most:
+                    best, most = c, min(b, e) - max(a, s)
+            out.append(best)
+        return out
+
+    def by_start_inclusive(spans, offsets):   # glue and special tokens land in a category
+        return [next((c for c, s, e in spans if s <= a <= e), None) for a, b in offsets]
+
+    assert_ok(check.ex_05_token_categories(right), capsys)
+    assert_not_yet(check.ex_05_token_categories(by_start_inclusive), capsys, "token 0")
+    assert_not_yet(check.ex_05_token_categories(lambda s, o: right(s, o)[1:]), capsys, "entries for")
+
+
+def test_ex_05_category_attention(capsys) -> None:
+    def right(row, cats):
+        out = {}
+        for c in dict.fromkeys(x for x in cats if x is not None):
+            sel = [i for i, x in enumerate(cats) if x == c]
+            out[c] = (float(np.sum(row[sel])), float(np.sum(row[sel])) / len(sel))
+        return out
+
+    def no_division(row, cats):
+        return {c: (s, s) for c, (s, _p) in right(row, cats).items()}
+
+    assert_ok(check.ex_05_category_attention(right), capsys)
+    assert_not_yet(check.ex_05_category_attention(no_division), capsys, "divide the sum")
+    assert_not_yet(check.ex_05_category_attention(lambda r, c: [1, 2]), capsys, "expected a dict")
