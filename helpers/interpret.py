@@ -36,6 +36,48 @@ import pandas as pd
 from . import config
 
 
+# --------------------------------------------------------------------------- models
+
+
+def fine_tuned_checkpoint(name: str) -> "Path":
+    """Folder where notebook 04 saves its fine-tuned text model ``name``: ``<output>/models/04_<name>``.
+
+    Same place as CrabNet's checkpoints (:func:`helpers.crabnet_tools.default_checkpoint`),
+    git-ignored; written by :func:`helpers.text_models.save_regressor`.
+    """
+    from pathlib import Path
+
+    return Path(config.output_dir()) / "models" / f"04_{name}"
+
+
+def load_or_train_regressor(folder: Any, name: str, train_texts: Sequence[str], train_y: Sequence[float],
+                            val_texts: Sequence[str], val_y: Sequence[float], **overrides: Any) -> tuple[Any, Any, Any, str]:
+    """Notebook 04's fine-tuned text model from ``folder``, or, when it is missing, a quick one trained now.
+
+    The model is loaded with ``attn_implementation="eager"`` (attention weights available).
+    Training uses :func:`helpers.text_models.train_regressor` with the quick preset of
+    ``configs/text_regression.yaml`` (``model=name`` plus ``overrides``); nothing is written.
+
+    Returns:
+        ``(model, tokenizer, config, message)``; ``message`` says in one line which it was.
+    """
+    from pathlib import Path
+
+    from . import text_models as tm
+
+    folder = Path(folder)
+    if (folder / "regressor.json").exists():
+        model, tokenizer, cfg = tm.load_regressor(folder, attn_implementation="eager")
+        return model, tokenizer, cfg, f"{name}: loaded the fine-tuned model notebook 04 saved in {folder}"
+    cfg = tm.load_config(mode="quick", model=name, **overrides)
+    enc = tm.load_encoder(name, attn_implementation="eager", verbose=False)
+    model = tm.build_regressor(enc, cfg)
+    fit = tm.train_regressor(model, enc.tokenizer, train_texts, train_y, val_texts, val_y, cfg, progress=False)
+    message = (f"{name}: notebook 04's model is not in {folder}, so the quick version was trained here with the same helpers "
+               f"({cfg.epochs} epochs, {fit.wall_s:.0f} s, validation MAE {fit.best_val_mae:.3f} eV)")
+    return model.eval(), enc.tokenizer, cfg, message
+
+
 # --------------------------------------------------------------------------- embeddings
 
 
