@@ -46,12 +46,12 @@ def tsne_panels(coords: Mapping[str, np.ndarray], band_gap_eV: Sequence[float], 
         xy = coords[name]
         ax = axes[0, j]
         sc = ax.scatter(xy[:, 0], xy[:, 1], c=gap, cmap="viridis", norm=norm, s=9, linewidths=0)
-        ax.set_title(f"{name}: coloured by band gap")
+        ax.set_title(f"{name}\ncoloured by band gap", fontsize=10)
         ax = axes[1, j]
         for system in order.index:
             sel = sys_arr == system
             ax.scatter(xy[sel, 0], xy[sel, 1], s=9, color=palette[system], label=f"{system} ({int(sel.sum())})", linewidths=0)
-        ax.set_title(f"{name}: coloured by crystal system")
+        ax.set_title(f"{name}\ncoloured by crystal system", fontsize=10)
         for ax in axes[:, j]:
             ax.set_xlabel("t-SNE 1 (no unit)")
             ax.set_ylabel("t-SNE 2 (no unit)")
@@ -97,21 +97,25 @@ def category_heatmaps(results: Mapping[str, CategoryAttention], layers: Sequence
 
 
 def token_heatmap(tokens: Sequence[str], rows: np.ndarray, categories: Sequence[str | None], title: str) -> Figure:
-    """Layers x tokens heatmap of first-token attention (heads averaged); tokens labelled on x, coloured by category."""
+    """Layers x tokens heatmap of first-token attention (heads averaged); token labels coloured by feature category."""
+    from matplotlib.patches import Patch
+
     rows = np.asarray(rows)
     n = len(tokens)
-    fig = Figure(figsize=(min(22, 2 + 0.2 * n), 2.6 + 0.25 * rows.shape[0]), layout="constrained")
+    fig = Figure(figsize=(min(18, 2.5 + 0.15 * n), 3.0 + 0.25 * rows.shape[0]), layout="constrained")
     ax = fig.add_subplot()
     im = ax.imshow(rows, aspect="auto", cmap="magma")
-    labels = [t.replace("Ġ", "·") for t in tokens]
-    ax.set_xticks(range(n), labels, rotation=90, fontsize=6)
+    labels = [t.replace("Ġ", "·").replace("##", "") for t in tokens]
+    ax.set_xticks(range(n), labels, rotation=90, fontsize=7)
     cats = [c for c in dict.fromkeys(categories) if c is not None]
     colour = {c: f"C{i}" for i, c in enumerate(cats)}
     for tick, c in zip(ax.get_xticklabels(), categories):
         tick.set_color(colour.get(c, "grey"))
     ax.set_yticks(range(rows.shape[0]), [f"layer {i + 1}" for i in range(rows.shape[0])], fontsize=8)
-    ax.set_xlabel("token (colour = feature category: " + ", ".join(f"{c} {colour[c][1:]}" for c in cats) + "; grey = special/glue)" if cats else "token")
-    fig.colorbar(im, ax=ax, label="attention share from first token")
+    ax.set_xlabel("token (· = preceded by a space)")
+    handles = [Patch(color=colour[c], label=c) for c in cats] + [Patch(color="grey", label="special / separator" if cats else "no categories (no spans)")]
+    ax.legend(handles=handles, title="token label colour", fontsize=7, title_fontsize=7, loc="upper left", bbox_to_anchor=(1.06, 1.0), frameon=False)
+    fig.colorbar(im, ax=ax, label="attention share", pad=0.01)
     ax.set_title(title, fontsize=10)
     return fig
 
@@ -123,13 +127,13 @@ def occlusion_vs_attention(table: pd.DataFrame, title: str) -> Figure:
     cats = list(table.index)
     ax1.bar(cats, table["occlusion |change| (eV)"], color="#c44e52")
     ax1.set_ylabel("mean |prediction change| (eV)")
-    ax1.set_title("occluding the category moves the prediction", fontsize=9)
+    ax1.set_title("prediction change when the\ncategory is masked", fontsize=9)
     ax2.bar(cats, table["attention (summed)"], color="#4c72b0")
-    ax2.set_ylabel("attention share (last layer, heads averaged)")
-    ax2.set_title("attention the first token gives it", fontsize=9)
+    ax2.set_ylabel("attention share")
+    ax2.set_title("attention from the first token\n(last layer, heads averaged)", fontsize=9)
     ax3.bar(cats, table["attention (per token)"], color="#55a868")
     ax3.set_ylabel("attention share per token")
-    ax3.set_title("attention per token of the category", fontsize=9)
+    ax3.set_title("attention per token of the category\n(last layer, heads averaged)", fontsize=9)
     for ax in (ax1, ax2, ax3):
         ax.tick_params(axis="x", rotation=30)
         ax.set_xlabel("feature category")
