@@ -537,6 +537,25 @@ class TooManyElementsError(ValueError):
     """Formulas with more elements than the model was built for (crabnet would truncate them)."""
 
 
+class InvalidPredictionError(ValueError):
+    """The network answered nan/inf or a negative uncertainty: broken weights, never a band gap to report."""
+
+
+def _check_answers(texts: Sequence[str], pred: np.ndarray, sigma: np.ndarray, member: str = "") -> None:
+    """Raise :class:`InvalidPredictionError` unless every prediction and sigma is finite and sigma >= 0."""
+    whose = f" (ensemble member {member})" if member else ""
+    for bad, what in (
+        (~(np.isfinite(pred) & np.isfinite(sigma)), "a band gap or uncertainty that is not a finite number (nan or inf)"),
+        (sigma < 0, "a negative uncertainty"),
+    ):
+        if bad.any():
+            shown = ", ".join(str(t) for t in np.asarray(texts, dtype=object)[bad][:5]) + (" ..." if bad.sum() > 5 else "")
+            raise InvalidPredictionError(
+                f"CrabNet{whose} answered {what} for {int(bad.sum())} formula(s): {shown}. Its weights or target "
+                "scaler are broken, so no number is reported."
+            )
+
+
 def _parse_all(formulas: Iterable[str | ParsedFormula]) -> list[ParsedFormula]:
     return [read_formula(f if isinstance(f, ParsedFormula) else str(f)) for f in formulas]
 
@@ -637,6 +656,7 @@ class CrabModel:
 
         Raises:
             FormulaError, TooManyElementsError: see :meth:`check_formulas`.
+            InvalidPredictionError: the network answered nan/inf or a negative uncertainty.
         """
         given = list(formulas)
         if not given:
@@ -644,12 +664,14 @@ class CrabModel:
         parsed = self.check_formulas(given)
         preds, sigmas = [], []
         with CRABNET_LOCK, torch_threads(threads), quiet_crabnet(), working_directory():
-            for crab in self.crabs:
+            for i, crab in enumerate(self.crabs):
                 # a fresh frame per member: crabnet's predict adds a column to the one it gets
                 pred, sigma = crab.predict(_crab_frame(parsed), return_uncertainty=True)
                 preds.append(np.asarray(pred, dtype=float))
                 sigmas.append(np.asarray(sigma, dtype=float))
+                _check_answers([p.text for p in parsed], preds[-1], sigmas[-1], str(i) if self.members > 1 else "")
         mean, sigma, spread = combine_members(preds, sigmas)
+        _check_answers([p.text for p in parsed], mean, sigma)
         out = pd.DataFrame({"formula": [p.text for p in parsed], "prediction_eV": mean, "uncertainty_eV": sigma})
         if self.members > 1:
             out["member_spread_eV"] = spread
@@ -852,56 +874,306 @@ def _fit_member(
     return crab, history, stopped
 
 
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be loaded safely; the message names the file and the field or tensor."""
+
+
+#: Accepted ranges (inclusive) of the whole-number fields of a checkpoint's metadata and
+#: config. Generous for real CrabNets (published: d_model 512, N 3, heads 4, ff 2048,
+#: batch <= 4096; formulas have <= ~12 elements), small enough that no number in a
+#: hostile file can make :func:`load_model` or a later prediction allocate gigabytes.
+CHECKPOINT_LIMITS: dict[str, tuple[int, int]] = {
+    "max_elements": (1, 32),
+    "members": (1, 64),
+    "batch_size": (1, 16384),
+    "d_model": (2, 4096),
+    "N": (1, 64),
+    "heads": (1, 256),
+    "dim_feedforward": (1, 65536),
+    "out_hidden": (1, 65536),  # each layer's width; at most 16 layers
+    "epochs": (1, 1_000_000),
+    "epochs_step": (1, 1_000_000),
+}
+
+#: Metadata fields every checkpoint written by :meth:`CrabModel.save` carries.
+_REQUIRED_META = ("format", "config", "max_elements", "members", "train_elements", "batch_size", "history", "info")
+
+
+def _refusal(path: Path, field: str, problem: str) -> CheckpointError:
+    return CheckpointError(f"checkpoint {path}: metadata field {field!r} {problem}")
+
+
+def _shown(value: Any, limit: int = 60) -> str:
+    """``repr(value)``, cut to about ``limit`` characters (never raises, e.g. for a 5000-digit int)."""
+    try:
+        text = repr(value)
+    except Exception:
+        text = f"<{type(value).__name__}>"
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
+
+
+def _whole_number(path: Path, field: str, value: Any, *, text: bool = False, limits: tuple[int, int] | None = None) -> int:
+    """``value`` as an int within ``CHECKPOINT_LIMITS[field]`` (or ``limits``); metadata strings if ``text``."""
+    low, high = limits or CHECKPOINT_LIMITS[field]
+    if text:
+        ok = isinstance(value, str) and 0 < len(value) <= 20 and value.lstrip("-").isdigit() and value.isascii()
+        number = int(value) if ok else None
+    else:
+        number = value if isinstance(value, int) and not isinstance(value, bool) else None
+    if number is None or not low <= number <= high:
+        raise _refusal(path, field, f"must be a whole number from {low} to {high}, got {_shown(value)}")
+    return number
+
+
+def _real_number(path: Path, field: str, value: Any, low: float, high: float, *, open_low: bool = False, open_high: bool = False) -> float:
+    number = float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else float("nan")
+    inside = np.isfinite(number) and (low < number if open_low else low <= number) and (number < high if open_high else number <= high)
+    if not inside:
+        bounds = f"{'(' if open_low else '['}{low:g}, {high:g}{')' if open_high else ']'}"
+        raise _refusal(path, field, f"must be a finite number in {bounds}, got {_shown(value)}")
+    return number
+
+
+def _json_field(path: Path, meta: dict[str, str], field: str, kind: type) -> Any:
+    try:
+        value = json.loads(meta[field])
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError, 4300-digit ints, deep nesting
+        raise _refusal(path, field, f"is not valid JSON ({str(exc)[:120]})") from None
+    if not isinstance(value, kind):
+        raise _refusal(path, field, f"must be a JSON {'object' if kind is dict else 'array'}, got {type(value).__name__}")
+    return value
+
+
+def _checked_config(path: Path, raw: dict[str, Any]) -> CrabConfig:
+    """Every field of a stored :class:`CrabConfig`, type- and range-checked (field ``config.<key>``)."""
+    missing = [f for f in CrabConfig.__dataclass_fields__ if f not in raw]
+    if missing:
+        raise _refusal(path, "config", f"lacks {', '.join(missing)}")
+    where = {k: f"config.{k}" for k in raw}
+    kwargs: dict[str, Any] = {}
+    for key in ("name", "note"):
+        if not isinstance(raw[key], str) or len(raw[key]) > 10_000:
+            raise _refusal(path, where[key], f"must be text of at most 10000 characters, got {_shown(raw[key])}")
+        kwargs[key] = raw[key]
+    for key in ("d_model", "N", "heads", "dim_feedforward", "epochs", "epochs_step", "members"):
+        kwargs[key] = _whole_number(path, where[key], raw[key], limits=CHECKPOINT_LIMITS[key])
+    if raw["batch_size"] is None:
+        kwargs["batch_size"] = None
+    else:
+        kwargs["batch_size"] = _whole_number(path, where["batch_size"], raw["batch_size"], limits=CHECKPOINT_LIMITS["batch_size"])
+    layers = raw["out_hidden"]
+    if not isinstance(layers, list) or not 1 <= len(layers) <= 16:
+        raise _refusal(path, where["out_hidden"], f"must be a list of 1 to 16 layer widths, got {_shown(layers)}")
+    kwargs["out_hidden"] = tuple(_whole_number(path, where["out_hidden"], w, limits=CHECKPOINT_LIMITS["out_hidden"]) for w in layers)
+    kwargs["dropout"] = _real_number(path, where["dropout"], raw["dropout"], 0.0, 1.0, open_high=True)
+    kwargs["fudge"] = _real_number(path, where["fudge"], raw["fudge"], 0.0, 1.0)
+    for key in ("lr", "base_lr", "max_lr"):
+        kwargs[key] = _real_number(path, where[key], raw[key], 0.0, 10.0, open_low=True)
+    if raw["precision"] not in PRECISIONS:
+        raise _refusal(path, where["precision"], f"must be one of {PRECISIONS}, got {_shown(raw['precision'])}")
+    kwargs["precision"] = raw["precision"]
+    try:
+        return CrabConfig(**kwargs)
+    except ValueError as exc:  # consistency: d_model divisible by heads and even
+        raise _refusal(path, "config", f"is inconsistent: {exc}") from None
+
+
+@dataclass(frozen=True)
+class _CheckpointMeta:
+    config: CrabConfig
+    max_elements: int
+    members: int
+    batch_size: int
+    train_elements: tuple[str, ...]
+    history: list[dict[str, float]]
+    info: dict[str, Any]
+
+
+def _checked_metadata(path: Path, meta: dict[str, str]) -> _CheckpointMeta:
+    """Validate every metadata field :meth:`CrabModel.save` writes, before anything is built."""
+    if meta.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(
+            f"{path} is not a band-gap course CrabNet checkpoint (format {_shown(meta.get('format'))}, "
+            f"expected {CHECKPOINT_FORMAT!r})"
+        )
+    for field_name in _REQUIRED_META:
+        if field_name not in meta:
+            raise _refusal(path, field_name, "is missing")
+    cfg = _checked_config(path, _json_field(path, meta, "config", dict))
+    members = _whole_number(path, "members", meta["members"], text=True)
+    symbols = meta["train_elements"].split()
+    from pymatgen.core import Element
+
+    unknown = [s for s in symbols if not Element.is_valid_symbol(s)]
+    if unknown or len(set(symbols)) != len(symbols):
+        problem = f"holds unknown symbols {_shown(' '.join(unknown[:5]))}" if unknown else "repeats a symbol"
+        raise _refusal(path, "train_elements", f"must be distinct chemical element symbols; it {problem}")
+    history = _json_field(path, meta, "history", list)
+    for i, row in enumerate(history):
+        if not isinstance(row, dict) or not all(
+            isinstance(k, str) and isinstance(v, (int, float)) and not isinstance(v, bool) for k, v in row.items()
+        ):
+            raise _refusal(path, "history", f"row {i} must be an object of numbers, got {_shown(row)}")
+    info = _json_field(path, meta, "info", dict)
+    for key in ("epochs_run", "n_train", "n_val", "seed"):
+        if key in info:
+            _whole_number(path, f"info.{key}", info[key], limits=(0, 2**63 - 1))
+    for key in ("epochs_run_per_member", "member_seeds"):
+        if key in info:
+            if not isinstance(info[key], list):
+                raise _refusal(path, f"info.{key}", f"must be a list of whole numbers, got {_shown(info[key])}")
+            for v in info[key]:
+                _whole_number(path, f"info.{key}", v, limits=(0, 2**63 - 1))
+    return _CheckpointMeta(
+        config=cfg,
+        max_elements=_whole_number(path, "max_elements", meta["max_elements"], text=True),
+        members=members,
+        batch_size=_whole_number(path, "batch_size", meta["batch_size"], text=True),
+        train_elements=tuple(symbols),
+        history=history,
+        info=info,
+    )
+
+
+def _read_checkpoint(path: Path) -> tuple[dict[str, str], dict[str, Any]]:
+    """``(metadata, tensors)`` of a safetensors file; any failure is a :class:`CheckpointError` naming it."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    if path.is_dir():
+        raise CheckpointError(f"checkpoint {path} is a directory, not a checkpoint file")
+    if not path.exists():
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            meta = handle.metadata() or {}
+        tensors = load_file(str(path), device="cpu")
+    except OSError as exc:
+        raise CheckpointError(f"checkpoint {path} cannot be read: {exc.strerror or exc}") from None
+    except Exception as exc:  # safetensors' SafetensorError: truncated file, corrupt or oversized header
+        raise CheckpointError(
+            f"checkpoint {path} is not a readable safetensors file (truncated or corrupt header: {str(exc)[:200]})"
+        ) from None
+    return meta, tensors
+
+
+def _expected_state(cfg: CrabConfig) -> dict[str, tuple[tuple[int, ...], Any]]:
+    """Names, shapes and dtypes of the state dict ``cfg`` describes, built on torch's meta device (no memory)."""
+    import torch
+
+    with torch.device("meta"):
+        model = build_subcrab(cfg, device="meta", seed=None)
+    return {k: (tuple(v.shape), v.dtype) for k, v in model.state_dict().items()}
+
+
+def _checked_member(path: Path, i: int, own: dict[str, Any], expected: dict[str, tuple[tuple[int, ...], Any]], cfg: CrabConfig) -> None:
+    """Member ``i``'s tensors against the architecture: names, shapes, dtypes, finiteness, scaler."""
+    import torch
+
+    member = _member_prefix(i).rstrip(".")
+    arch = f"d_model={cfg.d_model}, N={cfg.N}, heads={cfg.heads}, dim_feedforward={cfg.dim_feedforward}, out_hidden={list(cfg.out_hidden)}"
+    missing = sorted(set(expected) - set(own))
+    extra = sorted(set(own) - set(expected))
+    if missing or extra:
+        parts = ([f"is missing {', '.join(missing[:5])}"] if missing else []) + (
+            [f"has tensors this architecture does not have: {', '.join(extra[:5])}"] if extra else []
+        )
+        raise CheckpointError(f"checkpoint {path}: {member} does not match the stored config ({arch}): {'; '.join(parts)}")
+    for name, (shape, dtype) in expected.items():
+        tensor = own[name]
+        if tuple(tensor.shape) != shape or tensor.dtype != dtype:
+            raise CheckpointError(
+                f"checkpoint {path}: tensor {member}.{name} has shape {tuple(tensor.shape)} ({tensor.dtype}) but the "
+                f"stored config ({arch}) needs {shape} ({dtype}): the metadata does not describe these weights"
+            )
+    for name, tensor in own.items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            bad = int((~torch.isfinite(tensor)).sum())
+            raise CheckpointError(
+                f"checkpoint {path}: tensor {member}.{name} holds {bad} of {tensor.numel()} values that are not "
+                "finite (nan or inf); a model with such weights can only predict nonsense"
+            )
+
+
+def _checked_scaler(path: Path, i: int, own: dict[str, Any]) -> tuple[Any, Any]:
+    """Pop member ``i``'s scaler ``(mean, std)``: finite, one value each, std > 0 (it scales eV)."""
+    member = _member_prefix(i).rstrip(".")
+    values = []
+    for key, what in zip(_SCALER_KEYS, ("mean", "std")):
+        if key not in own:
+            raise CheckpointError(f"checkpoint {path}: {member} has no scaler {what} ({_member_prefix(i)}{key})")
+        tensor = own.pop(key)
+        if tensor.numel() != 1 or not tensor.is_floating_point():
+            raise CheckpointError(f"checkpoint {path}: scaler {what} of {member} must be one float, got shape {tuple(tensor.shape)} ({tensor.dtype})")
+        value = float(tensor.reshape(()))
+        if not np.isfinite(value) or (what == "std" and value <= 0):
+            need = "a finite number > 0 (it converts the network's output to eV)" if what == "std" else "a finite number (eV)"
+            raise CheckpointError(f"checkpoint {path}: scaler {what} of {member} must be {need}, got {value}")
+        values.append(tensor.reshape(()))
+    return values[0], values[1]
+
+
 def load_model(path: str | os.PathLike, device: str = "cpu") -> CrabModel:
     """Load a checkpoint written by :meth:`CrabModel.save` (safetensors; no pickle, no code).
 
-    Rebuilds the ``SubCrab`` from the stored config, loads the weights strictly
-    and restores the target scaler, so predictions are identical to the saved model's.
+    Everything in the file is checked before a network is built: every metadata field
+    against its type and :data:`CHECKPOINT_LIMITS`, every tensor's name, shape and dtype
+    against the architecture the config describes (worked out on torch's meta device,
+    so a config that lies about the size allocates nothing), every weight finite, each
+    member's target scaler finite with std > 0. Then the ``SubCrab`` is rebuilt, the
+    weights loaded strictly and the scaler restored, so predictions are identical to
+    the saved model's.
+
+    Raises:
+        CheckpointError: (a ``ValueError``) the file is missing, a directory, not a
+            readable safetensors file, or any of the checks fails; the message names
+            the file and the field or tensor.
     """
     import torch
-    from safetensors import safe_open
-    from safetensors.torch import load_file
+
+    path = Path(path)
+    meta, tensors = _read_checkpoint(path)
+    checked = _checked_metadata(path, meta)
+    cfg = checked.config
+    owned = []
+    for i in range(checked.members):
+        prefix = _member_prefix(i)
+        own = {k[len(prefix) :]: tensors.pop(k) for k in [k for k in tensors if k.startswith(prefix)]}
+        if not own:
+            raise CheckpointError(f"checkpoint {path} says it holds {checked.members} members but has no tensors for member {i}")
+        owned.append(own)
+    if tensors:
+        raise CheckpointError(f"checkpoint {path} has tensors that belong to no member: {sorted(tensors)[:5]}")
+    if checked.members != cfg.members:
+        raise _refusal(path, "members", f"says {checked.members} but config.members says {cfg.members}")
+    expected = _expected_state(cfg)
+    scalers = [_checked_scaler(path, i, own) for i, own in enumerate(owned)]
+    for i, own in enumerate(owned):
+        _checked_member(path, i, own, expected, cfg)
 
     import_crabnet()  # first crabnet import of the process must go through the guard
     from crabnet.utils.utils import Scaler
 
-    path = Path(path)
-    with safe_open(str(path), framework="pt") as handle:
-        meta = handle.metadata() or {}
-    if meta.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"{path} is not a band-gap course CrabNet checkpoint (format {meta.get('format')!r})")
-    tensors = load_file(str(path), device="cpu")
-    cfg = CrabConfig.from_dict(json.loads(meta["config"]))
-    max_elements = int(meta["max_elements"])
-    members = int(meta.get("members", "1"))
     crabs = []
-    for i in range(members):
-        prefix = _member_prefix(i)
-        own = {k[len(prefix) :]: tensors.pop(k) for k in [k for k in tensors if k.startswith(prefix)]}
-        if not own:
-            raise ValueError(f"{path} says it holds {members} members but has no tensors for member {i}")
-        mean = own.pop(_SCALER_KEYS[0]).reshape(())
-        std = own.pop(_SCALER_KEYS[1]).reshape(())
+    for own, (mean, std) in zip(owned, scalers):
         model = build_subcrab(cfg, device=device, seed=None)
         model.load_state_dict(own, strict=True)
         model.to(torch.device(device))
-        crab = _make_crabnet(cfg, model, device, n_elements=max_elements)
-        crab.n_elements = max_elements
-        crab.batch_size = int(meta.get("batch_size") or 512)
+        crab = _make_crabnet(cfg, model, device, n_elements=checked.max_elements)
+        crab.n_elements = checked.max_elements
+        crab.batch_size = checked.batch_size
         crab.scaler = Scaler(torch.zeros(3))
         crab.scaler.load_state_dict({"mean": mean.to(device), "std": std.to(device)})
         crab.model.eval()
         crabs.append(crab)
-    if tensors:
-        raise ValueError(f"{path} has tensors that belong to no member: {sorted(tensors)[:5]}")
     return CrabModel(
         crabs=crabs,
         config=cfg,
-        max_elements=max_elements,
-        train_elements=tuple(meta.get("train_elements", "").split()),
+        max_elements=checked.max_elements,
+        train_elements=checked.train_elements,
         device=device,
-        history=json.loads(meta.get("history", "[]")),
-        info={**json.loads(meta.get("info", "{}")), "precision": resolve_precision(cfg.precision, device)[0]},
+        history=checked.history,
+        info={**checked.info, "precision": resolve_precision(cfg.precision, device)[0]},
     )
 
 
