@@ -43,6 +43,8 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import math
+import numbers
 import os
 import tempfile
 import threading
@@ -72,6 +74,54 @@ def _member_prefix(i: int) -> str:
 # ---------------------------------------------------------------------------
 # configuration
 # ---------------------------------------------------------------------------
+#: Accepted ranges (inclusive) of the whole-number fields of :class:`CrabConfig` and of a
+#: checkpoint's metadata. Generous for real CrabNets (published: d_model 512, N 3, heads 4, ff 2048,
+#: batch <= 4096; formulas have <= ~12 elements), small enough that no number in a
+#: hostile file can make :func:`load_model` or a later prediction allocate gigabytes.
+FIELD_LIMITS: dict[str, tuple[int, int]] = {
+    "max_elements": (1, 32),
+    "members": (1, 64),
+    "batch_size": (1, 16384),
+    "d_model": (2, 4096),
+    "N": (1, 64),
+    "heads": (1, 256),
+    "dim_feedforward": (1, 65536),
+    "out_hidden": (1, 65536),  # each layer's width; at most 16 layers
+    "epochs": (1, 1_000_000),
+    "epochs_step": (1, 1_000_000),
+}
+
+
+def _shown(value: Any, limit: int = 60) -> str:
+    """``repr(value)``, cut to about ``limit`` characters (never raises, e.g. for a 5000-digit int)."""
+    try:
+        text = repr(value)
+    except Exception:
+        text = f"<{type(value).__name__}>"
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
+
+
+def _config_int(key: str, value: Any) -> int:
+    """A whole-number config field within :data:`FIELD_LIMITS` (numpy integers accepted, bools not)."""
+    low, high = FIELD_LIMITS[key]
+    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or not low <= value <= high:
+        raise ValueError(f"{key} must be a whole number from {low} to {high}, got {_shown(value)}")
+    return int(value)
+
+
+def _config_real(key: str, value: Any, low: float, high: float, include_low: bool = True, include_high: bool = True) -> float:
+    """A finite real config field in ``[low, high]`` (ends open where ``include_*`` is False)."""
+    try:
+        number = float(value) if isinstance(value, numbers.Real) and not isinstance(value, bool) else math.nan
+    except OverflowError:  # an int with hundreds of digits
+        number = math.nan
+    inside = (low <= number if include_low else low < number) and (number <= high if include_high else number < high)
+    if not (math.isfinite(number) and inside):
+        bounds = f"{'[' if include_low else '('}{low:g}, {high:g}{']' if include_high else ')'}"
+        raise ValueError(f"{key} must be a finite number in {bounds}, got {_shown(value)}")
+    return number
+
+
 @dataclass(frozen=True)
 class CrabConfig:
     """Architecture and training settings of one CrabNet run.
@@ -110,16 +160,30 @@ class CrabConfig:
     note: str = ""
 
     def __post_init__(self) -> None:
+        """Check every field's type and range (:data:`FIELD_LIMITS`); ``ValueError`` names the field."""
+        for key in ("name", "note"):
+            value = getattr(self, key)
+            if not isinstance(value, str) or len(value) > 10_000:
+                raise ValueError(f"{key} must be text of at most 10000 characters, got {_shown(value)}")
+        fixed: dict[str, Any] = {}
+        for key in ("d_model", "N", "heads", "dim_feedforward", "epochs", "epochs_step", "members"):
+            fixed[key] = _config_int(key, getattr(self, key))
+        fixed["batch_size"] = None if self.batch_size is None else _config_int("batch_size", self.batch_size)
+        if not isinstance(self.out_hidden, (list, tuple)) or not 1 <= len(self.out_hidden) <= 16:
+            raise ValueError(f"out_hidden must be a list of 1 to 16 layer widths, got {_shown(self.out_hidden)}")
+        fixed["out_hidden"] = tuple(_config_int("out_hidden", w) for w in self.out_hidden)
+        fixed["dropout"] = _config_real("dropout", self.dropout, 0.0, 1.0, include_high=False)
+        fixed["fudge"] = _config_real("fudge", self.fudge, 0.0, 1.0)
+        for key in ("lr", "base_lr", "max_lr"):
+            fixed[key] = _config_real(key, getattr(self, key), 0.0, 10.0, include_low=False)
+        for key, value in fixed.items():  # plain ints/floats/tuples (e.g. from numpy or a JSON list)
+            object.__setattr__(self, key, value)
         if self.d_model % self.heads:
             raise ValueError(f"d_model ({self.d_model}) must be divisible by heads ({self.heads})")
         if self.d_model % 2:
             raise ValueError("d_model must be even (half of it encodes fractions, half log-fractions)")
-        if self.epochs < 1 or self.epochs_step < 1:
-            raise ValueError("epochs and epochs_step must be >= 1")
-        if self.members < 1:
-            raise ValueError(f"members must be >= 1, got {self.members}")
         if self.precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {_shown(self.precision)}")
 
     @property
     def effective_epochs(self) -> int:
@@ -142,8 +206,8 @@ class CrabConfig:
         """Inverse of :meth:`to_dict` (unknown keys are ignored)."""
         known = {f for f in cls.__dataclass_fields__}
         kwargs = {k: v for k, v in d.items() if k in known}
-        if "out_hidden" in kwargs:
-            kwargs["out_hidden"] = tuple(kwargs["out_hidden"])
+        if "name" not in kwargs:
+            raise ValueError("a CrabConfig needs a name")
         return cls(**kwargs)
 
     def describe(self) -> str:
@@ -878,23 +942,6 @@ class CheckpointError(ValueError):
     """A checkpoint that cannot be loaded safely; the message names the file and the field or tensor."""
 
 
-#: Accepted ranges (inclusive) of the whole-number fields of a checkpoint's metadata and
-#: config. Generous for real CrabNets (published: d_model 512, N 3, heads 4, ff 2048,
-#: batch <= 4096; formulas have <= ~12 elements), small enough that no number in a
-#: hostile file can make :func:`load_model` or a later prediction allocate gigabytes.
-CHECKPOINT_LIMITS: dict[str, tuple[int, int]] = {
-    "max_elements": (1, 32),
-    "members": (1, 64),
-    "batch_size": (1, 16384),
-    "d_model": (2, 4096),
-    "N": (1, 64),
-    "heads": (1, 256),
-    "dim_feedforward": (1, 65536),
-    "out_hidden": (1, 65536),  # each layer's width; at most 16 layers
-    "epochs": (1, 1_000_000),
-    "epochs_step": (1, 1_000_000),
-}
-
 #: Metadata fields every checkpoint written by :meth:`CrabModel.save` carries.
 _REQUIRED_META = ("format", "config", "max_elements", "members", "train_elements", "batch_size", "history", "info")
 
@@ -903,18 +950,9 @@ def _refusal(path: Path, field: str, problem: str) -> CheckpointError:
     return CheckpointError(f"checkpoint {path}: metadata field {field!r} {problem}")
 
 
-def _shown(value: Any, limit: int = 60) -> str:
-    """``repr(value)``, cut to about ``limit`` characters (never raises, e.g. for a 5000-digit int)."""
-    try:
-        text = repr(value)
-    except Exception:
-        text = f"<{type(value).__name__}>"
-    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
-
-
 def _whole_number(path: Path, field: str, value: Any, *, text: bool = False, limits: tuple[int, int] | None = None) -> int:
-    """``value`` as an int within ``CHECKPOINT_LIMITS[field]`` (or ``limits``); metadata strings if ``text``."""
-    low, high = limits or CHECKPOINT_LIMITS[field]
+    """``value`` as an int within ``FIELD_LIMITS[field]`` (or ``limits``); metadata strings if ``text``."""
+    low, high = limits or FIELD_LIMITS[field]
     if text:
         ok = isinstance(value, str) and 0 < len(value) <= 20 and value.lstrip("-").isdigit() and value.isascii()
         number = int(value) if ok else None
@@ -922,15 +960,6 @@ def _whole_number(path: Path, field: str, value: Any, *, text: bool = False, lim
         number = value if isinstance(value, int) and not isinstance(value, bool) else None
     if number is None or not low <= number <= high:
         raise _refusal(path, field, f"must be a whole number from {low} to {high}, got {_shown(value)}")
-    return number
-
-
-def _real_number(path: Path, field: str, value: Any, low: float, high: float, *, open_low: bool = False, open_high: bool = False) -> float:
-    number = float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else float("nan")
-    inside = np.isfinite(number) and (low < number if open_low else low <= number) and (number < high if open_high else number <= high)
-    if not inside:
-        bounds = f"{'(' if open_low else '['}{low:g}, {high:g}{')' if open_high else ']'}"
-        raise _refusal(path, field, f"must be a finite number in {bounds}, got {_shown(value)}")
     return number
 
 
@@ -945,37 +974,14 @@ def _json_field(path: Path, meta: dict[str, str], field: str, kind: type) -> Any
 
 
 def _checked_config(path: Path, raw: dict[str, Any]) -> CrabConfig:
-    """Every field of a stored :class:`CrabConfig`, type- and range-checked (field ``config.<key>``)."""
+    """The stored :class:`CrabConfig`: every field present, each checked by ``CrabConfig`` itself."""
     missing = [f for f in CrabConfig.__dataclass_fields__ if f not in raw]
     if missing:
         raise _refusal(path, "config", f"lacks {', '.join(missing)}")
-    where = {k: f"config.{k}" for k in raw}
-    kwargs: dict[str, Any] = {}
-    for key in ("name", "note"):
-        if not isinstance(raw[key], str) or len(raw[key]) > 10_000:
-            raise _refusal(path, where[key], f"must be text of at most 10000 characters, got {_shown(raw[key])}")
-        kwargs[key] = raw[key]
-    for key in ("d_model", "N", "heads", "dim_feedforward", "epochs", "epochs_step", "members"):
-        kwargs[key] = _whole_number(path, where[key], raw[key], limits=CHECKPOINT_LIMITS[key])
-    if raw["batch_size"] is None:
-        kwargs["batch_size"] = None
-    else:
-        kwargs["batch_size"] = _whole_number(path, where["batch_size"], raw["batch_size"], limits=CHECKPOINT_LIMITS["batch_size"])
-    layers = raw["out_hidden"]
-    if not isinstance(layers, list) or not 1 <= len(layers) <= 16:
-        raise _refusal(path, where["out_hidden"], f"must be a list of 1 to 16 layer widths, got {_shown(layers)}")
-    kwargs["out_hidden"] = tuple(_whole_number(path, where["out_hidden"], w, limits=CHECKPOINT_LIMITS["out_hidden"]) for w in layers)
-    kwargs["dropout"] = _real_number(path, where["dropout"], raw["dropout"], 0.0, 1.0, open_high=True)
-    kwargs["fudge"] = _real_number(path, where["fudge"], raw["fudge"], 0.0, 1.0)
-    for key in ("lr", "base_lr", "max_lr"):
-        kwargs[key] = _real_number(path, where[key], raw[key], 0.0, 10.0, open_low=True)
-    if raw["precision"] not in PRECISIONS:
-        raise _refusal(path, where["precision"], f"must be one of {PRECISIONS}, got {_shown(raw['precision'])}")
-    kwargs["precision"] = raw["precision"]
     try:
-        return CrabConfig(**kwargs)
-    except ValueError as exc:  # consistency: d_model divisible by heads and even
-        raise _refusal(path, "config", f"is inconsistent: {exc}") from None
+        return CrabConfig.from_dict(raw)
+    except (ValueError, TypeError) as exc:
+        raise _refusal(path, "config", f"is invalid: {exc}") from None
 
 
 @dataclass(frozen=True)
@@ -1117,7 +1123,7 @@ def load_model(path: str | os.PathLike, device: str = "cpu") -> CrabModel:
     """Load a checkpoint written by :meth:`CrabModel.save` (safetensors; no pickle, no code).
 
     Everything in the file is checked before a network is built: every metadata field
-    against its type and :data:`CHECKPOINT_LIMITS`, every tensor's name, shape and dtype
+    against its type and :data:`FIELD_LIMITS`, every tensor's name, shape and dtype
     against the architecture the config describes (worked out on torch's meta device,
     so a config that lies about the size allocates nothing), every weight finite, each
     member's target scaler finite with std > 0. Then the ``SubCrab`` is rebuilt, the

@@ -50,6 +50,35 @@ def test_config_validation_and_round_trip() -> None:
     assert f"d_model={ct.FULL_CPU.d_model}" in ct.FULL_CPU.describe()
 
 
+@pytest.mark.parametrize(
+    "changes, field",
+    [
+        ({"d_model": "16"}, "d_model"),  # was "TypeError: not all arguments converted during string formatting"
+        ({"N": 2.5}, "N"),
+        ({"heads": True}, "heads"),
+        ({"out_hidden": 32}, "out_hidden"),
+        ({"out_hidden": ("32",)}, "out_hidden"),
+        ({"lr": 10**5000}, "lr"),
+        ({"dropout": float("nan")}, "dropout"),
+        ({"batch_size": -1}, "batch_size"),
+        ({"name": None}, "name"),
+    ],
+)
+def test_config_fields_are_type_and_range_checked(changes: dict, field: str) -> None:
+    """One home for config validation: CrabConfig itself (used by load_model and the benchmark's --set)."""
+    from dataclasses import replace
+
+    with pytest.raises(ValueError, match=f"^{field} must"):
+        replace(TINY, **changes)
+
+
+def test_config_normalises_numpy_numbers_and_lists() -> None:
+    from dataclasses import replace
+
+    cfg = replace(TINY, d_model=np.int64(16), out_hidden=[32, 16], dropout=np.float32(0.25))
+    assert cfg == replace(TINY, dropout=0.25) and type(cfg.d_model) is int and cfg.out_hidden == (32, 16)
+
+
 def test_config_for_mode_and_device() -> None:
     cfg, why = ct.config_for("quick", "cuda")
     assert cfg is ct.QUICK and "quick" in why
