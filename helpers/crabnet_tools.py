@@ -31,6 +31,10 @@ unknown element symbols are silently dropped           inputs go through
 ``save_network(model_name=...)`` raises                :meth:`CrabModel.save` writes safetensors
 ``UnboundLocalError``; ``load_network`` unpickles      (no pickle at all); :func:`load_model`
 with a plain ``torch.load``                            rebuilds the SubCrab from the stored config
+a checkpoint's metadata and tensors are trusted        :func:`load_model` checks every field, tensor
+(a lying config allocates what it claims; nan          shape and weight first (:class:`CheckpointError`
+weights predict ``nan +- nan``)                        names file and field); :meth:`CrabModel.predict`
+                                                       refuses nan/inf answers
 ``pin_memory``/``enable_nested_tensor`` warnings       :func:`quiet_crabnet` filters exactly these two
 by the dozen
 default 2 intra-op threads ~30x slower under           :func:`torch_threads` sets the count
@@ -747,6 +751,11 @@ class CrabModel:
 
         safetensors stores raw tensors and a JSON header only, so loading it can
         never execute code (unlike a pickled ``.pth``).
+
+        Raises:
+            ValueError: ``path`` does not end in ``.safetensors``.
+            CheckpointError: the model fails a check :func:`load_model` makes (e.g. a
+                weight is nan, ``max_elements`` exceeds :data:`FIELD_LIMITS`); nothing is written.
         """
         from safetensors.torch import save_file
 
@@ -777,6 +786,10 @@ class CrabModel:
             "crabnet_version": crabnet.__version__,
             "torch_version": torch.__version__,
         }
+        try:  # never write a file load_model would refuse (e.g. weights that became nan)
+            _checked_tensors(path, tensors, _checked_metadata(path, meta))
+        except CheckpointError as exc:
+            raise CheckpointError(f"refusing to save, load_model would refuse the file: {exc}") from None
         save_file(tensors, str(path), metadata=meta)
         return path
 
@@ -1119,6 +1132,31 @@ def _checked_scaler(path: Path, i: int, own: dict[str, Any]) -> tuple[Any, Any]:
     return values[0], values[1]
 
 
+def _checked_tensors(path: Path, tensors: dict[str, Any], checked: _CheckpointMeta) -> tuple[list[dict[str, Any]], list[tuple[Any, Any]]]:
+    """Split ``tensors`` into members and check each against the config: ``(state dicts, (mean, std) scalers)``.
+
+    ``tensors`` itself is left as it was.
+    """
+    cfg = checked.config
+    rest = dict(tensors)
+    owned = []
+    for i in range(checked.members):
+        prefix = _member_prefix(i)
+        own = {k[len(prefix) :]: rest.pop(k) for k in [k for k in rest if k.startswith(prefix)]}
+        if not own:
+            raise CheckpointError(f"checkpoint {path} says it holds {checked.members} members but has no tensors for member {i}")
+        owned.append(own)
+    if rest:
+        raise CheckpointError(f"checkpoint {path} has tensors that belong to no member: {sorted(rest)[:5]}")
+    if checked.members != cfg.members:
+        raise _refusal(path, "members", f"says {checked.members} but config.members says {cfg.members}")
+    expected = _expected_state(cfg)
+    scalers = [_checked_scaler(path, i, own) for i, own in enumerate(owned)]
+    for i, own in enumerate(owned):
+        _checked_member(path, i, own, expected, cfg)
+    return owned, scalers
+
+
 def load_model(path: str | os.PathLike, device: str = "cpu") -> CrabModel:
     """Load a checkpoint written by :meth:`CrabModel.save` (safetensors; no pickle, no code).
 
@@ -1141,21 +1179,7 @@ def load_model(path: str | os.PathLike, device: str = "cpu") -> CrabModel:
     meta, tensors = _read_checkpoint(path)
     checked = _checked_metadata(path, meta)
     cfg = checked.config
-    owned = []
-    for i in range(checked.members):
-        prefix = _member_prefix(i)
-        own = {k[len(prefix) :]: tensors.pop(k) for k in [k for k in tensors if k.startswith(prefix)]}
-        if not own:
-            raise CheckpointError(f"checkpoint {path} says it holds {checked.members} members but has no tensors for member {i}")
-        owned.append(own)
-    if tensors:
-        raise CheckpointError(f"checkpoint {path} has tensors that belong to no member: {sorted(tensors)[:5]}")
-    if checked.members != cfg.members:
-        raise _refusal(path, "members", f"says {checked.members} but config.members says {cfg.members}")
-    expected = _expected_state(cfg)
-    scalers = [_checked_scaler(path, i, own) for i, own in enumerate(owned)]
-    for i, own in enumerate(owned):
-        _checked_member(path, i, own, expected, cfg)
+    owned, scalers = _checked_tensors(path, tensors, checked)
 
     import_crabnet()  # first crabnet import of the process must go through the guard
     from crabnet.utils.utils import Scaler

@@ -4,9 +4,10 @@
 into a :class:`PredictionResult`: the predicted band gap with its uncertainty,
 the measured mean if the formula is in the dataset, and notes (abbreviations
 read, elements never seen in training, formula was a training example). Bad
-input -- unparsable text, unknown element symbols, more elements than the model
-was trained on -- gives a result with ``ok=False`` and a clear ``message``,
-never an exception. :meth:`Predictor.widget` wraps the same call in ipywidgets
+input -- anything but text, unparsable text, unknown element symbols, more
+elements than the model was trained on -- a network answer that is not a finite
+number, and any unexpected error (described in words) give a result with
+``ok=False`` and a clear ``message``, never an exception. :meth:`Predictor.widget` wraps the same call in ipywidgets
 (no ``input()``, so headless runs never block).
 """
 

@@ -655,3 +655,17 @@ def test_predict_never_returns_non_finite_numbers(checkpoint: Path) -> None:
     negative.crab.scaler.std = -negative.crab.scaler.std
     with pytest.raises(ct.InvalidPredictionError, match="negative"):
         negative.predict(["CsPbI3"])
+
+
+def test_save_refuses_what_load_would_refuse(checkpoint: Path, tmp_path: Path) -> None:
+    """A model whose weights became nan (or that breaks a limit) is not written for a later load to reject."""
+    broken = ct.load_model(checkpoint)
+    with torch.no_grad():
+        broken.crab.model.output_nn.fc_out.bias.fill_(float("inf"))
+    with pytest.raises(ct.CheckpointError, match="refusing to save.*output_nn.fc_out.bias.*not finite"):
+        broken.save(tmp_path / "broken.safetensors")
+    assert not (tmp_path / "broken.safetensors").exists()
+    wide = ct.load_model(checkpoint)
+    wide.max_elements = 40
+    with pytest.raises(ct.CheckpointError, match="max_elements"):
+        wide.save(tmp_path / "wide.safetensors")
