@@ -731,7 +731,9 @@ class CrabModel:
             return pd.DataFrame({"formula": [], "prediction_eV": [], "uncertainty_eV": []})
         parsed = self.check_formulas(given)
         preds, sigmas = [], []
-        with CRABNET_LOCK, torch_threads(threads), quiet_crabnet(), working_directory():
+        # numpy's floating-point warnings (overflow in crabnet's fraction table for absurd
+        # amounts) are not shown: the answers are checked below and refused with a message
+        with CRABNET_LOCK, torch_threads(threads), quiet_crabnet(), working_directory(), np.errstate(all="ignore"):
             for i, crab in enumerate(self.crabs):
                 # a fresh frame per member: crabnet's predict adds a column to the one it gets
                 pred, sigma = crab.predict(_crab_frame(parsed), return_uncertainty=True)
