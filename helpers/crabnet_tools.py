@@ -50,6 +50,7 @@ import json
 import math
 import numbers
 import os
+import re
 import tempfile
 import threading
 import time
@@ -969,8 +970,7 @@ def _whole_number(path: Path, field: str, value: Any, *, text: bool = False, lim
     """``value`` as an int within ``FIELD_LIMITS[field]`` (or ``limits``); metadata strings if ``text``."""
     low, high = limits or FIELD_LIMITS[field]
     if text:
-        ok = isinstance(value, str) and 0 < len(value) <= 20 and value.lstrip("-").isdigit() and value.isascii()
-        number = int(value) if ok else None
+        number = int(value) if isinstance(value, str) and re.fullmatch(r"-?[0-9]{1,19}", value) else None
     else:
         number = value if isinstance(value, int) and not isinstance(value, bool) else None
     if number is None or not low <= number <= high:

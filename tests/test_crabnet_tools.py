@@ -522,6 +522,8 @@ def test_load_refuses_non_finite_weights_and_bad_scalers(checkpoint: Path, tmp_p
         ("members", "-1", "members"),
         ("members", "two", "members"),
         ("members", "1.5", "members"),
+        ("members", "--2", "members"),
+        ("members", "²", "members"),
         ("members", "100000", "members"),
         ("max_elements", "100000", "max_elements"),
         ("max_elements", "0", "max_elements"),
