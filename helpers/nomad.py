@@ -754,6 +754,12 @@ class PullResult:
     resumed: bool
     seconds: float
 
+    def summary(self) -> str:
+        """One readable line, e.g. ``wrote perovskite_solar_cells.csv: 32454 rows of 32454 matching entries, 33 pages, 5.0 s``."""
+        of = f" of {self.total} matching entries" if self.total is not None else ""
+        how = ", resumed an interrupted pull" if self.resumed else ""
+        return f"wrote {self.path.name}: {self.rows} rows{of}, {self.pages} pages, {self.seconds:.1f} s{how}"
+
 
 _STATE_VERSION = 1
 
@@ -828,7 +834,8 @@ def pull_to_csv(
         flatten: entry -> row dict, e.g. :func:`flatten_psc_entry`; if it accepts
             ``notes=`` it gets a counter whose counts go into the manifest.
         columns: CSV columns in order, e.g. ``schema.PSC_COLUMNS``.
-        progress: show a ``tqdm.auto`` bar sized by ``pagination.total``.
+        progress: show a progress line sized by ``pagination.total``
+            (:class:`helpers.lesson.ProgressLine`: updated in place in a notebook, tqdm elsewhere).
         max_entries: stop after this many entries (the first ones in ``order_by``
             order, so a capped pull is reproducible); ``None`` pulls everything. Live
             NOMAD has millions of computed materials: a course pull must be capped.
@@ -917,10 +924,10 @@ def pull_to_csv(
                         state["total_first"] = total
                     state["total_last"] = total
                     if progress and bar is None:
-                        from tqdm.auto import tqdm
+                        from .lesson import ProgressLine
 
                         shown = min(total, max_entries) if (total is not None and max_entries) else total
-                        bar = tqdm(total=shown, initial=state["rows"], unit="entry", desc=out.name)
+                        bar = ProgressLine(out.name, total=shown, initial=state["rows"], unit="entries")
                     rows = []
                     last_id = state["last_entry_id"]
                     capped = max_entries is not None and state["rows"] + len(data) >= max_entries
