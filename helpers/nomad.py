@@ -241,11 +241,15 @@ def psc_query(
 def dft_query(page_size: int = DEFAULT_PAGE_SIZE, *, owner: str = "public") -> dict[str, Any]:
     """Body of ``POST /entries/query`` for computed DFT materials with a band gap (query b).
 
-    Criteria: ``results.method.method_name`` is ``DFT``; ``available_properties``
-    contains ``electronic.band_structure_electronic.band_gap`` (NOMAD's own marker
-    for "this entry has a band gap", the one its GUI filters on); and the symmetry
-    quantities ``space_group_number`` and ``crystal_system`` exist. Transfers only
-    :data:`DFT_INCLUDE` (dotted ``required.include`` paths, see :func:`psc_query`).
+    Criteria: ``results.method.method_name`` is ``DFT``; the entry has a band-gap
+    value at the current path ``results.properties.electronic.band_gap`` *or* at the
+    deprecated ``...electronic.band_structure_electronic.band_gap`` (``quantities:any``,
+    as in :func:`psc_query`): entries processed by recent NOMAD versions fill the
+    first, while many DFT entries processed earlier -- all 200 of the recorded
+    ones -- have only the second, so filtering on either path alone would lose
+    entries. The symmetry quantities ``space_group_number`` and ``crystal_system``
+    must exist. Transfers only :data:`DFT_INCLUDE` (dotted ``required.include``
+    paths, see :func:`psc_query`); the flattener reads the current path first.
 
     Args:
         page_size: entries per request, 1..10,000.
@@ -256,7 +260,7 @@ def dft_query(page_size: int = DEFAULT_PAGE_SIZE, *, owner: str = "public") -> d
         "query": {
             "and": [
                 {"results.method.method_name": "DFT"},
-                {"results.properties.available_properties:all": ["electronic.band_structure_electronic.band_gap"]},
+                {"quantities:any": [f"{BAND_GAP_PATH}.value", f"{BAND_GAP_DEPRECATED_PATH}.band_gap.value"]},
                 {
                     "quantities:all": [
                         "results.material.symmetry.space_group_number",
