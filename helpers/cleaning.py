@@ -1146,3 +1146,13 @@ def dft_gap_counts(report: pd.DataFrame, rows_in: int) -> pd.DataFrame:
         index=pd.Index(list(DFT_GAP_RULES), name=f"reason (of {rows_in} rows)"),
     )
     return table
+
+
+def empty_columns(df: pd.DataFrame) -> list[str]:
+    """Names of the columns in which every value is missing (NaN/None or blank text), in column order.
+
+    E.g. the device fields of the offline perovskite snapshot, which exported
+    only formulas and band gaps; drop them before showing a table so only
+    populated columns are displayed (and say which were hidden).
+    """
+    return [str(c) for c in df.columns if bool(_is_blank(df[c]).all())]

@@ -495,3 +495,9 @@ def test_check_dft_gaps_limits_and_schema() -> None:
     assert report.loc[report["row"] == 6, "reason"].item() == "gap above limit"
     with pytest.raises(cleaning.SchemaError, match="n_sites"):
         cleaning.check_dft_gaps(df.drop(columns="n_sites"))
+
+
+def test_empty_columns_finds_all_missing_and_all_blank_columns() -> None:
+    df = pd.DataFrame({"a": [1.0, None], "b": [None, None], "c": ["", "  "], "d": ["x", ""]})
+    assert cleaning.empty_columns(df) == ["b", "c"]
+    assert cleaning.empty_columns(df.iloc[:0]) == ["a", "b", "c", "d"]  # no rows: nothing is populated
