@@ -321,10 +321,10 @@ def efficiency_vs_band_gap(devices: pd.DataFrame, ax: Axes | None = None, title:
             label=f"maximum {eff_opt:.1f} % at {gap_opt:.2f} eV")
     ax.scatter(both["band_gap_eV"], both["efficiency_pct"], s=18, alpha=0.7,
                label=f"devices (n={len(both)}; {len(devices) - len(both)} lack a value)")
-    ax.set_ylim(0, 36)
+    ax.set_ylim(0, 45)
     ax.set_xlabel("absorber band gap (eV)")
     ax.set_ylabel("power conversion efficiency (%)")
-    ax.legend(frameon=False, fontsize=8)
+    ax.legend(frameon=False, fontsize=8, loc="upper right")
     if title:
         ax.set_title(title)
     return fig

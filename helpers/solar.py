@@ -110,7 +110,7 @@ def sq_curve(lo_ev: float = 0.5, hi_ev: float = 3.5, n: int = 301) -> pd.DataFra
     return pd.DataFrame({"band_gap_eV": gaps, "efficiency_pct": eff})
 
 
-def sq_optimum(lo_ev: float = 0.9, hi_ev: float = 1.8, step_ev: float = 0.005) -> tuple[float, float]:
+def sq_optimum(lo_ev: float = 0.9, hi_ev: float = 1.8, step_ev: float = 0.01) -> tuple[float, float]:
     """``(band gap eV, efficiency %)`` of the maximum of the SQ limit, searched on a grid of ``step_ev``."""
     curve = sq_curve(lo_ev, hi_ev, int(round((hi_ev - lo_ev) / step_ev)) + 1)
     best = curve["efficiency_pct"].idxmax()
