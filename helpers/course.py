@@ -57,18 +57,19 @@ def course_notebooks(folder: Path | None = None) -> list[Path]:
     return sorted(p for p in folder.glob("[0-9][0-9]_*.ipynb") if p.is_file())
 
 
-def _kernel_manager(socket_dir: Path):
-    """A kernel manager that talks to the kernel over local IPC sockets in ``socket_dir`` where the OS has them.
+def _kernel_config(socket_dir: Path):
+    """Kernel-manager settings: talk to the kernel over local IPC sockets in ``socket_dir`` where the OS has them.
 
     Over TCP (the default) ipykernel warns on every start that the connection is
     unencrypted; IPC sockets are files in a private temporary folder, so there is
-    nothing to warn about. Windows has no IPC transport: TCP there.
+    nothing to warn about. Windows has no IPC transport: TCP there. Passed as
+    traitlets config, so nbclient still owns (and shuts down) the kernel.
     """
-    from jupyter_client.manager import KernelManager
+    from traitlets.config import Config
 
     if os.name == "posix":
-        return KernelManager(kernel_name="python3", transport="ipc", ip=str(socket_dir / "kernel"))
-    return KernelManager(kernel_name="python3")
+        return Config({"KernelManager": {"transport": "ipc", "ip": str(socket_dir / "kernel")}})
+    return Config()
 
 
 def run_notebook(path: Path, out_dir: Path, timeout: int = 3600) -> NotebookRun:
@@ -89,7 +90,7 @@ def _run_notebook(nb, path: Path, out_dir: Path, timeout: int, socket_dir: Path)
         timeout=timeout,
         kernel_name="python3",
         resources={"metadata": {"path": str(path.parent)}},
-        km=_kernel_manager(socket_dir),
+        config=_kernel_config(socket_dir),
     )
     out_dir.mkdir(parents=True, exist_ok=True)
     executed = out_dir / path.name
