@@ -550,12 +550,9 @@ def count_parameters(model) -> int:
 # progress display
 # ---------------------------------------------------------------------------
 def _in_notebook() -> bool:
-    try:
-        from IPython import get_ipython
-    except ImportError:  # pragma: no cover
-        return False
-    shell = get_ipython()
-    return shell is not None and getattr(shell, "kernel", None) is not None
+    from .lesson import in_notebook
+
+    return in_notebook()
 
 
 class Progress:

@@ -320,3 +320,31 @@ def assert_no_leakage(split: Split, by: str = "formula") -> LeakageReport:
     if by == "chemical_system" and report.system_leak:
         raise AssertionError(f"{split.kind} split leaks chemical systems:\n{report.describe()}")
     return report
+
+
+def element_novelty(split: Split, part: str = "test") -> pd.DataFrame:
+    """How new the chemistry of ``part`` is compared with ``train``, per formula.
+
+    A chemical-system hold-out guarantees that no element *set* of the test part
+    occurs in training; single elements usually do. Columns: ``formula``,
+    ``chemical_system``, ``unseen_elements`` (space-separated elements that occur
+    in no training formula; empty when all were seen, i.e. only the
+    *combination* is new).
+
+    Raises:
+        ValueError: if ``part`` is not one of :data:`PARTS`.
+    """
+    if part not in PARTS:
+        raise ValueError(f"part must be one of {PARTS}, got {part!r}")
+
+    def _elements(frame: pd.DataFrame) -> pd.Series:
+        return _systems(frame).str.split("-")
+
+    seen = set().union(*_elements(split.train)) if len(split.train) else set()
+    target = split.parts()[part]
+    unseen = _elements(target).map(lambda els: " ".join(e for e in els if e not in seen))
+    return pd.DataFrame({
+        "formula": target["formula"].to_numpy(),
+        "chemical_system": _systems(target).to_numpy(),
+        "unseen_elements": unseen.to_numpy(),
+    })
