@@ -10,7 +10,7 @@ import torch
 
 from helpers import splits
 from helpers import text_models as tm
-from helpers.descriptions import describe, describe_rows
+from helpers.descriptions import describe, describe_rows, token_categories
 from helpers.mp_dataset import read_dataset_csv
 
 
@@ -188,6 +188,15 @@ def test_shipped_model_round_trip_from_committed_files():
     assert len(out.attentions) == enc.model.config.num_hidden_layers  # eager attention returns them
     assert tm.show_tokens(enc.tokenizer, "GaAs")  # splits into byte-level BPE pieces
     assert "".join(tm.show_tokens(enc.tokenizer, "GaAs")) == "GaAs"
+    # notebook 05's mapping: every token of a structured text gets its feature's category
+    d = describe({"formula_reduced": "GaAs", "crystal_system": "cubic", "n_sites": 2, "volume_A3": 47.2})
+    offsets = enc.tokenizer(d.text, return_offsets_mapping=True)["offset_mapping"]
+    cats = token_categories(d, offsets)
+    assert cats[0] is None and cats[-1] is None  # <s>, </s>
+    assert {"composition", "electronic", "symmetry", "geometry"} <= set(cats)
+    inside = d.text.index("cubic") + 1
+    first_cubic = next(i for i, (a, b) in enumerate(offsets) if a <= inside < b)
+    assert cats[first_cubic] == "symmetry"
 
 
 def test_shipped_model_never_saw_a_test_formula(mp):
