@@ -1,6 +1,7 @@
 """Regenerate the course's shipped text encoder: pretrained/bandgap-roberta-tiny/.
 
-One command (about 20-25 min on one CPU thread):
+One command (one CPU thread; measured 36 min wall on a shared 2-core machine at load
+average ~12, of which 300 MLM steps took 1,419 s; MODEL_CARD.md has the numbers):
 
     nice .venv/bin/python scripts/pretrain_text_encoder.py
 
