@@ -1,11 +1,21 @@
 # Entry points of the band-gap course. `make help` lists them.
 VENV ?= .venv
-PY   := $(VENV)/bin/python
+# The Python that runs the course. Unless PY is given (`make course PY=python`): $(VENV) when it
+# exists; else the active `python` when it already is a complete course environment (Binder, a
+# finished conda env; checked by scripts/check_env.py), so no second environment is built;
+# else $(VENV), which `make env` creates.
+ifeq ($(origin PY),undefined)
+PY := $(shell if [ -x "$(VENV)/bin/python" ]; then echo "$(VENV)/bin/python"; \
+  elif python scripts/check_env.py --quiet >/dev/null 2>&1; then command -v python; \
+  else echo "$(VENV)/bin/python"; fi)
+endif
+# setup_env.sh builds/updates $(VENV), or completes the environment of any other PY in place
+ENV_ARGS := $(if $(filter $(VENV)/bin/python,$(PY)),,--python $(PY))
 
-.PHONY: help env course test lab benchmark clean student instructor slides
+.PHONY: help env env-test course test lab benchmark lock clean student instructor slides
 
 help:
-	@echo "make env        create/update the Python 3.11 environment in $(VENV) (CPU torch 2.13.0, crabnet 2.0.8)"
+	@echo "make env        create/update the Python 3.11 environment (now: $(PY); CPU torch 2.13.0, crabnet 2.0.8)"
 	@echo "make course     run every notebook headless in quick mode -> output/ (course_run.json)"
 	@echo "make test       unit tests + nbval on every notebook (offline, quick mode) -- what CI runs"
 	@echo "make lab        start JupyterLab on the notebooks"
@@ -13,15 +23,20 @@ help:
 	@echo "make student    student version of every notebook (solutions -> NotImplementedError stubs) -> build/student/"
 	@echo "make instructor instructor version (solutions kept, markers removed) -> build/instructor/"
 	@echo "make slides     offline reveal.js slides of every notebook -> build/slides/ (executed copies from make course if present)"
+	@echo "make lock       re-resolve requirements*.txt and rewrite requirements.lock (every package pinned)"
 	@echo "make clean      remove generated data and output (keeps $(VENV))"
+	@echo "PY=python       use the active, already complete environment (Binder, conda) instead of $(VENV)"
 
 env:
-	bash scripts/setup_env.sh
+	BANDGAP_VENV=$(VENV) bash scripts/setup_env.sh $(ENV_ARGS)
+
+env-test:
+	BANDGAP_VENV=$(VENV) bash scripts/setup_env.sh $(ENV_ARGS) --test
 
 course: env
 	BANDGAP_NOMAD_OFFLINE=$${BANDGAP_NOMAD_OFFLINE:-0} $(PY) -m helpers.course
 
-test: env
+test: env-test
 	BANDGAP_MODE=quick BANDGAP_NOMAD_OFFLINE=1 $(PY) -m pytest -p no:cacheprovider tests notebooks \
 	  --nbval-lax --nbval-current-env --nbval-cell-timeout=1800 -o addopts= -rfE
 
@@ -42,6 +57,9 @@ slides: env
 	@src=$$(ls output/notebooks/[0-9][0-9]_*.ipynb 2>/dev/null || ls notebooks/[0-9][0-9]_*.ipynb); \
 	  echo "slides from: $$src"; \
 	  $(PY) -m helpers.slides export $$src --out build/slides
+
+lock:
+	$(PY) scripts/lock.py
 
 clean:
 	rm -rf output data/nomad data/processed models build/student build/instructor build/slides

@@ -22,6 +22,8 @@ One module per concept:
 - :mod:`helpers.plotting` periodic-table heatmap and other figures
 - :mod:`helpers.composition` formulas as model inputs (fractions, chemical system, CrabNet spelling)
 - :mod:`helpers.splits`   random and chemical-system-held-out splits, leakage checks
+- :mod:`helpers.descriptions` materials as text (structured, natural, composition, robocrys) with feature spans
+- :mod:`helpers.text_models` encoders by name, shipped RoBERTa, regression head, YAML config, training loop
 - :mod:`helpers.baselines` mean/median and random forest on Magpie/Oliynyk features
 - :mod:`helpers.crabnet_tools` CrabNet wrapper: configs, guards, fit, safe checkpoints
 - :mod:`helpers.evaluation` metrics, parity/residual/calibration plots

@@ -820,3 +820,123 @@ def save_outputs(
     fileio.atomic_write_text(paths["by_formula"], by_formula.to_csv(index=False))
     fileio.atomic_write_json(paths["quality"], quality_summary(clean, by_formula, report, extra))
     return paths
+
+
+# ---------------------------------------------------------------------------
+# computed (DFT) band gaps: report implausible values by row and reason
+# ---------------------------------------------------------------------------
+#: Rules of :func:`check_dft_gaps`: reason -> (action, rule).
+DFT_GAP_RULES: dict[str, tuple[str, str]] = {
+    "missing band gap": ("dropped", "band_gap_eV is empty or not a number"),
+    "negative band gap": ("dropped", "band_gap_eV < 0: impossible; numerical noise of a metal or a sign error"),
+    "gap above limit": ("dropped", "band_gap_eV > max_gap_eV: implausible for a solid"),
+    "zero gap contradicted": (
+        "dropped",
+        "band_gap_eV == 0 while another entry of the same structure (formula_reduced, space_group_number, "
+        "n_sites) has a gap > contradiction_eV: the 0 is more likely 'no gap computed' than a metal",
+    ),
+    "metal (gap 0)": ("kept", "band_gap_eV == 0 and no entry of the same structure says otherwise"),
+    "same structure, gaps disagree": (
+        "kept",
+        "entries of the same structure with gaps > 0 differ by more than disagreement_eV (different functional "
+        "or settings); kept, flagged",
+    ),
+}
+
+#: Columns of the report of :func:`check_dft_gaps`.
+DFT_GAP_REPORT_COLUMNS: tuple[str, ...] = (
+    "row", "entry_id", "formula_reduced", "band_gap_eV", "xc_functional_type", "reason", "action",
+)
+
+
+def check_dft_gaps(
+    df: pd.DataFrame,
+    max_gap_eV: float = 15.0,
+    contradiction_eV: float = 0.1,
+    disagreement_eV: float = 1.0,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Check computed band gaps (eV) of a DFT table row by row; nothing is dropped or kept silently.
+
+    Semi-local DFT (LDA/GGA) gives 0 for metals, tiny negative numbers for some
+    metals and semimetals, and underestimates real gaps; entries of one
+    structure computed twice can disagree. Each rule of :data:`DFT_GAP_RULES`
+    either drops a row or keeps it with a flag; every affected row appears in the
+    report with its reason and action.
+
+    Args:
+        df: needs ``entry_id``, ``formula_reduced``, ``band_gap_eV``,
+            ``space_group_number``, ``n_sites`` (``xc_functional_type`` optional),
+            e.g. the CSV of query (b) in notebook 01.
+        max_gap_eV: larger gaps are implausible for a solid (eV; solid Ne is ~11.7).
+        contradiction_eV: a same-structure gap above this (eV) contradicts a gap of 0.
+        disagreement_eV: same-structure gaps > 0 differing by more than this (eV) are flagged.
+
+    Returns:
+        ``(clean, report)``: ``clean`` is ``df`` without the dropped rows (index
+        kept); ``report`` has one row per flagged row (:data:`DFT_GAP_REPORT_COLUMNS`;
+        ``row`` is the 0-based position in ``df``), ordered by row.
+
+    Raises:
+        SchemaError: if a needed column is missing.
+    """
+    needed = ("entry_id", "formula_reduced", "band_gap_eV", "space_group_number", "n_sites")
+    missing = [c for c in needed if c not in df.columns]
+    if missing:
+        raise SchemaError(f"check_dft_gaps: missing column(s) {missing}; has {list(df.columns)}")
+    data = df.reset_index(drop=True)
+    gap = pd.to_numeric(data["band_gap_eV"], errors="coerce").astype("float64")
+    reason = pd.Series("", index=data.index, dtype="object")
+    reason[gap.isna()] = "missing band gap"
+    reason[(reason == "") & (gap < 0)] = "negative band gap"
+    reason[(reason == "") & (gap > max_gap_eV)] = "gap above limit"
+
+    structure = data["formula_reduced"].astype(str) + "|" + data["space_group_number"].astype(str) + "|" + \
+        data["n_sites"].astype(str)
+    valid = reason == ""
+    best = gap.where(valid).groupby(structure).transform("max")
+    positive = gap.where(valid & (gap > 0))
+    spread = positive.groupby(structure).transform("max") - positive.groupby(structure).transform("min")
+    zero = valid & (gap == 0)
+    reason[zero & (best > contradiction_eV)] = "zero gap contradicted"
+    reason[zero & (reason == "")] = "metal (gap 0)"
+    reason[(reason == "") & (gap > 0) & (spread > disagreement_eV)] = "same structure, gaps disagree"
+
+    flagged = reason != ""
+    report = pd.DataFrame({
+        "row": data.index[flagged],
+        "entry_id": data.loc[flagged, "entry_id"].to_numpy(),
+        "formula_reduced": data.loc[flagged, "formula_reduced"].to_numpy(),
+        "band_gap_eV": gap[flagged].to_numpy(),
+        "xc_functional_type": (data.loc[flagged, "xc_functional_type"].to_numpy()
+                               if "xc_functional_type" in data else ""),
+        "reason": reason[flagged].to_numpy(),
+        "action": [DFT_GAP_RULES[r][0] for r in reason[flagged]],
+    }, columns=list(DFT_GAP_REPORT_COLUMNS))
+    dropped_rows = report.loc[report["action"] == "dropped", "row"].to_numpy()
+    keep = ~data.index.isin(dropped_rows)
+    clean = df[keep]
+    return clean, report.reset_index(drop=True)
+
+
+def dft_gap_counts(report: pd.DataFrame, rows_in: int) -> pd.DataFrame:
+    """Rows per reason of a :func:`check_dft_gaps` report (every rule listed, 0 when none), with action and rule."""
+    counts = report["reason"].value_counts()
+    table = pd.DataFrame(
+        {
+            "n_rows": [int(counts.get(r, 0)) for r in DFT_GAP_RULES],
+            "action": [a for a, _ in DFT_GAP_RULES.values()],
+            "rule": [rule for _, rule in DFT_GAP_RULES.values()],
+        },
+        index=pd.Index(list(DFT_GAP_RULES), name=f"reason (of {rows_in} rows)"),
+    )
+    return table
+
+
+def empty_columns(df: pd.DataFrame) -> list[str]:
+    """Names of the columns in which every value is missing (NaN/None or blank text), in column order.
+
+    E.g. the device fields of the offline perovskite snapshot, which exported
+    only formulas and band gaps; drop them before showing a table so only
+    populated columns are displayed (and say which were hidden).
+    """
+    return [str(c) for c in df.columns if bool(_is_blank(df[c]).all())]

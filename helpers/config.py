@@ -156,7 +156,7 @@ class CourseSettings:
                 f"running in CI   : {self.ci}",
                 f"course data     : {self.data_dir}",
                 f"NOMAD recordings: {self.nomad_data_dir}"
-                + ("" if self.nomad_data_dir.is_dir() else "  (missing!)"),
+                + ("" if self.nomad_data_dir.is_dir() else "  (absent; offline replay uses data/release/)"),
                 f"output          : {self.output_dir}",
                 f"CPU threads     : {self.threads}",
                 f"seed            : {self.seed}",

@@ -16,6 +16,7 @@ import os
 import platform
 import re
 import sys
+import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -55,6 +56,21 @@ def course_notebooks(folder: Path | None = None) -> list[Path]:
     return sorted(p for p in folder.glob("[0-9][0-9]_*.ipynb") if p.is_file())
 
 
+def _kernel_config(socket_dir: Path):
+    """Kernel-manager settings: talk to the kernel over local IPC sockets in ``socket_dir`` where the OS has them.
+
+    Over TCP (the default) ipykernel warns on every start that the connection is
+    unencrypted; IPC sockets are files in a private temporary folder, so there is
+    nothing to warn about. Windows has no IPC transport: TCP there. Passed as
+    traitlets config, so nbclient still owns (and shuts down) the kernel.
+    """
+    from traitlets.config import Config
+
+    if os.name == "posix":
+        return Config({"KernelManager": {"transport": "ipc", "ip": str(socket_dir / "kernel")}})
+    return Config()
+
+
 def run_notebook(path: Path, out_dir: Path, timeout: int = 3600) -> NotebookRun:
     """Execute one notebook in a fresh kernel; save the executed copy in ``out_dir``.
 
@@ -63,11 +79,17 @@ def run_notebook(path: Path, out_dir: Path, timeout: int = 3600) -> NotebookRun:
     last line is stored in ``error`` and the partially executed copy is saved).
     """
     nb = nbformat.read(str(path), as_version=4)
+    with tempfile.TemporaryDirectory(prefix="bandgap-kernel-") as sockets:
+        return _run_notebook(nb, path, out_dir, timeout, Path(sockets))
+
+
+def _run_notebook(nb, path: Path, out_dir: Path, timeout: int, socket_dir: Path) -> NotebookRun:
     client = NotebookClient(
         nb,
         timeout=timeout,
         kernel_name="python3",
         resources={"metadata": {"path": str(path.parent)}},
+        config=_kernel_config(socket_dir),
     )
     out_dir.mkdir(parents=True, exist_ok=True)
     executed = out_dir / path.name

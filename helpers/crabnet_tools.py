@@ -31,6 +31,10 @@ unknown element symbols are silently dropped           inputs go through
 ``save_network(model_name=...)`` raises                :meth:`CrabModel.save` writes safetensors
 ``UnboundLocalError``; ``load_network`` unpickles      (no pickle at all); :func:`load_model`
 with a plain ``torch.load``                            rebuilds the SubCrab from the stored config
+a checkpoint's metadata and tensors are trusted        :func:`load_model` checks every field, tensor
+(a lying config allocates what it claims; nan          shape and weight first (:class:`CheckpointError`
+weights predict ``nan +- nan``)                        names file and field); :meth:`CrabModel.predict`
+                                                       refuses nan/inf answers
 ``pin_memory``/``enable_nested_tensor`` warnings       :func:`quiet_crabnet` filters exactly these two
 by the dozen
 default 2 intra-op threads ~30x slower under           :func:`torch_threads` sets the count
@@ -43,7 +47,10 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import math
+import numbers
 import os
+import re
 import tempfile
 import threading
 import time
@@ -72,6 +79,54 @@ def _member_prefix(i: int) -> str:
 # ---------------------------------------------------------------------------
 # configuration
 # ---------------------------------------------------------------------------
+#: Accepted ranges (inclusive) of the whole-number fields of :class:`CrabConfig` and of a
+#: checkpoint's metadata. Generous for real CrabNets (published: d_model 512, N 3, heads 4, ff 2048,
+#: batch <= 4096; formulas have <= ~12 elements), small enough that no number in a
+#: hostile file can make :func:`load_model` or a later prediction allocate gigabytes.
+FIELD_LIMITS: dict[str, tuple[int, int]] = {
+    "max_elements": (1, 32),
+    "members": (1, 64),
+    "batch_size": (1, 16384),
+    "d_model": (2, 4096),
+    "N": (1, 64),
+    "heads": (1, 256),
+    "dim_feedforward": (1, 65536),
+    "out_hidden": (1, 65536),  # each layer's width; at most 16 layers
+    "epochs": (1, 1_000_000),
+    "epochs_step": (1, 1_000_000),
+}
+
+
+def _shown(value: Any, limit: int = 60) -> str:
+    """``repr(value)``, cut to about ``limit`` characters (never raises, e.g. for a 5000-digit int)."""
+    try:
+        text = repr(value)
+    except Exception:
+        text = f"<{type(value).__name__}>"
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
+
+
+def _config_int(key: str, value: Any) -> int:
+    """A whole-number config field within :data:`FIELD_LIMITS` (numpy integers accepted, bools not)."""
+    low, high = FIELD_LIMITS[key]
+    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or not low <= value <= high:
+        raise ValueError(f"{key} must be a whole number from {low} to {high}, got {_shown(value)}")
+    return int(value)
+
+
+def _config_real(key: str, value: Any, low: float, high: float, include_low: bool = True, include_high: bool = True) -> float:
+    """A finite real config field in ``[low, high]`` (ends open where ``include_*`` is False)."""
+    try:
+        number = float(value) if isinstance(value, numbers.Real) and not isinstance(value, bool) else math.nan
+    except OverflowError:  # an int with hundreds of digits
+        number = math.nan
+    inside = (low <= number if include_low else low < number) and (number <= high if include_high else number < high)
+    if not (math.isfinite(number) and inside):
+        bounds = f"{'[' if include_low else '('}{low:g}, {high:g}{']' if include_high else ')'}"
+        raise ValueError(f"{key} must be a finite number in {bounds}, got {_shown(value)}")
+    return number
+
+
 @dataclass(frozen=True)
 class CrabConfig:
     """Architecture and training settings of one CrabNet run.
@@ -110,16 +165,30 @@ class CrabConfig:
     note: str = ""
 
     def __post_init__(self) -> None:
+        """Check every field's type and range (:data:`FIELD_LIMITS`); ``ValueError`` names the field."""
+        for key in ("name", "note"):
+            value = getattr(self, key)
+            if not isinstance(value, str) or len(value) > 10_000:
+                raise ValueError(f"{key} must be text of at most 10000 characters, got {_shown(value)}")
+        fixed: dict[str, Any] = {}
+        for key in ("d_model", "N", "heads", "dim_feedforward", "epochs", "epochs_step", "members"):
+            fixed[key] = _config_int(key, getattr(self, key))
+        fixed["batch_size"] = None if self.batch_size is None else _config_int("batch_size", self.batch_size)
+        if not isinstance(self.out_hidden, (list, tuple)) or not 1 <= len(self.out_hidden) <= 16:
+            raise ValueError(f"out_hidden must be a list of 1 to 16 layer widths, got {_shown(self.out_hidden)}")
+        fixed["out_hidden"] = tuple(_config_int("out_hidden", w) for w in self.out_hidden)
+        fixed["dropout"] = _config_real("dropout", self.dropout, 0.0, 1.0, include_high=False)
+        fixed["fudge"] = _config_real("fudge", self.fudge, 0.0, 1.0)
+        for key in ("lr", "base_lr", "max_lr"):
+            fixed[key] = _config_real(key, getattr(self, key), 0.0, 10.0, include_low=False)
+        for key, value in fixed.items():  # plain ints/floats/tuples (e.g. from numpy or a JSON list)
+            object.__setattr__(self, key, value)
         if self.d_model % self.heads:
             raise ValueError(f"d_model ({self.d_model}) must be divisible by heads ({self.heads})")
         if self.d_model % 2:
             raise ValueError("d_model must be even (half of it encodes fractions, half log-fractions)")
-        if self.epochs < 1 or self.epochs_step < 1:
-            raise ValueError("epochs and epochs_step must be >= 1")
-        if self.members < 1:
-            raise ValueError(f"members must be >= 1, got {self.members}")
         if self.precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {_shown(self.precision)}")
 
     @property
     def effective_epochs(self) -> int:
@@ -142,8 +211,8 @@ class CrabConfig:
         """Inverse of :meth:`to_dict` (unknown keys are ignored)."""
         known = {f for f in cls.__dataclass_fields__}
         kwargs = {k: v for k, v in d.items() if k in known}
-        if "out_hidden" in kwargs:
-            kwargs["out_hidden"] = tuple(kwargs["out_hidden"])
+        if "name" not in kwargs:
+            raise ValueError("a CrabConfig needs a name")
         return cls(**kwargs)
 
     def describe(self) -> str:
@@ -481,12 +550,9 @@ def count_parameters(model) -> int:
 # progress display
 # ---------------------------------------------------------------------------
 def _in_notebook() -> bool:
-    try:
-        from IPython import get_ipython
-    except ImportError:  # pragma: no cover
-        return False
-    shell = get_ipython()
-    return shell is not None and getattr(shell, "kernel", None) is not None
+    from .lesson import in_notebook
+
+    return in_notebook()
 
 
 class Progress:
@@ -535,6 +601,25 @@ class Progress:
 # ---------------------------------------------------------------------------
 class TooManyElementsError(ValueError):
     """Formulas with more elements than the model was built for (crabnet would truncate them)."""
+
+
+class InvalidPredictionError(ValueError):
+    """The network answered nan/inf or a negative uncertainty: broken weights, never a band gap to report."""
+
+
+def _check_answers(texts: Sequence[str], pred: np.ndarray, sigma: np.ndarray, member: str = "") -> None:
+    """Raise :class:`InvalidPredictionError` unless every prediction and sigma is finite and sigma >= 0."""
+    whose = f" (ensemble member {member})" if member else ""
+    for bad, what in (
+        (~(np.isfinite(pred) & np.isfinite(sigma)), "a band gap or uncertainty that is not a finite number (nan or inf)"),
+        (sigma < 0, "a negative uncertainty"),
+    ):
+        if bad.any():
+            shown = ", ".join(str(t) for t in np.asarray(texts, dtype=object)[bad][:5]) + (" ..." if bad.sum() > 5 else "")
+            raise InvalidPredictionError(
+                f"CrabNet{whose} answered {what} for {int(bad.sum())} formula(s): {shown}. Its weights or target "
+                "scaler are broken, so no number is reported."
+            )
 
 
 def _parse_all(formulas: Iterable[str | ParsedFormula]) -> list[ParsedFormula]:
@@ -637,19 +722,24 @@ class CrabModel:
 
         Raises:
             FormulaError, TooManyElementsError: see :meth:`check_formulas`.
+            InvalidPredictionError: the network answered nan/inf or a negative uncertainty.
         """
         given = list(formulas)
         if not given:
             return pd.DataFrame({"formula": [], "prediction_eV": [], "uncertainty_eV": []})
         parsed = self.check_formulas(given)
         preds, sigmas = [], []
-        with CRABNET_LOCK, torch_threads(threads), quiet_crabnet(), working_directory():
-            for crab in self.crabs:
+        # numpy's floating-point warnings (overflow in crabnet's fraction table for absurd
+        # amounts) are not shown: the answers are checked below and refused with a message
+        with CRABNET_LOCK, torch_threads(threads), quiet_crabnet(), working_directory(), np.errstate(all="ignore"):
+            for i, crab in enumerate(self.crabs):
                 # a fresh frame per member: crabnet's predict adds a column to the one it gets
                 pred, sigma = crab.predict(_crab_frame(parsed), return_uncertainty=True)
                 preds.append(np.asarray(pred, dtype=float))
                 sigmas.append(np.asarray(sigma, dtype=float))
+                _check_answers([p.text for p in parsed], preds[-1], sigmas[-1], str(i) if self.members > 1 else "")
         mean, sigma, spread = combine_members(preds, sigmas)
+        _check_answers([p.text for p in parsed], mean, sigma)
         out = pd.DataFrame({"formula": [p.text for p in parsed], "prediction_eV": mean, "uncertainty_eV": sigma})
         if self.members > 1:
             out["member_spread_eV"] = spread
@@ -661,6 +751,11 @@ class CrabModel:
 
         safetensors stores raw tensors and a JSON header only, so loading it can
         never execute code (unlike a pickled ``.pth``).
+
+        Raises:
+            ValueError: ``path`` does not end in ``.safetensors``.
+            CheckpointError: the model fails a check :func:`load_model` makes (e.g. a
+                weight is nan, ``max_elements`` exceeds :data:`FIELD_LIMITS`); nothing is written.
         """
         from safetensors.torch import save_file
 
@@ -691,6 +786,10 @@ class CrabModel:
             "crabnet_version": crabnet.__version__,
             "torch_version": torch.__version__,
         }
+        try:  # never write a file load_model would refuse (e.g. weights that became nan)
+            _checked_tensors(path, tensors, _checked_metadata(path, meta))
+        except CheckpointError as exc:
+            raise CheckpointError(f"refusing to save, load_model would refuse the file: {exc}") from None
         save_file(tensors, str(path), metadata=meta)
         return path
 
@@ -852,56 +951,258 @@ def _fit_member(
     return crab, history, stopped
 
 
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be loaded safely; the message names the file and the field or tensor."""
+
+
+#: Metadata fields every checkpoint written by :meth:`CrabModel.save` carries.
+_REQUIRED_META = ("format", "config", "max_elements", "members", "train_elements", "batch_size", "history", "info")
+
+
+def _refusal(path: Path, field: str, problem: str) -> CheckpointError:
+    return CheckpointError(f"checkpoint {path}: metadata field {field!r} {problem}")
+
+
+def _whole_number(path: Path, field: str, value: Any, *, text: bool = False, limits: tuple[int, int] | None = None) -> int:
+    """``value`` as an int within ``FIELD_LIMITS[field]`` (or ``limits``); metadata strings if ``text``."""
+    low, high = limits or FIELD_LIMITS[field]
+    if text:
+        number = int(value) if isinstance(value, str) and re.fullmatch(r"-?[0-9]{1,19}", value) else None
+    else:
+        number = value if isinstance(value, int) and not isinstance(value, bool) else None
+    if number is None or not low <= number <= high:
+        raise _refusal(path, field, f"must be a whole number from {low} to {high}, got {_shown(value)}")
+    return number
+
+
+def _json_field(path: Path, meta: dict[str, str], field: str, kind: type) -> Any:
+    try:
+        value = json.loads(meta[field])
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError, 4300-digit ints, deep nesting
+        raise _refusal(path, field, f"is not valid JSON ({str(exc)[:120]})") from None
+    if not isinstance(value, kind):
+        raise _refusal(path, field, f"must be a JSON {'object' if kind is dict else 'array'}, got {type(value).__name__}")
+    return value
+
+
+def _checked_config(path: Path, raw: dict[str, Any]) -> CrabConfig:
+    """The stored :class:`CrabConfig`: every field present, each checked by ``CrabConfig`` itself."""
+    missing = [f for f in CrabConfig.__dataclass_fields__ if f not in raw]
+    if missing:
+        raise _refusal(path, "config", f"lacks {', '.join(missing)}")
+    try:
+        return CrabConfig.from_dict(raw)
+    except (ValueError, TypeError) as exc:
+        raise _refusal(path, "config", f"is invalid: {exc}") from None
+
+
+@dataclass(frozen=True)
+class _CheckpointMeta:
+    config: CrabConfig
+    max_elements: int
+    members: int
+    batch_size: int
+    train_elements: tuple[str, ...]
+    history: list[dict[str, float]]
+    info: dict[str, Any]
+
+
+def _checked_metadata(path: Path, meta: dict[str, str]) -> _CheckpointMeta:
+    """Validate every metadata field :meth:`CrabModel.save` writes, before anything is built."""
+    if meta.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(
+            f"{path} is not a band-gap course CrabNet checkpoint (format {_shown(meta.get('format'))}, "
+            f"expected {CHECKPOINT_FORMAT!r})"
+        )
+    for field_name in _REQUIRED_META:
+        if field_name not in meta:
+            raise _refusal(path, field_name, "is missing")
+    cfg = _checked_config(path, _json_field(path, meta, "config", dict))
+    members = _whole_number(path, "members", meta["members"], text=True)
+    symbols = meta["train_elements"].split()
+    from pymatgen.core import Element
+
+    unknown = [s for s in symbols if not Element.is_valid_symbol(s)]
+    if unknown or len(set(symbols)) != len(symbols):
+        problem = f"holds unknown symbols {_shown(' '.join(unknown[:5]))}" if unknown else "repeats a symbol"
+        raise _refusal(path, "train_elements", f"must be distinct chemical element symbols; it {problem}")
+    history = _json_field(path, meta, "history", list)
+    for i, row in enumerate(history):
+        if not isinstance(row, dict) or not all(
+            isinstance(k, str) and isinstance(v, (int, float)) and not isinstance(v, bool) for k, v in row.items()
+        ):
+            raise _refusal(path, "history", f"row {i} must be an object of numbers, got {_shown(row)}")
+    info = _json_field(path, meta, "info", dict)
+    for key in ("epochs_run", "n_train", "n_val", "seed"):
+        if key in info:
+            _whole_number(path, f"info.{key}", info[key], limits=(0, 2**63 - 1))
+    for key in ("epochs_run_per_member", "member_seeds"):
+        if key in info:
+            if not isinstance(info[key], list):
+                raise _refusal(path, f"info.{key}", f"must be a list of whole numbers, got {_shown(info[key])}")
+            for v in info[key]:
+                _whole_number(path, f"info.{key}", v, limits=(0, 2**63 - 1))
+    return _CheckpointMeta(
+        config=cfg,
+        max_elements=_whole_number(path, "max_elements", meta["max_elements"], text=True),
+        members=members,
+        batch_size=_whole_number(path, "batch_size", meta["batch_size"], text=True),
+        train_elements=tuple(symbols),
+        history=history,
+        info=info,
+    )
+
+
+def _read_checkpoint(path: Path) -> tuple[dict[str, str], dict[str, Any]]:
+    """``(metadata, tensors)`` of a safetensors file; any failure is a :class:`CheckpointError` naming it."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    if path.is_dir():
+        raise CheckpointError(f"checkpoint {path} is a directory, not a checkpoint file")
+    if not path.exists():
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            meta = handle.metadata() or {}
+        tensors = load_file(str(path), device="cpu")
+    except OSError as exc:
+        raise CheckpointError(f"checkpoint {path} cannot be read: {exc.strerror or exc}") from None
+    except Exception as exc:  # safetensors' SafetensorError: truncated file, corrupt or oversized header
+        raise CheckpointError(
+            f"checkpoint {path} is not a readable safetensors file (truncated or corrupt header: {str(exc)[:200]})"
+        ) from None
+    return meta, tensors
+
+
+def _expected_state(cfg: CrabConfig) -> dict[str, tuple[tuple[int, ...], Any]]:
+    """Names, shapes and dtypes of the state dict ``cfg`` describes, built on torch's meta device (no memory)."""
+    import torch
+
+    with torch.device("meta"):
+        model = build_subcrab(cfg, device="meta", seed=None)
+    return {k: (tuple(v.shape), v.dtype) for k, v in model.state_dict().items()}
+
+
+def _checked_member(path: Path, i: int, own: dict[str, Any], expected: dict[str, tuple[tuple[int, ...], Any]], cfg: CrabConfig) -> None:
+    """Member ``i``'s tensors against the architecture: names, shapes, dtypes, finiteness, scaler."""
+    import torch
+
+    member = _member_prefix(i).rstrip(".")
+    arch = f"d_model={cfg.d_model}, N={cfg.N}, heads={cfg.heads}, dim_feedforward={cfg.dim_feedforward}, out_hidden={list(cfg.out_hidden)}"
+    missing = sorted(set(expected) - set(own))
+    extra = sorted(set(own) - set(expected))
+    if missing or extra:
+        parts = ([f"is missing {', '.join(missing[:5])}"] if missing else []) + (
+            [f"has tensors this architecture does not have: {', '.join(extra[:5])}"] if extra else []
+        )
+        raise CheckpointError(f"checkpoint {path}: {member} does not match the stored config ({arch}): {'; '.join(parts)}")
+    for name, (shape, dtype) in expected.items():
+        tensor = own[name]
+        if tuple(tensor.shape) != shape or tensor.dtype != dtype:
+            raise CheckpointError(
+                f"checkpoint {path}: tensor {member}.{name} has shape {tuple(tensor.shape)} ({tensor.dtype}) but the "
+                f"stored config ({arch}) needs {shape} ({dtype}): the metadata does not describe these weights"
+            )
+    for name, tensor in own.items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            bad = int((~torch.isfinite(tensor)).sum())
+            raise CheckpointError(
+                f"checkpoint {path}: tensor {member}.{name} holds {bad} of {tensor.numel()} values that are not "
+                "finite (nan or inf); a model with such weights can only predict nonsense"
+            )
+
+
+def _checked_scaler(path: Path, i: int, own: dict[str, Any]) -> tuple[Any, Any]:
+    """Pop member ``i``'s scaler ``(mean, std)``: finite, one value each, std > 0 (it scales eV)."""
+    member = _member_prefix(i).rstrip(".")
+    values = []
+    for key, what in zip(_SCALER_KEYS, ("mean", "std")):
+        if key not in own:
+            raise CheckpointError(f"checkpoint {path}: {member} has no scaler {what} ({_member_prefix(i)}{key})")
+        tensor = own.pop(key)
+        if tensor.numel() != 1 or not tensor.is_floating_point():
+            raise CheckpointError(f"checkpoint {path}: scaler {what} of {member} must be one float, got shape {tuple(tensor.shape)} ({tensor.dtype})")
+        value = float(tensor.reshape(()))
+        if not np.isfinite(value) or (what == "std" and value <= 0):
+            need = "a finite number > 0 (it converts the network's output to eV)" if what == "std" else "a finite number (eV)"
+            raise CheckpointError(f"checkpoint {path}: scaler {what} of {member} must be {need}, got {value}")
+        values.append(tensor.reshape(()))
+    return values[0], values[1]
+
+
+def _checked_tensors(path: Path, tensors: dict[str, Any], checked: _CheckpointMeta) -> tuple[list[dict[str, Any]], list[tuple[Any, Any]]]:
+    """Split ``tensors`` into members and check each against the config: ``(state dicts, (mean, std) scalers)``.
+
+    ``tensors`` itself is left as it was.
+    """
+    cfg = checked.config
+    rest = dict(tensors)
+    owned = []
+    for i in range(checked.members):
+        prefix = _member_prefix(i)
+        own = {k[len(prefix) :]: rest.pop(k) for k in [k for k in rest if k.startswith(prefix)]}
+        if not own:
+            raise CheckpointError(f"checkpoint {path} says it holds {checked.members} members but has no tensors for member {i}")
+        owned.append(own)
+    if rest:
+        raise CheckpointError(f"checkpoint {path} has tensors that belong to no member: {sorted(rest)[:5]}")
+    if checked.members != cfg.members:
+        raise _refusal(path, "members", f"says {checked.members} but config.members says {cfg.members}")
+    expected = _expected_state(cfg)
+    scalers = [_checked_scaler(path, i, own) for i, own in enumerate(owned)]
+    for i, own in enumerate(owned):
+        _checked_member(path, i, own, expected, cfg)
+    return owned, scalers
+
+
 def load_model(path: str | os.PathLike, device: str = "cpu") -> CrabModel:
     """Load a checkpoint written by :meth:`CrabModel.save` (safetensors; no pickle, no code).
 
-    Rebuilds the ``SubCrab`` from the stored config, loads the weights strictly
-    and restores the target scaler, so predictions are identical to the saved model's.
+    Everything in the file is checked before a network is built: every metadata field
+    against its type and :data:`FIELD_LIMITS`, every tensor's name, shape and dtype
+    against the architecture the config describes (worked out on torch's meta device,
+    so a config that lies about the size allocates nothing), every weight finite, each
+    member's target scaler finite with std > 0. Then the ``SubCrab`` is rebuilt, the
+    weights loaded strictly and the scaler restored, so predictions are identical to
+    the saved model's.
+
+    Raises:
+        CheckpointError: (a ``ValueError``) the file is missing, a directory, not a
+            readable safetensors file, or any of the checks fails; the message names
+            the file and the field or tensor.
     """
     import torch
-    from safetensors import safe_open
-    from safetensors.torch import load_file
+
+    path = Path(path)
+    meta, tensors = _read_checkpoint(path)
+    checked = _checked_metadata(path, meta)
+    cfg = checked.config
+    owned, scalers = _checked_tensors(path, tensors, checked)
 
     import_crabnet()  # first crabnet import of the process must go through the guard
     from crabnet.utils.utils import Scaler
 
-    path = Path(path)
-    with safe_open(str(path), framework="pt") as handle:
-        meta = handle.metadata() or {}
-    if meta.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"{path} is not a band-gap course CrabNet checkpoint (format {meta.get('format')!r})")
-    tensors = load_file(str(path), device="cpu")
-    cfg = CrabConfig.from_dict(json.loads(meta["config"]))
-    max_elements = int(meta["max_elements"])
-    members = int(meta.get("members", "1"))
     crabs = []
-    for i in range(members):
-        prefix = _member_prefix(i)
-        own = {k[len(prefix) :]: tensors.pop(k) for k in [k for k in tensors if k.startswith(prefix)]}
-        if not own:
-            raise ValueError(f"{path} says it holds {members} members but has no tensors for member {i}")
-        mean = own.pop(_SCALER_KEYS[0]).reshape(())
-        std = own.pop(_SCALER_KEYS[1]).reshape(())
+    for own, (mean, std) in zip(owned, scalers):
         model = build_subcrab(cfg, device=device, seed=None)
         model.load_state_dict(own, strict=True)
         model.to(torch.device(device))
-        crab = _make_crabnet(cfg, model, device, n_elements=max_elements)
-        crab.n_elements = max_elements
-        crab.batch_size = int(meta.get("batch_size") or 512)
+        crab = _make_crabnet(cfg, model, device, n_elements=checked.max_elements)
+        crab.n_elements = checked.max_elements
+        crab.batch_size = checked.batch_size
         crab.scaler = Scaler(torch.zeros(3))
         crab.scaler.load_state_dict({"mean": mean.to(device), "std": std.to(device)})
         crab.model.eval()
         crabs.append(crab)
-    if tensors:
-        raise ValueError(f"{path} has tensors that belong to no member: {sorted(tensors)[:5]}")
     return CrabModel(
         crabs=crabs,
         config=cfg,
-        max_elements=max_elements,
-        train_elements=tuple(meta.get("train_elements", "").split()),
+        max_elements=checked.max_elements,
+        train_elements=checked.train_elements,
         device=device,
-        history=json.loads(meta.get("history", "[]")),
-        info={**json.loads(meta.get("info", "{}")), "precision": resolve_precision(cfg.precision, device)[0]},
+        history=checked.history,
+        info={**checked.info, "precision": resolve_precision(cfg.precision, device)[0]},
     )
 
 

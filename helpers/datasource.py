@@ -5,11 +5,13 @@ is the base URL it talks to:
 
 * **live** -- ``https://nomad-lab.eu/prod/v1/api/v1`` when it answers;
 * **replay** -- otherwise (or with ``BANDGAP_NOMAD_OFFLINE=1``), a
-  :class:`~helpers.nomad_standin.StandinServer` on 127.0.0.1 serving one of the
-  recorded data sets in ``BANDGAP_NOMAD_DATA`` (default ``../shared/data/nomad``).
+  :class:`~helpers.nomad_standin.StandinServer` on 127.0.0.1 serving the course's
+  frozen data release committed in ``data/release/`` (:mod:`helpers.course_data`),
+  which is always there: Binder, an offline laptop, CI. Tests can replay the original
+  recordings instead by passing ``nomad_dir`` (``../shared/data/nomad``).
 
-If NOMAD is unreachable *and* the recordings are missing, :func:`open_source`
-stops the lesson with a message that says what to do (no traceback).
+A live pull in quick mode is capped (:data:`LIVE_QUICK_CAP`, stated by
+:meth:`NomadSource.describe`); a replay serves the whole release.
 """
 
 from __future__ import annotations
@@ -19,8 +21,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import config, nomad, nomad_standin
+from . import config, course_data, nomad, nomad_standin
 from .lesson import StopLesson
+
+#: Entries a *live* pull of each data set stops after in quick mode (``max_entries``),
+#: first ones in ``entry_id`` order; ``None`` = no cap. Full mode pulls everything
+#: (psc: ~32,000 entries) except where the notebook sets its own cap.
+LIVE_QUICK_CAP: dict[str, int | None] = {"psc": 5_000, "psc_devices": 500, "dft": 2_000}
 
 
 @dataclass(frozen=True)
@@ -65,7 +72,9 @@ class NomadSource:
         dataset: key of :data:`RECORDINGS` this source was opened for.
         live: True when ``base_url`` is the real NOMAD.
         base_url: API root to give :class:`helpers.nomad.NomadClient`.
-        recording: the replayed file (replay only).
+        recording: the replayed file (replay only): a file of the course data release,
+            or an original recording when ``open_source`` got ``nomad_dir``.
+        release: True when the replay serves the committed course data release.
         coverage: :func:`helpers.nomad_standin.describe_snapshot` of the replayed
             entries -- which fields the snapshot has and lacks (replay only).
         server: the running stand-in (replay only).
@@ -77,17 +86,36 @@ class NomadSource:
     recording: Path | None = None
     coverage: dict[str, Any] | None = None
     server: nomad_standin.StandinServer | None = field(default=None, repr=False)
+    release: bool = False
+
+    @property
+    def max_entries(self) -> int | None:
+        """Cap for ``pull_to_csv(max_entries=...)``: :data:`LIVE_QUICK_CAP` live in quick mode, else None."""
+        return LIVE_QUICK_CAP.get(self.dataset) if self.live and config.is_quick() else None
 
     def describe(self) -> str:
         """Plain statement of where the data comes from, for the notebook to print."""
         if self.live:
-            return f"LIVE: querying NOMAD at {self.base_url}"
+            cap = self.max_entries
+            text = f"LIVE: querying NOMAD at {self.base_url}"
+            if cap is not None:
+                text += (f"\n  quick mode: this pull stops after the first {cap:,} entries (by entry_id); "
+                         "BANDGAP_MODE=full pulls them all")
+            return text
         rec = RECORDINGS[self.dataset]
         assert self.coverage is not None and self.recording is not None
+        if self.release:
+            manifest = course_data.read_manifest(self.recording.parent)
+            where = (f"  snapshot : data/release/{self.recording.name}  ({self.coverage['n_entries']} entries; "
+                     f"the course's frozen data release of {manifest['release_date']}, see data/README.md)")
+            what = "replays the course's frozen copy of recorded NOMAD data"
+        else:
+            where = f"  snapshot : {self.recording.name}  ({self.coverage['n_entries']} entries)"
+            what = "replays a recorded snapshot"
         lines = [
-            "REPLAY: NOMAD is not reachable from here (or BANDGAP_NOMAD_OFFLINE=1), so this lesson replays a",
-            f"recorded snapshot through a local NOMAD stand-in at {self.base_url}",
-            f"  snapshot : {self.recording.name}  ({self.coverage['n_entries']} entries)",
+            f"REPLAY: NOMAD is not reachable from here (or BANDGAP_NOMAD_OFFLINE=1), so this lesson {what}",
+            f"through a local NOMAD stand-in at {self.base_url}",
+            where,
             f"  what     : {rec.what}",
         ]
         if self.coverage["absent"]:
@@ -119,27 +147,41 @@ def open_source(
     fields: Sequence[str] | None = None,
     timeout: float = 5.0,
 ) -> NomadSource:
-    """Open the live NOMAD API, or replay the recording of ``dataset`` on a local stand-in.
+    """Open the live NOMAD API, or replay ``dataset`` on a local stand-in.
 
     Args:
         dataset: ``"psc"``, ``"psc_devices"`` or ``"dft"`` (see :data:`RECORDINGS`).
         prefer_live: try NOMAD first (skipped when ``BANDGAP_NOMAD_OFFLINE=1``).
-        nomad_dir: folder of the recordings (default ``config.nomad_data_dir()``).
+        nomad_dir: replay the *original* recordings in this folder (tests; e.g.
+            ``config.nomad_data_dir()``). Default None: replay the committed course data
+            release (``data/release/``), which needs no shared folder.
         fields: dotted paths whose presence the coverage report checks
             (default: the fields the client's query for this data set transfers).
         timeout: seconds to wait for NOMAD's answer before replaying.
 
     Raises:
         ValueError: unknown ``dataset``.
-        StopLesson: NOMAD is unreachable and the recording is missing; the message
-            says where it looked and what to do.
+        StopLesson: NOMAD is unreachable and the recording (or the release file) is
+            missing or damaged; the message says where it looked and what to do.
     """
     if dataset not in RECORDINGS:
         raise ValueError(f"unknown dataset {dataset!r}; choose one of {sorted(RECORDINGS)}")
     if prefer_live and nomad.nomad_reachable(nomad.NOMAD_BASE_URL, timeout=timeout):
         return NomadSource(dataset=dataset, live=True, base_url=nomad.NOMAD_BASE_URL)
     rec = RECORDINGS[dataset]
-    folder = Path(nomad_dir) if nomad_dir is not None else config.nomad_data_dir()
+    if fields is None:
+        fields = nomad.DFT_INCLUDE if dataset == "dft" else nomad.PSC_INCLUDE
+    if nomad_dir is None:
+        try:
+            entries = course_data.release_entries(dataset)
+        except course_data.ReleaseError as exc:
+            raise StopLesson(
+                f"NOMAD cannot be reached from this machine and the course data release is not usable:\n  {exc}\n"
+                "What to do: (a) connect to the internet and run the notebook again (it queries NOMAD live), or\n"
+                "(b) restore data/release/ from the course repository (git checkout -- data/release)."
+            ) from None
+        return _replay(dataset, entries, course_data.release_path(dataset), fields, release=True)
+    folder = Path(nomad_dir)
     path = folder / rec.relative_path
     if not path.is_file():
         raise StopLesson(
@@ -149,11 +191,15 @@ def open_source(
             "(b) put the course's shared data folder beside this repository (../shared/data/nomad) or set\n"
             "BANDGAP_NOMAD_DATA to the folder that holds perovskite_solar_cells/ and dft_materials/."
         )
-    entries = rec.loader(folder)
-    if fields is None:
-        fields = nomad.DFT_INCLUDE if dataset == "dft" else nomad.PSC_INCLUDE
+    return _replay(dataset, rec.loader(folder), path, fields, release=False)
+
+
+def _replay(
+    dataset: str, entries: list[dict[str, Any]], path: Path, fields: Sequence[str], *, release: bool
+) -> NomadSource:
     coverage = nomad_standin.describe_snapshot(entries, fields=[f for f in fields if f != "entry_id"])
     server = nomad_standin.StandinServer(entries)
     return NomadSource(
-        dataset=dataset, live=False, base_url=server.base_url, recording=path, coverage=coverage, server=server
+        dataset=dataset, live=False, base_url=server.base_url, recording=path, coverage=coverage, server=server,
+        release=release,
     )

@@ -84,9 +84,9 @@ def _data_status(notebook: str) -> tuple[str, str | None]:
         path = splits.by_formula_csv()
         how = "fix: run notebooks 01 and 02 first (02 writes this file)"
     else:
-        from helpers import mp_dataset
+        from helpers import mp_data
 
-        path = mp_dataset.committed_csv_path()
+        path = mp_data.committed_csv_path()
         how = "fix: `git checkout data/mp_computed_materials.csv` (it ships with the course)"
     if path.exists():
         return f"{path.name} present", None

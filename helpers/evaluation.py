@@ -23,6 +23,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from . import plotting as _plotting  # noqa: F401  (importing it makes Figures display inline in notebooks)
 from .splits import PARTS, Split
 
 #: Columns of the long predictions frame.
@@ -49,6 +50,41 @@ def regression_metrics(y_true: Sequence[float], y_pred: Sequence[float]) -> dict
         "R2": r2,
         "n": int(t.size),
     }
+
+
+def bootstrap_mae_ci(
+    y_true: Sequence[float],
+    y_pred: Sequence[float],
+    n_boot: int = 2000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> tuple[float, float]:
+    """Percentile bootstrap confidence interval ``(low, high)`` in eV of the MAE.
+
+    Resamples the (true, predicted) pairs with replacement ``n_boot`` times
+    (numpy ``default_rng(seed)``, so the interval is reproducible) and returns
+    the ``(1 - confidence) / 2`` and ``(1 + confidence) / 2`` quantiles of the
+    resampled MAEs. It measures how much the MAE depends on *which* test
+    materials were drawn, not the spread over training seeds.
+
+    Raises:
+        ValueError: for no values, different shapes, ``n_boot < 1`` or a
+            confidence outside (0, 1).
+    """
+    t = np.asarray(y_true, dtype=float)
+    p = np.asarray(y_pred, dtype=float)
+    if t.shape != p.shape:
+        raise ValueError(f"y_true and y_pred differ in shape: {t.shape} vs {p.shape}")
+    if t.size == 0:
+        raise ValueError("no values to score")
+    if n_boot < 1 or not 0.0 < confidence < 1.0:
+        raise ValueError(f"need n_boot >= 1 and 0 < confidence < 1, got {n_boot}, {confidence}")
+    err = np.abs(p - t)
+    idx = np.random.default_rng(seed).integers(0, err.size, size=(n_boot, err.size))
+    maes = err[idx].mean(axis=1)
+    alpha = (1.0 - confidence) / 2.0
+    low, high = np.quantile(maes, [alpha, 1.0 - alpha])
+    return float(low), float(high)
 
 
 def _predict(model: Any, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
@@ -123,20 +159,36 @@ def select(predictions: pd.DataFrame, split: str | None = None, model: str | Non
     return rows
 
 
-def metrics_table(predictions: pd.DataFrame) -> pd.DataFrame:
-    """One row per (split, model, part) with MAE_eV, RMSE_eV, R2 and n, in input order."""
+def metrics_table(predictions: pd.DataFrame, n_boot: int = 2000, seed: int = 0) -> pd.DataFrame:
+    """One row per (split, model, part) with MAE_eV, RMSE_eV, R2, n and the MAE's bootstrap 95 % CI, in input order.
+
+    ``MAE_lo_eV``/``MAE_hi_eV`` come from :func:`bootstrap_mae_ci` (``n_boot``
+    resamples, ``seed``; the same seed for every row).
+    """
     rows = []
     for (split, model, part), group in predictions.groupby(["split", "model", "part"], sort=False):
-        rows.append({"split": split, "model": model, "part": part, **regression_metrics(group["true_eV"], group["pred_eV"])})
+        lo, hi = bootstrap_mae_ci(group["true_eV"], group["pred_eV"], n_boot=n_boot, seed=seed)
+        rows.append({"split": split, "model": model, "part": part,
+                     **regression_metrics(group["true_eV"], group["pred_eV"]), "MAE_lo_eV": lo, "MAE_hi_eV": hi})
     return pd.DataFrame(rows)
 
 
 def summary_table(metrics: pd.DataFrame, metric: str = "MAE_eV", decimals: int = 3) -> pd.DataFrame:
-    """Wide view: rows (split, model), columns train/val/test of ``metric``."""
+    """Wide view: rows (split, model), columns train/val/test of ``metric``.
+
+    For the MAE, a ``test 95% CI`` column gives the bootstrap interval of the
+    test MAE (from :func:`metrics_table`).
+    """
     wide = metrics.pivot_table(index=["split", "model"], columns="part", values=metric, sort=False)
-    wide = wide[[p for p in PARTS if p in wide.columns]]
+    wide = wide[[p for p in PARTS if p in wide.columns]].round(decimals)
+    if metric == "MAE_eV" and {"MAE_lo_eV", "MAE_hi_eV"} <= set(metrics.columns) and "test" in wide.columns:
+        test = metrics[metrics["part"] == "test"].set_index(["split", "model"])
+        wide["test 95% CI"] = [
+            f"{test.loc[i, 'MAE_lo_eV']:.{decimals}f}-{test.loc[i, 'MAE_hi_eV']:.{decimals}f}" if i in test.index else ""
+            for i in wide.index
+        ]
     wide.columns.name = metric
-    return wide.round(decimals)
+    return wide
 
 
 def split_comparison(metrics: pd.DataFrame, part: str = "test", metric: str = "MAE_eV", decimals: int = 3) -> pd.DataFrame:
@@ -147,8 +199,16 @@ def split_comparison(metrics: pd.DataFrame, part: str = "test", metric: str = "M
     """
     rows = metrics[metrics["part"] == part]
     wide = rows.pivot_table(index="model", columns="split", values=metric, sort=False)
-    if {"random", "chemical_system"} <= set(wide.columns):
+    kinds = list(wide.columns)
+    if {"random", "chemical_system"} <= set(kinds):
         wide["ratio"] = wide["chemical_system"] / wide["random"]
+    if metric == "MAE_eV" and {"MAE_lo_eV", "MAE_hi_eV"} <= set(rows.columns):
+        for kind in kinds:
+            sub = rows[rows["split"] == kind].set_index("model")
+            wide[f"{kind} 95% CI"] = [
+                f"{sub.loc[m, 'MAE_lo_eV']:.{decimals}f}-{sub.loc[m, 'MAE_hi_eV']:.{decimals}f}" if m in sub.index else ""
+                for m in wide.index
+            ]
     wide.columns.name = f"{part} {metric}"
     return wide.round(decimals)
 
@@ -195,13 +255,13 @@ def calibration_summary(rows: pd.DataFrame) -> dict[str, float]:
 # figures (matplotlib object API: nothing piles up in pyplot; end a cell with
 # the figure to show it, save it with helpers.plotting.save_figure)
 # ---------------------------------------------------------------------------
-def _panels(rows: pd.DataFrame, panel_size: tuple[float, float]):
+def _panels(rows: pd.DataFrame, panel_size: tuple[float, float], sharey: bool = False):
     """A new figure with one axes per split present in ``rows`` (in order of appearance)."""
     from matplotlib.figure import Figure
 
     kinds = list(dict.fromkeys(rows["split"])) if "split" in rows else [None]
     fig = Figure(figsize=(panel_size[0] * len(kinds), panel_size[1]), layout="constrained")
-    axes = fig.subplots(1, len(kinds), squeeze=False)[0]
+    axes = fig.subplots(1, len(kinds), squeeze=False, sharey=sharey)[0]
     return fig, list(zip(kinds, axes))
 
 
@@ -237,9 +297,10 @@ def residual_plot(rows: pd.DataFrame, title: str | None = None):
     """Residual (predicted - measured, eV) against the measured gap; one panel per split.
 
     A model that regresses to the mean shows a downward slope: it overestimates
-    small gaps and underestimates large ones.
+    small gaps and underestimates large ones. The panels share their y-axis so
+    the splits compare at a glance.
     """
-    fig, panels = _panels(rows, (5.5, 4.0))
+    fig, panels = _panels(rows, (5.5, 4.0), sharey=True)
     for kind, ax in panels:
         for part, group in _split_rows(rows, kind).groupby("part", sort=False):
             ax.scatter(group["true_eV"], group["pred_eV"] - group["true_eV"], s=12, alpha=0.6, label=part)
@@ -266,7 +327,8 @@ def calibration_plot(rows: pd.DataFrame, n_bins: int = 8, title: str | None = No
     Top: materials binned by predicted sigma (equal counts); calibrated = on
     y = x. Bottom: fraction of errors within k*sigma against the Laplace
     expectation for k in 0..3; above the diagonal = under-confident, below =
-    over-confident.
+    over-confident. Every material is drawn (the axes extend to the largest
+    sigma and error); the columns share their axes.
     """
     from matplotlib.figure import Figure
 
@@ -276,6 +338,8 @@ def calibration_plot(rows: pd.DataFrame, n_bins: int = 8, title: str | None = No
     kinds = list(dict.fromkeys(rows["split"])) if "split" in rows else [None]
     fig = Figure(figsize=(4.8 * len(kinds), 8.4), layout="constrained")
     axes = fig.subplots(2, len(kinds), squeeze=False)
+    all_err = np.abs(rows["pred_eV"].to_numpy() - rows["true_eV"].to_numpy())
+    all_sigma = rows["sigma_eV"].to_numpy()
     for col, kind in enumerate(kinds):
         sub = _split_rows(rows, kind)
         err = np.abs(sub["pred_eV"].to_numpy() - sub["true_eV"].to_numpy())
@@ -287,9 +351,10 @@ def calibration_plot(rows: pd.DataFrame, n_bins: int = 8, title: str | None = No
         top, bottom = axes[0, col], axes[1, col]
         top.scatter(sigma, err, s=8, alpha=0.3, color="0.5", label="|error| of one material")
         top.plot(x, y, "o-", color="C3", label="RMS error per sigma bin")
-        lim = float(max(x.max(), y.max(), 1e-3)) * 1.15
-        top.plot([0, lim], [0, lim], "k--", lw=1, label="calibrated: RMS error = sigma")
-        top.set(xlim=(0, lim), ylim=(0, max(lim, float(np.quantile(err, 0.98)))))
+        xlim = float(max(all_sigma.max(), 1e-3)) * 1.05
+        ylim = float(max(all_err.max(), xlim, 1e-3)) * 1.05
+        top.plot([0, min(xlim, ylim)], [0, min(xlim, ylim)], "k--", lw=1, label="calibrated: RMS error = sigma")
+        top.set(xlim=(0, xlim), ylim=(0, ylim))
         top.set_xlabel("predicted uncertainty sigma (eV)")
         top.set_ylabel("error (eV)")
         top.set_title(_split_title(kind, title or "uncertainty vs. error"))

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -130,6 +131,59 @@ def read_with_expected(path: str | Path, as_version: int = 4, expected_dir: Path
     exp_file = expected_path(Path(path), expected_dir)
     expected = json.loads(exp_file.read_text(encoding="utf-8")) if exp_file.is_file() else {}
     return inject(nb, expected, source=str(path))
+
+
+#: Output mime types that show a figure as a picture.
+IMAGE_MIMES = ("image/png", "image/svg+xml")
+_FIGURE_REPR = re.compile(r"<(?:matplotlib\.figure\.)?Figure size [0-9.]+x[0-9.]+ with \d+ Axes>")
+_BARE_FIG = re.compile(r"^\s*fig\w*\s*;?\s*(?:#.*)?$")
+
+
+def _last_code_line(source: str) -> str:
+    lines = [ln for ln in source.splitlines() if ln.strip() and not ln.strip().startswith("#")]
+    return lines[-1] if lines else ""
+
+
+def makes_figure(source: str) -> bool:
+    """True when a code cell's source shows a figure: it calls ``save_figure(`` or
+    ``plt.show()``, or its last line is a bare ``fig...`` name."""
+    return "save_figure(" in source or "plt.show()" in source or bool(_BARE_FIG.match(_last_code_line(source)))
+
+
+def figure_output_problem(source: str, outputs: list[Any]) -> str | None:
+    """Why an executed code cell fails to show its figure, or ``None`` when it is fine.
+
+    A cell fails when (a) any output is a matplotlib figure's text repr
+    (``<Figure size 600x400 with 1 Axes>``) without an image in the same output,
+    or (b) its source makes a figure (:func:`makes_figure`) and no output holds an
+    ``image/png`` or ``image/svg+xml`` picture.
+    """
+    has_image = False
+    for out in outputs:
+        data = out.get("data", {}) if hasattr(out, "get") else {}
+        images = [m for m in IMAGE_MIMES if m in data]
+        has_image = has_image or bool(images)
+        text = data.get("text/plain", "")
+        text = "".join(text) if isinstance(text, list) else str(text)
+        if _FIGURE_REPR.search(text) and not images:
+            return f"figure shown as text only ({_FIGURE_REPR.search(text).group(0)}), no image/png or image/svg+xml"
+        if out.get("output_type") == "stream" and _FIGURE_REPR.search(str(out.get("text", ""))):
+            return f"figure printed as text ({_FIGURE_REPR.search(str(out.get('text', ''))).group(0)})"
+    if makes_figure(source) and not has_image:
+        return "cell makes a figure but has no image/png or image/svg+xml output"
+    return None
+
+
+def figure_problems(nb: Any) -> list[str]:
+    """``"cell <index> (<id>): <problem>"`` for every code cell of an executed notebook whose figure does not show."""
+    problems = []
+    for index, cell in enumerate(nb.cells):
+        if cell.get("cell_type") != "code":
+            continue
+        problem = figure_output_problem(cell.get("source", ""), cell.get("outputs", []))
+        if problem:
+            problems.append(f"cell {index} ({cell.get('id')}): {problem}")
+    return problems
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -224,11 +224,15 @@ def psc_query(
 def dft_query(page_size: int = DEFAULT_PAGE_SIZE, *, owner: str = "public") -> dict[str, Any]:
     """Body of ``POST /entries/query`` for computed DFT materials with a band gap (query b).
 
-    Criteria: ``results.method.method_name`` is ``DFT``; ``available_properties``
-    contains ``electronic.band_structure_electronic.band_gap`` (NOMAD's own marker
-    for "this entry has a band gap", the one its GUI filters on); and the symmetry
-    quantities ``space_group_number`` and ``crystal_system`` exist. Transfers only
-    :data:`DFT_INCLUDE` (dotted ``required.include`` paths, see :func:`psc_query`).
+    Criteria: ``results.method.method_name`` is ``DFT``; the entry has a band-gap
+    value at the current path ``results.properties.electronic.band_gap`` *or* at the
+    deprecated ``...electronic.band_structure_electronic.band_gap`` (``quantities:any``,
+    as in :func:`psc_query`): entries processed by recent NOMAD versions fill the
+    first, while many DFT entries processed earlier -- all 200 of the recorded
+    ones -- have only the second, so filtering on either path alone would lose
+    entries. The symmetry quantities ``space_group_number`` and ``crystal_system``
+    must exist. Transfers only :data:`DFT_INCLUDE` (dotted ``required.include``
+    paths, see :func:`psc_query`); the flattener reads the current path first.
 
     Args:
         page_size: entries per request, 1..10,000.
@@ -239,7 +243,7 @@ def dft_query(page_size: int = DEFAULT_PAGE_SIZE, *, owner: str = "public") -> d
         "query": {
             "and": [
                 {"results.method.method_name": "DFT"},
-                {"results.properties.available_properties:all": ["electronic.band_structure_electronic.band_gap"]},
+                {"quantities:any": [f"{BAND_GAP_PATH}.value", f"{BAND_GAP_DEPRECATED_PATH}.band_gap.value"]},
                 {
                     "quantities:all": [
                         "results.material.symmetry.space_group_number",
@@ -748,6 +752,12 @@ class PullResult:
     resumed: bool
     seconds: float
 
+    def summary(self) -> str:
+        """One readable line, e.g. ``wrote perovskite_solar_cells.csv: 32454 rows of 32454 matching entries, 33 pages, 5.0 s``."""
+        of = f" of {self.total} matching entries" if self.total is not None else ""
+        how = ", resumed an interrupted pull" if self.resumed else ""
+        return f"wrote {self.path.name}: {self.rows} rows{of}, {self.pages} pages, {self.seconds:.1f} s{how}"
+
 
 class PullLockedError(NomadError):
     """Another pull is writing the same CSV (its lock file is held)."""
@@ -1019,10 +1029,10 @@ def _fetch_all(run: _Run, state: PullState) -> None:
                     state.total_first = total
                 state.total_last = total
                 if run.progress and bar is None:
-                    from tqdm.auto import tqdm
+                    from .lesson import ProgressLine
 
                     shown = min(total, run.max_entries) if (total is not None and run.max_entries) else total
-                    bar = tqdm(total=shown, initial=state.rows, unit="entry", desc=run.paths["csv"].name)
+                    bar = ProgressLine(run.paths["csv"].name, total=shown, initial=state.rows, unit="entries")
                 capped = run.max_entries is not None and state.rows + len(data) >= run.max_entries
                 if capped:  # only the entries up to the cap are flattened and counted
                     data = data[: run.max_entries - state.rows]
@@ -1164,7 +1174,8 @@ def pull_to_csv(
         out_csv: final CSV path; its folder is created.
         flatten: a :class:`Flattener`, e.g. :func:`flatten_psc_entry`.
         columns: CSV columns in order, e.g. ``schema.PSC_COLUMNS``.
-        progress: show a ``tqdm.auto`` bar sized by ``pagination.total``.
+        progress: show a progress line sized by ``pagination.total``
+            (:class:`helpers.lesson.ProgressLine`: updated in place in a notebook, tqdm elsewhere).
         max_entries: stop after this many entries (the first ones in ``order_by``
             order, so a capped pull is reproducible); ``None`` pulls everything. Live
             NOMAD has millions of computed materials: a course pull must be capped.

@@ -899,14 +899,34 @@ DATASETS: dict[str, Callable[[Path | None], list[dict[str, Any]]]] = {
 }
 
 
+#: stand-in dataset name -> dataset key of the course data release (helpers.course_data.FILES)
+_RELEASE_KEYS = {"psc": "psc", "psc60": "psc_devices", "dft": "dft"}
+
+
 def load_datasets(names: Iterable[str], nomad_dir: str | Path | None = None) -> list[dict[str, Any]]:
-    """Entries of the named datasets (``psc`` = 43k export, ``psc60`` = genuine 60, ``dft`` = 200)."""
+    """Entries of the named datasets (``psc`` = 43k export, ``psc60`` = genuine 60, ``dft`` = 200).
+
+    Read from the original recordings in ``nomad_dir`` (default ``config.nomad_data_dir()``).
+    Without ``nomad_dir`` and without that folder (Binder, a student's laptop), the same
+    entries come from the committed course data release (:mod:`helpers.course_data`).
+    """
     entries: list[dict[str, Any]] = []
     for name in names:
         if name not in DATASETS:
             raise ValueError(f"unknown dataset {name!r}; choose from {sorted(DATASETS)}")
+        if nomad_dir is None and not config.nomad_data_dir().is_dir():
+            from . import course_data  # late: course_data builds on this module
+
+            entries.extend(course_data.release_entries(_RELEASE_KEYS[name]))
+            continue
         entries.extend(DATASETS[name](Path(nomad_dir) if nomad_dir else None))
     return entries
+
+
+def _release_error() -> type[Exception]:
+    from .course_data import ReleaseError
+
+    return ReleaseError
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -915,7 +935,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8009, help="TCP port (0 = any free port); default 8009")
     parser.add_argument(
-        "--data", default=None, help="recorded NOMAD data folder (default: BANDGAP_NOMAD_DATA or ../shared/data/nomad)"
+        "--data", default=None, help="recorded NOMAD data folder (default: BANDGAP_NOMAD_DATA or "
+        "../shared/data/nomad; without it, the course data release in data/release/)"
     )
     parser.add_argument(
         "--dataset", default="psc,dft", help="comma-separated: psc (43k export), psc60 (60 genuine), dft (200)"
@@ -923,7 +944,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         entries = load_datasets([d.strip() for d in args.dataset.split(",") if d.strip()], args.data)
-    except (NomadDataMissingError, ValueError) as exc:
+    except (NomadDataMissingError, ValueError, _release_error()) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     server = StandinServer(entries, host=args.host, port=args.port)

@@ -4,7 +4,11 @@ Every function draws with matplotlib's object API on a new
 :class:`matplotlib.figure.Figure` (or on the ``ax`` you pass) and returns the
 figure, so it works headless (Agg), never needs ``plt.show()``, and does not
 pile up figures in pyplot. In a notebook, end the cell with the figure to
-display it. :func:`save_figure` writes a PNG to :func:`helpers.config.figures_dir`.
+display it: importing this module inside an IPython kernel registers a PNG
+formatter for :class:`matplotlib.figure.Figure` (:func:`enable_inline_display`),
+so a bare figure shows as a picture in JupyterLab, Binder, nbconvert and nbval
+without ``plt.show()`` or ``%matplotlib inline``. :func:`save_figure` writes a
+PNG to :func:`helpers.config.figures_dir`.
 
 The periodic table is drawn offline from pymatgen's element data (no
 plotly/kaleido): elements sit at (period, group), with the lanthanides
@@ -13,6 +17,7 @@ La-Lu and actinides Ac-Lr in two rows below the main table.
 
 from __future__ import annotations
 
+import io
 import math
 import re
 from collections.abc import Callable, Mapping
@@ -28,12 +33,45 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from pymatgen.core import Element
 
-from . import config
+from . import config, solar
 
 #: Colour of cells without a value.
 EMPTY_COLOR = "#e6e6e6"
 _LANTHANIDES = range(57, 72)  # La..Lu
 _ACTINIDES = range(89, 104)  # Ac..Lr
+
+
+def figure_png(fig: Figure, dpi: int = 100) -> bytes:
+    """PNG bytes of ``fig`` (cropped to its content), as shown inline in notebooks."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
+    return buffer.getvalue()
+
+
+def enable_inline_display(shell=None) -> bool:
+    """Make matplotlib Figures display as PNG images in the running IPython kernel.
+
+    Registers :func:`figure_png` as the ``image/png`` formatter of
+    :class:`~matplotlib.figure.Figure` in ``shell`` (default: the current
+    IPython shell). Called when this module is imported; a no-op (returns
+    ``False``) outside IPython. Figures made with ``Figure()`` are not managed by
+    pyplot, so nothing piles up; pyplot's own inline backend closes its figures
+    after each cell.
+    """
+    if shell is None:
+        try:
+            from IPython import get_ipython
+        except ImportError:  # pragma: no cover - IPython is part of the environment
+            return False
+        shell = get_ipython()
+    formatters = getattr(getattr(shell, "display_formatter", None), "formatters", None)
+    if not formatters or "image/png" not in formatters:
+        return False
+    formatters["image/png"].for_type(Figure, figure_png)
+    return True
+
+
+enable_inline_display()
 
 
 def save_figure(fig: Figure, name: str, dpi: int = 150) -> Path:
@@ -263,27 +301,30 @@ def band_gap_boxplot(
     return fig
 
 
-#: Band gap (eV) of the Shockley-Queisser maximum for a single junction under AM1.5G
-#: (about 33.7 % efficiency at 1.34 eV; Rühle, Solar Energy 130, 139 (2016)).
-SQ_OPTIMUM_GAP_EV = 1.34
-SQ_MAX_EFFICIENCY_PCT = 33.7
-
-
 def efficiency_vs_band_gap(devices: pd.DataFrame, ax: Axes | None = None, title: str | None = None) -> Figure:
-    """Scatter of device efficiency (%) against absorber band gap (eV), with the Shockley-Queisser optimum.
+    """Scatter of device efficiency (%) against absorber band gap (eV), under the Shockley-Queisser limit.
 
     ``devices`` needs ``band_gap_eV`` and ``efficiency_pct`` (rows missing either are
-    not drawn; their number is given in the legend).
+    not drawn; their number is given in the legend). The line is the detailed-balance
+    efficiency ceiling under AM1.5G (:func:`helpers.solar.sq_curve`), with its
+    maximum marked (:func:`helpers.solar.sq_optimum`).
     """
     both = devices[["band_gap_eV", "efficiency_pct"]].apply(pd.to_numeric, errors="coerce").dropna()
-    fig, ax = _new_axes(ax, (6, 4))
+    fig, ax = _new_axes(ax, (6.5, 4.2))
+    lo = min(1.0, float(both["band_gap_eV"].min()) - 0.2) if len(both) else 1.0
+    hi = max(2.6, float(both["band_gap_eV"].max()) + 0.2) if len(both) else 2.6
+    curve = solar.sq_curve(max(0.5, round(lo, 1)), min(3.5, round(hi, 1)), 201)
+    gap_opt, eff_opt = solar.sq_optimum()
+    ax.plot(curve["band_gap_eV"], curve["efficiency_pct"], color="tab:red", lw=1.5,
+            label="Shockley-Queisser limit (AM1.5G, 300 K)")
+    ax.plot([gap_opt], [eff_opt], "v", color="tab:red", ms=6,
+            label=f"maximum {eff_opt:.1f} % at {gap_opt:.2f} eV")
     ax.scatter(both["band_gap_eV"], both["efficiency_pct"], s=18, alpha=0.7,
                label=f"devices (n={len(both)}; {len(devices) - len(both)} lack a value)")
-    ax.axvline(SQ_OPTIMUM_GAP_EV, color="tab:red", ls="--", lw=1,
-               label=f"Shockley-Queisser optimum {SQ_OPTIMUM_GAP_EV} eV ({SQ_MAX_EFFICIENCY_PCT} %)")
+    ax.set_ylim(0, 45)
     ax.set_xlabel("absorber band gap (eV)")
     ax.set_ylabel("power conversion efficiency (%)")
-    ax.legend(frameon=False, fontsize=8)
+    ax.legend(frameon=False, fontsize=8, loc="upper right")
     if title:
         ax.set_title(title)
     return fig

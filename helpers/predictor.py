@@ -4,15 +4,17 @@
 into a :class:`PredictionResult`: the predicted band gap with its uncertainty,
 the measured mean if the formula is in the dataset, and notes (abbreviations
 read, elements never seen in training, formula was a training example). Bad
-input -- unparsable text, unknown element symbols, more elements than the model
-was trained on -- gives a result with ``ok=False`` and a clear ``message``,
-never an exception. :meth:`Predictor.widget` wraps the same call in ipywidgets
+input -- anything but text, unparsable text, unknown element symbols, more
+elements than the model was trained on -- a network answer that is not a finite
+number, and any unexpected error (described in words) give a result with
+``ok=False`` and a clear ``message``, never an exception. :meth:`Predictor.widget` wraps the same call in ipywidgets
 (no ``input()``, so headless runs never block).
 """
 
 from __future__ import annotations
 
 import html
+import math
 import threading
 from dataclasses import dataclass, field
 from typing import Any, Iterable
@@ -20,10 +22,40 @@ from typing import Any, Iterable
 import pandas as pd
 
 from .composition import FormulaError, composition_key, read_formula
-from .crabnet_tools import CrabModel, TooManyElementsError
+from .crabnet_tools import CrabModel, InvalidPredictionError, TooManyElementsError
 
 #: Example formulas shown in the widget's placeholder and docs.
 EXAMPLES: tuple[str, ...] = ("CsPbI3", "MAPbI3", "FA0.85MA0.15PbI2.55Br0.45", "CsSnBr3")
+
+#: What went wrong, in words, for exceptions nobody expected (most specific class first).
+_ERROR_WORDS: tuple[tuple[type[BaseException], str], ...] = (
+    (ZeroDivisionError, "a division by zero"),
+    (OverflowError, "a number too large to compute with"),
+    (IndexError, "an index out of range"),
+    (KeyError, "a missing entry"),
+    (MemoryError, "not enough memory"),
+    (RecursionError, "a structure nested too deeply"),
+    (TypeError, "a value of the wrong type"),
+    (ValueError, "an invalid value"),
+    (ArithmeticError, "an arithmetic error"),
+)
+
+
+def _shorten(text: str, limit: int = 40) -> str:
+    """``text`` for a message: at most ``limit`` characters, then ``... (N characters)``."""
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
+
+
+def _describe_error(exc: BaseException) -> str:
+    """An unexpected exception in words, with its detail (cut to 200 characters) but not its class name.
+
+    ``ZeroDivisionError('float division by zero')`` -> ``"a division by zero (float division by zero)"``.
+    """
+    words = next((w for cls, w in _ERROR_WORDS if isinstance(exc, cls)), "an unexpected error")
+    detail = str(exc).strip().replace(type(exc).__name__, "").strip(" :")
+    if detail and detail not in words:
+        words += f" ({_shorten(detail, 200)})"
+    return words
 
 
 @dataclass(frozen=True)
@@ -102,8 +134,33 @@ class Predictor:
                 continue
 
     def __call__(self, formula: Any) -> PredictionResult:
-        """Predict one formula; never raises for bad input (see :class:`PredictionResult`)."""
-        query = formula if isinstance(formula, str) else repr(formula)
+        """Predict one formula; never raises (see :class:`PredictionResult`).
+
+        Refusals (``ok=False``, a message saying why): input that is not text,
+        an unreadable formula, more elements than the model knows, a network answer
+        that is not a finite number, and any unexpected error, described in words.
+        """
+        if not isinstance(formula, str):
+            kind = "None" if formula is None else type(formula).__name__
+            return PredictionResult(
+                query=f"<{kind}>",
+                ok=False,
+                message=f"Cannot read this formula: a formula must be text (a str), not {kind}.",
+            )
+        try:
+            return self._predict(formula)
+        except Exception as exc:  # a UI must not show a traceback; say what failed, in words
+            return PredictionResult(
+                query=formula,
+                ok=False,
+                message=(
+                    f"No prediction for {_shorten(formula)!r}: the calculation failed with {_describe_error(exc)}. "
+                    "This input is outside what the model can handle; try another formula."
+                ),
+            )
+
+    def _predict(self, formula: str) -> PredictionResult:
+        query = formula
         try:
             parsed = read_formula(formula)
         except FormulaError as exc:
@@ -115,12 +172,12 @@ class Predictor:
                 query=query,
                 ok=False,
                 message=(
-                    f"{parsed.text!r} has {parsed.n_elements} elements; this model was trained on formulas "
+                    f"{_shorten(parsed.text)!r} has {parsed.n_elements} elements; this model was trained on formulas "
                     f"with at most {self.model.max_elements}, so it cannot predict it."
                 ),
             )
-        except Exception as exc:  # a UI must not show a traceback; say what failed instead
-            return PredictionResult(query=query, ok=False, message=f"Prediction failed: {type(exc).__name__}: {exc}")
+        except InvalidPredictionError as exc:
+            return PredictionResult(query=query, ok=False, message=f"No prediction for {_shorten(parsed.text)!r}: {exc}")
 
         notes: list[str] = []
         if parsed.expanded != parsed.text:
@@ -136,6 +193,15 @@ class Predictor:
         if key in self._train_keys:
             notes.append("this composition was a training example, so agreement with the measurement is not a test")
         gap, sigma = float(row["prediction_eV"]), float(row["uncertainty_eV"])
+        if not (math.isfinite(gap) and math.isfinite(sigma) and sigma >= 0):  # CrabModel.predict refuses these too
+            return PredictionResult(
+                query=query,
+                ok=False,
+                message=(
+                    f"No prediction for {_shorten(parsed.text)!r}: the model answered {gap} ± {sigma} eV, which is not a "
+                    "finite number with a non-negative uncertainty; its weights are broken, so nothing is reported."
+                ),
+            )
         message = f"{parsed.text}: predicted band gap {gap:.2f} ± {sigma:.2f} eV"
         if measured is not None:
             written, value, n = measured

@@ -1,14 +1,22 @@
-"""nbval glue: inject the expected outputs of ``# NBVAL_CHECK_OUTPUT`` cells.
+"""nbval glue: inject the expected outputs of ``# NBVAL_CHECK_OUTPUT`` cells; check that figures show.
 
 Notebooks are committed with outputs stripped; the expected printed text of
 deterministic cells lives in ``notebooks/expected/*.json`` (see
 :mod:`helpers.nbcheck`). nbval reads each notebook with ``nbformat.read``; we
 hand it a reader that adds the expected outputs, so nbval compares them.
+
+Every executed code cell is also checked with
+:func:`helpers.nbcheck.figure_output_problem`: a cell that makes a figure must
+have an ``image/png`` (or ``image/svg+xml``) output, and a ``<Figure size ...>``
+text-only output fails the cell. The check reads the outputs nbval received
+from the kernel, so it costs no second execution and covers every notebook
+nbval collects (``notebooks/*.ipynb``, future ones included).
 """
 
 from __future__ import annotations
 
 import nbformat
+import pytest
 
 from helpers import nbcheck
 
@@ -31,3 +39,16 @@ class _ReaderWithExpected:
 
 if _nbval_plugin is not None:
     _nbval_plugin.nbformat = _ReaderWithExpected()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item):
+    """After nbval ran a cell, fail it when its figure did not come out as an image."""
+    result = yield
+    if _nbval_plugin is not None and isinstance(item, _nbval_plugin.IPyNbCell):
+        outputs = getattr(item, "test_outputs", None)
+        if outputs is not None:
+            problem = nbcheck.figure_output_problem(item.cell.source, outputs)
+            if problem:
+                pytest.fail(f"{item.name}: {problem}\n--- cell source ---\n{item.cell.source}", pytrace=False)
+    return result

@@ -439,3 +439,48 @@ def test_save_outputs_default_folder(tmp_path: Path, monkeypatch: pytest.MonkeyP
     clean, report = cleaning.clean_psc(psc_df)
     paths = cleaning.save_outputs(clean, cleaning.group_by_formula(clean), report)
     assert paths["clean"].parent == schema.processed_dir() == tmp_path / "processed"
+
+
+def _dft_frame() -> pd.DataFrame:
+    return pd.DataFrame({
+        "entry_id": [f"e{i}" for i in range(8)],
+        "formula_reduced": ["Xe4", "Xe4", "Cu4", "Gd4N4", "Si2", "Li4F4", "Li4F4", "Ne4"],
+        "space_group_number": [225, 225, 225, 225, 227, 225, 225, 225],
+        "n_sites": [4, 4, 4, 8, 2, 8, 8, 4],
+        "xc_functional_type": ["GGA"] * 8,
+        "band_gap_eV": [0.0, 6.43, 0.0, -0.059, 0.6, 6.1, 8.7, None],
+    }, index=[10, 11, 12, 13, 14, 15, 16, 17])
+
+
+def test_check_dft_gaps_reports_every_flagged_row_with_reason_and_action() -> None:
+    df = _dft_frame()
+    clean, report = cleaning.check_dft_gaps(df)
+    assert tuple(report.columns) == cleaning.DFT_GAP_REPORT_COLUMNS
+    by_row = dict(zip(report["row"], zip(report["reason"], report["action"])))
+    assert by_row == {
+        0: ("zero gap contradicted", "dropped"),  # solid Xe: 0.0 and 6.43 eV for one structure
+        2: ("metal (gap 0)", "kept"),
+        3: ("negative band gap", "dropped"),
+        5: ("same structure, gaps disagree", "kept"),
+        6: ("same structure, gaps disagree", "kept"),
+        7: ("missing band gap", "dropped"),
+    }
+    assert list(clean.index) == [11, 12, 14, 15, 16]  # original index kept, dropped rows gone
+    assert len(clean) + (report["action"] == "dropped").sum() == len(df)  # nothing lost silently
+    counts = cleaning.dft_gap_counts(report, len(df))
+    assert list(counts.index) == list(cleaning.DFT_GAP_RULES)
+    assert counts["n_rows"].sum() == len(report) and counts.loc["gap above limit", "n_rows"] == 0
+
+
+def test_check_dft_gaps_limits_and_schema() -> None:
+    df = _dft_frame()
+    _, report = cleaning.check_dft_gaps(df, max_gap_eV=8.0)
+    assert report.loc[report["row"] == 6, "reason"].item() == "gap above limit"
+    with pytest.raises(cleaning.SchemaError, match="n_sites"):
+        cleaning.check_dft_gaps(df.drop(columns="n_sites"))
+
+
+def test_empty_columns_finds_all_missing_and_all_blank_columns() -> None:
+    df = pd.DataFrame({"a": [1.0, None], "b": [None, None], "c": ["", "  "], "d": ["x", ""]})
+    assert cleaning.empty_columns(df) == ["b", "c"]
+    assert cleaning.empty_columns(df.iloc[:0]) == ["a", "b", "c", "d"]  # no rows: nothing is populated

@@ -77,7 +77,7 @@ def test_settings_describe_mentions_mode_and_missing_data(monkeypatch: pytest.Mo
     monkeypatch.setenv("BANDGAP_MODE", "quick")
     monkeypatch.setenv("BANDGAP_NOMAD_DATA", str(tmp_path / "absent"))
     text = config.settings().describe()
-    assert "quick" in text and "(missing!)" in text
+    assert "quick" in text and "(absent; offline replay uses data/release/)" in text
 
 
 def test_select_device_cpu_here(monkeypatch: pytest.MonkeyPatch) -> None:

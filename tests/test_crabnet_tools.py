@@ -50,6 +50,35 @@ def test_config_validation_and_round_trip() -> None:
     assert f"d_model={ct.FULL_CPU.d_model}" in ct.FULL_CPU.describe()
 
 
+@pytest.mark.parametrize(
+    "changes, field",
+    [
+        ({"d_model": "16"}, "d_model"),  # was "TypeError: not all arguments converted during string formatting"
+        ({"N": 2.5}, "N"),
+        ({"heads": True}, "heads"),
+        ({"out_hidden": 32}, "out_hidden"),
+        ({"out_hidden": ("32",)}, "out_hidden"),
+        ({"lr": 10**5000}, "lr"),
+        ({"dropout": float("nan")}, "dropout"),
+        ({"batch_size": -1}, "batch_size"),
+        ({"name": None}, "name"),
+    ],
+)
+def test_config_fields_are_type_and_range_checked(changes: dict, field: str) -> None:
+    """One home for config validation: CrabConfig itself (used by load_model and the benchmark's --set)."""
+    from dataclasses import replace
+
+    with pytest.raises(ValueError, match=f"^{field} must"):
+        replace(TINY, **changes)
+
+
+def test_config_normalises_numpy_numbers_and_lists() -> None:
+    from dataclasses import replace
+
+    cfg = replace(TINY, d_model=np.int64(16), out_hidden=[32, 16], dropout=np.float32(0.25))
+    assert cfg == replace(TINY, dropout=0.25) and type(cfg.d_model) is int and cfg.out_hidden == (32, 16)
+
+
 def test_config_for_mode_and_device() -> None:
     cfg, why = ct.config_for("quick", "cuda")
     assert cfg is ct.QUICK and "quick" in why
@@ -409,3 +438,236 @@ def test_bfloat16_model_same_weights_bf16_products_float32_output(tmp_path: Path
     assert all(p.dtype == torch.float32 for p in model.crab.model.parameters())
     loaded = ct.load_model(model.save(tmp_path / "bf16.safetensors"))
     pd.testing.assert_frame_equal(loaded.predict(test["formula"]), model.predict(test["formula"]), check_exact=True)
+
+
+# --------------------------------------------------------------------- hostile checkpoints
+# Each case below once loaded (and then predicted nan, divided by zero or tried to allocate
+# tens of GB) or died with a library error that did not name the file (issue 11, defects 6, 7, 12).
+@pytest.fixture(scope="module")
+def checkpoint(model: ct.CrabModel, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return model.save(tmp_path_factory.mktemp("ckpt") / "good.safetensors")
+
+
+def _rewrite(src: Path, dst: Path, meta: dict | None = None, drop: tuple[str, ...] = (), edit=None) -> Path:
+    """Copy a checkpoint with metadata fields replaced (``None`` deletes one) and tensors edited."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    with safe_open(str(src), framework="pt") as handle:
+        old = dict(handle.metadata())
+    for key, value in (meta or {}).items():
+        if value is None:
+            old.pop(key, None)
+        else:
+            old[key] = value
+    tensors = {k: v.clone() for k, v in load_file(str(src)).items() if k not in drop}
+    if edit is not None:
+        edit(tensors)
+    save_file(tensors, str(dst), metadata=old)
+    return dst
+
+
+def _config_with(checkpoint: Path, **changes) -> str:
+    from safetensors import safe_open
+
+    with safe_open(str(checkpoint), framework="pt") as handle:
+        cfg = json.loads(handle.metadata()["config"])
+    cfg.update(changes)
+    return json.dumps(cfg)
+
+
+def _set(key: str, value: float, index=None):
+    def edit(tensors: dict) -> None:
+        if index is None:
+            tensors[key][...] = value
+        else:
+            tensors[key].view(-1)[index] = value
+
+    return edit
+
+
+def _all_weights(value: float):
+    def edit(tensors: dict) -> None:
+        for k, t in tensors.items():
+            if "__scaler__" not in k and t.is_floating_point():
+                t[...] = value
+
+    return edit
+
+
+@pytest.mark.parametrize(
+    "edit, expected",
+    [
+        (_set("member0.output_nn.fc_out.weight", float("nan"), index=3), "member0.output_nn.fc_out.weight"),
+        (_all_weights(float("inf")), "not finite"),
+        (_set("member0.__scaler__.std", float("nan")), "scaler std"),
+        (_set("member0.__scaler__.std", -0.27), "scaler std"),
+        (_set("member0.__scaler__.std", 0.0), "scaler std"),
+        (_set("member0.__scaler__.mean", float("inf")), "scaler mean"),
+    ],
+    ids=["nan-weight", "all-inf", "nan-std", "negative-std", "zero-std", "inf-mean"],
+)
+def test_load_refuses_non_finite_weights_and_bad_scalers(checkpoint: Path, tmp_path: Path, edit, expected: str) -> None:
+    """Defect 6: these loaded and predicted 'nan ± nan eV' (or '± -0.27 eV') as if all were well."""
+    bad = _rewrite(checkpoint, tmp_path / "bad.safetensors", edit=edit)
+    with pytest.raises(ct.CheckpointError, match=expected) as info:
+        ct.load_model(bad)
+    assert "bad.safetensors" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "field, value, expected",
+    [
+        ("members", "0", "members"),
+        ("members", "-1", "members"),
+        ("members", "two", "members"),
+        ("members", "1.5", "members"),
+        ("members", "--2", "members"),
+        ("members", "²", "members"),
+        ("members", "100000", "members"),
+        ("max_elements", "100000", "max_elements"),
+        ("max_elements", "0", "max_elements"),
+        ("max_elements", "six", "max_elements"),
+        ("max_elements", None, "max_elements"),
+        ("batch_size", "0", "batch_size"),
+        ("batch_size", "-3", "batch_size"),
+        ("batch_size", "1e9", "batch_size"),
+        ("batch_size", "10000000000", "batch_size"),
+        ("config", None, "config"),
+        ("config", "{not json", "config"),
+        ("config", "[1, 2]", "config"),
+        ("config", '"text"', "config"),
+        ("train_elements", "Cs Xx Pb", "train_elements"),
+        ("history", "{not json", "history"),
+        ("history", '{"a": 1}', "history"),
+        ("history", '[1, 2]', "history"),
+        ("info", "[1]", "info"),
+        ("info", '{"epochs_run": "many"}', "info"),
+        ("info", '{"epochs_run_per_member": 7}', "info"),
+    ],
+)
+def test_load_refuses_bad_metadata_naming_file_and_field(checkpoint: Path, tmp_path: Path, field: str, value, expected: str) -> None:
+    """Defect 7: e.g. members "0" loaded (then ZeroDivisionError), max_elements "100000" allocated 40 GB."""
+    bad = _rewrite(checkpoint, tmp_path / "meta.safetensors", meta={field: value})
+    with pytest.raises(ct.CheckpointError, match=expected) as info:
+        ct.load_model(bad)
+    assert isinstance(info.value, ValueError)
+    assert "meta.safetensors" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "changes, expected",
+    [
+        ({"d_model": "16"}, "d_model"),
+        ({"d_model": True}, "d_model"),
+        ({"d_model": 65536}, "d_model"),
+        ({"d_model": 15}, "d_model"),
+        ({"heads": 0}, "heads"),
+        ({"heads": 3}, "heads"),
+        ({"N": -1}, "N"),
+        ({"dim_feedforward": 10**9}, "dim_feedforward"),
+        ({"out_hidden": "32,16"}, "out_hidden"),
+        ({"out_hidden": []}, "out_hidden"),
+        ({"out_hidden": [32, 0]}, "out_hidden"),
+        ({"dropout": 1.5}, "dropout"),
+        ({"dropout": "0.1"}, "dropout"),
+        ({"members": 0}, "members"),
+        ({"precision": "half"}, "precision"),
+        ({"name": 7}, "name"),
+        ({"epochs": 0}, "epochs"),
+        ({"batch_size": 0}, "batch_size"),
+        ({"max_lr": float("nan")}, "max_lr"),
+    ],
+)
+def test_load_refuses_bad_config_fields(checkpoint: Path, tmp_path: Path, changes: dict, expected: str) -> None:
+    """A non-numeric d_model gave 'TypeError: not all arguments converted during string formatting'."""
+    bad = _rewrite(checkpoint, tmp_path / "cfg.safetensors", meta={"config": _config_with(checkpoint, **changes)})
+    with pytest.raises(ct.CheckpointError, match=f"config.*{expected}") as info:
+        ct.load_model(bad)
+    assert "cfg.safetensors" in str(info.value)
+
+
+def test_a_lying_config_is_caught_from_the_tensor_shapes_before_building(
+    checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A config claiming a bigger network than the tensors hold must not allocate that network first."""
+    lying = _config_with(checkpoint, d_model=1024, dim_feedforward=8192)
+    bad = _rewrite(checkpoint, tmp_path / "lying.safetensors", meta={"config": lying})
+    built: list[str] = []
+    real = ct.build_subcrab
+
+    def spy(cfg, device="cpu", seed=None):
+        built.append(device)
+        return real(cfg, device=device, seed=seed)
+
+    monkeypatch.setattr(ct, "build_subcrab", spy)
+    with pytest.raises(ct.CheckpointError, match="shape") as info:
+        ct.load_model(bad)
+    assert "lying.safetensors" in str(info.value) and "d_model=1024" in str(info.value)
+    deeper = _rewrite(checkpoint, tmp_path / "deeper.safetensors", meta={"config": _config_with(checkpoint, N=8)})
+    with pytest.raises(ct.CheckpointError, match="deeper.safetensors: member0 does not match .*N=8.*missing"):
+        ct.load_model(deeper)
+    assert [d for d in built if d != "meta"] == [], "no real model may be built from a config the tensors contradict"
+    # a tensor missing from, or added to, a member is named too
+    cut = _rewrite(checkpoint, tmp_path / "cut.safetensors", drop=("member0.output_nn.fc_out.bias",))
+    with pytest.raises(ct.CheckpointError, match="member0.*missing.*output_nn.fc_out.bias"):
+        ct.load_model(cut)
+
+    def extra(tensors: dict) -> None:
+        tensors["member0.surprise"] = torch.zeros(3)
+
+    plus = _rewrite(checkpoint, tmp_path / "plus.safetensors", edit=extra)
+    with pytest.raises(ct.CheckpointError, match="surprise"):
+        ct.load_model(plus)
+
+
+def test_unreadable_checkpoint_files_are_named(checkpoint: Path, tmp_path: Path) -> None:
+    """Defect 7/12: a directory gave 'OSError: No such device', a corrupt header a bare library error."""
+    raw = checkpoint.read_bytes()
+    cases = {
+        "missing.safetensors": None,
+        "empty.safetensors": b"",
+        "short.safetensors": raw[:5],
+        "truncated.safetensors": raw[: len(raw) // 2],
+        "huge-header.safetensors": struct.pack("<Q", 2**60) + raw[8:],
+        "garbage-header.safetensors": raw[:8] + b"\x00" * (len(raw) - 8),
+        "not-json.safetensors": struct.pack("<Q", 5) + b"{abc}" + raw[8:],
+    }
+    for name, content in cases.items():
+        path = tmp_path / name
+        if content is not None:
+            path.write_bytes(content)
+        with pytest.raises(ct.CheckpointError) as info:
+            ct.load_model(path)
+        assert name in str(info.value), (name, str(info.value))
+    folder = tmp_path / "folder.safetensors"
+    folder.mkdir()
+    with pytest.raises(ct.CheckpointError, match="folder.safetensors.*directory"):
+        ct.load_model(folder)
+
+
+def test_predict_never_returns_non_finite_numbers(checkpoint: Path) -> None:
+    """Defect 6 on predict: a model whose weights become nan in memory refuses instead of answering nan."""
+    broken = ct.load_model(checkpoint)
+    with torch.no_grad():
+        broken.crab.model.output_nn.fc_out.weight.fill_(float("nan"))
+    with pytest.raises(ct.InvalidPredictionError, match="not a finite number.*CsPbI3"):
+        broken.predict(["CsSnI3", "CsPbI3"])
+    negative = ct.load_model(checkpoint)
+    negative.crab.scaler.std = -negative.crab.scaler.std
+    with pytest.raises(ct.InvalidPredictionError, match="negative"):
+        negative.predict(["CsPbI3"])
+
+
+def test_save_refuses_what_load_would_refuse(checkpoint: Path, tmp_path: Path) -> None:
+    """A model whose weights became nan (or that breaks a limit) is not written for a later load to reject."""
+    broken = ct.load_model(checkpoint)
+    with torch.no_grad():
+        broken.crab.model.output_nn.fc_out.bias.fill_(float("inf"))
+    with pytest.raises(ct.CheckpointError, match="refusing to save.*output_nn.fc_out.bias.*not finite"):
+        broken.save(tmp_path / "broken.safetensors")
+    assert not (tmp_path / "broken.safetensors").exists()
+    wide = ct.load_model(checkpoint)
+    wide.max_elements = 40
+    with pytest.raises(ct.CheckpointError, match="max_elements"):
+        wide.save(tmp_path / "wide.safetensors")

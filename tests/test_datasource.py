@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from helpers import datasource, nomad, schema
+from helpers import course_data, datasource, nomad, schema
 from helpers.lesson import StopLesson
 
 
@@ -63,3 +63,78 @@ def test_offline_without_recordings_stops_with_instructions(tmp_path: Path) -> N
 def test_unknown_dataset() -> None:
     with pytest.raises(ValueError, match="unknown dataset"):
         datasource.open_source("phonons")
+
+
+# --- the committed course data release (data/release/) ------------------------------
+
+
+def test_release_is_exactly_what_the_builder_makes_from_the_recordings(nomad_dir: Path, tmp_path: Path) -> None:
+    """data/release/ must be rebuilt (scripts/build_course_data.py) whenever the recordings or the builder change."""
+    manifest = course_data.build_release(nomad_dir, tmp_path)
+    names = [f["path"] for f in manifest["files"]] + [course_data.MANIFEST]
+    for name in names:
+        committed = course_data.RELEASE_DIR / name
+        assert committed.read_bytes() == (tmp_path / name).read_bytes(), (
+            f"{committed} is not what `python scripts/build_course_data.py` makes from {nomad_dir}; rebuild it"
+        )
+    assert sorted(p.name for p in course_data.RELEASE_DIR.iterdir()) == sorted(names)
+
+
+def test_release_serves_the_same_entries_as_the_originals(nomad_dir: Path) -> None:
+    for key, rec in datasource.RECORDINGS.items():
+        assert course_data.release_entries(key) == rec.loader(nomad_dir), key
+
+
+def test_release_is_small_and_its_manifest_complete() -> None:
+    manifest = course_data.read_manifest()
+    total = sum((course_data.RELEASE_DIR / f["path"]).stat().st_size for f in manifest["files"])
+    assert total < 2_000_000, f"the release should stay compact, it is {total:,} bytes"
+    assert manifest["generator"] == "python scripts/build_course_data.py" and manifest["release_date"]
+    assert "CC BY 4.0" in manifest["license"]
+    counts = {f["dataset"]: (f["entries"], f["entries_with_band_gap"]) for f in manifest["files"]}
+    assert counts == {"psc": (43108, 32454), "psc_devices": (60, 56), "dft": (200, 200)}
+    for f in manifest["files"]:
+        assert len(f["sha256"]) == len(f["source_sha256"]) == 64 and f["query"] and f["origin"]
+    readme = (course_data.RELEASE_DIR.parent / "README.md").read_text()
+    for f in manifest["files"]:
+        assert f["path"] in readme
+
+
+def test_replay_without_shared_folder_uses_the_release(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("BANDGAP_SHARED_DIR", str(tmp_path / "empty"))
+    monkeypatch.delenv("BANDGAP_NOMAD_DATA", raising=False)
+    with datasource.open_source("psc_devices") as src:
+        assert src.release and not src.live
+        text = src.describe()
+        assert "data/release/psc_devices_60.json.gz" in text and "frozen data release" in text
+        res = nomad.pull_to_csv(
+            nomad.NomadClient(src.base_url, timeout=10), nomad.psc_query(page_size=25), tmp_path / "d.csv",
+            nomad.flatten_psc_entry, schema.PSC_COLUMNS, progress=False,
+        )
+    assert res.rows == 56 and src.max_entries is None  # replay: never capped
+
+
+def test_damaged_release_stops_with_the_file_name(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import shutil
+
+    release = tmp_path / "release"
+    shutil.copytree(course_data.RELEASE_DIR, release)
+    monkeypatch.setattr(course_data, "RELEASE_DIR", release)
+    data = bytearray((release / "dft_materials_200.json.gz").read_bytes())
+    data[-10] ^= 0xFF
+    (release / "dft_materials_200.json.gz").write_bytes(bytes(data))
+    with pytest.raises(StopLesson, match="dft_materials_200.json.gz.*differs from the manifest"):
+        datasource.open_source("dft")
+    (release / "manifest.json").unlink()
+    with pytest.raises(StopLesson, match="manifest.json does not exist"):
+        datasource.open_source("psc")
+
+
+def test_live_pull_is_capped_in_quick_mode_and_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(nomad, "nomad_reachable", lambda base_url, timeout=5: True)
+    monkeypatch.setenv("BANDGAP_MODE", "quick")
+    src = datasource.open_source("psc")
+    assert src.max_entries == datasource.LIVE_QUICK_CAP["psc"] == 5_000
+    assert "stops after the first 5,000 entries" in src.describe()
+    monkeypatch.setenv("BANDGAP_MODE", "full")
+    assert src.max_entries is None and "stops after" not in src.describe()

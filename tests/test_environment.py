@@ -18,15 +18,16 @@ import pytest
 
 from helpers import config
 
-REQUIREMENTS = config.REPO_ROOT / "requirements.txt"
+REQUIREMENTS = (config.REPO_ROOT / "requirements.txt", config.REPO_ROOT / "requirements-test.txt")
 
 
 def _pins() -> dict[str, str]:
     pins = {}
-    for line in REQUIREMENTS.read_text().splitlines():
-        match = re.match(r"^([A-Za-z0-9_.\-]+)==([^\s#]+)", line.strip())
-        if match:
-            pins[match.group(1).lower()] = match.group(2)
+    for path in REQUIREMENTS:
+        for line in path.read_text().splitlines():
+            match = re.match(r"^([A-Za-z0-9_.\-]+)==([^\s#]+)", line.strip())
+            if match:
+                pins[match.group(1).lower()] = match.group(2)
     return pins
 
 
@@ -43,6 +44,14 @@ def test_installed_versions_match_pins() -> None:
         if installed.split("+")[0] != version:
             wrong[name] = (version, installed)
     assert not wrong, f"installed versions differ from requirements.txt pins: {wrong}"
+
+
+def test_every_installed_package_is_at_its_locked_version() -> None:
+    """Not only the direct pins: all ~140 packages match requirements.lock (scripts/check_env.py)."""
+    result = subprocess.run(
+        [sys.executable, "scripts/check_env.py", "--test"], cwd=config.REPO_ROOT, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_torch_is_the_cpu_build() -> None:

@@ -62,13 +62,15 @@ def test_collect_predictions_and_tables() -> None:
     test_const = metrics[(metrics["model"] == "const") & (metrics["part"] == "test")].iloc[0]
     assert test_const["MAE_eV"] == pytest.approx(np.abs(sp.test["target"] - 2.0).mean())
     wide = evaluation.summary_table(metrics)
-    assert list(wide.columns) == ["train", "val", "test"] and wide.shape == (2, 3)
+    assert list(wide.columns) == ["train", "val", "test", "test 95% CI"] and wide.shape == (2, 4)
+    assert (metrics["MAE_lo_eV"] <= metrics["MAE_eV"]).all() and (metrics["MAE_eV"] <= metrics["MAE_hi_eV"]).all()
     other = evaluation.collect_predictions({"const": _Constant(2.0)}, sp)
     other["split"] = "chemical_system"  # pretend: same numbers on a second split -> ratio 1
     both = evaluation.metrics_table(pd.concat([preds, other]))
     comparison = evaluation.split_comparison(both)
     assert "ratio" in comparison.columns
     assert comparison.loc["const", "ratio"] == pytest.approx(1.0)
+    assert {"random 95% CI", "chemical_system 95% CI"} <= set(comparison.columns)
     with pytest.raises(ValueError, match="no predictions"):
         evaluation.select(preds, model="nope")
 
@@ -118,3 +120,27 @@ def test_figures_are_drawn_in_ev_one_panel_per_split_and_saved(tmp_path: Path, m
 
 def _relabel(sp: splits.Split) -> splits.Split:
     return splits.Split(kind="chemical_system", seed=sp.seed, train=sp.train, val=sp.val, test=sp.test)
+
+
+def test_bootstrap_mae_ci_is_seeded_and_covers_the_mae() -> None:
+    rng = np.random.default_rng(1)
+    truth = rng.uniform(1.0, 3.0, 100)
+    pred = truth + rng.normal(0.0, 0.2, 100)
+    mae = float(np.abs(pred - truth).mean())
+    lo, hi = evaluation.bootstrap_mae_ci(truth, pred, seed=3)
+    assert lo < mae < hi
+    assert (lo, hi) == evaluation.bootstrap_mae_ci(truth, pred, seed=3)  # reproducible
+    assert (lo, hi) != evaluation.bootstrap_mae_ci(truth, pred, seed=4)
+    # the standard error of a mean of 100 |N(0, 0.2)| errors is ~0.012 eV: a 95 % interval is ~0.05 eV wide
+    assert 0.03 < hi - lo < 0.07
+    narrow = evaluation.bootstrap_mae_ci(truth, pred, confidence=0.5, seed=3)
+    assert lo < narrow[0] < narrow[1] < hi
+
+
+def test_bootstrap_mae_ci_rejects_bad_input() -> None:
+    with pytest.raises(ValueError, match="no values"):
+        evaluation.bootstrap_mae_ci([], [])
+    with pytest.raises(ValueError, match="shape"):
+        evaluation.bootstrap_mae_ci([1.0, 2.0], [1.0])
+    with pytest.raises(ValueError, match="confidence"):
+        evaluation.bootstrap_mae_ci([1.0], [1.0], confidence=1.5)

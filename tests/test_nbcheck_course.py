@@ -65,7 +65,7 @@ def test_committed_notebooks_are_stripped_and_expectations_match() -> None:
         nbcheck.read_with_expected(path)  # raises on missing or stale expectations
 
 
-def test_course_runner_records_status_time_and_memory(tmp_path: Path) -> None:
+def test_course_runner_records_status_time_and_memory(tmp_path: Path, capfd) -> None:
     nbdir = tmp_path / "notebooks"
     nbdir.mkdir()
     nbformat.write(_notebook("x = bytearray(50 * 2**20)\nprint(len(x))"), str(nbdir / "01_ok.ipynb"))
@@ -81,3 +81,5 @@ def test_course_runner_records_status_time_and_memory(tmp_path: Path) -> None:
     executed = nbformat.read(str(tmp_path / "out" / "notebooks" / "01_ok.ipynb"), as_version=4)
     assert executed.cells[0].outputs[0]["text"].strip() == str(50 * 2**20)
     assert "01_ok.ipynb" in course.format_table(rows)
+    # kernels talk over IPC sockets in a temporary folder: no "running over TCP without encryption" warning
+    assert "without encryption" not in capfd.readouterr().err

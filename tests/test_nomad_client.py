@@ -459,6 +459,8 @@ def test_pull_resumes_after_api_error_and_torn_partial(srv, client, tmp_path: Pa
     srv.reset_counters()
     result = _pull(client, out, page_size=4)
     assert result.resumed is True and result.rows == 56
+    assert result.summary().startswith(f"wrote psc.csv: 56 rows of {result.total} matching entries, {result.pages} pages, ")
+    assert result.summary().endswith(" s, resumed an interrupted pull")
     assert srv.request_count == 10  # pages 6..14 + the empty one, nothing re-fetched
     assert out.read_bytes() == reference_csv
     assert json.loads(result.manifest_path.read_text())["runs"] == 2

@@ -353,3 +353,13 @@ def test_cli_serves_recorded_data(nomad_dir: Path) -> None:
         cwd=REPO, env=env, capture_output=True, text=True, timeout=30,
     )
     assert bad.returncode == 2 and "BANDGAP_NOMAD_DATA" in bad.stderr and "/nonexistent/nomad" in bad.stderr
+
+
+def test_without_the_shared_folder_the_standin_serves_the_course_data_release(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, nomad_dir: Path
+) -> None:
+    """Binder / an offline laptop: no ../shared, yet `python -m helpers.nomad_standin` has data."""
+    monkeypatch.setenv("BANDGAP_NOMAD_DATA", str(tmp_path / "no-shared"))
+    from_release = standin.load_datasets(["psc60", "dft"])
+    assert from_release == standin.load_datasets(["psc60", "dft"], nomad_dir)
+    assert len(from_release) == 260

@@ -105,8 +105,38 @@ def test_efficiency_vs_band_gap_counts_missing_rows() -> None:
     ax = fig.axes[0]
     assert ax.get_xlabel() == "absorber band gap (eV)"
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
-    assert labels[0] == "devices (n=1; 2 lack a value)"
+    assert "devices (n=1; 2 lack a value)" in labels
     assert len(ax.collections[0].get_offsets()) == 1
+    # the Shockley-Queisser ceiling is drawn as a curve from helpers.solar, with its maximum marked
+    assert "Shockley-Queisser limit (AM1.5G, 300 K)" in labels
+    assert any(label.startswith("maximum 33.7 % at 1.3") for label in labels)
+    curve = ax.get_lines()[0]
+    assert max(curve.get_ydata()) == pytest.approx(33.7, abs=0.1)
+
+
+class _FakeFormatter:
+    def __init__(self) -> None:
+        self.registered: dict = {}
+
+    def for_type(self, cls, func) -> None:
+        self.registered[cls] = func
+
+
+class _FakeShell:
+    def __init__(self) -> None:
+        self.display_formatter = type("DF", (), {"formatters": {"image/png": _FakeFormatter()}})()
+
+
+def test_enable_inline_display_registers_png_formatter() -> None:
+    from matplotlib.figure import Figure
+
+    shell = _FakeShell()
+    assert plotting.enable_inline_display(shell) is True
+    render = shell.display_formatter.formatters["image/png"].registered[Figure]
+    fig = Figure(figsize=(2, 1))
+    fig.add_subplot().plot([0, 1], [0, 1])
+    assert render(fig)[:8] == b"\x89PNG\r\n\x1a\n"
+    assert plotting.enable_inline_display(object()) is False  # not an IPython shell: nothing to do
 
 
 def test_category_shares_are_per_dataset_percentages() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import json
+import warnings
 
 import pandas as pd
 import pytest
@@ -108,3 +109,74 @@ def test_no_input_calls_in_notebook_03_or_its_helpers() -> None:
             src = "".join(cell["source"])
             clean = "\n".join(line for line in src.splitlines() if not line.lstrip().startswith(("%", "!")))
             assert not _calls_input(clean), src
+
+
+# --------------------------------------------------------------------- hostile input (issue 11, defects 6 and 8)
+@pytest.mark.parametrize(
+    "query", [10**5000, float("nan"), b"CsPbI3", ["CsPbI3"], {"formula": "CsPbI3"}], ids=["int", "float", "bytes", "list", "dict"]
+)
+def test_non_text_input_is_refused_never_raised(model: ct.CrabModel, query) -> None:
+    """``Predictor(...)(10**5000)`` raised ValueError (repr of a 5000-digit int exceeds Python's limit)."""
+    result = predictor.Predictor(model)(query)
+    assert not result.ok and result.band_gap_eV is None
+    assert "must be text" in result.message and type(query).__name__ in result.message
+    assert len(result.query) < 100, "the query shown is short, whatever was passed"
+
+
+@pytest.mark.parametrize("query", ["Pb" + "9" * 308 + "I" + "9" * 308, "H1" + "0" * 40 + "Pb"], ids=["huge", "zeros"])
+def test_absurd_amounts_give_a_readable_refusal(model: ct.CrabModel, query: str) -> None:
+    """These gave 'Prediction failed: ZeroDivisionError' and 'IndexError: index 9223372036854775807 ...'."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = predictor.Predictor(model)(query)
+    assert [str(w.message) for w in caught] == [], "the refusal says it all; no numpy warnings under the widget"
+    assert not result.ok and result.band_gap_eV is None
+    for raw in ("ZeroDivisionError", "IndexError", "OverflowError", "Prediction failed", "Traceback"):
+        assert raw not in result.message
+    assert len(result.message) < 400
+
+
+@pytest.mark.parametrize(
+    "error, words",
+    [
+        (ZeroDivisionError("division by zero"), "division by zero"),
+        (IndexError("index 9223372036854775807 is out of bounds for dimension 0 with size 6"), "index out of range"),
+        (OverflowError("cannot convert float infinity to integer"), "too large"),
+        (MemoryError(), "not enough memory"),
+        (RuntimeError("mat1 and mat2 shapes cannot be multiplied"), "mat1 and mat2 shapes cannot be multiplied"),
+    ],
+)
+def test_unexpected_errors_become_refusals_in_words(
+    model: ct.CrabModel, monkeypatch: pytest.MonkeyPatch, error: Exception, words: str
+) -> None:
+    def boom(*args, **kwargs):
+        raise error
+
+    p = predictor.Predictor(model)
+    monkeypatch.setattr(p.model, "predict", boom)
+    result = p("CsPbI3")
+    assert not result.ok and result.band_gap_eV is None
+    assert words in result.message and "CsPbI3" in result.message
+    assert type(error).__name__ not in result.message and "Prediction failed" not in result.message
+
+
+def test_non_finite_predictions_are_never_ok(model: ct.CrabModel, tmp_path) -> None:
+    """A model answering nan (e.g. a weight became nan) gave 'nan ± nan eV' with ok=True."""
+    broken = ct.load_model(model.save(tmp_path / "m.safetensors"))
+    import torch
+
+    with torch.no_grad():
+        broken.crab.model.output_nn.fc_out.weight.fill_(float("nan"))
+    result = predictor.Predictor(broken)("CsPbI3")
+    assert not result.ok and result.band_gap_eV is None and result.uncertainty_eV is None
+    assert "not a finite number" in result.message and "nan ±" not in result.message
+
+
+def test_predictor_checks_the_numbers_it_is_given(model: ct.CrabModel, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whatever model object answers, nan or a negative sigma (``± -0.27 eV``) is never shown as ok."""
+    p = predictor.Predictor(model)
+    for gap, sigma in ((1.5, -0.27), (float("nan"), 0.1), (1.5, float("inf"))):
+        frame = pd.DataFrame({"formula": ["CsPbI3"], "prediction_eV": [gap], "uncertainty_eV": [sigma]})
+        monkeypatch.setattr(p.model, "predict", lambda formulas, frame=frame: frame)
+        result = p("CsPbI3")
+        assert not result.ok and result.band_gap_eV is None and "not a finite number" in result.message

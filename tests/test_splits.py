@@ -145,3 +145,13 @@ def test_load_formula_table_missing_columns(tmp_path: Path) -> None:
     pd.DataFrame({"formula": ["CsPbI3"]}).to_csv(csv, index=False)
     with pytest.raises(ValueError, match="band_gap_mean_eV"):
         splits.load_formula_table(csv)
+
+
+def test_element_novelty_separates_new_combinations_from_new_elements() -> None:
+    train = pd.DataFrame({"formula": ["CsPbI3", "MAPbBr3"], "chemical_system": ["Cs-I-Pb", "Br-C-H-N-Pb"]})
+    test = pd.DataFrame({"formula": ["CsPbBr3", "CsAgI3"], "chemical_system": ["Br-Cs-Pb", "Ag-Cs-I"]})
+    sp = splits.Split(kind="chemical_system", seed=0, train=train, val=train.iloc[:0], test=test)
+    novelty = splits.element_novelty(sp)
+    assert list(novelty["unseen_elements"]) == ["", "Ag"]  # CsPbBr3: all elements seen, only the combination is new
+    with pytest.raises(ValueError, match="part"):
+        splits.element_novelty(sp, part="holdout")

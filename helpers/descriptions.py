@@ -1,0 +1,326 @@
+"""Text descriptions of materials for the language-model notebooks (04, 05).
+
+One function, :func:`describe`, turns one row of ``data/mp_computed_materials.csv``
+into text in the formats of Yeh et al. (arXiv 2501.03456):
+
+- ``"structured"``: a fixed template of ``feature: value`` pairs separated by ``"; "``;
+- ``"natural"``: deterministic English sentences built from the same fields;
+- ``"composition"``: the structured template restricted to what the formula alone
+  gives (the ablation "what does structure in the text add?");
+- ``"robocrys"``: a given robocrystallographer text (column ``robocrys_description``),
+  one span covering it.
+
+Every feature is computed with pymatgen (element names, Pauling electronegativities,
+groups, atomic masses); nothing is hand-typed. Each feature comes back with its
+category (:data:`CATEGORIES`) and character span, so notebook 05 can map tokens to
+categories through a tokenizer's offset mapping (:func:`token_categories`).
+Missing fields are left out, never written as ``nan``; the band gap never appears.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any, Literal
+
+import numpy as np
+from pymatgen.core import Composition, Element
+from scipy.constants import physical_constants
+
+Format = Literal["structured", "natural", "composition", "robocrys"]
+
+#: The description formats :func:`describe` writes.
+FORMATS: tuple[str, ...] = ("structured", "natural", "composition", "robocrys")
+
+#: Feature categories, in the order they appear in the text.
+CATEGORIES: tuple[str, ...] = ("composition", "electronic", "symmetry", "geometry", "robocrys")
+
+#: Column holding a robocrystallographer description (format ``"robocrys"``).
+ROBOCRYS_COLUMN = "robocrys_description"
+
+#: Grams per cm^3 in one atomic mass unit per cubic angstrom (u / A^3 -> g / cm^3).
+_G_CM3_PER_U_A3: float = physical_constants["atomic mass constant"][0] * 1e3 / 1e-24
+
+#: Category of each feature (structured/natural/composition formats).
+FEATURE_CATEGORY: dict[str, str] = {
+    "formula": "composition",
+    "elements": "composition",
+    "number of elements": "composition",
+    "mean electronegativity": "electronic",
+    "electronegativity spread": "electronic",
+    "valence electrons per atom": "electronic",
+    "crystal system": "symmetry",
+    "space group": "symmetry",
+    "atoms per cell": "geometry",
+    "volume per atom": "geometry",
+    "density": "geometry",
+    "robocrys description": "robocrys",
+}
+
+
+@dataclass(frozen=True)
+class Span:
+    """One feature's place in a description: ``text[start:end]`` (character offsets)."""
+
+    feature: str
+    category: str
+    start: int
+    end: int
+
+
+@dataclass(frozen=True)
+class Description:
+    """A material described as text, with each feature's category and span."""
+
+    text: str
+    format: str
+    spans: tuple[Span, ...]
+
+    def category_at(self, offset: int) -> str | None:
+        """Category of the feature covering character ``offset`` (None between features)."""
+        for span in self.spans:
+            if span.start <= offset < span.end:
+                return span.category
+        return None
+
+
+def valence_electrons(element: Element) -> int:
+    """Valence electrons of an element from its periodic-table group (pymatgen).
+
+    Groups 1-12 count ``group`` electrons (s + d), groups 13-18 count
+    ``group - 10`` (s + p), helium 2; lanthanides and actinides (pymatgen group 3) 3.
+    """
+    if element.Z == 2:
+        return 2
+    group = int(element.group)
+    return group if group <= 12 else group - 10
+
+
+def _present(value: Any) -> bool:
+    if value is None:
+        return False
+    if isinstance(value, str):
+        return value.strip() != ""  # "NaN" is a formula (sodium nitride), not a missing value
+    try:
+        return not math.isnan(float(value))
+    except (TypeError, ValueError):
+        return True
+
+
+@lru_cache(maxsize=200_000)
+def composition_features(formula: str) -> dict[str, Any]:
+    """Features of a formula (pymatgen): reduced formula, element fractions, electronic counts.
+
+    Returns a dict with ``formula`` (reduced), ``fractions`` (element -> atomic
+    fraction, in order of electronegativity as pymatgen writes formulas),
+    ``n_elements``, ``en_mean`` and ``en_spread`` (Pauling units, fraction-weighted
+    mean and standard deviation; absent when an element has no Pauling value),
+    ``valence_per_atom`` (electrons per atom, :func:`valence_electrons`),
+    ``mass_per_fu`` (u per reduced formula unit) and ``atoms_per_fu``.
+
+    Raises:
+        ValueError: the formula does not parse or is empty.
+    """
+    with warnings.catch_warnings():  # pymatgen warns for noble gases without a Pauling value
+        warnings.simplefilter("ignore", UserWarning)
+        try:
+            comp = Composition(formula)
+            if comp.num_atoms <= 0:
+                raise ValueError("no atoms")
+            reduced, _ = comp.get_reduced_composition_and_factor()
+            frac = comp.fractional_composition
+            order = [Element(str(el)) for el in Composition(comp.reduced_formula).elements]
+            en = np.array([el.X for el in order], dtype=float)
+        except Exception as exc:  # pymatgen raises several types for bad formulas
+            raise ValueError(f"formula {formula!r} could not be read by pymatgen: {exc}") from exc
+    fractions = {el.symbol: float(frac[el]) for el in order}
+    weights = np.array(list(fractions.values()))
+    feats: dict[str, Any] = {
+        "formula": comp.reduced_formula,
+        "fractions": fractions,
+        "n_elements": len(fractions),
+        "valence_per_atom": float(sum(w * valence_electrons(el) for w, el in zip(weights, order, strict=True))),
+        "mass_per_fu": float(reduced.weight),
+        "atoms_per_fu": float(reduced.num_atoms),
+    }
+    if np.all(np.isfinite(en)):
+        mean = float(weights @ en)
+        feats["en_mean"] = mean
+        feats["en_spread"] = float(np.sqrt(weights @ (en - mean) ** 2))
+    return feats
+
+
+def _feature_values(row: Mapping[str, Any], with_structure: bool) -> dict[str, Any]:
+    """Raw values (numbers/strings) of every feature present in ``row``."""
+    formula = row.get("formula_reduced")
+    if not _present(formula):
+        raise ValueError("row has no formula_reduced; a description needs at least the formula")
+    comp = composition_features(str(formula).strip())
+    values: dict[str, Any] = {
+        "formula": comp["formula"],
+        "elements": comp["fractions"],
+        "number of elements": comp["n_elements"],
+    }
+    if "en_mean" in comp:
+        values["mean electronegativity"] = comp["en_mean"]
+        values["electronegativity spread"] = comp["en_spread"]
+    values["valence electrons per atom"] = comp["valence_per_atom"]
+    if not with_structure:
+        return values
+    if _present(row.get("crystal_system")):
+        values["crystal system"] = str(row["crystal_system"]).strip()
+    symbol, number = row.get("space_group_symbol"), row.get("space_group_number")
+    if _present(symbol) or _present(number):
+        values["space group"] = (
+            str(symbol).strip() if _present(symbol) else None,
+            int(number) if _present(number) else None,
+        )
+    n_sites = int(row["n_sites"]) if _present(row.get("n_sites")) else None
+    volume = float(row["volume_A3"]) if _present(row.get("volume_A3")) else None
+    if n_sites is not None:
+        values["atoms per cell"] = n_sites
+    if n_sites and volume:
+        values["volume per atom"] = volume / n_sites
+        mass_per_cell = comp["mass_per_fu"] * n_sites / comp["atoms_per_fu"]
+        values["density"] = mass_per_cell / volume * _G_CM3_PER_U_A3
+    return values
+
+
+def _structured_value(feature: str, value: Any) -> str:
+    if feature == "elements":
+        return ", ".join(f"{el} {f:.3f}" for el, f in value.items())
+    if feature == "space group":
+        symbol, number = value
+        return " ".join(p for p in (symbol, f"(number {number})" if number is not None else None) if p)
+    if feature in ("mean electronegativity", "electronegativity spread", "valence electrons per atom"):
+        return f"{value:.2f}"
+    if feature == "volume per atom":
+        return f"{value:.2f} A^3"
+    if feature == "density":
+        return f"{value:.2f} g/cm^3"
+    return str(value)
+
+
+_NUMBER_WORDS = {1: "an elemental", 2: "a binary", 3: "a ternary", 4: "a quaternary", 5: "a quinary"}
+
+
+def _natural_pieces(values: dict[str, Any]) -> list[tuple[str | None, str]]:
+    """(feature or None for glue text, text) pieces of the natural-language format."""
+    p: list[tuple[str | None, str]] = [("formula", values["formula"]), (None, " is ")]
+    n = values["number of elements"]
+    p.append(("number of elements", _NUMBER_WORDS.get(n, f"a {n}-element") + " material"))
+    names = [f"{Element(el).long_name.lower()} ({100 * f:.1f} %)" for el, f in values["elements"].items()]
+    p += [(None, " made of "), ("elements", names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1])]
+    p.append((None, "."))
+    if "mean electronegativity" in values:
+        p += [(None, " Its "), ("mean electronegativity", f"mean Pauling electronegativity is {values['mean electronegativity']:.2f}")]
+        p += [(None, " with "), ("electronegativity spread", f"a spread of {values['electronegativity spread']:.2f}")]
+        p += [(None, ", and it has ")]
+    else:
+        p += [(None, " It has ")]
+    p += [("valence electrons per atom", f"{values['valence electrons per atom']:.2f} valence electrons per atom"), (None, ".")]
+    structure = []
+    if "crystal system" in values:
+        structure.append(("crystal system", f"crystallises in the {values['crystal system']} crystal system"))
+    if "space group" in values:
+        symbol, number = values["space group"]
+        text = "in space group " + " ".join(x for x in (symbol, f"(number {number})" if number is not None else None) if x)
+        structure.append(("space group", text))
+    if "atoms per cell" in values:
+        n_sites = values["atoms per cell"]
+        structure.append(("atoms per cell", f"with {n_sites} atom{'s' if n_sites != 1 else ''} in the unit cell"))
+    if "volume per atom" in values:
+        structure.append(("volume per atom", f"{values['volume per atom']:.2f} cubic angstroms per atom"))
+    if "density" in values:
+        structure.append(("density", f"a density of {values['density']:.2f} g/cm^3"))
+    if structure:
+        p.append((None, " It "))
+        for i, piece in enumerate(structure):
+            if i:
+                p.append((None, " and " if i == len(structure) - 1 else ", "))
+            p.append(piece)
+        p.append((None, "."))
+    return p
+
+
+def describe(row: Mapping[str, Any], format: Format = "structured", text: str | None = None) -> Description:
+    """Describe one material (a row of the MP dataset) as text, with feature spans.
+
+    Args:
+        row: mapping with at least ``formula_reduced``; optional ``crystal_system``,
+            ``space_group_symbol``, ``space_group_number``, ``n_sites``,
+            ``volume_A3`` (A^3 per cell) and, for ``"robocrys"``,
+            :data:`ROBOCRYS_COLUMN`. Other keys (e.g. ``band_gap_eV``) are ignored.
+        format: one of :data:`FORMATS`.
+        text: for ``"robocrys"``, the description text (overrides the row's column).
+
+    Returns:
+        :class:`Description`. Units in the text: volume per atom in A^3,
+        density in g/cm^3, electronegativity in Pauling units. Fields missing
+        from the row are left out.
+
+    Raises:
+        ValueError: unknown format, no formula, an unreadable formula, or an empty
+            robocrys text.
+    """
+    if format not in FORMATS:
+        raise ValueError(f"format must be one of {FORMATS}, got {format!r}")
+    if format == "robocrys":
+        body = text if text is not None else row.get(ROBOCRYS_COLUMN)
+        if not _present(body):
+            raise ValueError(f"format 'robocrys' needs a text (column {ROBOCRYS_COLUMN!r} is missing or empty)")
+        body = str(body).strip()
+        return Description(body, format, (Span("robocrys description", "robocrys", 0, len(body)),))
+    values = _feature_values(row, with_structure=format != "composition")
+    if format == "natural":
+        pieces = _natural_pieces(values)
+    else:
+        pieces = []
+        for i, (feature, value) in enumerate(values.items()):
+            if i:
+                pieces.append((None, "; "))
+            pieces.append((feature, f"{feature}: {_structured_value(feature, value)}"))
+    out, spans, pos = [], [], 0
+    for feature, piece in pieces:
+        if feature is not None:
+            spans.append(Span(feature, FEATURE_CATEGORY[feature], pos, pos + len(piece)))
+        out.append(piece)
+        pos += len(piece)
+    return Description("".join(out), format, tuple(spans))
+
+
+def describe_rows(rows: Any, format: Format = "structured") -> list[Description]:
+    """:func:`describe` for every row of a DataFrame (or a sequence of mappings).
+
+    Raises:
+        ValueError: naming the row (``entry_id`` when present, else its position)
+            whose description failed.
+    """
+    records = rows.to_dict("records") if hasattr(rows, "to_dict") else list(rows)
+    out = []
+    for i, row in enumerate(records):
+        try:
+            out.append(describe(row, format))
+        except ValueError as exc:
+            raise ValueError(f"row {row.get('entry_id', i)!r}: {exc}") from exc
+    return out
+
+
+def token_categories(description: Description, offsets: Sequence[tuple[int, int]]) -> list[str | None]:
+    """Category of each token, from a tokenizer's ``offset_mapping`` (character spans).
+
+    A token takes the category of the feature its first non-space character lies in;
+    special tokens (offsets ``(0, 0)``) and glue text get None.
+    """
+    cats: list[str | None] = []
+    for start, end in offsets:
+        if end <= start:
+            cats.append(None)
+            continue
+        while start < end - 1 and description.text[start].isspace():
+            start += 1
+        cats.append(description.category_at(start))
+    return cats

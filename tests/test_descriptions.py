@@ -1,0 +1,140 @@
+"""Text descriptions of materials (helpers.descriptions)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from pymatgen.core import Element
+
+from helpers.descriptions import (
+    CATEGORIES,
+    FEATURE_CATEGORY,
+    FORMATS,
+    Description,
+    composition_features,
+    describe,
+    describe_rows,
+    token_categories,
+    valence_electrons,
+)
+from helpers.mp_data import read_dataset_csv
+
+GAAS = {
+    "entry_id": "mp-2534",
+    "formula_reduced": "GaAs",
+    "elements": "As Ga",
+    "n_elements": 2,
+    "crystal_system": "cubic",
+    "space_group_number": 216,
+    "space_group_symbol": "F-43m",
+    "n_sites": 2,
+    "volume_A3": 47.2,
+    "band_gap_eV": 0.1873,
+}
+
+
+@pytest.fixture(scope="module")
+def mp():
+    return read_dataset_csv()
+
+
+def test_structured_has_every_feature_with_its_span():
+    d = describe(GAAS, "structured")
+    assert d.text.startswith("formula: GaAs; elements: Ga 0.500, As 0.500; number of elements: 2;")
+    assert "crystal system: cubic" in d.text and "space group: F-43m (number 216)" in d.text
+    assert "atoms per cell: 2" in d.text and "volume per atom: 23.60 A^3" in d.text
+    assert [s.feature for s in d.spans] == list(FEATURE_CATEGORY)[:-1]
+    for span in d.spans:
+        assert d.text[span.start : span.end].startswith(span.feature + ": ")
+        assert span.category == FEATURE_CATEGORY[span.feature] and span.category in CATEGORIES
+    # spans are ordered, disjoint and separated by "; "
+    for a, b in zip(d.spans, d.spans[1:]):
+        assert d.text[a.end : b.start] == "; "
+
+
+def test_values_are_computed_from_pymatgen():
+    # silicon, diamond cell: 8 atoms in (5.431 A)^3 -> 2.33 g/cm^3
+    d = describe({"formula_reduced": "Si", "n_sites": 8, "volume_A3": 5.431**3}, "structured")
+    assert "density: 2.33 g/cm^3" in d.text
+    f = composition_features("GaAs")
+    assert f["en_mean"] == pytest.approx((Element("Ga").X + Element("As").X) / 2)
+    assert f["en_spread"] == pytest.approx(abs(Element("Ga").X - Element("As").X) / 2)
+    assert f["valence_per_atom"] == pytest.approx(4.0)
+    assert [valence_electrons(Element(e)) for e in ("Na", "Fe", "Ga", "O", "He", "La", "Xe")] == [1, 8, 3, 6, 2, 3, 8]
+
+
+def test_band_gap_never_in_the_text(mp):
+    rows = mp[mp["band_gap_eV"] > 0.5].head(200)
+    for fmt in ("structured", "natural", "composition"):
+        for row in rows.to_dict("records"):
+            text = describe(row, fmt).text
+            assert "band gap" not in text.lower() and "band_gap" not in text  # (GaP is a formula)
+            assert f"{row['band_gap_eV']:.3f}" not in text
+            assert describe({**row, "band_gap_eV": 99.0}, fmt).text == text  # target does not change the text
+
+
+def test_missing_fields_are_omitted_never_nan():
+    row = {**GAAS, "crystal_system": "", "volume_A3": float("nan"), "space_group_symbol": None}
+    for fmt in ("structured", "natural"):
+        d = describe(row, fmt)
+        assert "nan" not in d.text.lower() and "None" not in d.text
+        features = {s.feature for s in d.spans}
+        assert "crystal system" not in features and "density" not in features and "volume per atom" not in features
+        assert "space group" in features and "(number 216)" in d.text  # the number alone is still there
+    # no electronegativity for argon: those two features are left out, not written as nan
+    d = describe({"formula_reduced": "Ar"}, "structured")
+    assert "electronegativity" not in d.text and "nan" not in d.text.lower()
+
+
+def test_sodium_nitride_is_a_formula_not_a_missing_value():
+    assert describe({"formula_reduced": "NaN"}, "composition").text.startswith("formula: NaN; elements: Na 0.500, N 0.500")
+
+
+def test_composition_format_is_the_composition_part_only():
+    full, comp = describe(GAAS, "structured"), describe(GAAS, "composition")
+    assert full.text.startswith(comp.text)
+    assert {s.category for s in comp.spans} == {"composition", "electronic"}
+    assert {s.category for s in full.spans} >= {"symmetry", "geometry"}
+
+
+def test_natural_sentences_are_deterministic_and_spanned():
+    d = describe(GAAS, "natural")
+    assert d.text == describe(dict(GAAS), "natural").text
+    assert d.text.startswith("GaAs is a binary material made of gallium (50.0 %) and arsenic (50.0 %).")
+    assert "cubic crystal system" in d.text and "F-43m (number 216)" in d.text
+    pieces = {s.feature: d.text[s.start : s.end] for s in d.spans}
+    assert pieces["formula"] == "GaAs" and "23.60 cubic angstroms per atom" == pieces["volume per atom"]
+    assert d.text.endswith(".")
+
+
+def test_robocrys_format_reads_a_given_text():
+    text = "GaAs is Zincblende structured and crystallizes in the cubic F-43m space group."
+    d = describe({**GAAS, "robocrys_description": text}, "robocrys")
+    assert d.text == text and len(d.spans) == 1 and d.spans[0].category == "robocrys"
+    assert describe(GAAS, "robocrys", text="  x  ").text == "x"
+    with pytest.raises(ValueError, match="robocrys_description"):
+        describe(GAAS, "robocrys")
+
+
+def test_bad_input_is_named():
+    with pytest.raises(ValueError, match="format must be one of"):
+        describe(GAAS, "poem")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="formula_reduced"):
+        describe({"crystal_system": "cubic"})
+    with pytest.raises(ValueError, match="row 'mp-x'.*Qq2"):
+        describe_rows([GAAS, {**GAAS, "entry_id": "mp-x", "formula_reduced": "Qq2"}])
+
+
+def test_every_row_of_the_dataset_describes(mp):
+    ds = describe_rows(mp.head(500), "structured")
+    assert all(isinstance(d, Description) and "nan" not in d.text for d in ds)
+    assert set(FORMATS) == {"structured", "natural", "composition", "robocrys"}
+
+
+def test_token_categories_from_offsets():
+    d = describe(GAAS, "structured")
+    i = d.text.index("cubic")
+    offsets = [(0, 0), (0, 7), (i - 1, i + 5), (d.spans[0].end, d.spans[0].end + 1), (0, 0)]
+    assert token_categories(d, offsets) == [None, "composition", "symmetry", None, None]
+    assert not math.isnan(len(d.text))
