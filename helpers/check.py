@@ -574,15 +574,22 @@ def ex_05_knn_mae(fn: Callable[[np.ndarray, np.ndarray, int], float]) -> str:
 @_exercise("ex_05_token_categories", "easy", "give each token the category of its feature from character offsets")
 def ex_05_token_categories(fn: Callable[[list, list], list]) -> str:
     """Check ``fn(spans, offsets) -> [category or None per token]`` against
-    :func:`helpers.interpret.token_categories_from_spans` on a description whose formula is
-    split into sub-tokens, with separators, special tokens and a truncated copy."""
-    from helpers import interpret
+    :func:`helpers.descriptions.token_categories` on a description whose formula is split into
+    sub-tokens, with separators, special tokens ``(0, 0)`` and a truncated copy.
 
+    ``spans`` are ``(category, start, end)`` character ranges; a token takes the category of
+    the span that contains its first character (offsets exclude the leading space, as
+    RoBERTa's tokenizer reports them).
+    """
+    from helpers import descriptions
+
+    text = "formula: CsPbI3; space group: Pm-3m; density: 4.5 g/cm3"
     spans = [("composition", 0, 15), ("symmetry", 17, 35), ("geometry", 37, 56)]
-    full = [(0, 0), (0, 7), (7, 8), (8, 11), (11, 13), (13, 14), (14, 15), (15, 16), (16, 22), (22, 28), (28, 29),
-            (29, 32), (32, 33), (33, 34), (34, 35), (35, 36), (36, 44), (44, 45), (45, 47), (47, 48), (48, 49), (0, 0)]
+    desc = descriptions.Description(text, "structured", tuple(descriptions.Span(c, c, a, b) for c, a, b in spans))
+    full = [(0, 0), (0, 7), (7, 8), (9, 11), (11, 13), (13, 14), (14, 15), (15, 16), (17, 22), (23, 28), (28, 29),
+            (30, 32), (32, 33), (33, 34), (34, 35), (35, 36), (37, 44), (44, 45), (46, 47), (47, 48), (48, 49), (0, 0)]
     for offsets in (full, full[:10] + [(0, 0)]):
-        want = interpret.token_categories_from_spans(spans, offsets)
+        want = descriptions.token_categories(desc, offsets)
         got = _call(fn, [tuple(s) for s in spans], list(offsets))
         if not isinstance(got, (list, tuple)):
             raise _NotYet(f"expected a list, got {type(got).__name__}.", "return one entry per token.")
@@ -591,8 +598,9 @@ def ex_05_token_categories(fn: Callable[[list, list], list]) -> str:
         bad = [i for i, (g, w) in enumerate(zip(got, want)) if g != w]
         if bad:
             i = bad[0]
-            hint = "special tokens have offsets (0, 0) and get None." if offsets[i] == (0, 0) else "a token belongs to the span it overlaps most; separators ('; ') get None."
-            raise _NotYet(f"token {i} with offsets {offsets[i]}: got {got[i]!r}, expected {want[i]!r}.", hint)
+            hint = ("special tokens have offsets (0, 0) and get None." if offsets[i] == (0, 0)
+                    else "a token belongs to the span with start <= its first character < end; separators ('; ') get None.")
+            raise _NotYet(f"token {i} ({text[offsets[i][0]:offsets[i][1]]!r}, offsets {offsets[i]}): got {got[i]!r}, expected {want[i]!r}.", hint)
     return "every token, including the formula's sub-tokens, gets its feature's category."
 
 

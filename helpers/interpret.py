@@ -9,7 +9,7 @@ Four questions, one section each:
    cross-validated kNN regression MAE of the band gap (eV), kNN accuracy of the
    crystal system and the silhouette of crystal systems, each with an interval over
    the CV folds.
-2. **Which tokens belong to which feature?** :func:`token_categories_from_spans`
+2. **Which tokens belong to which feature?** :func:`tokenize_with_categories`
    maps a description's character spans (``helpers.descriptions``) onto the tokens
    through the tokenizer's offset mapping (never by re-tokenising substrings).
 3. **Where does the first token look?** :func:`first_token_attention` runs an
@@ -273,42 +273,6 @@ def knn_loo_mae(X: np.ndarray, band_gap_eV: Sequence[float], k: int, include_sel
 # --------------------------------------------------------------------------- tokens <-> categories
 
 
-def _span_parts(span: Any) -> tuple[str, int, int]:
-    if hasattr(span, "category"):
-        return str(span.category), int(span.start), int(span.end)
-    category, start, end = span
-    return str(category), int(start), int(end)
-
-
-def token_categories_from_spans(spans: Sequence[Any], offsets: Sequence[tuple[int, int]]) -> list[str | None]:
-    """Category of every token, from character spans and the tokenizer's offset mapping.
-
-    Args:
-        spans: objects with ``category, start, end`` (``helpers.descriptions.Span``) or
-            ``(category, start, end)`` tuples; character offsets into the text.
-        offsets: the tokenizer's ``offset_mapping`` for the *same* encoding the model
-            sees (special tokens and truncation included): ``(start, end)`` per token;
-            special tokens have ``start == end``.
-
-    Returns:
-        One entry per token: the category of the span the token overlaps most
-        (ties: the earlier span), or ``None`` for special tokens and glue text
-        between features. A formula split into several sub-tokens gives each of them
-        the formula's category; features cut off by truncation simply have no tokens.
-    """
-    parts = [_span_parts(s) for s in spans]
-    out: list[str | None] = []
-    for start, end in offsets:
-        best, best_overlap = None, 0
-        if end > start:
-            for category, s, e in parts:
-                overlap = min(end, e) - max(start, s)
-                if overlap > best_overlap:
-                    best, best_overlap = category, overlap
-        out.append(best)
-    return out
-
-
 def category_token_ranges(token_categories: Sequence[str | None]) -> dict[str, list[int]]:
     """Token indices of each category, in text order (categories without tokens are absent)."""
     out: dict[str, list[int]] = {}
@@ -330,19 +294,28 @@ class TokenizedDescription:
     truncated: bool
 
 
-def tokenize_with_categories(tokenizer: Any, text: str, spans: Sequence[Any] | None = None, max_length: int = 128) -> TokenizedDescription:
-    """Tokenise ``text`` as for training (special tokens, truncation to ``max_length``) with offsets.
+def tokenize_with_categories(tokenizer: Any, text: Any, max_length: int = 128) -> TokenizedDescription:
+    """Tokenise a description as for training (special tokens, truncation to ``max_length``) with offsets and categories.
 
-    The ids equal :func:`helpers.text_models.encode_texts`' (tested). ``spans=None``
-    (a user's own text): every category is ``None``; only token-level maps are possible.
+    Args:
+        text: a :class:`helpers.descriptions.Description` (its character spans give each
+            token a category through the tokenizer's offset mapping, by
+            :func:`helpers.descriptions.token_categories`) or a plain string (a user's own
+            text: no spans, so every category is ``None`` and only token-level maps are possible).
+
+    The ids equal :func:`helpers.text_models.encode_texts`' (tested); features cut off
+    by truncation have no tokens.
     """
-    enc = tokenizer(text, add_special_tokens=True, truncation=True, max_length=max_length, return_offsets_mapping=True)
-    full = len(tokenizer(text, add_special_tokens=True, truncation=False)["input_ids"])
-    offsets = [tuple(map(int, o)) for o in enc["offset_mapping"]]
+    from . import descriptions
+
+    desc = text if isinstance(text, descriptions.Description) else None
+    raw = desc.text if desc is not None else str(text)
+    enc = tokenizer(raw, add_special_tokens=True, truncation=True, max_length=max_length, return_offsets_mapping=True)
+    full = len(tokenizer(raw, add_special_tokens=True, truncation=False)["input_ids"])
     special = set(tokenizer.all_special_ids)
-    offsets = [(0, 0) if tid in special else o for tid, o in zip(enc["input_ids"], offsets)]
-    cats = token_categories_from_spans(spans, offsets) if spans is not None else [None] * len(offsets)
-    return TokenizedDescription(text, list(enc["input_ids"]), tokenizer.convert_ids_to_tokens(enc["input_ids"]), offsets, cats, full > max_length)
+    offsets = [(0, 0) if tid in special else (int(a), int(b)) for tid, (a, b) in zip(enc["input_ids"], enc["offset_mapping"])]
+    cats = descriptions.token_categories(desc, offsets) if desc is not None else [None] * len(offsets)
+    return TokenizedDescription(raw, list(enc["input_ids"]), tokenizer.convert_ids_to_tokens(enc["input_ids"]), offsets, cats, full > max_length)
 
 
 # --------------------------------------------------------------------------- attention

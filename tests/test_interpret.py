@@ -70,39 +70,58 @@ def test_tsne_is_seeded_and_keeps_clusters():
 
 # ----------------------------------------------------------------------------- spans -> tokens
 
-TEXT = "formula: CsPbI3; space group: Pm-3m; density: 4.5 g/cm3"
-#       0         1         2         3         4         5
-#       0123456789012345678901234567890123456789012345678901234
-SPANS = [("composition", 0, 15), ("symmetry", 17, 35), ("geometry", 37, 56)]
+
+@pytest.fixture(scope="module")
+def shipped():
+    from helpers import text_models as tm
+
+    return tm.load_encoder(tm.SHIPPED_NAME, attn_implementation="eager", verbose=False)
 
 
-def test_token_categories_formula_split_into_subtokens():
-    # <s> "formula" ":" " Cs" "Pb" "I" "3" ";" " space" " group" ":" " Pm" "-" "3" "m" ";" " density" ":" " 4" "." "5" " g" "/" "cm" "3" </s>
-    offsets = [(0, 0), (0, 7), (7, 8), (8, 11), (11, 13), (13, 14), (14, 15), (15, 16), (16, 22), (22, 28), (28, 29),
-               (29, 32), (32, 33), (33, 34), (34, 35), (35, 36), (36, 44), (44, 45), (45, 47), (47, 48), (48, 49),
-               (49, 51), (51, 52), (52, 54), (54, 55), (0, 0)]
-    cats = ip.token_categories_from_spans(SPANS, offsets)
-    assert cats[0] is None and cats[-1] is None             # special tokens
-    assert cats[3:7] == ["composition"] * 4                 # Cs Pb I 3: every sub-token of the formula
-    assert cats[7] is None                                   # the "; " glue
-    assert cats[8] == "symmetry"                             # " space": its space is glue, "space" is symmetry
-    ranges = ip.category_token_ranges(cats)
-    assert ranges["composition"] == [1, 2, 3, 4, 5, 6]
-    assert ranges["symmetry"] == list(range(8, 15))
-    assert ranges["geometry"] == list(range(16, 25))
+@pytest.fixture(scope="module")
+def description():
+    from helpers import descriptions, mp_data
+
+    row = mp_data.read_dataset_csv().query("formula_reduced == 'Cs2AgBiBr6' or n_elements == 4").iloc[0]
+    return descriptions.describe(row.to_dict(), "structured")
 
 
-def test_token_categories_truncated_input():
-    # truncated after " group": <s> ... " group" </s>; the geometry feature has no tokens left
-    offsets = [(0, 0), (0, 7), (7, 8), (8, 11), (11, 13), (13, 14), (14, 15), (15, 16), (16, 22), (22, 28), (0, 0)]
-    cats = ip.token_categories_from_spans(SPANS, offsets)
-    ranges = ip.category_token_ranges(cats)
-    assert set(ranges) == {"composition", "symmetry"} and ranges["symmetry"] == [8, 9]
+def test_token_categories_formula_split_into_subtokens(shipped, description):
+    from helpers import text_models as tm
+
+    tok = ip.tokenize_with_categories(shipped.tokenizer, description, max_length=128)
+    assert tok.input_ids == tm.encode_texts(shipped.tokenizer, [description.text], 128).input_ids[0]
+    assert not tok.truncated and tok.categories[0] is None and tok.categories[-1] is None     # <s>, </s>
+    formula_span = next(s for s in description.spans if s.feature == "formula")
+    value_start = description.text.index(":", formula_span.start) + 1
+    in_formula = [i for i, (a, b) in enumerate(tok.offsets) if b > a and value_start <= a < formula_span.end]
+    assert len(in_formula) >= 2                                                 # the formula is split into sub-tokens ...
+    assert {tok.categories[i] for i in in_formula} == {"composition"}           # ... and every piece is composition
+    ranges = ip.category_token_ranges(tok.categories)
+    assert set(ranges) == {"composition", "electronic", "symmetry", "geometry"}
+    for category, idx in ranges.items():                                        # every token lies inside a span of its category
+        for i in idx:
+            a, _b = tok.offsets[i]
+            assert any(s.category == category and s.start <= a < s.end for s in description.spans)
+    separators = [i for i, t in enumerate(tok.tokens) if t == ";"]
+    assert separators and all(tok.categories[i] is None for i in separators)
 
 
-def test_token_overlapping_two_spans_takes_the_larger_overlap():
-    cats = ip.token_categories_from_spans([("a", 0, 3), ("b", 3, 10)], [(1, 6), (1, 5), (2, 3)])
-    assert cats == ["b", "a", "a"]     # 2 vs 3 characters -> b; a tie (2 vs 2) -> the earlier span; inside a -> a
+def test_token_categories_truncated_input(shipped, description):
+    from helpers import text_models as tm
+
+    tok = ip.tokenize_with_categories(shipped.tokenizer, description, max_length=24)
+    assert tok.truncated and len(tok.input_ids) == 24
+    assert tok.input_ids == tm.encode_texts(shipped.tokenizer, [description.text], 24).input_ids[0]   # what the model sees
+    assert tok.tokens[-1] == "</s>" and tok.categories[-1] is None
+    ranges = ip.category_token_ranges(tok.categories)
+    assert "composition" in ranges and "geometry" not in ranges                # cut off by truncation: no tokens
+
+
+def test_user_text_without_spans(shipped):
+    tok = ip.tokenize_with_categories(shipped.tokenizer, "GaN is a wide-gap semiconductor", max_length=64)
+    assert len(tok.tokens) > 3 and all(c is None for c in tok.categories)
+    assert ip.category_token_ranges(tok.categories) == {}
 
 
 # ----------------------------------------------------------------------------- attention aggregation
@@ -233,3 +252,52 @@ def test_knn_loo_mae_known_answer():
     assert ip.knn_loo_mae(X, y, 1, include_self=True) == pytest.approx(0.0)
     with pytest.raises(ValueError, match="k must"):
         ip.knn_loo_mae(X, y, 4)
+
+
+# ----------------------------------------------------------------------------- the shipped encoder end to end
+
+
+def test_pooled_embeddings_match_the_head_pooling(shipped, description):
+    import torch
+
+    from helpers import text_models as tm
+
+    texts = [description.text, "formula: NaCl"]
+    X = ip.pooled_embeddings(shipped.model, shipped.tokenizer, texts, 128, pooling="mean")
+    ids = torch.tensor([tm.encode_texts(shipped.tokenizer, texts[1:], 128).input_ids[0]])
+    with torch.no_grad():
+        hidden = shipped.model(input_ids=ids, attention_mask=torch.ones_like(ids)).last_hidden_state[0]
+    np.testing.assert_allclose(X[1], hidden.mean(dim=0).numpy(), atol=1e-5)     # padding in the batch changes nothing
+    first = ip.pooled_embeddings(shipped.model, shipped.tokenizer, texts, 128, pooling="first")
+    np.testing.assert_allclose(first[1], hidden[0].numpy(), atol=1e-5)
+    reg = tm.TextRegressor(shipped.model, pooling="first")
+    np.testing.assert_allclose(ip.pooled_embeddings(reg, shipped.tokenizer, texts, 128), first, atol=1e-6)
+    with pytest.raises(ValueError, match="differs"):
+        ip.pooled_embeddings(reg, shipped.tokenizer, texts, 128, pooling="mean")
+    with pytest.raises(ValueError, match="bare encoder"):
+        ip.pooled_embeddings(shipped.model, shipped.tokenizer, texts, 128)
+
+
+def test_shipped_attention_rows_and_categories(shipped, description):
+    tok = ip.tokenize_with_categories(shipped.tokenizer, description, max_length=128)
+    rows = ip.first_token_attention(shipped.model, shipped.tokenizer, [tok.input_ids, tok.input_ids[:10]])
+    assert rows[0].shape == (4, 4, len(tok.input_ids))
+    np.testing.assert_allclose(rows[0].sum(axis=-1), 1.0, atol=1e-5)
+    res = ip.category_attention(rows[:1], [tok.categories])
+    assert res.summed.shape == (4, 4, 4) and np.all(res.summed <= 1.0 + 1e-6)
+    assert np.all(res.per_token <= res.summed + 1e-9)
+
+
+def test_load_or_train_regressor(tmp_path, shipped):
+    from helpers import text_models as tm
+
+    texts = [f"formula: Na{i}Cl; density: {i}.0 g/cm^3" for i in range(1, 17)]
+    y = np.linspace(0.0, 3.0, 16)
+    model, tok, cfg, msg = ip.load_or_train_regressor(tmp_path / "absent", tm.SHIPPED_NAME, texts[:12], y[:12], texts[12:], y[12:],
+                                                     epochs=1, batch_size=8)
+    assert "trained here" in msg and cfg.epochs == 1
+    assert model.encoder.config._attn_implementation == "eager"
+    tm.save_regressor(model, tok, tmp_path / "saved", cfg)
+    loaded, _tok, _cfg, msg = ip.load_or_train_regressor(tmp_path / "saved", tm.SHIPPED_NAME, [], [], [], [])
+    assert "loaded" in msg and loaded.encoder.config._attn_implementation == "eager"
+    np.testing.assert_allclose(tm.predict(loaded, tok, texts), tm.predict(model, tok, texts), atol=1e-5)
