@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+import matplotlib
 import numpy as np
 import pandas as pd
 from matplotlib import colors as mcolors
@@ -177,8 +178,9 @@ def element_embedding_map(xy: np.ndarray, symbols: Sequence[str], groups: Sequen
     ax = fig.add_subplot()
     g = np.array([np.nan if x is None else x for x in groups], dtype=float)
     f_block = np.isnan(g)
-    ax.scatter(xy[f_block, 0], xy[f_block, 1], color="lightgrey", s=40, label="f-block (no group)")
-    sc = ax.scatter(xy[~f_block, 0], xy[~f_block, 1], c=g[~f_block], cmap="tab20", vmin=0.5, vmax=18.5, s=40)
+    ax.scatter(xy[f_block, 0], xy[f_block, 1], facecolors="none", edgecolors="grey", s=30, label="f-block (no group)")
+    cmap = matplotlib.colormaps["turbo"].resampled(18)
+    sc = ax.scatter(xy[~f_block, 0], xy[~f_block, 1], c=g[~f_block], cmap=cmap, vmin=0.5, vmax=18.5, s=40, edgecolors="black", linewidths=0.3)
     for (x, y), s, is_seen in zip(xy, symbols, seen):
         ax.annotate(s, (x, y), fontsize=7 if not is_seen else 8, fontweight="bold" if is_seen else "normal", xytext=(2, 2), textcoords="offset points")
     fig.colorbar(sc, ax=ax, label="periodic-table group", ticks=range(1, 19))
