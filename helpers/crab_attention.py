@@ -20,13 +20,21 @@ the fixed mat2vec vector of each element mapped into model space by the trained
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from .crabnet_tools import CRABNET_LOCK, CrabModel, _crab_frame, quiet_crabnet, torch_threads, working_directory
+from .crabnet_tools import (
+    CRABNET_LOCK,
+    CrabModel,
+    _crab_frame,
+    quiet_crabnet,
+    torch_threads,
+    working_directory,
+)
 
 
 @dataclass

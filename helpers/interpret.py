@@ -28,6 +28,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -35,11 +36,10 @@ import pandas as pd
 
 from . import config
 
-
 # --------------------------------------------------------------------------- models
 
 
-def fine_tuned_checkpoint(name: str) -> "Path":
+def fine_tuned_checkpoint(name: str) -> Path:
     """Folder where notebook 04 saves its fine-tuned text model ``name``: ``<output>/models/04_<name>``.
 
     Same place as CrabNet's checkpoints (:func:`helpers.crabnet_tools.default_checkpoint`),
@@ -61,8 +61,6 @@ def load_or_train_regressor(folder: Any, name: str, train_texts: Sequence[str], 
     Returns:
         ``(model, tokenizer, config, message)``; ``message`` says in one line which it was.
     """
-    from pathlib import Path
-
     from . import text_models as tm
 
     folder = Path(folder)
@@ -248,7 +246,7 @@ def embedding_scores(X: np.ndarray, band_gap_eV: Sequence[float], labels: Sequen
         values, counts = np.unique(lab[train], return_counts=True)
         major.append(np.mean(lab[test] == values[np.argmax(counts)]))
         sils.append(silhouette_score(X[test], lab[test]) if len(np.unique(lab[test])) > 1 else np.nan)
-    f = lambda name, v: FoldScores(name, np.asarray(v, dtype=float))  # noqa: E731
+    f = lambda name, v: FoldScores(name, np.asarray(v, dtype=float))
     return EmbeddingScores(f("kNN MAE (eV)", maes), f("kNN accuracy", accs), f("silhouette", sils),
                            f("mean-predictor MAE (eV)", base), f("majority accuracy", major), k, folds, len(X))
 
@@ -558,5 +556,5 @@ def pick_examples(rows: pd.DataFrame) -> dict[str, Any]:
         out["wide-gap insulator"] = rows["band_gap_eV"].idxmax()
     perov = [i for i, f, sg in zip(rows.index, rows["formula_reduced"], rows["space_group_number"]) if is_perovskite_like(f, sg)]
     if perov:
-        out["perovskite"] = sorted(perov, key=lambda i: rows.at[i, "formula_reduced"])[0]
+        out["perovskite"] = min(perov, key=lambda i: rows.at[i, "formula_reduced"])
     return out

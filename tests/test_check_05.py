@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
+from test_check import assert_not_yet, assert_ok
 
 from helpers import check
-from test_check import assert_not_yet, assert_ok
 
 
 def test_registered_easy_to_hard_with_quiz() -> None:

@@ -7,10 +7,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _crab_fixtures import TINY, tiny_model
 
 from helpers import crab_attention as ca
-
-from _crab_fixtures import TINY, tiny_model
 
 
 @pytest.fixture(scope="module")
@@ -60,9 +59,8 @@ def test_received_shares_sum_to_one(model):
 def test_recording_refuses_non_crabnet():
     import torch
 
-    with pytest.raises(TypeError, match="transformer_encoder"):
-        with ca.recording_attention(torch.nn.Linear(2, 2)):
-            pass
+    with pytest.raises(TypeError, match="transformer_encoder"), ca.recording_attention(torch.nn.Linear(2, 2)):
+        pass
 
 
 def test_bad_formula_named(model):

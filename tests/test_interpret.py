@@ -7,7 +7,6 @@ import pytest
 
 from helpers import interpret as ip
 
-
 # ----------------------------------------------------------------------------- embedding metrics
 
 
