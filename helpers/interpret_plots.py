@@ -87,7 +87,8 @@ def category_heatmaps(results: Mapping[str, CategoryAttention], layers: Sequence
             im = ax.imshow(arr, cmap="RdBu_r" if is_diff else "viridis", vmin=-dmax if is_diff else 0, vmax=dmax if is_diff else vmax, aspect="auto")
             for (h, c), v in np.ndenumerate(arr):
                 if np.isfinite(v):
-                    ax.text(c, h, f"{v:.2f}", ha="center", va="center", fontsize=7, color="black" if is_diff or v > 0.6 * vmax else "white")
+                    digits = 2 if (dmax if is_diff else vmax) >= 0.1 else 3
+                    ax.text(c, h, f"{v:.{digits}f}", ha="center", va="center", fontsize=7, color="black" if is_diff or v > 0.6 * vmax else "white")
             ax.set_xticks(range(len(first.categories)), first.categories, rotation=30, ha="right", fontsize=8)
             ax.set_yticks(range(arr.shape[0]), [f"head {h}" for h in range(arr.shape[0])], fontsize=8)
             ax.set_title(f"{row}, layer {layer % n_layers + 1} of {n_layers}", fontsize=9)
