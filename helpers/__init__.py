@@ -7,6 +7,7 @@ One module per concept:
 - :mod:`helpers.nomad`    NOMAD ``/entries/query`` client (cursor pagination, retries, resume)
 - :mod:`helpers.nomad_standin`  local HTTP stand-in for NOMAD serving recorded entries
 - :mod:`helpers.mp_dataset` Materials Project computed-materials set (built by scripts/build_mp_dataset.py)
+- :mod:`helpers.robocrys_data` robocrys descriptions of a stratified MP sample (built by scripts/build_robocrys_descriptions.py)
 - :mod:`helpers.cleaning` units, missing values, duplicates, formulas, outliers
 - :mod:`helpers.elements` element statistics
 - :mod:`helpers.plotting` periodic-table heatmap and other figures
