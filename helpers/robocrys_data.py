@@ -16,8 +16,9 @@ Sample rule (:func:`stratum_quotas`, :func:`candidate_order`): a stratum is
 exactly 0 eV. Each of the 14 strata gets a quota of the ``target`` in
 proportion to its size (largest remainders), but at least
 ``min(floor, stratum size)``. Candidates are visited in one seeded order that
-keeps every prefix stratified: within a stratum a seeded permutation, across
-strata by the fraction of the stratum's quota a candidate would fill. The
+keeps every prefix stratified: within a stratum a seeded permutation; across
+strata first one candidate of each stratum, then by the fraction of the
+stratum's quota a candidate would fill. The
 builder describes candidates in that order and keeps, per stratum, the first
 ``quota`` successes; a failed candidate is replaced by the next one of its
 stratum.
@@ -104,8 +105,10 @@ def candidate_order(frame: pd.DataFrame, quotas: dict[str, int], seed: int = DEF
     """All rows of ``frame`` in the builder's visiting order, with ``stratum`` and ``rank_in_stratum``.
 
     Within a stratum: a permutation by ``numpy.random.default_rng(seed)``
-    (strata drawn in the order of ``quotas``). Across strata: ascending
-    ``(rank + 0.5) / quota``, so any prefix of the order is close to the
+    (strata drawn in the order of ``quotas``). Across strata: first the
+    first candidate of every stratum (in ``quotas`` order), so a partial
+    build covers every stratum as early as possible; then ascending
+    ``(rank + 0.5) / quota``, so any prefix of the order stays close to the
     quotas' proportions. Rows of a stratum with quota 0 come last.
     """
     rng = np.random.default_rng(seed)
@@ -116,6 +119,8 @@ def candidate_order(frame: pd.DataFrame, quotas: dict[str, int], seed: int = DEF
         permuted = members[rng.permutation(len(members))]
         rank = np.arange(len(permuted))
         key = (rank + 0.5) / quota if quota > 0 else np.full(len(permuted), np.inf)
+        if quota > 0 and len(key):
+            key[0] = -1.0  # the first candidate of every stratum comes first: all strata after 14 successes
         parts.append(pd.DataFrame({"_row": permuted, "stratum": name, "rank_in_stratum": rank, "_key": key}))
     order = pd.concat(parts, ignore_index=True)
     order["_stratum_order"] = order["stratum"].map({n: i for i, n in enumerate(quotas)})
