@@ -114,7 +114,8 @@ def describe_structure(structure_dict: dict[str, Any], timeout_s: int) -> dict[s
         return {"status": "failed", "reason": f"timeout > {timeout_s} s", "seconds": time.perf_counter() - start}
     except Exception as error:  # noqa: BLE001  (counted by reason, never silent)
         message = " ".join(str(error).split())[:120]
-        return {"status": "failed", "reason": f"{type(error).__name__}: {message}", "seconds": time.perf_counter() - start}
+        reason = f"{type(error).__name__}: {message}"
+        return {"status": "failed", "reason": reason, "seconds": time.perf_counter() - start}
     finally:
         if timeout_s > 0:
             signal.alarm(0)
@@ -203,6 +204,18 @@ def _stats(values: list[int]) -> dict[str, float]:
     }  # fmt: skip
 
 
+def _seconds_stats(seconds: list[float]) -> dict[str, float]:
+    """min/median/mean/p95/max of per-structure seconds, 0.1 s resolution."""
+    import numpy as np
+
+    if not seconds:
+        return {}
+    array = np.asarray(seconds, dtype=float)
+    values = {"min": array.min(), "median": np.median(array), "mean": array.mean(),
+              "p95": np.percentile(array, 95), "max": array.max()}  # fmt: skip
+    return {k: round(float(v), 1) for k, v in values.items()}
+
+
 def _version(package: str) -> str:
     try:
         return importlib.metadata.version(package)
@@ -210,7 +223,9 @@ def _version(package: str) -> str:
         return "not installed"
 
 
-def finalize(args: argparse.Namespace, materials: Any, order: Any, quotas: dict[str, int], sessions: list[dict[str, Any]]) -> dict[str, Any]:
+def finalize(
+    args: argparse.Namespace, materials: Any, order: Any, quotas: dict[str, int], sessions: list[dict[str, Any]]
+) -> dict[str, Any]:
     """Write the descriptions file and its manifest from the cache; return the manifest."""
     cache = read_cache(args.cache)
     chosen, per_stratum = select(order, quotas, cache)
@@ -258,10 +273,12 @@ def finalize(args: argparse.Namespace, materials: Any, order: Any, quotas: dict[
             "structures": {
                 "distribution": f"{build_mp_dataset.MATMINER_SDIST_NAME} (sdist from PyPI)",
                 "sha256": build_mp_dataset.MATMINER_SDIST_SHA256,
-                "cells": "as in data/mp_computed_materials.csv: MP's cell; elastic_tensor.csv cells reduced to primitive",
+                "cells": "as in data/mp_computed_materials.csv: MP's cell;"
+                " elastic_tensor.csv cells reduced to primitive",
             },
             "materials_project": "Jain et al., APL Materials 1, 011002 (2013); data license CC-BY 4.0",
-            "robocrys": "Ganose & Jain, MRS Communications 9, 874 (2019); robocrys: LBNL BSD-style licence (used to build, not redistributed)",
+            "robocrys": "Ganose & Jain, MRS Communications 9, 874 (2019); robocrys: LBNL BSD-style licence"
+            " (used to build, not redistributed)",
         },
         "sample": {
             "rule": robocrys_data.__doc__.split("Sample rule")[1].strip(),
@@ -292,12 +309,12 @@ def finalize(args: argparse.Namespace, materials: Any, order: Any, quotas: dict[
             "sentences_approx": _stats([t.count(". ") + 1 for t in texts]),
         },
         "timing": {
-            "seconds_per_structure": {k: round(v, 2) if isinstance(v, float) else v for k, v in _stats([round(s) for s in seconds]).items()},
+            "seconds_per_structure": _seconds_stats(seconds),
             "mean_seconds_per_structure": round(sum(seconds) / len(seconds), 2) if seconds else None,
             "describe_seconds_total": round(sum(seconds), 1),
             "sessions": sessions,
             "wall_seconds_total": round(sum(s["wall_seconds"] for s in sessions), 1),
-            "machine": "2 shared CPU cores, nice -n 19" if args.jobs == 1 else f"{os.cpu_count()} CPUs, --jobs {args.jobs}",
+            "machine": f"{os.cpu_count()} CPUs visible to the last session (--jobs of each session above)",
         },
         "software": {p: _version(p) for p in VERSION_PACKAGES},
     }
@@ -338,7 +355,10 @@ def main(argv: list[str] | None = None) -> int:
     cache = read_cache(args.cache)
     sessions_path = args.cache.with_suffix(".sessions.json")
     sessions = json.loads(sessions_path.read_text()) if sessions_path.is_file() else []
-    print(f"{len(materials)} materials, {len(quotas)} strata, target {sum(quotas.values())}; {len(cache)} cached", flush=True)
+    print(
+        f"{len(materials)} materials, {len(quotas)} strata, target {sum(quotas.values())}; {len(cache)} cached",
+        flush=True,
+    )
 
     described = 0
     if not args.write_only:
@@ -363,7 +383,8 @@ def main(argv: list[str] | None = None) -> int:
             interrupted, structures, candidate_ids = True, {}, set()
         missing = candidate_ids - set(structures)
         if missing:
-            raise SystemExit(f"{len(missing)} MP entries have no structure in the matminer files, e.g. {sorted(missing)[0]}")
+            example = sorted(missing)[0]
+            raise SystemExit(f"{len(missing)} MP entries have no structure in the matminer files, e.g. {example}")
         print(f"structures loaded in {time.perf_counter() - started:.0f} s", flush=True)
 
         args.cache.parent.mkdir(parents=True, exist_ok=True)
@@ -371,7 +392,9 @@ def main(argv: list[str] | None = None) -> int:
         inflight_by_stratum = {name: 0 for name in quotas}
         deadline = started + 60 * args.time_budget_min if args.time_budget_min else None
         # Visit in candidate order: walk the global order and take the next pending one whose stratum is short.
-        global_pending = [(e, s) for e, s in zip(order["entry_id"], order["stratum"], strict=True) if e in candidate_ids]
+        global_pending = [
+            (e, s) for e, s in zip(order["entry_id"], order["stratum"], strict=True) if e in candidate_ids
+        ]
         position = 0
 
         def take() -> tuple[str, str] | None:
