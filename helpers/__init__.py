@@ -17,6 +17,7 @@ One module per concept:
 - :mod:`helpers.formulas` formula parsing, abbreviations, normalized formulas (the one formula parser)
 - :mod:`helpers.units`    every unit conversion (J <-> eV, A/m^2 <-> mA/cm^2, m^3 <-> A^3)
 - :mod:`helpers.symmetry` crystal system and symbol from a space-group number, spglib space groups
+- :mod:`helpers.robocrys_data` robocrys descriptions of a stratified MP sample (built by scripts/build_robocrys_descriptions.py)
 - :mod:`helpers.cleaning` lesson 02: loading, missing values, duplicates, formula checks, outliers
 - :mod:`helpers.elements` element statistics
 - :mod:`helpers.plotting` periodic-table heatmap and other figures
