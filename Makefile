@@ -12,12 +12,14 @@ endif
 # setup_env.sh builds/updates $(VENV), or completes the environment of any other PY in place
 ENV_ARGS := $(if $(filter $(VENV)/bin/python,$(PY)),,--python $(PY))
 
-.PHONY: help env env-test course test lab benchmark lock clean student instructor slides
+.PHONY: help env env-test course test test-fast lint lab benchmark lock clean student instructor slides
 
 help:
 	@echo "make env        create/update the Python 3.11 environment (now: $(PY); CPU torch 2.13.0, crabnet 2.0.8)"
 	@echo "make course     run every notebook headless in quick mode -> output/ (course_run.json)"
-	@echo "make test       unit tests + nbval on every notebook (offline, quick mode) -- what CI runs"
+	@echo "make test       lint + unit tests + nbval on every notebook (offline, quick mode) -- what CI runs"
+	@echo "make test-fast  lint + unit tests without notebooks, training, browser and slow tests (edit loop)"
+	@echo "make lint       ruff check (rules in pyproject.toml) + ruff format --check"
 	@echo "make lab        start JupyterLab on the notebooks"
 	@echo "make benchmark  CrabNet matbench expt_gap benchmark -> results/benchmarks/"
 	@echo "make student    student version of every notebook (solutions -> NotImplementedError stubs) -> build/student/"
@@ -36,9 +38,19 @@ env-test:
 course: env
 	BANDGAP_NOMAD_OFFLINE=$${BANDGAP_NOMAD_OFFLINE:-0} $(PY) -m helpers.course
 
-test: env-test
+test: env-test lint
 	BANDGAP_MODE=quick BANDGAP_NOMAD_OFFLINE=1 $(PY) -m pytest -p no:cacheprovider tests notebooks \
 	  --nbval-lax --nbval-current-env --nbval-cell-timeout=1800 -o addopts= -rfE
+
+# The edit loop: lint + unit tests of helpers/, without notebooks, model training, browser or slow process tests.
+test-fast: env-test lint
+	BANDGAP_MODE=quick BANDGAP_NOMAD_OFFLINE=1 $(PY) -m pytest -p no:cacheprovider tests -q \
+	  -m "not slow and not browser" -o addopts= -rfE
+
+# ruff: the rule set is in pyproject.toml ([tool.ruff]); format check on the Python sources.
+lint: env-test
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check helpers tests scripts benchmarks
 
 lab: env
 	$(PY) -m jupyter lab notebooks

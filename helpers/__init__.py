@@ -12,14 +12,17 @@ One module per concept:
 - :mod:`helpers.nomad_standin`  local HTTP stand-in for NOMAD serving recorded entries
 - :mod:`helpers.nomad_faults`   fault injection for the stand-in (tests only)
 - :mod:`helpers.datasource` live NOMAD or the recorded snapshot on the stand-in
+- :mod:`helpers.course_data` the frozen course data release in data/release/ (built by scripts/build_course_data.py)
 - :mod:`helpers.mp_data`  the committed Materials Project set: path, manifest, columns, reader
 - :mod:`helpers.mp_build` building that set (scripts/build_mp_dataset.py and tests only)
 - :mod:`helpers.formulas` formula parsing, abbreviations, normalized formulas (the one formula parser)
 - :mod:`helpers.units`    every unit conversion (J <-> eV, A/m^2 <-> mA/cm^2, m^3 <-> A^3)
 - :mod:`helpers.symmetry` crystal system and symbol from a space-group number, spglib space groups
+- :mod:`helpers.robocrys_data` robocrys descriptions of a stratified MP sample (built by scripts/build_robocrys_descriptions.py)
 - :mod:`helpers.cleaning` lesson 02: loading, missing values, duplicates, formula checks, outliers
 - :mod:`helpers.elements` element statistics
-- :mod:`helpers.plotting` periodic-table heatmap and other figures
+- :mod:`helpers.plotting` periodic-table heatmap and other figures (inline display of Figures)
+- :mod:`helpers.solar`    Shockley-Queisser efficiency limit from the ASTM G173-03 AM1.5G spectrum (pvlib)
 - :mod:`helpers.composition` formulas as model inputs (fractions, chemical system, CrabNet spelling)
 - :mod:`helpers.splits`   random and chemical-system-held-out splits, leakage checks
 - :mod:`helpers.descriptions` materials as text (structured, natural, composition, robocrys) with feature spans

@@ -179,22 +179,22 @@ def _close(a: float, b: float, rel: float = 1e-9, abs_: float = 1e-12) -> bool:
 # --------------------------------------------------------------------------- notebook 01
 @_exercise("ex_01_joule_to_ev", "easy", "write J -> eV by hand and compare with the helper")
 def ex_01_joule_to_ev(fn: Callable[[float], float]) -> str:
-    """Check ``fn(value_J) -> value_eV`` against :func:`helpers.nomad.joules_to_ev` (exact e).
+    """Check ``fn(value_J) -> value_eV`` against :func:`helpers.units.joule_to_ev` (exact e).
 
     Tried on a 1.6 eV gap as NOMAD stores it (J), on 0 J and on 1e-18 J; relative
-    tolerance 1e-9, so the perovskite tutorial's rounded factor 6.24150974e18 fails.
+    tolerance 1e-9, so the perovskite tutorial's factor 6.24150974e18 (1/e of CODATA 1998) fails.
     """
-    from helpers import cleaning, nomad
+    from helpers import units
 
-    values_J = [1.6 / cleaning.EV_PER_J, 0.0, 1e-18, 3.2e-19]
+    values_J = [units.ev_to_joule(1.6), 0.0, 1e-18, 3.2e-19]
     for value_J in values_J:
-        want = nomad.joules_to_ev(value_J)
+        want = units.joule_to_ev(value_J)
         got = _number(_call(fn, value_J), f"your function's result for {value_J:.6e} J")
         if _close(got, want):
             continue
-        if want and _close(got, value_J * cleaning.TUTORIAL_EV_PER_J, rel=1e-12):
+        if want and _close(got, value_J * units.TUTORIAL_EV_PER_J, rel=1e-12):
             raise _NotYet(
-                f"{value_J:.6e} J gave {got:.10f} eV instead of {want:.10f} eV: that is the tutorial's rounded factor.",
+                f"{value_J:.6e} J gave {got:.10f} eV instead of {want:.10f} eV: that is the tutorial's factor (1/e from CODATA 1998).",
                 "divide by the exact elementary charge, scipy.constants.e = 1.602176634e-19 C.",
             )
         if want and _close(got, value_J * 1.602176634e-19):
@@ -203,7 +203,7 @@ def ex_01_joule_to_ev(fn: Callable[[float], float]) -> str:
             f"{value_J:.6e} J gave {got!r} eV, expected {want:.10f} eV.",
             "1 eV = 1.602176634e-19 J exactly, so E[eV] = E[J] / 1.602176634e-19.",
         )
-    return f"{values_J[0]:.6e} J = {nomad.joules_to_ev(values_J[0]):.10f} eV, same as nomad.joules_to_ev for all {len(values_J)} values."
+    return f"{values_J[0]:.6e} J = {units.joule_to_ev(values_J[0]):.10f} eV, same as units.joule_to_ev for all {len(values_J)} values."
 
 
 #: What ex_01_query_body asks for: these two quantities, 50 entries per page.
@@ -320,7 +320,7 @@ NORMALIZE_FORMULAS: tuple[str, ...] = ("FAPbI3", "PbCH3NH3I3", "Cs0.05FA0.79MA0.
 def ex_02_normalize(answer: Mapping[str, str]) -> str:
     """Check ``{descriptive: normalized}`` for :data:`NORMALIZE_FORMULAS` against
     :func:`helpers.cleaning.normalize_formula` (``expand=True``)."""
-    from helpers import cleaning
+    from helpers import cleaning, formulas
 
     if not isinstance(answer, Mapping):
         raise _NotYet(f"expected a dict {{formula: normalized}}, got {type(answer).__name__}.", "see the cell above for the form.")
@@ -333,7 +333,7 @@ def ex_02_normalize(answer: Mapping[str, str]) -> str:
             raise _NotYet(f"{formula}: expected text, got {got!r}.", "use cleaning.normalize_formula(..., expand=True).")
         if got == want:
             continue
-        if any(abbr in got for abbr in cleaning.ORGANIC_CATIONS if abbr in formula):
+        if any(abbr in got for abbr in formulas.ORGANIC_CATIONS if abbr in formula):
             raise _NotYet(f"{formula}: {got!r} keeps the abbreviation.", "expand MA/FA first (expand=True).")
         same = _parses(got) and cleaning.same_composition(
             cleaning.parse_formula(got), cleaning.parse_formula(want)

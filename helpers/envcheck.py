@@ -121,9 +121,10 @@ def check_environment(notebook: str = "01") -> EnvReport:
             if dist not in facts and (version := _version(dist)) is not None:
                 facts[dist] = version.split("+")[0]
         if "torch" in facts:
-            from helpers import config
+            from helpers import device
 
-            facts["torch"] += " (GPU)" if config.gpu_available() else " (CPU)"
+            gpu = device.gpu_backend()
+            facts["torch"] += f" ({gpu.upper()})" if gpu else " (CPU)"
         try:
             from helpers import config
 
@@ -131,9 +132,7 @@ def check_environment(notebook: str = "01") -> EnvReport:
         except ValueError as exc:
             problems.append(f"{exc} -- fix: set BANDGAP_MODE=quick (or full), or unset it")
         if "torch" in facts:
-            from helpers import config
-
-            facts["device"] = "gpu" if config.gpu_available() else "cpu"
+            facts["device"] = gpu or "cpu"
         data, fix = _data_status(nb)
         if fix:
             problems.append(fix)
