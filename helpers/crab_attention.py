@@ -79,7 +79,11 @@ class ElementAttention:
         att = att.mean(axis=0) if head is None else att[head]
         n = len(self.elements[index])
         labels = self.elements[index]
-        return pd.DataFrame(att[:n, :n], index=pd.Index(labels, name="query (attending)"), columns=pd.Index(labels, name="key (attended to)"))
+        return pd.DataFrame(
+            att[:n, :n],
+            index=pd.Index(labels, name="query (attending)"),
+            columns=pd.Index(labels, name="key (attended to)"),
+        )
 
     def received(self, layer: int = -1) -> pd.DataFrame:
         """Attention each element *receives*, per formula it occurs in (heads averaged).
@@ -95,7 +99,15 @@ class ElementAttention:
             att = self.layers[layer][i].mean(axis=0)[:n, :n]
             got = att.mean(axis=0)
             for j, el in enumerate(elements):
-                rows.append({"formula": formula, "element": el, "fraction": float(self.fractions[i][j]), "n_elements": n, "received": float(got[j])})
+                rows.append(
+                    {
+                        "formula": formula,
+                        "element": el,
+                        "fraction": float(self.fractions[i][j]),
+                        "n_elements": n,
+                        "received": float(got[j]),
+                    }
+                )
         return pd.DataFrame(rows)
 
 
@@ -149,7 +161,9 @@ def _loader_tensors(crab: Any, formulas: Sequence[str], parsed: Sequence[Any]) -
         yield src.to(crab.compute_device, dtype=torch.long), frac.to(crab.compute_device, dtype=crab.data_type_torch)
 
 
-def element_attention(model: CrabModel, formulas: Sequence[str], member: int = 0, threads: int | None = None) -> ElementAttention:
+def element_attention(
+    model: CrabModel, formulas: Sequence[str], member: int = 0, threads: int | None = None
+) -> ElementAttention:
     """Element-to-element attention of a trained CrabNet for ``formulas``.
 
     Args:
@@ -178,7 +192,7 @@ def element_attention(model: CrabModel, formulas: Sequence[str], member: int = 0
             with recording_attention(sub) as rec:
                 out = sub.forward(src, frac)
             pred = crab.scaler.unscale(out.chunk(2, dim=-1)[0]).reshape(-1)
-            real = (frac > 0).float()                             # (batch, L)
+            real = (frac > 0).float()  # (batch, L)
             for i, att in enumerate(rec):
                 att = att.float() * real[:, None, :, None] * real[:, None, None, :]  # zero padding rows and columns
                 layer_parts[i].append(att.cpu().numpy())
@@ -245,11 +259,13 @@ def received_summary(received: pd.DataFrame, min_count: int = 5) -> pd.DataFrame
     out. Sorted by ``received - fair share`` (most over-attended first).
     """
     g = received.assign(fair=1.0 / received["n_elements"]).groupby("element")
-    out = pd.DataFrame({
-        "received": g["received"].mean(),
-        "sem": g["received"].sem().fillna(0.0),
-        "fair share": g["fair"].mean(),
-        "n_formulas": g.size(),
-    })
+    out = pd.DataFrame(
+        {
+            "received": g["received"].mean(),
+            "sem": g["received"].sem().fillna(0.0),
+            "fair share": g["fair"].mean(),
+            "n_formulas": g.size(),
+        }
+    )
     out = out[out["n_formulas"] >= min_count]
     return out.loc[(out["received"] - out["fair share"]).sort_values(ascending=False).index]

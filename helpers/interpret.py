@@ -50,8 +50,15 @@ def fine_tuned_checkpoint(name: str) -> Path:
     return Path(config.output_dir()) / "models" / f"04_{name}"
 
 
-def load_or_train_regressor(folder: Any, name: str, train_texts: Sequence[str], train_y: Sequence[float],
-                            val_texts: Sequence[str], val_y: Sequence[float], **overrides: Any) -> tuple[Any, Any, Any, str]:
+def load_or_train_regressor(
+    folder: Any,
+    name: str,
+    train_texts: Sequence[str],
+    train_y: Sequence[float],
+    val_texts: Sequence[str],
+    val_y: Sequence[float],
+    **overrides: Any,
+) -> tuple[Any, Any, Any, str]:
     """Notebook 04's fine-tuned text model from ``folder``, or, when it is missing, a quick one trained now.
 
     The model is loaded with ``attn_implementation="eager"`` (attention weights available).
@@ -71,8 +78,10 @@ def load_or_train_regressor(folder: Any, name: str, train_texts: Sequence[str], 
     enc = tm.load_encoder(name, attn_implementation="eager", verbose=False)
     model = tm.build_regressor(enc, cfg)
     fit = tm.train_regressor(model, enc.tokenizer, train_texts, train_y, val_texts, val_y, cfg, progress=False)
-    message = (f"{name}: notebook 04's model is not in {folder}, so the quick version was trained here with the same helpers "
-               f"({cfg.epochs} epochs, {fit.wall_s:.0f} s, validation MAE {fit.best_val_mae:.3f} eV)")
+    message = (
+        f"{name}: notebook 04's model is not in {folder}, so the quick version was trained here with the same helpers "
+        f"({cfg.epochs} epochs, {fit.wall_s:.0f} s, validation MAE {fit.best_val_mae:.3f} eV)"
+    )
     return model.eval(), enc.tokenizer, cfg, message
 
 
@@ -84,8 +93,14 @@ def _encoder_of(model: Any) -> Any:
     return getattr(model, "encoder", model) if hasattr(model, "head") else model
 
 
-def pooled_embeddings(model: Any, tokenizer: Any, texts: Sequence[str], max_length: int = 128, pooling: str | None = None,
-                      batch_size: int = 64) -> np.ndarray:
+def pooled_embeddings(
+    model: Any,
+    tokenizer: Any,
+    texts: Sequence[str],
+    max_length: int = 128,
+    pooling: str | None = None,
+    batch_size: int = 64,
+) -> np.ndarray:
     """One vector per text, pooled exactly as the regression head pools (model units).
 
     Args:
@@ -140,7 +155,9 @@ def tsne_2d(X: np.ndarray, perplexity: float = 30.0, seed: int = config.DEFAULT_
         raise ValueError(f"perplexity must be between 0 and the number of samples ({len(X)}), got {perplexity}")
     if X.shape[1] > 50 and len(X) > 50:
         X = PCA(n_components=50, random_state=seed).fit_transform(X)
-    return TSNE(n_components=2, perplexity=perplexity, init="pca", learning_rate="auto", random_state=seed).fit_transform(X)
+    return TSNE(
+        n_components=2, perplexity=perplexity, init="pca", learning_rate="auto", random_state=seed
+    ).fit_transform(X)
 
 
 @dataclass
@@ -205,8 +222,14 @@ class EmbeddingScores:
         }
 
 
-def embedding_scores(X: np.ndarray, band_gap_eV: Sequence[float], labels: Sequence[Any], k: int = 10, folds: int = 5,
-                     seed: int = config.DEFAULT_SEED) -> EmbeddingScores:
+def embedding_scores(
+    X: np.ndarray,
+    band_gap_eV: Sequence[float],
+    labels: Sequence[Any],
+    k: int = 10,
+    folds: int = 5,
+    seed: int = config.DEFAULT_SEED,
+) -> EmbeddingScores:
     """Cross-validated kNN scores of an embedding space (Euclidean distance, uniform weights).
 
     The same shuffled ``KFold`` split (``folds`` parts, ``seed``) is used for all three
@@ -246,9 +269,20 @@ def embedding_scores(X: np.ndarray, band_gap_eV: Sequence[float], labels: Sequen
         values, counts = np.unique(lab[train], return_counts=True)
         major.append(np.mean(lab[test] == values[np.argmax(counts)]))
         sils.append(silhouette_score(X[test], lab[test]) if len(np.unique(lab[test])) > 1 else np.nan)
-    f = lambda name, v: FoldScores(name, np.asarray(v, dtype=float))
-    return EmbeddingScores(f("kNN MAE (eV)", maes), f("kNN accuracy", accs), f("silhouette", sils),
-                           f("mean-predictor MAE (eV)", base), f("majority accuracy", major), k, folds, len(X))
+
+    def f(name: str, values: list[float]) -> FoldScores:
+        return FoldScores(name, np.asarray(values, dtype=float))
+
+    return EmbeddingScores(
+        f("kNN MAE (eV)", maes),
+        f("kNN accuracy", accs),
+        f("silhouette", sils),
+        f("mean-predictor MAE (eV)", base),
+        f("majority accuracy", major),
+        k,
+        folds,
+        len(X),
+    )
 
 
 def knn_loo_mae(X: np.ndarray, band_gap_eV: Sequence[float], k: int, include_self: bool = False) -> float:
@@ -311,9 +345,13 @@ def tokenize_with_categories(tokenizer: Any, text: Any, max_length: int = 128) -
     enc = tokenizer(raw, add_special_tokens=True, truncation=True, max_length=max_length, return_offsets_mapping=True)
     full = len(tokenizer(raw, add_special_tokens=True, truncation=False)["input_ids"])
     special = set(tokenizer.all_special_ids)
-    offsets = [(0, 0) if tid in special else (int(a), int(b)) for tid, (a, b) in zip(enc["input_ids"], enc["offset_mapping"])]
+    offsets = [
+        (0, 0) if tid in special else (int(a), int(b)) for tid, (a, b) in zip(enc["input_ids"], enc["offset_mapping"])
+    ]
     cats = descriptions.token_categories(desc, offsets) if desc is not None else [None] * len(offsets)
-    return TokenizedDescription(raw, list(enc["input_ids"]), tokenizer.convert_ids_to_tokens(enc["input_ids"]), offsets, cats, full > max_length)
+    return TokenizedDescription(
+        raw, list(enc["input_ids"]), tokenizer.convert_ids_to_tokens(enc["input_ids"]), offsets, cats, full > max_length
+    )
 
 
 # --------------------------------------------------------------------------- attention
@@ -322,11 +360,15 @@ def tokenize_with_categories(tokenizer: Any, text: Any, max_length: int = 128) -
 def _check_eager(encoder: Any) -> None:
     impl = getattr(encoder.config, "_attn_implementation", None)
     if impl not in (None, "eager"):
-        raise ValueError(f"the encoder uses attn_implementation={impl!r}, which returns no attention weights; "
-                         "load it with attn_implementation='eager'")
+        raise ValueError(
+            f"the encoder uses attn_implementation={impl!r}, which returns no attention weights; "
+            "load it with attn_implementation='eager'"
+        )
 
 
-def first_token_attention(model: Any, tokenizer: Any, input_ids: Sequence[Sequence[int]], batch_size: int = 32) -> list[np.ndarray]:
+def first_token_attention(
+    model: Any, tokenizer: Any, input_ids: Sequence[Sequence[int]], batch_size: int = 32
+) -> list[np.ndarray]:
     """Attention *from the first token* to every token, per layer and head.
 
     Args:
@@ -388,11 +430,16 @@ class CategoryAttention:
     def table(self, layer: int = -1, kind: str = "summed") -> pd.DataFrame:
         """Heads x categories of one layer as a DataFrame (``kind``: summed or per_token)."""
         arr = {"summed": self.summed, "per_token": self.per_token}[kind][layer]
-        return pd.DataFrame(arr, index=pd.Index([f"head {h}" for h in range(arr.shape[0])], name="head"), columns=self.categories)
+        return pd.DataFrame(
+            arr, index=pd.Index([f"head {h}" for h in range(arr.shape[0])], name="head"), columns=self.categories
+        )
 
 
-def category_attention(rows: Sequence[np.ndarray], token_categories: Sequence[Sequence[str | None]],
-                       categories: Sequence[str] | None = None) -> CategoryAttention:
+def category_attention(
+    rows: Sequence[np.ndarray],
+    token_categories: Sequence[Sequence[str | None]],
+    categories: Sequence[str] | None = None,
+) -> CategoryAttention:
     """Aggregate first-token attention rows by feature category.
 
     Args:
@@ -447,12 +494,19 @@ def regressor_predict_fn(model: Any) -> Callable[[Any, Any], np.ndarray]:
     def predict(input_ids: Any, attention_mask: Any) -> np.ndarray:
         model.eval()
         with torch.no_grad():
-            return (model(input_ids=input_ids, attention_mask=attention_mask) * model.y_std + model.y_mean).float().cpu().numpy()
+            return (
+                (model(input_ids=input_ids, attention_mask=attention_mask) * model.y_std + model.y_mean)
+                .float()
+                .cpu()
+                .numpy()
+            )
 
     return predict
 
 
-def occlude(input_ids: Sequence[int], positions: Sequence[int], replace_id: int, mode: str = "mask") -> tuple[list[int], list[int]]:
+def occlude(
+    input_ids: Sequence[int], positions: Sequence[int], replace_id: int, mode: str = "mask"
+) -> tuple[list[int], list[int]]:
     """Occlude tokens: returns ``(ids, attention_mask)`` with ``positions`` replaced by ``replace_id``.
 
     ``mode="mask"``: the token becomes ``replace_id`` (the mask token) and stays visible
@@ -469,9 +523,16 @@ def occlude(input_ids: Sequence[int], positions: Sequence[int], replace_id: int,
     return ids, mask
 
 
-def occlusion_effects(predict_fn: Callable[[Any, Any], np.ndarray], input_ids: Sequence[Sequence[int]],
-                      token_categories: Sequence[Sequence[str | None]], categories: Sequence[str], replace_id: int,
-                      pad_id: int, mode: str = "mask", batch_size: int = 64) -> pd.DataFrame:
+def occlusion_effects(
+    predict_fn: Callable[[Any, Any], np.ndarray],
+    input_ids: Sequence[Sequence[int]],
+    token_categories: Sequence[Sequence[str | None]],
+    categories: Sequence[str],
+    replace_id: int,
+    pad_id: int,
+    mode: str = "mask",
+    batch_size: int = 64,
+) -> pd.DataFrame:
     """How far the prediction moves when each category's tokens are occluded.
 
     Args:
@@ -505,8 +566,18 @@ def occlusion_effects(predict_fn: Callable[[Any, Any], np.ndarray], input_ids: S
         preds.append(np.asarray(predict_fn(ids, mask), dtype=float).reshape(-1))
     pred = np.concatenate(preds)
     base = {v[0]: p for v, p in zip(variants, pred) if v[1] is None}
-    rows = [{"sample": v[0], "category": v[1], "n_tokens": v[2], "prediction_eV": base[v[0]], "occluded_eV": p,
-             "change_eV": p - base[v[0]]} for v, p in zip(variants, pred) if v[1] is not None]
+    rows = [
+        {
+            "sample": v[0],
+            "category": v[1],
+            "n_tokens": v[2],
+            "prediction_eV": base[v[0]],
+            "occluded_eV": p,
+            "change_eV": p - base[v[0]],
+        }
+        for v, p in zip(variants, pred)
+        if v[1] is not None
+    ]
     return pd.DataFrame(rows)
 
 
@@ -554,7 +625,11 @@ def pick_examples(rows: pd.DataFrame) -> dict[str, Any]:
         out["metal"] = metals.index[0]
     if len(rows):
         out["wide-gap insulator"] = rows["band_gap_eV"].idxmax()
-    perov = [i for i, f, sg in zip(rows.index, rows["formula_reduced"], rows["space_group_number"]) if is_perovskite_like(f, sg)]
+    perov = [
+        i
+        for i, f, sg in zip(rows.index, rows["formula_reduced"], rows["space_group_number"])
+        if is_perovskite_like(f, sg)
+    ]
     if perov:
         out["perovskite"] = min(perov, key=lambda i: rows.at[i, "formula_reduced"])
     return out

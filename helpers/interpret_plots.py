@@ -33,7 +33,9 @@ def crystal_system_bars(systems: pd.Series, title: str = "") -> Figure:
     return fig
 
 
-def tsne_panels(coords: Mapping[str, np.ndarray], band_gap_eV: Sequence[float], systems: Sequence[str], perplexity: float) -> Figure:
+def tsne_panels(
+    coords: Mapping[str, np.ndarray], band_gap_eV: Sequence[float], systems: Sequence[str], perplexity: float
+) -> Figure:
     """t-SNE maps side by side (one column per embedding space): by band gap (top) and crystal system (bottom)."""
     gap = np.asarray(band_gap_eV, dtype=float)
     sys_arr = np.asarray([str(s) for s in systems])
@@ -51,19 +53,32 @@ def tsne_panels(coords: Mapping[str, np.ndarray], band_gap_eV: Sequence[float], 
         ax = axes[1, j]
         for system in order.index:
             sel = sys_arr == system
-            ax.scatter(xy[sel, 0], xy[sel, 1], s=9, color=palette[system], label=f"{system} ({int(sel.sum())})", linewidths=0)
+            ax.scatter(
+                xy[sel, 0], xy[sel, 1], s=9, color=palette[system], label=f"{system} ({int(sel.sum())})", linewidths=0
+            )
         ax.set_title(f"{name}\ncoloured by crystal system", fontsize=10)
         for ax in axes[:, j]:
             ax.set_xlabel("t-SNE 1 (no unit)")
             ax.set_ylabel("t-SNE 2 (no unit)")
     fig.colorbar(sc, ax=axes[0, :].tolist(), label="band gap (eV)", shrink=0.9)
-    axes[1, -1].legend(title="crystal system (count)", fontsize=7, title_fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
+    axes[1, -1].legend(
+        title="crystal system (count)",
+        fontsize=7,
+        title_fontsize=8,
+        loc="center left",
+        bbox_to_anchor=(1.01, 0.5),
+        frameon=False,
+    )
     fig.suptitle(f"t-SNE of {len(gap)} pooled embeddings (perplexity {perplexity:g}, seeded)")
     return fig
 
 
-def category_heatmaps(results: Mapping[str, CategoryAttention], layers: Sequence[int] = (0, -1), kind: str = "summed",
-                      difference: tuple[str, str] | None = None) -> Figure:
+def category_heatmaps(
+    results: Mapping[str, CategoryAttention],
+    layers: Sequence[int] = (0, -1),
+    kind: str = "summed",
+    difference: tuple[str, str] | None = None,
+) -> Figure:
     """Heads x categories heatmaps of first-token attention: one row per model (+ a difference row), one column per layer.
 
     ``difference=(a, b)`` adds a row ``b - a`` on a diverging colour scale.
@@ -84,17 +99,38 @@ def category_heatmaps(results: Mapping[str, CategoryAttention], layers: Sequence
         for j, layer in enumerate(layers):
             arr = values[row][layer]
             ax = axes[i, j]
-            im = ax.imshow(arr, cmap="RdBu_r" if is_diff else "viridis", vmin=-dmax if is_diff else 0, vmax=dmax if is_diff else vmax, aspect="auto")
+            im = ax.imshow(
+                arr,
+                cmap="RdBu_r" if is_diff else "viridis",
+                vmin=-dmax if is_diff else 0,
+                vmax=dmax if is_diff else vmax,
+                aspect="auto",
+            )
             for (h, c), v in np.ndenumerate(arr):
                 if np.isfinite(v):
                     digits = 2 if (dmax if is_diff else vmax) >= 0.1 else 3
-                    ax.text(c, h, f"{v:.{digits}f}", ha="center", va="center", fontsize=7, color="black" if is_diff or v > 0.6 * vmax else "white")
+                    ax.text(
+                        c,
+                        h,
+                        f"{v:.{digits}f}",
+                        ha="center",
+                        va="center",
+                        fontsize=7,
+                        color="black" if is_diff or v > 0.6 * vmax else "white",
+                    )
             ax.set_xticks(range(len(first.categories)), first.categories, rotation=30, ha="right", fontsize=8)
             ax.set_yticks(range(arr.shape[0]), [f"head {h}" for h in range(arr.shape[0])], fontsize=8)
             ax.set_title(f"{row}, layer {layer % n_layers + 1} of {n_layers}", fontsize=9)
-        fig.colorbar(im, ax=axes[i, :].tolist(), label=("difference" if is_diff else "attention share") + (" per token" if kind == "per_token" else ""), shrink=0.85)
+        fig.colorbar(
+            im,
+            ax=axes[i, :].tolist(),
+            label=("difference" if is_diff else "attention share") + (" per token" if kind == "per_token" else ""),
+            shrink=0.85,
+        )
     what = "summed over the category's tokens" if kind == "summed" else "per token of the category"
-    fig.suptitle(f"Attention from the first token to each feature category ({what}), mean of {first.n_samples} test texts")
+    fig.suptitle(
+        f"Attention from the first token to each feature category ({what}), mean of {first.n_samples} test texts"
+    )
     return fig
 
 
@@ -115,8 +151,18 @@ def token_heatmap(tokens: Sequence[str], rows: np.ndarray, categories: Sequence[
         tick.set_color(colour.get(c, "grey"))
     ax.set_yticks(range(rows.shape[0]), [f"layer {i + 1}" for i in range(rows.shape[0])], fontsize=8)
     ax.set_xlabel("token (· = preceded by a space)")
-    handles = [Patch(color=colour[c], label=c) for c in cats] + [Patch(color="grey", label="special / separator" if cats else "no categories (no spans)")]
-    ax.legend(handles=handles, title="token label colour", fontsize=7, title_fontsize=7, loc="upper left", bbox_to_anchor=(1.06, 1.0), frameon=False)
+    handles = [Patch(color=colour[c], label=c) for c in cats] + [
+        Patch(color="grey", label="special / separator" if cats else "no categories (no spans)")
+    ]
+    ax.legend(
+        handles=handles,
+        title="token label colour",
+        fontsize=7,
+        title_fontsize=7,
+        loc="upper left",
+        bbox_to_anchor=(1.06, 1.0),
+        frameon=False,
+    )
     fig.colorbar(im, ax=ax, label="attention share", pad=0.01)
     ax.set_title(title, fontsize=10)
     return fig
@@ -165,7 +211,14 @@ def received_bars(received: pd.DataFrame, min_count: int, title: str) -> Figure:
     fig = Figure(figsize=(max(6, 0.42 * len(received) + 2), 3.8), layout="constrained")
     ax = fig.add_subplot()
     ax.bar(received.index, received["received"], yerr=received["sem"], color="#4c72b0", capsize=2)
-    ax.bar(received.index, received["fair share"], fill=False, edgecolor="black", linewidth=0.8, label="1 / number of elements (uniform attention)")
+    ax.bar(
+        received.index,
+        received["fair share"],
+        fill=False,
+        edgecolor="black",
+        linewidth=0.8,
+        label="1 / number of elements (uniform attention)",
+    )
     ax.set_ylabel("mean attention share received")
     ax.set_xlabel(f"element (in at least {min_count} formulas; error bar = standard error)")
     ax.legend(frameon=False, fontsize=8)
@@ -173,7 +226,9 @@ def received_bars(received: pd.DataFrame, min_count: int, title: str) -> Figure:
     return fig
 
 
-def element_embedding_map(xy: np.ndarray, symbols: Sequence[str], groups: Sequence[int | None], seen: Sequence[bool], title: str) -> Figure:
+def element_embedding_map(
+    xy: np.ndarray, symbols: Sequence[str], groups: Sequence[int | None], seen: Sequence[bool], title: str
+) -> Figure:
     """2-D map of element embeddings, coloured by periodic-table group (f-block grey); seen elements labelled in bold."""
     fig = Figure(figsize=(8.5, 6.5), layout="constrained")
     ax = fig.add_subplot()
@@ -181,9 +236,26 @@ def element_embedding_map(xy: np.ndarray, symbols: Sequence[str], groups: Sequen
     f_block = np.isnan(g)
     ax.scatter(xy[f_block, 0], xy[f_block, 1], facecolors="none", edgecolors="grey", s=30, label="f-block (no group)")
     cmap = matplotlib.colormaps["turbo"].resampled(18)
-    sc = ax.scatter(xy[~f_block, 0], xy[~f_block, 1], c=g[~f_block], cmap=cmap, vmin=0.5, vmax=18.5, s=40, edgecolors="black", linewidths=0.3)
+    sc = ax.scatter(
+        xy[~f_block, 0],
+        xy[~f_block, 1],
+        c=g[~f_block],
+        cmap=cmap,
+        vmin=0.5,
+        vmax=18.5,
+        s=40,
+        edgecolors="black",
+        linewidths=0.3,
+    )
     for (x, y), s, is_seen in zip(xy, symbols, seen):
-        ax.annotate(s, (x, y), fontsize=7 if not is_seen else 8, fontweight="bold" if is_seen else "normal", xytext=(2, 2), textcoords="offset points")
+        ax.annotate(
+            s,
+            (x, y),
+            fontsize=7 if not is_seen else 8,
+            fontweight="bold" if is_seen else "normal",
+            xytext=(2, 2),
+            textcoords="offset points",
+        )
     fig.colorbar(sc, ax=ax, label="periodic-table group", ticks=range(1, 19))
     ax.set_xlabel("component 1 (no unit)")
     ax.set_ylabel("component 2 (no unit)")

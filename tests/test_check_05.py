@@ -40,7 +40,7 @@ def test_ex_05_token_categories(capsys) -> None:
             out.append(best)
         return out
 
-    def by_start_inclusive(spans, offsets):   # glue and special tokens land in a category
+    def by_start_inclusive(spans, offsets):  # glue and special tokens land in a category
         return [next((c for c, s, e in spans if s <= a <= e), None) for a, b in offsets]
 
     assert_ok(check.ex_05_token_categories(right), capsys)

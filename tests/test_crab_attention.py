@@ -32,8 +32,8 @@ def test_shapes_rows_and_padding(model):
     for i, elements in enumerate(att.elements):
         n = len(elements)
         a = att.layers[-1][i]
-        np.testing.assert_allclose(a[:, :n, :n].sum(axis=-1), 1.0, atol=1e-5)   # rows sum to 1
-        assert np.all(a[:, n:, :] == 0) and np.all(a[:, :, n:] == 0)            # padding masked
+        np.testing.assert_allclose(a[:, :n, :n].sum(axis=-1), 1.0, atol=1e-5)  # rows sum to 1
+        assert np.all(a[:, n:, :] == 0) and np.all(a[:, :, n:] == 0)  # padding masked
         assert np.all(a >= 0)
     m = att.matrix(0)
     assert list(m.index) == att.elements[0] and np.allclose(m.to_numpy().sum(axis=1), 1.0, atol=1e-5)
@@ -45,7 +45,7 @@ def test_hooks_leave_predictions_unchanged(model):
     np.testing.assert_allclose(att.predictions_eV, before, rtol=1e-5, atol=1e-5)
     after = model.predict(FORMULAS, threads=1)["prediction_eV"].to_numpy()
     np.testing.assert_array_equal(before, after)
-    for layer in model.crab.model.encoder.transformer_encoder.layers:   # hooks removed
+    for layer in model.crab.model.encoder.transformer_encoder.layers:  # hooks removed
         assert not layer.self_attn._forward_hooks and not layer.self_attn._forward_pre_hooks
 
 
@@ -72,8 +72,8 @@ def test_symbols_match_crabnet_edm_order():
     import crabnet
 
     src = (Path(crabnet.__file__).parent / "utils" / "utils.py").read_text()
-    block = src[src.index("def get_edm"):]
-    block = block[block.index("all_symbols = ["): block.index("]", block.index("all_symbols = ["))]
+    block = src[src.index("def get_edm") :]
+    block = block[block.index("all_symbols = [") : block.index("]", block.index("all_symbols = ["))]
     assert ca._crabnet_symbols() == re.findall(r"'(\w+)'", block)
 
 
@@ -94,15 +94,17 @@ def test_element_embeddings_and_groups(model):
 def test_received_summary_known_answer():
     import pandas as pd
 
-    rec = pd.DataFrame({
-        "formula": ["AB", "AB", "AC", "AC", "ABC", "ABC", "ABC"],
-        "element": ["A", "B", "A", "C", "A", "B", "C"],
-        "fraction": [0.5] * 4 + [1 / 3] * 3,
-        "n_elements": [2, 2, 2, 2, 3, 3, 3],
-        "received": [0.8, 0.2, 0.6, 0.4, 0.5, 0.25, 0.25],
-    })
+    rec = pd.DataFrame(
+        {
+            "formula": ["AB", "AB", "AC", "AC", "ABC", "ABC", "ABC"],
+            "element": ["A", "B", "A", "C", "A", "B", "C"],
+            "fraction": [0.5] * 4 + [1 / 3] * 3,
+            "n_elements": [2, 2, 2, 2, 3, 3, 3],
+            "received": [0.8, 0.2, 0.6, 0.4, 0.5, 0.25, 0.25],
+        }
+    )
     s = ca.received_summary(rec, min_count=2)
-    assert list(s.index) == ["A", "C", "B"]                          # A is over-attended most
+    assert list(s.index) == ["A", "C", "B"]  # A is over-attended most
     assert s.loc["A", "received"] == pytest.approx((0.8 + 0.6 + 0.5) / 3)
     assert s.loc["A", "fair share"] == pytest.approx((0.5 + 0.5 + 1 / 3) / 3)
     assert s.loc["B", "n_formulas"] == 2

@@ -23,10 +23,10 @@ def _clusters(seed: int = 0, n_per: int = 40, spread: float = 0.3):
 def test_embedding_scores_known_answer_on_clusters():
     X, gap, labels = _clusters()
     s = ip.embedding_scores(X, gap, labels, k=5, folds=5)
-    assert s.knn_accuracy.mean == 1.0                       # perfectly separable
-    assert s.knn_mae_eV.mean < 0.1                          # only the 0.05 eV noise is left
+    assert s.knn_accuracy.mean == 1.0  # perfectly separable
+    assert s.knn_mae_eV.mean < 0.1  # only the 0.05 eV noise is left
     assert s.silhouette.mean > 0.9
-    assert s.baseline_mae_eV.mean > 1.5                      # predicting the mean is far worse
+    assert s.baseline_mae_eV.mean > 1.5  # predicting the mean is far worse
     lo, hi = s.knn_mae_eV.interval()
     assert lo <= s.knn_mae_eV.mean <= hi and len(s.knn_mae_eV.values) == 5
     row = s.row()
@@ -36,7 +36,7 @@ def test_embedding_scores_known_answer_on_clusters():
 def test_embedding_scores_random_space_is_near_chance():
     X, gap, labels = _clusters()
     rng = np.random.default_rng(1)
-    noise = rng.standard_normal(X.shape)                    # no information about anything
+    noise = rng.standard_normal(X.shape)  # no information about anything
     s = ip.embedding_scores(noise, gap, labels, k=5, folds=5)
     assert s.knn_accuracy.mean < 0.6 and abs(s.silhouette.mean) < 0.1
     assert s.knn_mae_eV.mean > 1.0
@@ -90,15 +90,15 @@ def test_token_categories_formula_split_into_subtokens(shipped, description):
 
     tok = ip.tokenize_with_categories(shipped.tokenizer, description, max_length=128)
     assert tok.input_ids == tm.encode_texts(shipped.tokenizer, [description.text], 128).input_ids[0]
-    assert not tok.truncated and tok.categories[0] is None and tok.categories[-1] is None     # <s>, </s>
+    assert not tok.truncated and tok.categories[0] is None and tok.categories[-1] is None  # <s>, </s>
     formula_span = next(s for s in description.spans if s.feature == "formula")
     value_start = description.text.index(":", formula_span.start) + 1
     in_formula = [i for i, (a, b) in enumerate(tok.offsets) if b > a and value_start <= a < formula_span.end]
-    assert len(in_formula) >= 2                                                 # the formula is split into sub-tokens ...
-    assert {tok.categories[i] for i in in_formula} == {"composition"}           # ... and every piece is composition
+    assert len(in_formula) >= 2  # the formula is split into sub-tokens ...
+    assert {tok.categories[i] for i in in_formula} == {"composition"}  # ... and every piece is composition
     ranges = ip.category_token_ranges(tok.categories)
     assert set(ranges) == {"composition", "electronic", "symmetry", "geometry"}
-    for category, idx in ranges.items():                                        # every token lies inside a span of its category
+    for category, idx in ranges.items():  # every token lies inside a span of its category
         for i in idx:
             a, _b = tok.offsets[i]
             assert any(s.category == category and s.start <= a < s.end for s in description.spans)
@@ -111,10 +111,12 @@ def test_token_categories_truncated_input(shipped, description):
 
     tok = ip.tokenize_with_categories(shipped.tokenizer, description, max_length=24)
     assert tok.truncated and len(tok.input_ids) == 24
-    assert tok.input_ids == tm.encode_texts(shipped.tokenizer, [description.text], 24).input_ids[0]   # what the model sees
+    assert (
+        tok.input_ids == tm.encode_texts(shipped.tokenizer, [description.text], 24).input_ids[0]
+    )  # what the model sees
     assert tok.tokens[-1] == "</s>" and tok.categories[-1] is None
     ranges = ip.category_token_ranges(tok.categories)
-    assert "composition" in ranges and "geometry" not in ranges                # cut off by truncation: no tokens
+    assert "composition" in ranges and "geometry" not in ranges  # cut off by truncation: no tokens
 
 
 def test_user_text_without_spans(shipped):
@@ -146,7 +148,7 @@ def test_category_attention_hand_built_tensor():
 def test_category_attention_missing_category_and_mismatch():
     r = np.array([[[0.5, 0.5, 0.0]]])
     res = ip.category_attention([r, r], [[None, "A", None], [None, "B", None]], ["A", "B"])
-    np.testing.assert_allclose(res.summed[0, 0], [0.5, 0.5])   # each from the one sample that has it
+    np.testing.assert_allclose(res.summed[0, 0], [0.5, 0.5])  # each from the one sample that has it
     assert res.n_with == {"A": 1, "B": 1}
     with pytest.raises(ValueError, match="sample 1"):
         ip.category_attention([r, r], [[None, "A", None], [None, "B"]], ["A", "B"])
@@ -174,10 +176,26 @@ def test_occlusion_finds_the_important_field():
     weights = {i: 1.0 for i in range(20, 30)} | {i: 0.1 for i in range(10, 20)}
     f = _toy_predict(weights)
     ids = [[0, 10, 11, 5, 20, 21, 22, 5, 30, 31, 2], [0, 12, 5, 23, 5, 32, 33, 34, 2]]
-    cats = [[None, "composition", "composition", None, "symmetry", "symmetry", "symmetry", None, "geometry", "geometry", None],
-            [None, "composition", None, "symmetry", None, "geometry", "geometry", "geometry", None]]
+    cats = [
+        [
+            None,
+            "composition",
+            "composition",
+            None,
+            "symmetry",
+            "symmetry",
+            "symmetry",
+            None,
+            "geometry",
+            "geometry",
+            None,
+        ],
+        [None, "composition", None, "symmetry", None, "geometry", "geometry", "geometry", None],
+    ]
     for mode in ("mask", "pad"):
-        eff = ip.occlusion_effects(f, ids, cats, ["composition", "symmetry", "geometry"], replace_id=4, pad_id=1, mode=mode)
+        eff = ip.occlusion_effects(
+            f, ids, cats, ["composition", "symmetry", "geometry"], replace_id=4, pad_id=1, mode=mode
+        )
         mean = eff.assign(abs_change=eff.change_eV.abs()).groupby("category").abs_change.mean()
         assert mean.idxmax() == "symmetry"
         np.testing.assert_allclose(mean["symmetry"], (3.0 + 1.0) / 2)
@@ -204,8 +222,14 @@ def _tiny_bert(attn: str):
     import torch
 
     torch.manual_seed(0)
-    cfg = transformers.BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
-                                  intermediate_size=32, max_position_embeddings=32)
+    cfg = transformers.BertConfig(
+        vocab_size=50,
+        hidden_size=16,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=32,
+    )
     return transformers.AutoModel.from_config(cfg, attn_implementation=attn)
 
 
@@ -218,9 +242,9 @@ def test_first_token_attention_rows_and_padding():
     ids = [[1, 5, 6, 7, 2], [1, 8, 2]]
     rows = ip.first_token_attention(model, _Tok(), ids)
     assert rows[0].shape == (2, 2, 5) and rows[1].shape == (2, 2, 3)
-    np.testing.assert_allclose(rows[1].sum(axis=-1), 1.0, atol=1e-5)       # padding gets nothing
+    np.testing.assert_allclose(rows[1].sum(axis=-1), 1.0, atol=1e-5)  # padding gets nothing
     alone = ip.first_token_attention(model, _Tok(), [ids[1]])[0]
-    np.testing.assert_allclose(rows[1], alone, atol=1e-5)                    # batching does not change it
+    np.testing.assert_allclose(rows[1], alone, atol=1e-5)  # batching does not change it
 
 
 def test_first_token_attention_refuses_sdpa():
@@ -232,12 +256,15 @@ def test_first_token_attention_refuses_sdpa():
 def test_pick_examples_by_rule():
     import pandas as pd
 
-    rows = pd.DataFrame({
-        "formula_reduced": ["Fe", "NiAl", "CuZn", "SrTiO3", "LiF", "BaTiO3", "Al2O3"],
-        "band_gap_eV": [0.0, 0.0, 0.0, 1.8, 8.7, 1.7, 5.8],
-        "n_elements": [1, 2, 2, 3, 2, 3, 2],
-        "space_group_number": [229, 221, 221, 221, 225, 99, 167],
-    }, index=[10, 11, 12, 13, 14, 15, 16])
+    rows = pd.DataFrame(
+        {
+            "formula_reduced": ["Fe", "NiAl", "CuZn", "SrTiO3", "LiF", "BaTiO3", "Al2O3"],
+            "band_gap_eV": [0.0, 0.0, 0.0, 1.8, 8.7, 1.7, 5.8],
+            "n_elements": [1, 2, 2, 3, 2, 3, 2],
+            "space_group_number": [229, 221, 221, 221, 225, 99, 167],
+        },
+        index=[10, 11, 12, 13, 14, 15, 16],
+    )
     assert ip.pick_examples(rows) == {"metal": 12, "wide-gap insulator": 14, "perovskite": 13}
     assert not ip.is_perovskite_like("BaTiO3", 99) and not ip.is_perovskite_like("Al2O3", 221)
     assert "perovskite" not in ip.pick_examples(rows.drop(13))
@@ -266,7 +293,7 @@ def test_pooled_embeddings_match_the_head_pooling(shipped, description):
     ids = torch.tensor([tm.encode_texts(shipped.tokenizer, texts[1:], 128).input_ids[0]])
     with torch.no_grad():
         hidden = shipped.model(input_ids=ids, attention_mask=torch.ones_like(ids)).last_hidden_state[0]
-    np.testing.assert_allclose(X[1], hidden.mean(dim=0).numpy(), atol=1e-5)     # padding in the batch changes nothing
+    np.testing.assert_allclose(X[1], hidden.mean(dim=0).numpy(), atol=1e-5)  # padding in the batch changes nothing
     first = ip.pooled_embeddings(shipped.model, shipped.tokenizer, texts, 128, pooling="first")
     np.testing.assert_allclose(first[1], hidden[0].numpy(), atol=1e-5)
     reg = tm.TextRegressor(shipped.model, pooling="first")
@@ -292,8 +319,9 @@ def test_load_or_train_regressor(tmp_path, shipped):
 
     texts = [f"formula: Na{i}Cl; density: {i}.0 g/cm^3" for i in range(1, 17)]
     y = np.linspace(0.0, 3.0, 16)
-    model, tok, cfg, msg = ip.load_or_train_regressor(tmp_path / "absent", tm.SHIPPED_NAME, texts[:12], y[:12], texts[12:], y[12:],
-                                                     epochs=1, batch_size=8)
+    model, tok, cfg, msg = ip.load_or_train_regressor(
+        tmp_path / "absent", tm.SHIPPED_NAME, texts[:12], y[:12], texts[12:], y[12:], epochs=1, batch_size=8
+    )
     assert "trained here" in msg and cfg.epochs == 1
     assert model.encoder.config._attn_implementation == "eager"
     tm.save_regressor(model, tok, tmp_path / "saved", cfg)
