@@ -30,6 +30,9 @@ One module per concept:
 - :mod:`helpers.baselines` mean/median and random forest on Magpie/Oliynyk features
 - :mod:`helpers.crabnet_tools` CrabNet wrapper: configs, guards, fit, safe checkpoints
 - :mod:`helpers.evaluation` metrics, parity/residual/calibration plots
+- :mod:`helpers.interpret` lesson 05: pooled embeddings, t-SNE, kNN scores, attention per feature category, occlusion
+- :mod:`helpers.interpret_plots` lesson 05's figures (embedding maps, attention heatmaps, CrabNet attention)
+- :mod:`helpers.crab_attention` CrabNet's element-to-element attention (hooks) and learned element embeddings
 - :mod:`helpers.predictor` formula -> band gap +- uncertainty, as a function and a widget
 - :mod:`helpers.lesson`   StopLesson: stop a notebook with a message, not a traceback
 - :mod:`helpers.envcheck` the first cell: one-line environment check with the fix
