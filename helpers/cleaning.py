@@ -161,8 +161,15 @@ def _is_blank(series: pd.Series) -> pd.Series:
     return series.isna() | as_text.map(lambda v: isinstance(v, str) and not v.strip())
 
 
-def _parse_numeric(raw: pd.Series, ids: pd.Series, column: str, source: str) -> pd.Series:
-    """Parse text to float (blank -> NaN); raise :class:`SchemaError` naming the entry_ids of bad values."""
+def _parse_numeric(
+    raw: pd.Series, ids: pd.Series, column: str, source: str, non_finite: list[dict[str, Any]] | None = None
+) -> pd.Series:
+    """Parse text to float (blank -> NaN); raise :class:`SchemaError` naming the entry_ids of bad values.
+
+    Text that parses to a non-finite float (``NaN``, ``inf``, ``-Infinity``, ``1e400``)
+    becomes NaN and is appended to ``non_finite`` as ``{"row", "entry_id", "column",
+    "text"}`` (row = 0-based position), so that it is reported, not silently missing.
+    """
     values: list[float] = []
     bad: list[str] = []
     for pos, (entry_id, value) in enumerate(zip(ids, raw, strict=True)):
@@ -171,14 +178,25 @@ def _parse_numeric(raw: pd.Series, ids: pd.Series, column: str, source: str) -> 
             values.append(math.nan)
             continue
         try:
-            values.append(float(text))
+            number = float(text)
         except ValueError:
             values.append(math.nan)
             bad.append(f"entry_id={entry_id} (row {pos}): {text!r}")
+            continue
+        if not math.isfinite(number):
+            number = math.nan
+            if non_finite is not None:
+                non_finite.append({"row": pos, "entry_id": str(entry_id), "column": column, "text": text})
+        values.append(number)
     if bad:
         shown = "; ".join(bad[:10]) + (f"; ... {len(bad) - 10} more" if len(bad) > 10 else "")
         raise SchemaError(f"{source}: non-numeric value(s) in column {column!r}: {shown}")
     return pd.Series(values, index=raw.index, name=column, dtype="float64")
+
+
+#: Key of ``DataFrame.attrs`` where :func:`load_psc_csv` lists the numeric cells whose
+#: text was non-finite (``NaN``/``inf``): dicts with ``row``, ``entry_id``, ``column``, ``text``.
+NON_FINITE_ATTR = "non_finite_cells"
 
 
 def validate_columns(columns: Iterable[str], expected: Iterable[str], source: str = "<frame>") -> None:
@@ -209,7 +227,11 @@ def load_psc_csv(path: str | Path) -> pd.DataFrame:
         One row per entry, in file order (row ``i`` is line ``i + 2`` of the
         file). Text columns are strings (``""`` when empty, ``entry_id`` kept as
         text); :data:`NUMERIC_COLUMNS` are float64 in the units of their names
-        (``band_gap_eV`` in eV, ...), NaN when empty.
+        (``band_gap_eV`` in eV, ...), NaN when empty. Cells whose text is a
+        non-finite number (``NaN``, ``inf``, ``1e400``) are NaN too, and listed in
+        ``df.attrs[NON_FINITE_ATTR]`` by row, entry_id, column and text:
+        :func:`clean_psc` drops such band gaps as ``"non-finite band gap"`` and
+        notes the other columns' cells in its report.
 
     Raises:
         FileNotFoundError: if ``path`` does not exist.
@@ -226,12 +248,15 @@ def load_psc_csv(path: str | Path) -> pd.DataFrame:
     validate_columns(raw.columns, schema.PSC_COLUMNS, source=str(path))
     raw = raw[list(schema.PSC_COLUMNS)]
     out = pd.DataFrame(index=raw.index)
+    non_finite: list[dict[str, Any]] = []
     for col in schema.PSC_COLUMNS:
         if col in NUMERIC_COLUMNS:
-            out[col] = _parse_numeric(raw[col], raw["entry_id"], col, str(path))
+            out[col] = _parse_numeric(raw[col], raw["entry_id"], col, str(path), non_finite)
         else:
             out[col] = raw[col].str.strip()
-    return out.reset_index(drop=True)
+    out = out.reset_index(drop=True)
+    out.attrs[NON_FINITE_ATTR] = non_finite
+    return out
 
 
 # --------------------------------------------------------------------------- missing values & duplicates
@@ -421,6 +446,8 @@ DROP_REASONS: dict[str, str] = {
     "unparsable formula": "formula_reduced is not a chemical formula",
     "non-element symbol": "formula_reduced contains a symbol that is not an element "
     "(placeholder X, unexpanded MA, ...)",
+    "non-finite band gap": "band_gap_eV is NaN or infinite (written as text such as 'NaN' or 'inf', "
+    "or an overflow): a missing-value code, not a measurement",
     "missing band gap": "band_gap_eV is empty: no target value",
     "non-numeric band gap": "band_gap_eV is text, not a number",
     "negative band gap": "band_gap_eV < 0: impossible (sign error or a -1 'missing' code)",
@@ -499,6 +526,39 @@ def _gap_values(series: pd.Series) -> tuple[pd.Series, pd.Series]:
     return numbers, numbers.isna() & ~blank
 
 
+def _is_non_finite_text(value: Any) -> bool:
+    """True for text that parses to a non-finite float (``'NaN'``, ``' inf'``, ``'1e400'``)."""
+    if not isinstance(value, str):
+        return False
+    try:
+        return not math.isfinite(float(value.strip()))
+    except ValueError:
+        return False
+
+
+def _non_finite_cells(
+    cells: list[dict[str, Any]], data: pd.DataFrame, ids: pd.Series
+) -> tuple[pd.Series, pd.Series, list[dict[str, Any]]]:
+    """The cells :func:`load_psc_csv` recorded as non-finite text that still match ``data``
+    (same row position, entry_id, and the value still NaN): ``(band-gap mask, band-gap
+    text, cells of the other numeric columns)``."""
+    mask = pd.Series(False, index=data.index)
+    text = pd.Series("", index=data.index, dtype="object")
+    others: list[dict[str, Any]] = []
+    for cell in cells:
+        row, column = cell.get("row"), cell.get("column")
+        if not isinstance(row, int) or not 0 <= row < len(data) or column not in data.columns:
+            continue
+        if ids.iloc[row] != cell.get("entry_id") or not pd.isna(data[column].iloc[row]):
+            continue  # the frame was changed since loading: the record no longer applies
+        if column == "band_gap_eV":
+            mask.iloc[row] = True
+            text.iloc[row] = str(cell.get("text", ""))
+        else:
+            others.append(cell)
+    return mask, text, others
+
+
 def example_bad_rows() -> pd.DataFrame:
     """Seven made-up rows -- one good entry and six problems -- to show what :func:`clean_psc` catches.
 
@@ -532,7 +592,8 @@ def clean_psc(
 
     Checks, in order (a row is dropped for the first that fails, see
     :data:`DROP_REASONS`): empty or duplicate ``entry_id`` (first copy kept); empty,
-    unparsable or non-element ``formula_reduced``; empty, non-numeric,
+    unparsable or non-element ``formula_reduced``; non-finite (``NaN``/``inf`` text,
+    or recorded as such by :func:`load_psc_csv`), empty, non-numeric,
     negative, or outside ``[min_gap_eV, max_gap_eV]`` band gap (inclusive
     bounds). The default window 0.1-5 eV brackets every photovoltaic
     absorber (silicon 1.1 eV, wide-gap bromide perovskites ~2.3 eV): a 0 eV
@@ -591,6 +652,11 @@ def clean_psc(
 
     gap, non_numeric = _gap_values(data["band_gap_eV"])
     raw_gap = data["band_gap_eV"].astype("object").where(data["band_gap_eV"].notna(), "")
+    non_finite, non_finite_text, other_cells = _non_finite_cells(df.attrs.get(NON_FINITE_ATTR, []), data, ids)
+    non_finite |= non_numeric & raw_gap.map(_is_non_finite_text)  # 'NaN'/'inf' text in a frame
+    non_finite |= gap.notna() & ~np.isfinite(gap.fillna(0.0))  # float inf
+    non_finite_text = non_finite_text.where(non_finite_text != "", raw_gap.astype(str))
+    drop(non_finite, "non-finite band gap", non_finite_text, "not a finite number: " + non_finite_text)
     drop(_is_blank(data["band_gap_eV"]), "missing band gap", raw_gap, "")
     drop(non_numeric, "non-numeric band gap", raw_gap, "not a number")
     drop(gap < 0, "negative band gap", gap, "below 0 eV")
@@ -618,6 +684,13 @@ def clean_psc(
     n_mismatch = int((given.to_numpy() != clean["elements"].to_numpy()).sum())
     if n_mismatch:
         notes.append(f"{n_mismatch} kept rows had an 'elements' column that disagreed with their formula; recomputed")
+    if other_cells:
+        shown = "; ".join(f"row {c['row']} {c['column']}={c['text']!r}" for c in other_cells[:5])
+        more = f"; ... {len(other_cells) - 5} more" if len(other_cells) > 5 else ""
+        notes.append(
+            f"{len(other_cells)} cells of other numeric columns held non-finite text and were read as missing: "
+            f"{shown}{more}"
+        )
     n_renamed = int((clean["formula"] != clean["formula_reduced"]).sum())
     if n_renamed:
         notes.append(f"{n_renamed} kept rows have a normalized formula that differs from formula_reduced")
@@ -825,7 +898,8 @@ def save_outputs(
 # ---------------------------------------------------------------------------
 # computed (DFT) band gaps: report implausible values by row and reason
 # ---------------------------------------------------------------------------
-#: Rules of :func:`check_dft_gaps`: reason -> (action, rule).
+#: Rules of :func:`check_dft_gaps`: reason -> (action, rule). The rules name the limits by
+#: their parameter names; :func:`dft_gap_rules` writes them as numbers for students.
 DFT_GAP_RULES: dict[str, tuple[str, str]] = {
     "missing band gap": ("dropped", "band_gap_eV is empty or not a number"),
     "negative band gap": ("dropped", "band_gap_eV < 0: impossible; numerical noise of a metal or a sign error"),
@@ -843,6 +917,42 @@ DFT_GAP_RULES: dict[str, tuple[str, str]] = {
     ),
 }
 
+#: Default limits of :func:`check_dft_gaps` (eV): ``max_gap_eV``, ``contradiction_eV``, ``disagreement_eV``.
+DFT_GAP_LIMITS_EV: dict[str, float] = {"max_gap_eV": 15.0, "contradiction_eV": 0.1, "disagreement_eV": 1.0}
+
+
+def _check_limits(limits: Mapping[str, Any]) -> dict[str, float]:
+    """The limits as floats; ValueError naming a limit that is not a finite number >= 0."""
+    out = {}
+    for name, value in limits.items():
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            number = math.nan
+        if isinstance(value, bool) or not math.isfinite(number) or number < 0:
+            raise ValueError(f"{name} must be a finite number of eV >= 0, got {value!r}")
+        out[name] = number
+    return out
+
+
+def dft_gap_rules(
+    max_gap_eV: float = DFT_GAP_LIMITS_EV["max_gap_eV"],
+    contradiction_eV: float = DFT_GAP_LIMITS_EV["contradiction_eV"],
+    disagreement_eV: float = DFT_GAP_LIMITS_EV["disagreement_eV"],
+) -> dict[str, tuple[str, str]]:
+    """:data:`DFT_GAP_RULES` with the limits (eV) written as numbers, e.g.
+    ``"band_gap_eV > 15 eV: implausible for a solid"`` -- the texts students see."""
+    limits = _check_limits(
+        {"max_gap_eV": max_gap_eV, "contradiction_eV": contradiction_eV, "disagreement_eV": disagreement_eV}
+    )
+    out = {}
+    for reason, (action, rule) in DFT_GAP_RULES.items():
+        for name, value in limits.items():
+            rule = rule.replace(name, f"{value:g} eV")
+        out[reason] = (action, rule)
+    return out
+
+
 #: Columns of the report of :func:`check_dft_gaps`.
 DFT_GAP_REPORT_COLUMNS: tuple[str, ...] = (
     "row", "entry_id", "formula_reduced", "band_gap_eV", "xc_functional_type", "reason", "action",
@@ -851,9 +961,9 @@ DFT_GAP_REPORT_COLUMNS: tuple[str, ...] = (
 
 def check_dft_gaps(
     df: pd.DataFrame,
-    max_gap_eV: float = 15.0,
-    contradiction_eV: float = 0.1,
-    disagreement_eV: float = 1.0,
+    max_gap_eV: float = DFT_GAP_LIMITS_EV["max_gap_eV"],
+    contradiction_eV: float = DFT_GAP_LIMITS_EV["contradiction_eV"],
+    disagreement_eV: float = DFT_GAP_LIMITS_EV["disagreement_eV"],
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Check computed band gaps (eV) of a DFT table row by row; nothing is dropped or kept silently.
 
@@ -879,6 +989,8 @@ def check_dft_gaps(
     Raises:
         SchemaError: if a needed column is missing.
     """
+    limits = {"max_gap_eV": max_gap_eV, "contradiction_eV": contradiction_eV, "disagreement_eV": disagreement_eV}
+    _check_limits(limits)
     needed = ("entry_id", "formula_reduced", "band_gap_eV", "space_group_number", "n_sites")
     missing = [c for c in needed if c not in df.columns]
     if missing:
@@ -915,17 +1027,28 @@ def check_dft_gaps(
     dropped_rows = report.loc[report["action"] == "dropped", "row"].to_numpy()
     keep = ~data.index.isin(dropped_rows)
     clean = df[keep]
-    return clean, report.reset_index(drop=True)
+    report = report.reset_index(drop=True)
+    report.attrs["limits_eV"] = limits  # read by dft_gap_counts to state the rules with numbers
+    return clean, report
 
 
-def dft_gap_counts(report: pd.DataFrame, rows_in: int) -> pd.DataFrame:
-    """Rows per reason of a :func:`check_dft_gaps` report (every rule listed, 0 when none), with action and rule."""
+def dft_gap_counts(report: pd.DataFrame, rows_in: int, **limits_eV: float) -> pd.DataFrame:
+    """Rows per reason of a :func:`check_dft_gaps` report (every rule listed, 0 when none), with action and rule.
+
+    The rules state the limits as numbers in eV (:func:`dft_gap_rules`): those given
+    here as keywords (``max_gap_eV=...``), else those :func:`check_dft_gaps` recorded in
+    ``report.attrs["limits_eV"]``, else :data:`DFT_GAP_LIMITS_EV`.
+    """
+    unknown = sorted(set(limits_eV) - set(DFT_GAP_LIMITS_EV))
+    if unknown:
+        raise TypeError(f"dft_gap_counts: unknown limit(s) {unknown}; known: {list(DFT_GAP_LIMITS_EV)}")
+    rules = dft_gap_rules(**{**DFT_GAP_LIMITS_EV, **report.attrs.get("limits_eV", {}), **limits_eV})
     counts = report["reason"].value_counts()
     table = pd.DataFrame(
         {
-            "n_rows": [int(counts.get(r, 0)) for r in DFT_GAP_RULES],
-            "action": [a for a, _ in DFT_GAP_RULES.values()],
-            "rule": [rule for _, rule in DFT_GAP_RULES.values()],
+            "n_rows": [int(counts.get(r, 0)) for r in rules],
+            "action": [a for a, _ in rules.values()],
+            "rule": [rule for _, rule in rules.values()],
         },
         index=pd.Index(list(DFT_GAP_RULES), name=f"reason (of {rows_in} rows)"),
     )

@@ -195,12 +195,39 @@ def read_manifest(release_dir: str | Path | None = None) -> dict[str, Any]:
     """
     path = Path(release_dir if release_dir is not None else RELEASE_DIR) / MANIFEST
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        manifest = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ReleaseError(f"course data release not found: {path} does not exist "
                            f"(rebuild it with `{GENERATOR}`)") from None
     except (OSError, ValueError) as exc:
         raise ReleaseError(f"{path}: unreadable manifest ({exc})") from None
+    problem = _manifest_problem(manifest)
+    if problem:
+        raise ReleaseError(f"{path}: damaged manifest: {problem} (restore it, or rebuild with `{GENERATOR}`)")
+    return manifest
+
+
+def _manifest_problem(manifest: Any) -> str | None:
+    """What is wrong with a parsed manifest (the field), or None: an object with a text
+    ``release_date`` and a list ``files`` of objects with text ``dataset``/``path`` and a
+    sha256 hex ``sha256``."""
+    if not isinstance(manifest, dict):
+        return f"expected a JSON object, got {type(manifest).__name__}"
+    if not isinstance(manifest.get("release_date"), str):
+        return "field 'release_date' is missing or not text"
+    files = manifest.get("files")
+    if not isinstance(files, list) or not files:
+        return "field 'files' is missing or not a non-empty list"
+    for i, record in enumerate(files):
+        if not isinstance(record, dict):
+            return f"files[{i}] is not an object"
+        for key in ("dataset", "path"):
+            if not isinstance(record.get(key), str) or not record[key]:
+                return f"field 'files[{i}].{key}' is missing or not text"
+        sha = record.get("sha256")
+        if not isinstance(sha, str) or len(sha) != 64 or set(sha) - set("0123456789abcdef"):
+            return f"field 'files[{i}].sha256' is missing or not a sha256 hex digest"
+    return None
 
 
 def release_path(dataset: str, release_dir: str | Path | None = None) -> Path:
@@ -229,11 +256,29 @@ def release_entries(dataset: str, release_dir: str | Path | None = None) -> list
         data = path.read_bytes()
     except FileNotFoundError:
         raise ReleaseError(f"course data release file missing: {path}") from None
+    except OSError as exc:
+        raise ReleaseError(f"course data release file unreadable: {path} ({exc.strerror or exc})") from None
     if _sha256(data) != record["sha256"]:
         raise ReleaseError(f"{path}: sha256 {_sha256(data)} differs from the manifest's {record['sha256']} "
                            f"(the file was changed; rebuild with `{GENERATOR}`)")
-    text = gzip.decompress(data).decode("utf-8")
-    if dataset == "psc":
-        rows = csv.DictReader(io.StringIO(text))
-        return [nomad_standin.export_row_to_entry(row, i) for i, row in enumerate(rows)]
-    return json.loads(text)
+    try:  # the checksum matched, but the manifest may have been rewritten to match a damaged file
+        text = gzip.decompress(data).decode("utf-8")
+        if dataset == "psc":
+            rows = csv.DictReader(io.StringIO(text, newline=""))
+            missing = [c for c in EXPORT_COLUMNS if c not in (rows.fieldnames or [])]
+            if missing:
+                raise ValueError(f"column(s) {missing} missing; found {rows.fieldnames}")
+            entries = []
+            for i, row in enumerate(rows):
+                try:
+                    entries.append(nomad_standin.export_row_to_entry(row, i))
+                except (ValueError, TypeError) as exc:
+                    raise ValueError(f"line {i + 2}: {exc}") from None
+            return entries
+        entries = json.loads(text)
+    except (OSError, EOFError, ValueError, csv.Error) as exc:  # BadGzipFile is an OSError
+        raise ReleaseError(f"{path}: damaged release file ({type(exc).__name__}: {exc}); "
+                           f"restore it, or rebuild with `{GENERATOR}`") from None
+    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+        raise ReleaseError(f"{path}: damaged release file (expected a JSON list of NOMAD entries)")
+    return entries

@@ -56,6 +56,7 @@ electronegativity and rewrites e.g. ``CsO`` as ``CsO2``).
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Mapping
 from fractions import Fraction
 from functools import lru_cache
@@ -457,6 +458,18 @@ def parse_formula(formula: str, expand: bool = False) -> dict[str, float]:
         raise FormulaError(f"{_shown(text)}, read as {exc}", exc.reason) from None
 
 
+def _check_amounts(amounts: Mapping[str, float], what: str) -> None:
+    """FormulaError naming the element unless every amount is a finite number > 0 (and there is one)."""
+    if not amounts:
+        raise FormulaError(f"{what}: no elements given", "missing formula")
+    for el, a in amounts.items():
+        number = a if isinstance(a, numbers.Real) and not isinstance(a, bool) else None
+        if number is None or not math.isfinite(number) or number <= 0:
+            raise FormulaError(
+                f"{what}: the amount of {el!r} must be a finite number > 0, got {a!r}", "unparsable formula"
+            )
+
+
 def integer_amounts(amounts: Mapping[str, float], max_denominator: int = 10_000) -> dict[str, int]:
     """Smallest whole-number element counts with the same ratios.
 
@@ -465,8 +478,10 @@ def integer_amounts(amounts: Mapping[str, float], max_denominator: int = 10_000)
     Decimal amounts are read as fractions with denominators up to
     ``max_denominator`` (4 decimals are exact), as NOMAD does for its reduced
     formulas. An amount is never rounded to zero: one too small for that
-    resolution raises :class:`FormulaError` (``{"Cs": 0.00001, "Pb": 1}``).
+    resolution raises :class:`FormulaError` (``{"Cs": 0.00001, "Pb": 1}``), and so does
+    an empty mapping or an amount that is not a finite number > 0 (NaN, inf, 0, -1, True).
     """
+    _check_amounts(amounts, "integer_amounts")
     fracs = {el: Fraction(a).limit_denominator(max_denominator) for el, a in amounts.items()}
     zero = sorted(el for el, f in fracs.items() if f == 0 and amounts[el] > 0)
     if zero:
@@ -520,7 +535,12 @@ def symbols_in(text: str) -> list[str]:
 
     For describing text that may not be a valid formula (``"XPb2I5"`` ->
     ``["I", "Pb", "X"]``); use :func:`elements_of` for chemistry. Linear scan.
+
+    Raises:
+        TypeError: ``text`` is not a string (e.g. bytes or NaN).
     """
+    if not isinstance(text, str):
+        raise TypeError(f"symbols_in expects text, got {type(text).__name__} {text!r:.40}")
     found: set[str] = set()
     i, n = 0, len(text)
     while i < n:
@@ -536,7 +556,13 @@ def symbols_in(text: str) -> list[str]:
 
 
 def same_composition(a: Mapping[str, float], b: Mapping[str, float], tol: float = 1e-4) -> bool:
-    """True when two element-amount mappings have the same atomic fractions (within ``tol``)."""
+    """True when two element-amount mappings have the same atomic fractions (within ``tol``).
+
+    Raises:
+        FormulaError: an empty mapping or an amount that is not a finite number > 0.
+    """
+    _check_amounts(a, "same_composition")
+    _check_amounts(b, "same_composition")
     if set(a) != set(b):
         return False
     ta, tb = sum(a.values()), sum(b.values())

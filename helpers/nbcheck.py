@@ -129,8 +129,32 @@ def read_with_expected(path: str | Path, as_version: int = 4, expected_dir: Path
     if not any(is_checked(c) for c in nb.cells):
         return nb
     exp_file = expected_path(Path(path), expected_dir)
-    expected = json.loads(exp_file.read_text(encoding="utf-8")) if exp_file.is_file() else {}
+    expected = read_expected(exp_file) if exp_file.is_file() else {}
     return inject(nb, expected, source=str(path))
+
+
+def read_expected(exp_file: Path) -> dict[str, str]:
+    """The expected outputs in ``exp_file``: a JSON object of cell id -> printed text.
+
+    Raises:
+        ValueError: the file is not UTF-8 JSON (names the file, line and column), or
+            not an object of strings (names the file and the cell id).
+    """
+    try:
+        expected = json.loads(exp_file.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{exp_file}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except json.JSONDecodeError as exc:
+        raise ValueError(
+            f"{exp_file}: not valid JSON at line {exc.lineno}, column {exc.colno} ({exc.msg}); "
+            "fix it or re-record it with `python -m helpers.nbcheck record <executed notebook>`"
+        ) from None
+    if not isinstance(expected, dict):
+        raise ValueError(f"{exp_file}: expected a JSON object of cell id -> output text, got {type(expected).__name__}")
+    for cell_id, text in expected.items():
+        if not isinstance(text, str):
+            raise ValueError(f"{exp_file}: the expected output of cell {cell_id!r} is {type(text).__name__}, not text")
+    return expected
 
 
 #: Output mime types that show a figure as a picture.

@@ -780,6 +780,77 @@ def _utc_now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
+def _is_int(v: Any, lo: int = 0) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= lo
+
+
+def _is_count_map(v: Any) -> bool:
+    return isinstance(v, dict) and all(isinstance(k, str) and _is_int(n) for k, n in v.items())
+
+
+_SHA256 = frozenset("0123456789abcdef")
+
+# field -> (check, what it must be); every field of PullState, checked before it is trusted
+_STATE_FIELDS: dict[str, tuple[Any, str]] = {
+    "body_sha256": (lambda v: isinstance(v, str) and len(v) == 64 and set(v) <= _SHA256, "a sha256 hex digest"),
+    "columns": (
+        lambda v: (
+            isinstance(v, list) and bool(v) and all(isinstance(c, str) and c for c in v) and len(set(v)) == len(v)
+        ),
+        "a non-empty list of distinct column names",
+    ),
+    "max_entries": (lambda v: v is None or _is_int(v, 1), "null or an integer >= 1"),
+    "cursor": (lambda v: v is None or isinstance(v, str), "null or a string"),
+    "rows": (_is_int, "an integer >= 0"),
+    "pages": (_is_int, "an integer >= 0"),
+    "partial_bytes": (lambda v: _is_int(v, 1), "an integer >= 1"),
+    "last_entry_id": (lambda v: v is None or isinstance(v, str), "null or a string"),
+    "total_first": (lambda v: v is None or _is_int(v), "null or an integer >= 0"),
+    "total_last": (lambda v: v is None or _is_int(v), "null or an integer >= 0"),
+    "notes": (_is_count_map, "an object of integer counts >= 0"),
+    "missing": (_is_count_map, "an object of integer counts >= 0"),
+    "responses": (_is_int, "an integer >= 0"),
+    "requests": (_is_int, "an integer >= 0"),
+    "retries": (_is_int, "an integer >= 0"),
+    "seconds": (
+        lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v >= 0,
+        "a finite number >= 0",
+    ),
+    "runs": (_is_int, "an integer >= 0"),
+    "started_utc": (lambda v: isinstance(v, str), "a string"),
+    "complete": (lambda v: isinstance(v, bool), "true or false"),
+    "sha256": (
+        lambda v: v is None or (isinstance(v, str) and len(v) == 64 and set(v) <= _SHA256),
+        "null or a sha256 hex digest",
+    ),
+    "short": (lambda v: v is None or isinstance(v, dict), "null or an object"),
+    "version": (lambda v: v == _STATE_VERSION, f"{_STATE_VERSION}"),
+}
+
+
+def _check_state_fields(data: dict[str, Any]) -> None:
+    """Raise ValueError naming the first field of a saved pull state that is missing,
+    unknown, or of the wrong type/range; also the cross-field rules (``missing`` has one
+    count per column, a complete state has its checksum, ``rows`` <= ``max_entries``)."""
+    unknown = sorted(set(data) - set(_STATE_FIELDS))
+    if unknown:
+        raise ValueError(f"unknown field {unknown[0]!r}")
+    required = ("body_sha256", "columns", "max_entries")
+    for name, (ok, what) in _STATE_FIELDS.items():
+        if name not in data:
+            if name in required or name in ("rows", "partial_bytes", "version"):
+                raise ValueError(f"field {name!r} is missing")
+            continue
+        if not ok(data[name]):
+            raise ValueError(f"field {name!r} must be {what}, got {data[name]!r:.60}")
+    if "missing" in data and set(data["missing"]) != set(data["columns"]):
+        raise ValueError("field 'missing' must have one count per column")
+    if data.get("complete") and data.get("sha256") is None:
+        raise ValueError("field 'sha256' is null in a complete state")
+    if data.get("max_entries") is not None and data["rows"] > data["max_entries"]:
+        raise ValueError(f"field 'rows' ({data['rows']}) exceeds max_entries ({data['max_entries']})")
+
+
 @dataclass
 class PullState:
     """Progress of one pull, saved atomically as ``<name>.state.json`` after every page.
@@ -820,20 +891,19 @@ class PullState:
 
     @classmethod
     def load(cls, path: Path) -> PullState | None:
-        """The state saved at ``path``; None if absent, unreadable or of another version
-        (logged: the pull then starts over, which is always safe)."""
+        """The state saved at ``path``; None if absent, unreadable, of another version or
+        with any field of the wrong type or range (one warning names the file and the
+        field: the pull then starts over, which is always safe)."""
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
             if not isinstance(data, dict) or data.get("version") != _STATE_VERSION:
                 raise ValueError(f"not a version-{_STATE_VERSION} pull state")
-            state = cls(**data)
-            if not isinstance(state.partial_bytes, int) or not isinstance(state.rows, int):
-                raise ValueError("partial_bytes/rows are not integers")
-            return state
+            _check_state_fields(data)
+            return cls(**data)
         except FileNotFoundError:
             return None
         except (OSError, ValueError, TypeError) as exc:
-            log.warning("ignoring unreadable pull state %s (%s)", path, exc)
+            log.warning("ignoring the pull state %s (%s); the pull starts over", path, exc)
             return None
 
     def save(self, path: Path) -> None:
@@ -887,6 +957,33 @@ def _versions() -> dict[str, str]:
 # ----------------------------------------------------------------- the steps of a pull
 
 
+def _partial_problem(state: PullState, partial: Path, header: bytes) -> str | None:
+    """Why ``state`` does not vouch for the first ``state.partial_bytes`` of ``partial``
+    (None when it does): the file must be at least that long, start with the CSV header,
+    end a record there, and hold exactly ``state.rows`` data rows before it."""
+    try:
+        size = partial.stat().st_size
+    except FileNotFoundError:
+        return f"{partial.name} is missing"
+    if state.partial_bytes > size:
+        return f"field 'partial_bytes' ({state.partial_bytes}) exceeds the size of {partial.name} ({size})"
+    if state.partial_bytes < len(header):
+        return f"field 'partial_bytes' ({state.partial_bytes}) is shorter than the CSV header"
+    with open(partial, "rb") as fh:
+        prefix = fh.read(state.partial_bytes)
+    if not prefix.startswith(header):
+        return f"{partial.name} does not start with the header of this pull's columns"
+    if not prefix.endswith(b"\n"):
+        return f"field 'partial_bytes' ({state.partial_bytes}) does not end a row of {partial.name}"
+    try:
+        n_rows = sum(1 for _ in csv.reader(io.StringIO(prefix[len(header) :].decode("utf-8"), newline="")))
+    except (UnicodeDecodeError, csv.Error) as exc:
+        return f"{partial.name} is not readable up to field 'partial_bytes' ({exc})"
+    if n_rows != state.rows:
+        return f"field 'rows' ({state.rows}) does not match the {n_rows} rows in {partial.name}"
+    return None
+
+
 def _load_or_start(run: _Run) -> tuple[PullState, bool]:
     """Step 1: continue the saved pull of the same query, or start a new partial file.
 
@@ -900,13 +997,15 @@ def _load_or_start(run: _Run) -> tuple[PullState, bool]:
     if state is not None and state.same_pull(digest, run.columns, run.max_entries):
         if state.complete and not partial.exists() and out.exists() and fileio.sha256_file(out) == state.sha256:
             return state, True  # crashed after publishing the CSV, before the manifest
-        if partial.exists() and partial.stat().st_size >= state.partial_bytes:
+        problem = _partial_problem(state, partial, _csv_text([run.columns]).encode())
+        if problem is None:
             with open(partial, "r+b") as fh:
                 fh.truncate(state.partial_bytes)
                 fh.flush()
                 os.fsync(fh.fileno())
             return state, True
-    if state is not None or partial.exists():
+        log.warning("ignoring the pull state %s (%s); the pull starts over", paths["state"], problem)
+    elif state is not None or partial.exists():
         log.warning("discarding the previous partial pull for %s (other query/columns, or bad sidecars)", out)
     for stale in (partial, paths["state"]):
         stale.unlink(missing_ok=True)

@@ -95,6 +95,15 @@ class PredictionResult:
         return f"<div style='font-family:sans-serif'>{body}</div>"
 
 
+def _finite_or_none(value: Any) -> float | None:
+    """``value`` as a finite float, or None (None, NaN, inf, text that is not a number)."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
 class Predictor:
     """A trained model plus (optionally) the dataset to compare against.
 
@@ -105,6 +114,10 @@ class Predictor:
         measured_column: which column of ``dataset`` holds the measured gap.
         train_formulas: formulas the model was trained on (to warn that a match
             is not a fair test).
+
+    Rows of ``dataset`` whose measured value is missing, not a number or not finite are
+    never shown as a measurement; their number is ``n_measured_skipped``. A missing or
+    non-finite ``n_entries`` is shown as an unknown count.
     """
 
     def __init__(
@@ -116,6 +129,7 @@ class Predictor:
     ):
         self.model = model
         self._measured: dict[tuple, tuple[str, float, int | None]] = {}
+        self.n_measured_skipped = 0
         if dataset is not None:
             if measured_column not in dataset.columns:
                 raise ValueError(f"dataset has no column {measured_column!r}")
@@ -125,7 +139,11 @@ class Predictor:
                     key = composition_key(str(formula))
                 except FormulaError:
                     continue
-                self._measured.setdefault(key, (str(formula), float(value), None if n is None else int(n)))
+                gap, count = _finite_or_none(value), _finite_or_none(n)
+                if gap is None:  # NaN/inf/text: not a measurement to compare with
+                    self.n_measured_skipped += 1
+                    continue
+                self._measured.setdefault(key, (str(formula), gap, None if count is None else int(count)))
         self._train_keys: set[tuple] = set()
         for formula in () if train_formulas is None else train_formulas:
             try:

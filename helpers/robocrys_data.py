@@ -141,9 +141,26 @@ def committed_path() -> Path:
 
 
 def read_manifest(path: str | Path | None = None) -> dict[str, Any]:
-    """The manifest JSON beside the descriptions file (default: the committed one)."""
+    """The manifest JSON beside the descriptions file (default: the committed one).
+
+    Raises:
+        FileNotFoundError: no manifest there.
+        ValueError: the manifest is not UTF-8 JSON or not an object (names the file,
+            and the line and column of a JSON error).
+    """
     csv_path = committed_path() if path is None else Path(path)
-    return json.loads((csv_path.parent / ROBOCRYS_MANIFEST).read_text(encoding="utf-8"))
+    manifest_file = csv_path.parent / ROBOCRYS_MANIFEST
+    try:
+        manifest = json.loads(manifest_file.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{manifest_file}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except json.JSONDecodeError as exc:
+        raise ValueError(
+            f"{manifest_file}: not valid JSON at line {exc.lineno}, column {exc.colno} ({exc.msg})"
+        ) from None
+    if not isinstance(manifest, dict):
+        raise ValueError(f"{manifest_file}: expected a JSON object, got {type(manifest).__name__}")
+    return manifest
 
 
 def read_robocrys_descriptions(path: str | Path | None = None) -> pd.DataFrame:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -53,11 +54,13 @@ def load_formula_table(
         One row per formula, sorted by formula, with the columns of
         :data:`schema.PSC_BY_FORMULA_COLUMNS` plus ``target`` (eV) and
         ``chemical_system`` (e.g. ``"Br-Cs-I-Pb"``). Formulas that do not parse
-        as real elements are dropped (their number is in ``df.attrs["n_unparsable"]``).
+        as real elements are dropped (their number is in ``df.attrs["n_unparsable"]``),
+        as are rows whose target is empty, NaN or infinite (``df.attrs["n_missing_target"]``).
 
     Raises:
         helpers.lesson.StopLesson: the CSV does not exist (run notebook 02 first).
-        ValueError: required columns are missing.
+        ValueError: ``path`` is not a file, required columns are missing, or a target
+            value is text that is not a number (naming the row).
     """
     csv = Path(path) if path is not None else by_formula_csv()
     lesson.require_file(
@@ -65,12 +68,22 @@ def load_formula_table(
         "the per-formula band-gap table of notebook 02",
         "Run notebook 02 (02_clean_and_explore.ipynb) first; it writes this file.",
     )
+    if not csv.is_file():
+        raise ValueError(f"{csv} is not a file (a folder?); pass the per-formula CSV of notebook 02")
     df = fileio.read_csv(csv)
     missing = [c for c in ("formula", target_column) if c not in df.columns]
     if missing:
         raise ValueError(f"{csv} lacks columns {missing}; expected {list(schema.PSC_BY_FORMULA_COLUMNS)}")
     n_rows = len(df)
-    df = df.dropna(subset=["formula", target_column])
+    target = pd.to_numeric(df[target_column], errors="coerce")
+    text = df[target_column].astype("object")
+    bad = target.isna() & text.notna() & (text.astype(str).str.strip() != "")
+    if bad.any():
+        rows = ", ".join(f"row {i} ({text.iloc[i]!r})" for i in np.flatnonzero(bad.to_numpy())[:5])
+        raise ValueError(f"{csv}: non-numeric value(s) in column {target_column!r}: {rows}")
+    finite = np.isfinite(target.to_numpy(dtype=float, na_value=np.nan))
+    n_missing_target = int((~finite & df["formula"].notna().to_numpy()).sum())  # empty, NaN or inf: not a label
+    df = df.assign(**{target_column: target}).loc[finite].dropna(subset=["formula"])
     n_outliers = 0
     if drop_outliers and "is_outlier" in df.columns:
         flags = df["is_outlier"].astype(str).str.strip().str.lower().isin(["true", "1", "yes"])
@@ -91,6 +104,7 @@ def load_formula_table(
     df.attrs.update(
         source=str(csv),
         n_rows_read=n_rows,
+        n_missing_target=n_missing_target,
         n_outliers_dropped=n_outliers,
         n_unparsable=n_unparsable,
         n_merged=n_merged,
@@ -159,6 +173,13 @@ class Split:
         return f"{self.kind} split (seed {self.seed}): {body} | total {total}"
 
 
+def _seed_ok(seed: Any) -> int:
+    """``seed`` as an int; ValueError naming it unless it is a whole number >= 0 (not a bool)."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be a whole number >= 0, got {seed!r}")
+    return int(seed)
+
+
 def _fractions_ok(fractions: tuple[float, float, float]) -> None:
     if len(fractions) != 3 or any(f < 0 for f in fractions) or not np.isclose(sum(fractions), 1.0):
         raise ValueError(f"fractions must be three non-negative numbers summing to 1, got {fractions}")
@@ -174,10 +195,11 @@ def random_split(
     Sizes are ``round(n * val)`` and ``round(n * test)``; train gets the rest.
     """
     _fractions_ok(fractions)
+    _seed_ok(seed)
     n = len(df)
     if n < 3:
         raise ValueError(f"need at least 3 rows to split, got {n}")
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(_seed_ok(seed))
     order = rng.permutation(n)
     n_val = int(round(n * fractions[1]))
     n_test = int(round(n * fractions[2]))
@@ -219,6 +241,7 @@ def chemical_system_split(
     (see :meth:`Split.describe`).
     """
     _fractions_ok(fractions)
+    _seed_ok(seed)
     if not 0 < max_system_share <= 1:
         raise ValueError(f"max_system_share must be in (0, 1], got {max_system_share}")
     n = len(df)
@@ -228,7 +251,7 @@ def chemical_system_split(
     sizes = systems.value_counts().sort_index()  # deterministic before shuffling
     if len(sizes) < 3:
         raise ValueError(f"need at least 3 chemical systems for a system hold-out, got {len(sizes)}")
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(_seed_ok(seed))
     order = sizes.index.to_numpy()[rng.permutation(len(sizes))]
     quota = {"test": int(round(n * fractions[2])), "val": int(round(n * fractions[1]))}
     filled = {"test": 0, "val": 0}
@@ -365,12 +388,19 @@ def split_by_formula(
     Materials Project set of notebook 04 (4,833 rows, 4,671 formulas).
 
     Raises:
-        ValueError: unknown ``kind`` or a missing formula column.
+        ValueError: unknown ``kind``, a missing formula column, rows without a
+            formula (naming their positions), or a ``seed`` that is not a whole number >= 0.
     """
     if kind not in ("random", "chemical_system"):
         raise ValueError(f"kind must be 'random' or 'chemical_system', got {kind!r}")
     if formula_column not in rows.columns:
         raise ValueError(f"rows have no column {formula_column!r}")
+    empty = rows[formula_column].isna() | (rows[formula_column].astype("object").astype(str).str.strip() == "")
+    if empty.any():
+        where_empty = ", ".join(str(p) for p in np.flatnonzero(empty.to_numpy())[:10])
+        raise ValueError(
+            f"{int(empty.sum())} row(s) have no {formula_column} (positions {where_empty}); drop them before splitting"
+        )
     formulas = pd.DataFrame({"formula": sorted(rows[formula_column].astype(str).unique())})
     formulas["chemical_system"] = formulas["formula"].map(chemical_system)
     by_formula = (random_split if kind == "random" else chemical_system_split)(formulas, seed=seed, fractions=fractions)

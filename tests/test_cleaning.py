@@ -484,3 +484,70 @@ def test_empty_columns_finds_all_missing_and_all_blank_columns() -> None:
     df = pd.DataFrame({"a": [1.0, None], "b": [None, None], "c": ["", "  "], "d": ["x", ""]})
     assert cleaning.empty_columns(df) == ["b", "c"]
     assert cleaning.empty_columns(df.iloc[:0]) == ["a", "b", "c", "d"]  # no rows: nothing is populated
+
+
+def test_nonfinite_text_in_numeric_columns_is_reported_by_row_and_column(tmp_path: Path) -> None:
+    """Issue 11 sibling: 'NaN'/'inf' text is not a silent missing or out-of-range value."""
+    rows = [
+        ROWS[0],
+        _row("e-nan", "CsI3Pb", "CsPbI3", "NaN"),
+        _row("e-inf", "CsI3Pb", "CsPbI3", "inf"),
+        _row("e-big", "CsI3Pb", "CsPbI3", "1e400"),
+        _row("e-ff", "CsI3Pb", "CsPbI3", "1.7", fill_factor="-Infinity"),
+        _row("e-blank", "CsI3Pb", "CsPbI3", ""),
+    ]
+    df = cleaning.load_psc_csv(_write_csv(tmp_path / "nonfinite.csv", rows))
+    assert df.attrs[cleaning.NON_FINITE_ATTR] == [
+        {"row": 1, "entry_id": "e-nan", "column": "band_gap_eV", "text": "NaN"},
+        {"row": 2, "entry_id": "e-inf", "column": "band_gap_eV", "text": "inf"},
+        {"row": 3, "entry_id": "e-big", "column": "band_gap_eV", "text": "1e400"},
+        {"row": 4, "entry_id": "e-ff", "column": "fill_factor", "text": "-Infinity"},
+    ]
+    assert np.isnan(df.loc[4, "fill_factor"])  # read as missing, never as -inf
+    clean, report = cleaning.clean_psc(df)
+    dropped = report.dropped[["row", "entry_id", "value", "reason"]].to_dict("records")
+    assert dropped == [
+        {"row": 1, "entry_id": "e-nan", "value": "NaN", "reason": "non-finite band gap"},
+        {"row": 2, "entry_id": "e-inf", "value": "inf", "reason": "non-finite band gap"},
+        {"row": 3, "entry_id": "e-big", "value": "1e400", "reason": "non-finite band gap"},
+        {"row": 5, "entry_id": "e-blank", "value": "", "reason": "missing band gap"},
+    ]
+    assert report.counts["non-finite band gap"] == 3 and report.counts["band gap out of range"] == 0
+    assert clean["entry_id"].tolist() == ["e0", "e-ff"]
+    assert any("row 4 fill_factor='-Infinity'" in n for n in report.notes), report.notes
+
+
+def test_clean_psc_nonfinite_values_in_a_frame() -> None:
+    """The same reason for 'nan'/'inf' text and float inf in a frame not read by load_psc_csv."""
+    df = pd.DataFrame(
+        [_row("a", "CsI3Pb", "CsPbI3", "1.7"), _row("b", "CsI3Pb", "CsPbI3", "nan"), _row("c", "CsI3Pb", "CsPbI3", "-inf")]
+    )
+    _, report = cleaning.clean_psc(df)
+    assert report.dropped[["row", "reason"]].to_dict("records") == [
+        {"row": 1, "reason": "non-finite band gap"},
+        {"row": 2, "reason": "non-finite band gap"},
+    ]
+    df["band_gap_eV"] = [1.7, np.inf, 2.0]
+    _, report = cleaning.clean_psc(df)
+    assert report.dropped[["row", "value", "reason"]].to_dict("records") == [
+        {"row": 1, "value": "inf", "reason": "non-finite band gap"}
+    ]
+
+
+def test_dft_gap_counts_states_the_limits_as_numbers() -> None:
+    """Issue 11 sibling: the rules shown to students carry the numbers, not parameter names."""
+    df = _dft_frame()
+    _, report = cleaning.check_dft_gaps(df, max_gap_eV=8.0, disagreement_eV=2.5)
+    rules = cleaning.dft_gap_counts(report, len(df))["rule"]
+    assert rules["gap above limit"].startswith("band_gap_eV > 8 eV:")
+    assert "gap > 0.1 eV" in rules["zero gap contradicted"]
+    assert "more than 2.5 eV" in rules["same structure, gaps disagree"]
+    assert not rules.str.contains("max_gap_eV|contradiction_eV|disagreement_eV").any()
+    # a report without the recorded limits: explicit keywords, else the defaults
+    report.attrs.clear()
+    assert cleaning.dft_gap_counts(report, len(df))["rule"]["gap above limit"].startswith("band_gap_eV > 15 eV:")
+    assert "> 9 eV" in cleaning.dft_gap_counts(report, len(df), max_gap_eV=9)["rule"]["gap above limit"]
+    with pytest.raises(ValueError, match="max_gap_eV must be a finite number"):
+        cleaning.check_dft_gaps(df, max_gap_eV=float("nan"))
+    with pytest.raises(ValueError, match="disagreement_eV"):
+        cleaning.check_dft_gaps(df, disagreement_eV=-1)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gzip
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -138,3 +140,62 @@ def test_live_pull_is_capped_in_quick_mode_and_says_so(monkeypatch: pytest.Monke
     assert "stops after the first 5,000 entries" in src.describe()
     monkeypatch.setenv("BANDGAP_MODE", "full")
     assert src.max_entries is None and "stops after" not in src.describe()
+
+
+def _copy_release(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    import shutil
+
+    release = tmp_path / "release"
+    shutil.copytree(course_data.RELEASE_DIR, release)
+    monkeypatch.setattr(course_data, "RELEASE_DIR", release)
+    return release
+
+
+@pytest.mark.parametrize(
+    ("damage", "match"),
+    [
+        (lambda m: [m], "expected a JSON object, got list"),
+        (lambda m: {k: v for k, v in m.items() if k != "files"}, "field 'files' is missing"),
+        (lambda m: dict(m, files=[1]), r"files\[0\] is not an object"),
+        (lambda m: dict(m, files=[{k: v for k, v in f.items() if k != "sha256"} for f in m["files"]]), "sha256"),
+        (lambda m: dict(m, files=[dict(f, path=None) for f in m["files"]]), r"field 'files\[0\]\.path'"),
+        (lambda m: {k: v for k, v in m.items() if k != "release_date"}, "field 'release_date'"),
+    ],
+    ids=["list", "no-files", "file-not-object", "no-sha256", "path-null", "no-release-date"],
+)
+def test_damaged_release_manifest_names_file_and_field(monkeypatch, tmp_path, damage, match) -> None:
+    """Issue 11 sibling: a hand-edited manifest gave KeyError/TypeError, not a StopLesson naming it."""
+    release = _copy_release(monkeypatch, tmp_path)
+    manifest = json.loads((release / "manifest.json").read_text())
+    (release / "manifest.json").write_text(json.dumps(damage(manifest)))
+    with pytest.raises(StopLesson, match=rf"manifest\.json: damaged manifest: .*{match}"):
+        datasource.open_source("dft")
+
+
+@pytest.mark.parametrize(
+    ("dataset", "content", "match"),
+    [
+        ("dft", b"not gzip", "BadGzipFile"),
+        ("dft", gzip.compress(b"[{"), "JSONDecodeError"),
+        ("dft", gzip.compress(b'{"a": 1}'), "expected a JSON list"),
+        ("psc", gzip.compress(b"a,b\n1,2\n"), r"column\(s\) \['reduced_formulas'"),
+        ("psc", gzip.compress(b"reduced_formulas,descriptive_formulas,bandgap\nCsI3Pb,CsPbI3,abc\n"), "line 2"),
+    ],
+    ids=["not-gzip", "torn-json", "json-object", "csv-columns", "csv-value"],
+)
+def test_damaged_release_file_with_a_matching_checksum_names_the_file(monkeypatch, tmp_path, dataset, content, match):
+    """A file replaced together with its manifest checksum: a StopLesson naming it, never a library error."""
+    release = _copy_release(monkeypatch, tmp_path)
+    manifest = json.loads((release / "manifest.json").read_text())
+    name = course_data.FILES[dataset]["file"]
+    (release / name).write_bytes(content)
+    for record in manifest["files"]:
+        if record["path"] == name:
+            record["sha256"] = course_data._sha256(content)
+    (release / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(StopLesson, match=rf"{name}: damaged release file .*{match}"):
+        datasource.open_source(dataset)
+    (release / name).unlink()
+    (release / name).mkdir()
+    with pytest.raises(StopLesson, match=rf"unreadable: .*{name}"):
+        datasource.open_source(dataset)

@@ -259,3 +259,21 @@ def test_absurd_amounts_are_refused_with_a_reason(formula: str, message: str) ->
 def test_elements_of_is_alphabetical_everywhere() -> None:
     assert F.elements_of("PbCH3NH3I3") == ["C", "H", "I", "N", "Pb"]
     assert F.symbols_in("XPb2I5") == ["I", "Pb", "X"]
+
+
+@pytest.mark.parametrize(
+    "amounts", [{}, {"Cs": float("nan")}, {"Cs": float("inf"), "Pb": 1}, {"Cs": -1}, {"Cs": 0, "Pb": 1}, {"Cs": True}]
+)
+def test_amounts_that_are_not_positive_finite_numbers_are_refused(amounts) -> None:
+    """Issue 11 sibling: NaN/inf/0/negative amounts gave ValueError/OverflowError/ZeroDivisionError or {'Cs': -1}."""
+    with pytest.raises(F.FormulaError, match="integer_amounts"):
+        F.integer_amounts(amounts)
+    with pytest.raises(F.FormulaError, match="same_composition"):
+        F.same_composition(amounts, {"Cs": 1})
+
+
+def test_symbols_in_refuses_non_text() -> None:
+    for value in (b"CsPbI3", float("nan"), None, ["Cs"]):
+        with pytest.raises(TypeError, match="symbols_in expects text"):
+            F.symbols_in(value)
+    assert F.integer_amounts({"Cs": 2, "Pb": 2.0}) == {"Cs": 1, "Pb": 1}

@@ -83,3 +83,26 @@ def test_course_runner_records_status_time_and_memory(tmp_path: Path, capfd) -> 
     assert "01_ok.ipynb" in course.format_table(rows)
     # kernels talk over IPC sockets in a temporary folder: no "running over TCP without encryption" warning
     assert "without encryption" not in capfd.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("content", "match"),
+    [
+        ('{\n  "abc": "1\\n",\n  "def": \n}', r"02_demo\.json: not valid JSON at line 4, column 1"),
+        ("", r"02_demo\.json: not valid JSON at line 1, column 1"),
+        ('["42\\n"]', r"02_demo\.json: expected a JSON object .* got list"),
+        ('{"CELL": 42}', r"02_demo\.json: the expected output of cell '.*' is int, not text"),
+    ],
+)
+def test_malformed_expected_file_names_file_line_and_column(tmp_path: Path, content: str, match: str) -> None:
+    """Issue 11 sibling: a damaged notebooks/expected/*.json is named, with line and column."""
+    nb = _notebook("# NBVAL_CHECK_OUTPUT\nprint(1)")
+    src = tmp_path / "02_demo.ipynb"
+    nbformat.write(nb, str(src))
+    (tmp_path / "expected").mkdir()
+    (tmp_path / "expected" / "02_demo.json").write_text(content.replace("CELL", nb.cells[0].id))
+    with pytest.raises(ValueError, match=match):
+        nbcheck.read_with_expected(src, expected_dir=tmp_path / "expected")
+    (tmp_path / "expected" / "02_demo.json").write_bytes(b'{"x": "\xff"}')
+    with pytest.raises(ValueError, match=r"02_demo\.json: not UTF-8"):
+        nbcheck.read_with_expected(src, expected_dir=tmp_path / "expected")

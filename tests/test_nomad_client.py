@@ -737,6 +737,51 @@ def test_disk_full_while_saving_state_leaves_no_temp_files(srv, client, tmp_path
     assert sorted(p.name for p in tmp_path.iterdir()) == ["psc.csv", "psc.manifest.json"]
 
 
+_STATE_DAMAGE = [
+    ("rows", lambda s, n: dict(s, rows="20"), "rows"),
+    ("rows", lambda s, n: dict(s, rows=19), "rows"),  # silently wrong resume before: 55 rows counted
+    ("partial_bytes", lambda s, n: dict(s, partial_bytes=3), "partial_bytes"),  # cut the header
+    ("partial_bytes", lambda s, n: dict(s, partial_bytes=s["partial_bytes"] - 7), "partial_bytes"),  # mid-row
+    ("partial_bytes", lambda s, n: dict(s, partial_bytes=True), "partial_bytes"),
+    ("missing", lambda s, n: dict(s, missing=[]), "missing"),  # TypeError on the next page before
+    ("missing", lambda s, n: {**s, "missing": {k: v for k, v in list(s["missing"].items())[1:]}}, "missing"),
+    ("notes", lambda s, n: dict(s, notes="band_gap_missing"), "notes"),
+    ("cursor", lambda s, n: dict(s, cursor=5), "cursor"),
+    ("total_last", lambda s, n: dict(s, total_last="56"), "total_last"),
+    ("pages", lambda s, n: dict(s, pages=None), "pages"),
+    ("seconds", lambda s, n: dict(s, seconds=float("nan")), "seconds"),
+    ("complete", lambda s, n: dict(s, complete="no"), "complete"),
+    ("columns", lambda s, n: dict(s, columns="entry_id"), "columns"),
+    ("body_sha256", lambda s, n: {k: v for k, v in s.items() if k != "body_sha256"}, "body_sha256"),
+    ("extra", lambda s, n: dict(s, surprise=1), "surprise"),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "damage", "field"), _STATE_DAMAGE, ids=[f"{d[0]}-{i}" for i, d in enumerate(_STATE_DAMAGE)]
+)
+def test_damaged_pull_state_starts_over_naming_file_and_field(
+    srv, client, tmp_path, reference_csv, caplog, name, damage, field
+) -> None:
+    """Every field of the state file is checked: a damaged one restarts the pull with one
+    warning naming the file and the field, never a bare error or a silently wrong resume."""
+    out = tmp_path / "psc.csv"
+    paths = nomad.pull_paths(out)
+    srv.inject("status", status=400, at=6, body={"detail": "stop here"})
+    with pytest.raises(nomad.NomadAPIError):
+        _pull(client, out, page_size=4)
+    state = json.loads(paths["state"].read_text())
+    paths["state"].write_text(json.dumps(damage(state, name)))
+    srv.reset_counters()
+    with caplog.at_level("WARNING", logger="helpers.nomad"):
+        result = _pull(client, out, page_size=4)
+    assert not result.resumed and result.rows == 56 and out.read_bytes() == reference_csv
+    warned = [r.getMessage() for r in caplog.records if "psc.csv.state.json" in r.getMessage()]
+    assert warned and f"'{field}'" in warned[0], [r.getMessage() for r in caplog.records]
+    manifest = json.loads(paths["manifest"].read_text())
+    assert manifest["rows"] == 56
+
+
 def test_rerun_removes_temp_files_of_a_killed_writer(srv, client, tmp_path) -> None:
     out = tmp_path / "psc.csv"
     (tmp_path / ".psc.csv.state.json.abc12345.tmp").write_text("{half")  # what kill -9 mid-write leaves

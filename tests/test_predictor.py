@@ -180,3 +180,23 @@ def test_predictor_checks_the_numbers_it_is_given(model: ct.CrabModel, monkeypat
         monkeypatch.setattr(p.model, "predict", lambda formulas, frame=frame: frame)
         result = p("CsPbI3")
         assert not result.ok and result.band_gap_eV is None and "not a finite number" in result.message
+
+
+def test_non_finite_measured_values_are_never_shown(model: ct.CrabModel) -> None:
+    """Issue 11 sibling: a NaN/inf measured value was shown as 'measured mean nan eV' with ok=True,
+    and a NaN n_entries made the Predictor raise ValueError when built."""
+    table = pd.DataFrame(
+        {
+            "formula": ["CsPbI3", "CsPbBr3", "CsSnI3", "CsPbCl3"],
+            "target": [1.73, float("nan"), float("inf"), "n/a"],
+            "n_entries": [float("nan"), 2, 1, 1],
+        }
+    )
+    p = predictor.Predictor(model, table)
+    assert p.n_measured_skipped == 3
+    first = p("CsPbI3")
+    assert first.ok and "measured mean 1.73 eV" in str(first) and "nan" not in str(first)
+    for formula in ("CsPbBr3", "CsSnI3", "CsPbCl3"):
+        result = p(formula)
+        assert result.ok and "not in the dataset" in str(result), str(result)
+        assert "nan" not in str(result) and "inf" not in str(result)

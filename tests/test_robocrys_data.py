@@ -251,3 +251,18 @@ def test_builder_describes_three_real_structures_end_to_end(tmp_path: Path) -> N
     again = subprocess.run(command[:2] + ["--write-only"] + command[6:], capture_output=True, text=True, timeout=600)
     assert again.returncode == 0, again.stderr[-3000:]
     assert json.loads((tmp_path / rc.ROBOCRYS_MANIFEST).read_text())["sha256"] == manifest["sha256"]
+
+
+def test_damaged_manifest_names_the_file_line_and_column(tmp_path: Path) -> None:
+    """Issue 11 sibling: a torn or hand-edited manifest gave a bare JSONDecodeError."""
+    csv_path = tmp_path / rc.ROBOCRYS_FILE
+    manifest = tmp_path / rc.ROBOCRYS_MANIFEST
+    manifest.write_text('{\n "rows": 129,\n "file": \n')
+    with pytest.raises(ValueError, match=rf"{rc.ROBOCRYS_MANIFEST}: not valid JSON at line 4, column 1"):
+        rc.read_manifest(csv_path)
+    manifest.write_text("[1, 2]")
+    with pytest.raises(ValueError, match="expected a JSON object, got list"):
+        rc.read_manifest(csv_path)
+    manifest.write_bytes(b'{"a": "\xff"}')
+    with pytest.raises(ValueError, match="not UTF-8"):
+        rc.read_manifest(csv_path)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -155,3 +156,32 @@ def test_element_novelty_separates_new_combinations_from_new_elements() -> None:
     assert list(novelty["unseen_elements"]) == ["", "Ag"]  # CsPbBr3: all elements seen, only the combination is new
     with pytest.raises(ValueError, match="part"):
         splits.element_novelty(sp, part="holdout")
+
+
+def test_hostile_numbers_and_missing_formulas_are_refused_by_name(tmp_path: Path) -> None:
+    """Issue 11 siblings: a bad seed, rows without a formula, a folder or a non-finite target."""
+    df = pd.DataFrame({"formula": [f"Cs{i}PbI3" for i in range(1, 11)], "target": np.linspace(1, 2, 10)})
+    for seed in (float("nan"), 1.5, "7", -1, True):
+        with pytest.raises(ValueError, match="seed must be a whole number >= 0"):
+            splits.random_split(df, seed=seed)
+        with pytest.raises(ValueError, match="seed must be a whole number >= 0"):
+            splits.chemical_system_split(df, seed=seed)
+    assert len(splits.random_split(df, seed=np.int64(3)).test) == 1
+    rows = pd.DataFrame({"formula_reduced": ["CsPbI3", None, float("nan"), "PbI2", " ", "CsI", "Cs2PbI4"]})
+    with pytest.raises(ValueError, match=r"3 row\(s\) have no formula_reduced \(positions 1, 2, 4\)"):
+        splits.split_by_formula(rows)
+    with pytest.raises(ValueError, match="is not a file"):
+        splits.load_formula_table(tmp_path)
+    csv = tmp_path / "by_formula.csv"
+    _write_by_formula_csv(csv)
+    table = pd.read_csv(csv)
+    table["band_gap_mean_eV"] = table["band_gap_mean_eV"].astype(object)
+    table.loc[0, "band_gap_mean_eV"], table.loc[2, "band_gap_mean_eV"] = "inf", "NaN"
+    table.to_csv(csv, index=False)
+    loaded = splits.load_formula_table(csv)
+    assert np.isfinite(loaded["target"]).all() and loaded.attrs["n_missing_target"] == 2
+    assert "CH6I3NPb" not in set(loaded["formula"])
+    table.loc[1, "band_gap_mean_eV"] = "1.7 eV"
+    table.to_csv(csv, index=False)
+    with pytest.raises(ValueError, match=r"non-numeric value\(s\) in column 'band_gap_mean_eV': row 1 \('1.7 eV'\)"):
+        splits.load_formula_table(csv)
