@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import copy
 import math
+import re
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from helpers import check, cleaning, composition, evaluation, nomad, schema, splits
+from helpers import check, cleaning, composition, evaluation, nomad, schema, splits, units
 
 
 def _verdict_line(capsys) -> str:
@@ -90,7 +91,7 @@ def test_at_least_three_exercises_per_notebook_easy_to_hard() -> None:
 
 # ------------------------------------------------------------------ notebook 01
 def test_ex_01_joule_to_ev(capsys) -> None:
-    assert_ok(check.ex_01_joule_to_ev(nomad.joules_to_ev), capsys)
+    assert_ok(check.ex_01_joule_to_ev(units.joule_to_ev), capsys)
     assert_ok(check.ex_01_joule_to_ev(lambda j: j / 1.602176634e-19), capsys)
     assert_not_yet(check.ex_01_joule_to_ev(lambda j: j * 6.24150974e18), capsys, "tutorial's rounded factor")
     assert_not_yet(check.ex_01_joule_to_ev(lambda j: j * 1.602176634e-19), capsys, "do not multiply")
@@ -218,6 +219,23 @@ def test_ex_02_hampel(clean: pd.DataFrame, capsys) -> None:
     assert_not_yet(check.ex_02_hampel(cleaning.flag_entry_outliers(clean), clean), capsys, "whole DataFrame")
 
 
+def test_ex_02_hampel_accepts_floating_point_ties_at_the_threshold_only(clean: pd.DataFrame, capsys) -> None:
+    # 2.50 - 2.30 = 0.20000000000000018 > 0.2 in floating point; the helper rounds to 1e-6 eV and does not flag it
+    extra = clean[clean["formula"] == "CsI3Sn"].iloc[[0, 0, 0, 0]].copy()
+    extra["entry_id"] = [f"tie-{i}" for i in range(4)]
+    extra["band_gap_eV"] = [2.30, 2.30, 2.30, 2.50]
+    with_tie = pd.concat([clean, extra], ignore_index=True)
+    helper = cleaning.flag_entry_outliers(with_tie)
+    assert not helper.loc[helper["entry_id"] == "tie-3", "is_outlier"].item()
+    naive = _hampel(with_tie, 3 * 1.4826, 0.2)
+    assert naive[with_tie["entry_id"] == "tie-3"].item()  # the by-hand rule flags the tie
+    line = assert_ok(check.ex_02_hampel(naive, with_tie), capsys)
+    assert "exactly on the threshold" in line
+    # a real extra flag (not a tie) is still wrong
+    wrong = naive | (with_tie["entry_id"] == "tie-0")
+    assert_not_yet(check.ex_02_hampel(wrong, with_tie), capsys, "2 extra")  # the tie and the real extra
+
+
 # ------------------------------------------------------------------ notebook 03
 def test_ex_03_chemical_system(capsys) -> None:
     def solution(formula):
@@ -230,7 +248,7 @@ def test_ex_03_chemical_system(capsys) -> None:
         "another order",
     )
     assert_not_yet(
-        check.ex_03_chemical_system(lambda f: "-".join(sorted(set(cleaning._SYMBOL_RE.findall(f))))),
+        check.ex_03_chemical_system(lambda f: "-".join(sorted(set(re.findall(r"[A-Z][a-z]?", f))))),
         capsys,
         "expand abbreviations",
     )
