@@ -84,9 +84,9 @@ def _data_status(notebook: str) -> tuple[str, str | None]:
         path = splits.by_formula_csv()
         how = "fix: run notebooks 01 and 02 first (02 writes this file)"
     else:
-        from helpers import mp_dataset
+        from helpers import mp_data
 
-        path = mp_dataset.committed_csv_path()
+        path = mp_data.committed_csv_path()
         how = "fix: `git checkout data/mp_computed_materials.csv` (it ships with the course)"
     if path.exists():
         return f"{path.name} present", None
@@ -121,9 +121,10 @@ def check_environment(notebook: str = "01") -> EnvReport:
             if dist not in facts and (version := _version(dist)) is not None:
                 facts[dist] = version.split("+")[0]
         if "torch" in facts:
-            from helpers import config
+            from helpers import device
 
-            facts["torch"] += " (GPU)" if config.gpu_available() else " (CPU)"
+            gpu = device.gpu_backend()
+            facts["torch"] += f" ({gpu.upper()})" if gpu else " (CPU)"
         try:
             from helpers import config
 
@@ -131,9 +132,7 @@ def check_environment(notebook: str = "01") -> EnvReport:
         except ValueError as exc:
             problems.append(f"{exc} -- fix: set BANDGAP_MODE=quick (or full), or unset it")
         if "torch" in facts:
-            from helpers import config
-
-            facts["device"] = "gpu" if config.gpu_available() else "cpu"
+            facts["device"] = gpu or "cpu"
         data, fix = _data_status(nb)
         if fix:
             problems.append(fix)
