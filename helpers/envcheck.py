@@ -120,7 +120,10 @@ def check_environment(notebook: str = "01") -> EnvReport:
         for dist in ("torch", "crabnet"):  # shown for information even where the notebook does not need them
             if dist not in facts and (version := _version(dist)) is not None:
                 facts[dist] = version.split("+")[0]
-        if "torch" in facts:
+        # the GPU probe imports torch (~200 MB); only lessons that train a model ask for it
+        needs_torch = "torch" in REQUIRED_PACKAGES[nb]
+        gpu = None
+        if "torch" in facts and needs_torch:
             from helpers import device
 
             gpu = device.gpu_backend()
@@ -131,7 +134,7 @@ def check_environment(notebook: str = "01") -> EnvReport:
             facts["mode"] = config.course_mode()
         except ValueError as exc:
             problems.append(f"{exc} -- fix: set BANDGAP_MODE=quick (or full), or unset it")
-        if "torch" in facts:
+        if "torch" in facts and needs_torch:
             facts["device"] = gpu or "cpu"
         data, fix = _data_status(nb)
         if fix:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -10,7 +11,7 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from helpers import assignments, config
+from helpers import assignments, check, config
 from helpers.course import course_notebooks
 
 FIXTURE = Path(__file__).parent / "fixtures" / "lesson_demo.ipynb"
@@ -165,3 +166,66 @@ def test_instructor_version_every_check_is_correct(versions: dict[str, Path]) ->
 def test_build_copies_docs_for_relative_links(versions: dict[str, Path]) -> None:
     if (config.REPO_ROOT / "docs" / "glossary.md").exists():
         assert (versions["student"].parent.parent / "docs" / "glossary.md").exists()
+
+
+# ------------------------------------------------------------------ the real lessons, student version, in course order
+@pytest.fixture(scope="module")
+def student_course(tmp_path_factory) -> list[nbformat.NotebookNode]:
+    """Build the student versions of the real lessons and run them in course order (01 -> 02 -> 03), each in a
+    fresh kernel, as a student pressing Run All would. Data and outputs go to a temporary folder, so the files the
+    source notebooks write for nbval are not touched. Costs one quick-mode course run (~1.5 min on 2 idle cores)."""
+    from helpers import course
+
+    root = tmp_path_factory.mktemp("student-course")
+    assert assignments.main(["student", *map(str, course_notebooks()), "--out", str(root / "build")]) == 0
+    students = sorted((root / "build" / "student").glob("[0-9][0-9]_*.ipynb"))
+    assert [p.name for p in students] == [p.name for p in course_notebooks()]
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("BANDGAP_DATA_DIR", str(root / "data"))
+        mp.setenv("BANDGAP_OUTPUT_DIR", str(root / "output"))
+        mp.setenv("BANDGAP_MODE", "quick")
+        mp.setenv("BANDGAP_NOMAD_OFFLINE", "1")
+        rows = course.run_course(students, out_dir=root / "output")
+    # nbclient goes on past the cells tagged raises-exception (the exercises), like Run All; any other error stops it
+    assert [r.status for r in rows] == ["ok"] * len(rows), [(r.notebook, r.error) for r in rows]
+    return [nbformat.read(r.executed_copy, as_version=4) for r in rows]
+
+
+@pytest.mark.slow
+def test_real_student_versions_run_in_course_order_with_only_exercises_failing(student_course) -> None:
+    for path, nb in zip(course_notebooks(), student_course, strict=True):
+        failed = assert_only_exercises_fail(nb)
+        exercises = assignments.exercise_cells(nb)
+        assert len(exercises) >= 4, path.name  # >= 3 exercises + the quiz answers
+        assert failed, f"{path.name}: no exercise stub raised"
+        text = "\n".join("".join(o.get("text", "") for o in c.get("outputs", [])) for c in nb.cells if c.cell_type == "code")
+        assert "✓ environment ok" in text, path.name
+        assert "✓ correct" not in text, f"{path.name}: a check passed without a solution"
+        # the lesson went on after the exercises: the last code cell ran
+        last = [c for c in nb.cells if c.cell_type == "code"][-1]
+        assert last.execution_count is not None, path.name
+
+
+@pytest.mark.parametrize("path", course_notebooks(), ids=lambda p: p.name)
+def test_real_lessons_have_the_frame(path: Path) -> None:
+    """Every lesson has the frame of docs/lesson_template.md: overview (objectives, prerequisites, student time),
+    an environment check as the first code cell, >= 3 checked exercises, discussion, quiz, take-aways,
+    references, what's next and a glossary link."""
+    nb = nbformat.read(path, as_version=4)
+    text = "\n".join(c.source for c in nb.cells)
+    first_code = next(c for c in nb.cells if c.cell_type == "code")
+    assert "check_environment(" in first_code.source
+    for heading in ("## Overview", "## Discussion", "## Quiz", "## Take-aways", "## References", "## What's next"):
+        assert heading in text, (path.name, heading)
+    assert "After this lesson you can" in text and "| concept | why it matters here |" in text
+    assert "student time" in text.lower() and "**total**" in text
+    assert "docs/glossary.md" in text
+    assert all("slideshow" in c.metadata for c in nb.cells), "run: python -m helpers.slides tag notebooks/NN_*.ipynb"
+    checks = {m for c in nb.cells if c.cell_type == "code" for m in re.findall(r"check\.(ex_\d\d_\w+)\(", c.source)}
+    assert len(checks) >= 3, (path.name, checks)
+    assert checks <= set(check.EXERCISES), checks - set(check.EXERCISES)
+    for i in assignments.exercise_cells(nb):
+        if nb.cells[i].cell_type == "code":
+            assert "# HINT:" in nb.cells[i].source, (path.name, i)
+    quizzes = set(re.findall(r'check\.show_quiz\("(\d\d\.\d)"\)', text))
+    assert 3 <= len(quizzes) <= 5 and quizzes <= set(check.QUIZ), quizzes

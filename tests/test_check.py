@@ -218,6 +218,23 @@ def test_ex_02_hampel(clean: pd.DataFrame, capsys) -> None:
     assert_not_yet(check.ex_02_hampel(cleaning.flag_entry_outliers(clean), clean), capsys, "whole DataFrame")
 
 
+def test_ex_02_hampel_accepts_floating_point_ties_at_the_threshold_only(clean: pd.DataFrame, capsys) -> None:
+    # 2.50 - 2.30 = 0.20000000000000018 > 0.2 in floating point; the helper rounds to 1e-6 eV and does not flag it
+    extra = clean[clean["formula"] == "CsI3Sn"].iloc[[0, 0, 0, 0]].copy()
+    extra["entry_id"] = [f"tie-{i}" for i in range(4)]
+    extra["band_gap_eV"] = [2.30, 2.30, 2.30, 2.50]
+    with_tie = pd.concat([clean, extra], ignore_index=True)
+    helper = cleaning.flag_entry_outliers(with_tie)
+    assert not helper.loc[helper["entry_id"] == "tie-3", "is_outlier"].item()
+    naive = _hampel(with_tie, 3 * 1.4826, 0.2)
+    assert naive[with_tie["entry_id"] == "tie-3"].item()  # the by-hand rule flags the tie
+    line = assert_ok(check.ex_02_hampel(naive, with_tie), capsys)
+    assert "exactly on the threshold" in line
+    # a real extra flag (not a tie) is still wrong
+    wrong = naive | (with_tie["entry_id"] == "tie-0")
+    assert_not_yet(check.ex_02_hampel(wrong, with_tie), capsys, "2 extra")  # the tie and the real extra
+
+
 # ------------------------------------------------------------------ notebook 03
 def test_ex_03_chemical_system(capsys) -> None:
     def solution(formula):

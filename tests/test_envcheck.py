@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 from pathlib import Path
 
 import pytest
@@ -89,3 +90,14 @@ def test_later_notebooks_read_the_committed_set(nb: str, capsys) -> None:
     line = _line(capsys)
     assert ("mp_computed_materials.csv" in line) or ("transformers is missing" in line), line
     assert report.facts.get("data", "mp_computed_materials.csv present") == "mp_computed_materials.csv present"
+
+
+def test_lessons_without_a_model_do_not_import_torch(tmp_path: Path) -> None:
+    # the GPU probe imports torch (~200 MB of kernel memory); notebooks 01-02 never need it
+    code = "import sys; from helpers import envcheck; envcheck.check_environment('02'); print('torch' in sys.modules)"
+    import subprocess
+    import sys
+
+    env = {**os.environ, "BANDGAP_MODE": "quick", "BANDGAP_DATA_DIR": str(tmp_path)}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True).stdout
+    assert out.strip().splitlines()[-1] == "False", out
