@@ -53,9 +53,7 @@ LEADERBOARD = {
 }
 
 #: The command that regenerates every number of the committed table (two folds at a time, one thread each).
-CANONICAL_COMMAND = (
-    "python benchmarks/crabnet_matbench.py --config both --threads 1 --jobs 2 --perovskite --perovskite-configs quick,full"
-)
+CANONICAL_COMMAND = "python benchmarks/crabnet_matbench.py --config both --threads 1 --jobs 2 --perovskite --perovskite-configs quick,full"
 
 #: Targets from the course issue.
 TARGETS = {
@@ -139,7 +137,9 @@ def _worker(task: dict) -> dict:
         # "train+val": train on the whole matbench training fold (as the baselines do);
         # val then still picks the SWA weights, so val_mae is no longer a held-out score.
         fit_on = pd.concat([train, val], ignore_index=True) if task.get("train_on") == "train+val" else train
-        model = ct.fit_crabnet(fit_on, val, cfg, seed=task["seed"], threads=threads, progress=task.get("progress", False))
+        model = ct.fit_crabnet(
+            fit_on, val, cfg, seed=task["seed"], threads=threads, progress=task.get("progress", False)
+        )
         pred = model.predict(test["formula"], threads=threads)
         m = evaluation.regression_metrics(test["target"], pred["prediction_eV"])
         val_pred = model.predict(val["formula"], threads=threads)
@@ -272,10 +272,22 @@ def run_config(
         who = f"fold {k}" + (f" member {i + 1}/{cfg.members} (seed {seeds[i]})" if cfg.members > 1 else "")
         print(f"[{name}] {who}: training {member_cfg.describe()} on {threads} thread(s) ...", flush=True)
         r = run_child(
-            {"kind": "matbench", "model": "crabnet", "fold": k, "config": member_cfg.to_dict(), "threads": threads,
-             "seed": seeds[i], "progress": progress, "train_on": train_on, "return_predictions": True}
+            {
+                "kind": "matbench",
+                "model": "crabnet",
+                "fold": k,
+                "config": member_cfg.to_dict(),
+                "threads": threads,
+                "seed": seeds[i],
+                "progress": progress,
+                "train_on": train_on,
+                "return_predictions": True,
+            }
         )
-        print(f"[{name}] {who}: test MAE {r['mae']:.4f} eV, {r['wall_s']:.0f} s, peak RSS {r['peak_rss_mb']:.0f} MB", flush=True)
+        print(
+            f"[{name}] {who}: test MAE {r['mae']:.4f} eV, {r['wall_s']:.0f} s, peak RSS {r['peak_rss_mb']:.0f} MB",
+            flush=True,
+        )
         with lock:
             done[task] = r
             parts = [done.get((k, j)) for j in range(cfg.members)]
@@ -319,8 +331,19 @@ def run_baselines(folds, threads: int, seed: int) -> dict:
     rows = []
     for k in folds:
         r = run_child({"kind": "matbench", "model": "baselines", "fold": k, "threads": threads, "seed": seed})
-        print(f"[baselines] fold {k}: mean {r['mean']['mae']:.4f}, RF {r['rf_magpie']['mae']:.4f} eV ({r['wall_s']:.0f} s)", flush=True)
-        rows.append({"fold": k, "mean": r["mean"]["mae"], "median": r["median"]["mae"], "rf_magpie": r["rf_magpie"]["mae"], "wall_s": r["wall_s"]})
+        print(
+            f"[baselines] fold {k}: mean {r['mean']['mae']:.4f}, RF {r['rf_magpie']['mae']:.4f} eV ({r['wall_s']:.0f} s)",
+            flush=True,
+        )
+        rows.append(
+            {
+                "fold": k,
+                "mean": r["mean"]["mae"],
+                "median": r["median"]["mae"],
+                "rf_magpie": r["rf_magpie"]["mae"],
+                "wall_s": r["wall_s"],
+            }
+        )
     avg = lambda key: sum(r[key] for r in rows) / len(rows)  # noqa: E731
     return {
         "mean": avg("mean"),
@@ -335,16 +358,33 @@ def run_perovskite(configs: dict, threads: int, seed: int, csv: str | None, prog
     out: dict = {"csv": csv or "notebook 02 output (helpers.splits.by_formula_csv())", "splits": {}}
     for split in ("random", "chemical_system"):
         entry: dict = {}
-        base = run_child({"kind": "perovskite", "split": split, "csv": csv, "model": "baselines", "threads": threads, "seed": seed})
+        base = run_child(
+            {"kind": "perovskite", "split": split, "csv": csv, "model": "baselines", "threads": threads, "seed": seed}
+        )
         entry.update({k: base[k]["mae"] for k in ("mean", "median", "rf_magpie")})
         entry["n"] = {p: base[f"n_{p}"] for p in ("train", "val", "test")}
         out["n_formulas"] = sum(entry["n"].values())
         for name, cfg in configs.items():
             r = run_child(
-                {"kind": "perovskite", "split": split, "csv": csv, "model": "crabnet", "config": cfg.to_dict(), "threads": threads, "seed": seed, "progress": progress}
+                {
+                    "kind": "perovskite",
+                    "split": split,
+                    "csv": csv,
+                    "model": "crabnet",
+                    "config": cfg.to_dict(),
+                    "threads": threads,
+                    "seed": seed,
+                    "progress": progress,
+                }
             )
             entry[name] = {"mae": r["mae"], "rmse": r["rmse"], "wall_s": r["wall_s"], "peak_rss_mb": r["peak_rss_mb"]}
-        print(f"[perovskite/{split}] " + ", ".join(f"{k}: {v['mae'] if isinstance(v, dict) and 'mae' in v else v}" for k, v in entry.items() if k != "n"), flush=True)
+        print(
+            f"[perovskite/{split}] "
+            + ", ".join(
+                f"{k}: {v['mae'] if isinstance(v, dict) and 'mae' in v else v}" for k, v in entry.items() if k != "n"
+            ),
+            flush=True,
+        )
         out["splits"][split] = entry
     return out
 
@@ -355,7 +395,9 @@ def _target_line(name: str, c: dict) -> str:
     ok = lambda cond: "met" if cond else "NOT met"  # noqa: E731
     parts = [f"mean MAE {c['mean_mae']:.4f} <= {t['mean_mae']} eV: {ok(c['mean_mae'] <= t['mean_mae'])}"]
     if "total_wall_s" in t:
-        parts.append(f"total {c['total_wall_s'] / 60:.1f} min <= {t['total_wall_s'] / 60:.0f} min: {ok(c['total_wall_s'] <= t['total_wall_s'])}")
+        parts.append(
+            f"total {c['total_wall_s'] / 60:.1f} min <= {t['total_wall_s'] / 60:.0f} min: {ok(c['total_wall_s'] <= t['total_wall_s'])}"
+        )
     if "fold_wall_s" in t:
         worst = max(r["process_s"] for r in c["folds"])
         parts.append(f"slowest fold {worst:.0f} s <= {t['fold_wall_s']} s: {ok(worst <= t['fold_wall_s'])}")
@@ -404,7 +446,11 @@ def render_markdown(data: dict) -> str:
             + ", "
             f"{c.get('n_parameters') or '?'} parameters (all members), {c['threads']} thread(s) per process, "
             f"{c.get('jobs', 1)} process(es) at a time, seed {c['seed']}"
-            + (f" (members: seeds {', '.join(str(x) for x in c['folds'][0].get('member_seeds', []))})" if cfg.get("members", 1) > 1 else "")
+            + (
+                f" (members: seeds {', '.join(str(x) for x in c['folds'][0].get('member_seeds', []))})"
+                if cfg.get("members", 1) > 1
+                else ""
+            )
             + ", "
             f"load average at start {c.get('load_average_at_start', float('nan')):.2f}  "
         )
@@ -451,7 +497,11 @@ def render_markdown(data: dict) -> str:
         lines.append(f"Run with: `{p.get('command', '?')}`")
         lines.append("")
         models = [m for m in ("quick", "full") if any(m in s for s in p["splits"].values())]
-        lines.append("| split | n train/val/test | mean | median | RF (Magpie) | " + " | ".join(f"CrabNet {m}" for m in models) + " |")
+        lines.append(
+            "| split | n train/val/test | mean | median | RF (Magpie) | "
+            + " | ".join(f"CrabNet {m}" for m in models)
+            + " |"
+        )
         lines.append("|---|---|---|---|---|" + "---|" * len(models))
         for split, s in p["splits"].items():
             n = s.get("n", {})
@@ -468,18 +518,30 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", choices=("quick", "full", "both", "none"), default="both")
     parser.add_argument("--folds", default="0,1,2,3,4", help="comma-separated fold numbers (default all five)")
-    parser.add_argument("--threads", type=int, default=None, help="torch threads per fold (default: config.cpu_threads())")
-    parser.add_argument("--jobs", type=int, default=1, help="folds trained at the same time, one process each (default 1)")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch threads per fold (default: config.cpu_threads())"
+    )
+    parser.add_argument(
+        "--jobs", type=int, default=1, help="folds trained at the same time, one process each (default 1)"
+    )
     parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--train-on", choices=("train", "train+val"), default="train",
-                        help="CrabNet's training data per fold (val always picks the SWA weights)")
+    parser.add_argument(
+        "--train-on",
+        choices=("train", "train+val"),
+        default="train",
+        help="CrabNet's training data per fold (val always picks the SWA weights)",
+    )
     parser.add_argument("--perovskite", action="store_true", help="also run on notebook 02's perovskite table")
     parser.add_argument("--perovskite-csv", default=None, help="grouped CSV (default: notebook 02's output path)")
     parser.add_argument(
-        "--perovskite-configs", default=None, help="configurations for --perovskite, e.g. quick,full (default: those of --config, else quick)"
+        "--perovskite-configs",
+        default=None,
+        help="configurations for --perovskite, e.g. quick,full (default: those of --config, else quick)",
     )
     parser.add_argument("--no-baselines", action="store_true", help="skip the matbench baselines")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a CrabConfig field (tuning)")
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="override a CrabConfig field (tuning)"
+    )
     parser.add_argument("--output", type=Path, default=RESULTS)
     parser.add_argument("--no-write", action="store_true", help="print results, do not touch the JSON/Markdown")
     parser.add_argument("--log", type=Path, default=None, help="append one JSON line per config run (tuning log)")
@@ -515,7 +577,10 @@ def main(argv: list[str] | None = None) -> int:
         res = run_config(name, cfg, folds, threads, args.seed, args.progress, jobs=args.jobs, train_on=args.train_on)
         res["command"] = command
         res["folds_run"] = folds
-        print(f"[{name}] mean test MAE {res['mean_mae']:.4f} eV over folds {folds}, total {res['total_wall_s'] / 60:.1f} min", flush=True)
+        print(
+            f"[{name}] mean test MAE {res['mean_mae']:.4f} eV over folds {folds}, total {res['total_wall_s'] / 60:.1f} min",
+            flush=True,
+        )
         if args.log:
             with args.log.open("a") as fh:
                 fh.write(json.dumps({"name": name, "overrides": overrides, **res}) + "\n")
@@ -526,12 +591,16 @@ def main(argv: list[str] | None = None) -> int:
         names_p = args.perovskite_configs.split(",") if args.perovskite_configs else (list(configs) or ["quick"])
         p_configs = {n.strip(): configs.get(n.strip(), _config(n.strip(), {})) for n in names_p if n.strip()}
         data["perovskite"] = run_perovskite(p_configs, threads, args.seed, args.perovskite_csv, args.progress)
-        data["perovskite"].update(command=command, threads=threads, date=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+        data["perovskite"].update(
+            command=command, threads=threads, date=datetime.now(timezone.utc).isoformat(timespec="seconds")
+        )
     data["machine"] = machine()
     data["leaderboard_matbench_v0.1"] = LEADERBOARD
     data["targets"] = TARGETS
     data["command"] = CANONICAL_COMMAND
-    data["units"] = "MAE/RMSE in eV, wall time in s (per fold: data + training + prediction inside the fold's process; total: sum of fold processes incl. start-up), peak RSS in MB (getrusage of the fold's process)"
+    data["units"] = (
+        "MAE/RMSE in eV, wall time in s (per fold: data + training + prediction inside the fold's process; total: sum of fold processes incl. start-up), peak RSS in MB (getrusage of the fold's process)"
+    )
     if args.no_write:
         print(json.dumps({k: v for k, v in data.items() if k in configs or k in ("baselines", "perovskite")}, indent=1))
         return 0

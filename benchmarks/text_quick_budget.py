@@ -51,11 +51,23 @@ def main() -> None:
     result = {
         "split": split.describe(),
         "predict_mean_val_mae_eV": round(mean_mae, 4),
-        "model": {"encoder": tm.SHIPPED_NAME, "format": cfg.format, "regime": cfg.regime, "params": enc.n_params,
-                  "best_val_mae_eV": round(fit.best_val_mae, 4), "best_epoch": fit.best_epoch, "history": fit.history,
-                  "fine_tune_wall_s": round(fit.wall_s, 1), "describe_wall_s": round(describe_s, 1),
-                  "ratio_to_predict_mean": round(fit.best_val_mae / mean_mae, 3), "n_truncated": fit.n_truncated},
-        "config": {k: getattr(cfg, k) for k in ("epochs", "batch_size", "lr_encoder", "lr_head", "max_length", "pooling", "threads", "seed")},
+        "model": {
+            "encoder": tm.SHIPPED_NAME,
+            "format": cfg.format,
+            "regime": cfg.regime,
+            "params": enc.n_params,
+            "best_val_mae_eV": round(fit.best_val_mae, 4),
+            "best_epoch": fit.best_epoch,
+            "history": fit.history,
+            "fine_tune_wall_s": round(fit.wall_s, 1),
+            "describe_wall_s": round(describe_s, 1),
+            "ratio_to_predict_mean": round(fit.best_val_mae / mean_mae, 3),
+            "n_truncated": fit.n_truncated,
+        },
+        "config": {
+            k: getattr(cfg, k)
+            for k in ("epochs", "batch_size", "lr_encoder", "lr_head", "max_length", "pooling", "threads", "seed")
+        },
         "peak_rss_mb": round(peak_mb),
         "device": fit.device,
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at the end (shared machine)",

@@ -92,7 +92,9 @@ def _regions(lines: list[str], where: str) -> list[_Region]:
         for kind, begin, end in (("solution", _BEGIN, _END), ("hidden", _BEGIN_HIDDEN, _END_HIDDEN)):
             if begin.match(line):
                 if open_ is not None:
-                    raise MarkerError(f"{where}, line {i + 1}: BEGIN inside the {open_[0]} region opened on line {open_[1] + 1}")
+                    raise MarkerError(
+                        f"{where}, line {i + 1}: BEGIN inside the {open_[0]} region opened on line {open_[1] + 1}"
+                    )
                 open_ = (kind, i, line[: len(line) - len(line.lstrip())])
             elif end.match(line):
                 if open_ is None or open_[0] != kind:
@@ -140,7 +142,9 @@ def solution_lines(source: str, where: str = "<cell>") -> list[str]:
     found = []
     for r in _regions(lines, where):
         if r.kind == "solution":
-            found += [ln.strip() for ln in lines[r.begin + 1 : r.end] if ln.strip() and not ln.strip().startswith(HINT_PREFIX)]
+            found += [
+                ln.strip() for ln in lines[r.begin + 1 : r.end] if ln.strip() and not ln.strip().startswith(HINT_PREFIX)
+            ]
     return found
 
 

@@ -405,9 +405,7 @@ def compare_descriptive_reduced(df: pd.DataFrame) -> FormulaComparison:
                 b = parse_formula(desc, expand=True)
             except FormulaError as exc:
                 reason = (
-                    "unknown symbol in descriptive"
-                    if exc.reason == "non-element symbol"
-                    else "descriptive unparsable"
+                    "unknown symbol in descriptive" if exc.reason == "non-element symbol" else "descriptive unparsable"
                 )
             else:
                 if not same_composition(a, b):
@@ -955,7 +953,13 @@ def dft_gap_rules(
 
 #: Columns of the report of :func:`check_dft_gaps`.
 DFT_GAP_REPORT_COLUMNS: tuple[str, ...] = (
-    "row", "entry_id", "formula_reduced", "band_gap_eV", "xc_functional_type", "reason", "action",
+    "row",
+    "entry_id",
+    "formula_reduced",
+    "band_gap_eV",
+    "xc_functional_type",
+    "reason",
+    "action",
 )
 
 
@@ -1002,8 +1006,13 @@ def check_dft_gaps(
     reason[(reason == "") & (gap < 0)] = "negative band gap"
     reason[(reason == "") & (gap > max_gap_eV)] = "gap above limit"
 
-    structure = data["formula_reduced"].astype(str) + "|" + data["space_group_number"].astype(str) + "|" + \
-        data["n_sites"].astype(str)
+    structure = (
+        data["formula_reduced"].astype(str)
+        + "|"
+        + data["space_group_number"].astype(str)
+        + "|"
+        + data["n_sites"].astype(str)
+    )
     valid = reason == ""
     best = gap.where(valid).groupby(structure).transform("max")
     positive = gap.where(valid & (gap > 0))
@@ -1014,16 +1023,20 @@ def check_dft_gaps(
     reason[(reason == "") & (gap > 0) & (spread > disagreement_eV)] = "same structure, gaps disagree"
 
     flagged = reason != ""
-    report = pd.DataFrame({
-        "row": data.index[flagged],
-        "entry_id": data.loc[flagged, "entry_id"].to_numpy(),
-        "formula_reduced": data.loc[flagged, "formula_reduced"].to_numpy(),
-        "band_gap_eV": gap[flagged].to_numpy(),
-        "xc_functional_type": (data.loc[flagged, "xc_functional_type"].to_numpy()
-                               if "xc_functional_type" in data else ""),
-        "reason": reason[flagged].to_numpy(),
-        "action": [DFT_GAP_RULES[r][0] for r in reason[flagged]],
-    }, columns=list(DFT_GAP_REPORT_COLUMNS))
+    report = pd.DataFrame(
+        {
+            "row": data.index[flagged],
+            "entry_id": data.loc[flagged, "entry_id"].to_numpy(),
+            "formula_reduced": data.loc[flagged, "formula_reduced"].to_numpy(),
+            "band_gap_eV": gap[flagged].to_numpy(),
+            "xc_functional_type": (
+                data.loc[flagged, "xc_functional_type"].to_numpy() if "xc_functional_type" in data else ""
+            ),
+            "reason": reason[flagged].to_numpy(),
+            "action": [DFT_GAP_RULES[r][0] for r in reason[flagged]],
+        },
+        columns=list(DFT_GAP_REPORT_COLUMNS),
+    )
     dropped_rows = report.loc[report["action"] == "dropped", "row"].to_numpy()
     keep = ~data.index.isin(dropped_rows)
     clean = df[keep]

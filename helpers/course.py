@@ -172,7 +172,9 @@ def main(argv: list[str] | None = None) -> int:
     """Command line entry point; exit status 1 when any notebook failed."""
     parser = argparse.ArgumentParser(prog="python -m helpers.course", description=__doc__.splitlines()[0])
     parser.add_argument("notebooks", nargs="*", type=Path, help="notebooks to run (default: all lessons)")
-    parser.add_argument("--output", type=Path, default=None, help="output folder (default: BANDGAP_OUTPUT_DIR or output/)")
+    parser.add_argument(
+        "--output", type=Path, default=None, help="output folder (default: BANDGAP_OUTPUT_DIR or output/)"
+    )
     args = parser.parse_args(argv)
     os.environ.setdefault("BANDGAP_MODE", "quick")
     if args.output is not None:

@@ -126,10 +126,14 @@ def build_release(nomad_dir: str | Path | None = None, out_dir: str | Path | Non
     devices = nomad_standin.psc_exact_entries(src)
     dft = nomad_standin.dft_entries(src)
     payloads = {
-        "psc": (_gzip(_csv_bytes(psc_rows)), {"entries": len(psc_rows),
-                                              "entries_with_band_gap": sum(bool(r["bandgap"]) for r in psc_rows)}),
-        "psc_devices": (_gzip(_json_bytes(devices)), {"entries": len(devices),
-                                                      "entries_with_band_gap": sum(_has_gap(e) for e in devices)}),
+        "psc": (
+            _gzip(_csv_bytes(psc_rows)),
+            {"entries": len(psc_rows), "entries_with_band_gap": sum(bool(r["bandgap"]) for r in psc_rows)},
+        ),
+        "psc_devices": (
+            _gzip(_json_bytes(devices)),
+            {"entries": len(devices), "entries_with_band_gap": sum(_has_gap(e) for e in devices)},
+        ),
         "dft": (_gzip(_json_bytes(dft)), {"entries": len(dft), "entries_with_band_gap": sum(_has_gap(e) for e in dft)}),
     }
     files = []
@@ -197,8 +201,9 @@ def read_manifest(release_dir: str | Path | None = None) -> dict[str, Any]:
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise ReleaseError(f"course data release not found: {path} does not exist "
-                           f"(rebuild it with `{GENERATOR}`)") from None
+        raise ReleaseError(
+            f"course data release not found: {path} does not exist (rebuild it with `{GENERATOR}`)"
+        ) from None
     except (OSError, ValueError) as exc:
         raise ReleaseError(f"{path}: unreadable manifest ({exc})") from None
     problem = _manifest_problem(manifest)
@@ -259,8 +264,10 @@ def release_entries(dataset: str, release_dir: str | Path | None = None) -> list
     except OSError as exc:
         raise ReleaseError(f"course data release file unreadable: {path} ({exc.strerror or exc})") from None
     if _sha256(data) != record["sha256"]:
-        raise ReleaseError(f"{path}: sha256 {_sha256(data)} differs from the manifest's {record['sha256']} "
-                           f"(the file was changed; rebuild with `{GENERATOR}`)")
+        raise ReleaseError(
+            f"{path}: sha256 {_sha256(data)} differs from the manifest's {record['sha256']} "
+            f"(the file was changed; rebuild with `{GENERATOR}`)"
+        )
     try:  # the checksum matched, but the manifest may have been rewritten to match a damaged file
         text = gzip.decompress(data).decode("utf-8")
         if dataset == "psc":
@@ -277,8 +284,9 @@ def release_entries(dataset: str, release_dir: str | Path | None = None) -> list
             return entries
         entries = json.loads(text)
     except (OSError, EOFError, ValueError, csv.Error) as exc:  # BadGzipFile is an OSError
-        raise ReleaseError(f"{path}: damaged release file ({type(exc).__name__}: {exc}); "
-                           f"restore it, or rebuild with `{GENERATOR}`") from None
+        raise ReleaseError(
+            f"{path}: damaged release file ({type(exc).__name__}: {exc}); restore it, or rebuild with `{GENERATOR}`"
+        ) from None
     if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
         raise ReleaseError(f"{path}: damaged release file (expected a JSON list of NOMAD entries)")
     return entries

@@ -114,7 +114,9 @@ def _config_int(key: str, value: Any) -> int:
     return int(value)
 
 
-def _config_real(key: str, value: Any, low: float, high: float, include_low: bool = True, include_high: bool = True) -> float:
+def _config_real(
+    key: str, value: Any, low: float, high: float, include_low: bool = True, include_high: bool = True
+) -> float:
     """A finite real config field in ``[low, high]`` (ends open where ``include_*`` is False)."""
     try:
         number = float(value) if isinstance(value, numbers.Real) and not isinstance(value, bool) else math.nan
@@ -283,7 +285,9 @@ def member_seeds(seed: int, members: int) -> list[int]:
     return [int(seed) + i for i in range(members)]
 
 
-def combine_members(predictions: Sequence[Sequence[float]], sigmas: Sequence[Sequence[float]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def combine_members(
+    predictions: Sequence[Sequence[float]], sigmas: Sequence[Sequence[float]]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Combine the predictions of ensemble members (a Gaussian mixture with equal weights).
 
     Args:
@@ -303,7 +307,9 @@ def combine_members(predictions: Sequence[Sequence[float]], sigmas: Sequence[Seq
     preds = [np.asarray(p, dtype=float) for p in predictions]
     sigs = [np.asarray(s, dtype=float) for s in sigmas]
     if not preds or len(preds) != len(sigs):
-        raise ValueError(f"need the same positive number of prediction and sigma arrays, got {len(preds)} and {len(sigs)}")
+        raise ValueError(
+            f"need the same positive number of prediction and sigma arrays, got {len(preds)} and {len(sigs)}"
+        )
     shapes = {a.shape for a in preds + sigs}
     if len(shapes) != 1:
         raise ValueError(f"members predicted arrays of different shapes: {sorted(shapes)}")
@@ -611,11 +617,16 @@ def _check_answers(texts: Sequence[str], pred: np.ndarray, sigma: np.ndarray, me
     """Raise :class:`InvalidPredictionError` unless every prediction and sigma is finite and sigma >= 0."""
     whose = f" (ensemble member {member})" if member else ""
     for bad, what in (
-        (~(np.isfinite(pred) & np.isfinite(sigma)), "a band gap or uncertainty that is not a finite number (nan or inf)"),
+        (
+            ~(np.isfinite(pred) & np.isfinite(sigma)),
+            "a band gap or uncertainty that is not a finite number (nan or inf)",
+        ),
         (sigma < 0, "a negative uncertainty"),
     ):
         if bad.any():
-            shown = ", ".join(str(t) for t in np.asarray(texts, dtype=object)[bad][:5]) + (" ..." if bad.sum() > 5 else "")
+            shown = ", ".join(str(t) for t in np.asarray(texts, dtype=object)[bad][:5]) + (
+                " ..." if bad.sum() > 5 else ""
+            )
             raise InvalidPredictionError(
                 f"CrabNet{whose} answered {what} for {int(bad.sum())} formula(s): {shown}. Its weights or target "
                 "scaler are broken, so no number is reported."
@@ -963,7 +974,9 @@ def _refusal(path: Path, field: str, problem: str) -> CheckpointError:
     return CheckpointError(f"checkpoint {path}: metadata field {field!r} {problem}")
 
 
-def _whole_number(path: Path, field: str, value: Any, *, text: bool = False, limits: tuple[int, int] | None = None) -> int:
+def _whole_number(
+    path: Path, field: str, value: Any, *, text: bool = False, limits: tuple[int, int] | None = None
+) -> int:
     """``value`` as an int within ``FIELD_LIMITS[field]`` (or ``limits``); metadata strings if ``text``."""
     low, high = limits or FIELD_LIMITS[field]
     if text:
@@ -981,7 +994,9 @@ def _json_field(path: Path, meta: dict[str, str], field: str, kind: type) -> Any
     except (ValueError, RecursionError) as exc:  # JSONDecodeError, 4300-digit ints, deep nesting
         raise _refusal(path, field, f"is not valid JSON ({str(exc)[:120]})") from None
     if not isinstance(value, kind):
-        raise _refusal(path, field, f"must be a JSON {'object' if kind is dict else 'array'}, got {type(value).__name__}")
+        raise _refusal(
+            path, field, f"must be a JSON {'object' if kind is dict else 'array'}, got {type(value).__name__}"
+        )
     return value
 
 
@@ -1084,7 +1099,9 @@ def _expected_state(cfg: CrabConfig) -> dict[str, tuple[tuple[int, ...], Any]]:
     return {k: (tuple(v.shape), v.dtype) for k, v in model.state_dict().items()}
 
 
-def _checked_member(path: Path, i: int, own: dict[str, Any], expected: dict[str, tuple[tuple[int, ...], Any]], cfg: CrabConfig) -> None:
+def _checked_member(
+    path: Path, i: int, own: dict[str, Any], expected: dict[str, tuple[tuple[int, ...], Any]], cfg: CrabConfig
+) -> None:
     """Member ``i``'s tensors against the architecture: names, shapes, dtypes, finiteness, scaler."""
     import torch
 
@@ -1096,7 +1113,9 @@ def _checked_member(path: Path, i: int, own: dict[str, Any], expected: dict[str,
         parts = ([f"is missing {', '.join(missing[:5])}"] if missing else []) + (
             [f"has tensors this architecture does not have: {', '.join(extra[:5])}"] if extra else []
         )
-        raise CheckpointError(f"checkpoint {path}: {member} does not match the stored config ({arch}): {'; '.join(parts)}")
+        raise CheckpointError(
+            f"checkpoint {path}: {member} does not match the stored config ({arch}): {'; '.join(parts)}"
+        )
     for name, (shape, dtype) in expected.items():
         tensor = own[name]
         if tuple(tensor.shape) != shape or tensor.dtype != dtype:
@@ -1122,16 +1141,24 @@ def _checked_scaler(path: Path, i: int, own: dict[str, Any]) -> tuple[Any, Any]:
             raise CheckpointError(f"checkpoint {path}: {member} has no scaler {what} ({_member_prefix(i)}{key})")
         tensor = own.pop(key)
         if tensor.numel() != 1 or not tensor.is_floating_point():
-            raise CheckpointError(f"checkpoint {path}: scaler {what} of {member} must be one float, got shape {tuple(tensor.shape)} ({tensor.dtype})")
+            raise CheckpointError(
+                f"checkpoint {path}: scaler {what} of {member} must be one float, got shape {tuple(tensor.shape)} ({tensor.dtype})"
+            )
         value = float(tensor.reshape(()))
         if not np.isfinite(value) or (what == "std" and value <= 0):
-            need = "a finite number > 0 (it converts the network's output to eV)" if what == "std" else "a finite number (eV)"
+            need = (
+                "a finite number > 0 (it converts the network's output to eV)"
+                if what == "std"
+                else "a finite number (eV)"
+            )
             raise CheckpointError(f"checkpoint {path}: scaler {what} of {member} must be {need}, got {value}")
         values.append(tensor.reshape(()))
     return values[0], values[1]
 
 
-def _checked_tensors(path: Path, tensors: dict[str, Any], checked: _CheckpointMeta) -> tuple[list[dict[str, Any]], list[tuple[Any, Any]]]:
+def _checked_tensors(
+    path: Path, tensors: dict[str, Any], checked: _CheckpointMeta
+) -> tuple[list[dict[str, Any]], list[tuple[Any, Any]]]:
     """Split ``tensors`` into members and check each against the config: ``(state dicts, (mean, std) scalers)``.
 
     ``tensors`` itself is left as it was.
@@ -1143,7 +1170,9 @@ def _checked_tensors(path: Path, tensors: dict[str, Any], checked: _CheckpointMe
         prefix = _member_prefix(i)
         own = {k[len(prefix) :]: rest.pop(k) for k in [k for k in rest if k.startswith(prefix)]}
         if not own:
-            raise CheckpointError(f"checkpoint {path} says it holds {checked.members} members but has no tensors for member {i}")
+            raise CheckpointError(
+                f"checkpoint {path} says it holds {checked.members} members but has no tensors for member {i}"
+            )
         owned.append(own)
     if rest:
         raise CheckpointError(f"checkpoint {path} has tensors that belong to no member: {sorted(rest)[:5]}")

@@ -99,15 +99,19 @@ class NomadSource:
             cap = self.max_entries
             text = f"LIVE: querying NOMAD at {self.base_url}"
             if cap is not None:
-                text += (f"\n  quick mode: this pull stops after the first {cap:,} entries (by entry_id); "
-                         "BANDGAP_MODE=full pulls them all")
+                text += (
+                    f"\n  quick mode: this pull stops after the first {cap:,} entries (by entry_id); "
+                    "BANDGAP_MODE=full pulls them all"
+                )
             return text
         rec = RECORDINGS[self.dataset]
         assert self.coverage is not None and self.recording is not None
         if self.release:
             manifest = course_data.read_manifest(self.recording.parent)
-            where = (f"  snapshot : data/release/{self.recording.name}  ({self.coverage['n_entries']} entries; "
-                     f"the course's frozen data release of {manifest['release_date']}, see data/README.md)")
+            where = (
+                f"  snapshot : data/release/{self.recording.name}  ({self.coverage['n_entries']} entries; "
+                f"the course's frozen data release of {manifest['release_date']}, see data/README.md)"
+            )
             what = "replays the course's frozen copy of recorded NOMAD data"
         else:
             where = f"  snapshot : {self.recording.name}  ({self.coverage['n_entries']} entries)"
@@ -200,6 +204,11 @@ def _replay(
     coverage = nomad_standin.describe_snapshot(entries, fields=[f for f in fields if f != "entry_id"])
     server = nomad_standin.StandinServer(entries)
     return NomadSource(
-        dataset=dataset, live=False, base_url=server.base_url, recording=path, coverage=coverage, server=server,
+        dataset=dataset,
+        live=False,
+        base_url=server.base_url,
+        recording=path,
+        coverage=coverage,
+        server=server,
         release=release,
     )

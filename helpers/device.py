@@ -73,4 +73,3 @@ def select_device(prefer: str | None = None, set_threads: bool = True) -> Device
     if gpu == "mps":
         return DeviceChoice("mps", "Apple-silicon GPU (MPS) found", threads)
     return DeviceChoice("cpu", "no CUDA or MPS GPU found, training on the CPU", threads)
-

@@ -19,7 +19,9 @@ from dataclasses import dataclass, field
 __all__ = ["EnvReport", "check_environment", "REQUIRED_PACKAGES", "FIX_ENV"]
 
 #: How to repair the Python environment (never done automatically).
-FIX_ENV = "fix: in a terminal in the course folder run `make env`, then choose the kernel of .venv (Kernel > Change Kernel)"
+FIX_ENV = (
+    "fix: in a terminal in the course folder run `make env`, then choose the kernel of .venv (Kernel > Change Kernel)"
+)
 
 #: Packages each notebook imports (distribution names).
 REQUIRED_PACKAGES: dict[str, tuple[str, ...]] = {

@@ -263,7 +263,7 @@ def read_csv_text(path: PathLike) -> str:
     except UnicodeDecodeError as exc:
         line = raw.count(b"\n", 0, exc.start) + 1
         raise CSVFormatError(
-            f"{path}: line {line} is not UTF-8 text (byte {raw[exc.start:exc.start + 1]!r} at offset "
+            f"{path}: line {line} is not UTF-8 text (byte {raw[exc.start : exc.start + 1]!r} at offset "
             f"{exc.start}; Latin-1/Windows-1252 file?); save it as UTF-8"
         ) from None
 
@@ -297,7 +297,5 @@ def read_csv(path: PathLike, **kwargs: Any) -> pd.DataFrame:
         rows = csv.reader(io.StringIO(text))
         width = len(next(rows))
         line = next((i for i, row in enumerate(rows, start=2) if len(row) > width), "?")
-        raise CSVFormatError(
-            f"{Path(path)}: malformed CSV: line {line} has more fields than the {width} of the header"
-        )
+        raise CSVFormatError(f"{Path(path)}: malformed CSV: line {line} has more fields than the {width} of the header")
     return frame

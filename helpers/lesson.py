@@ -53,8 +53,9 @@ class ProgressLine:
         min_interval_s: least time between two in-place updates (seconds).
     """
 
-    def __init__(self, desc: str, total: int | None, initial: int = 0, unit: str = "items",
-                 min_interval_s: float = 0.5) -> None:
+    def __init__(
+        self, desc: str, total: int | None, initial: int = 0, unit: str = "items", min_interval_s: float = 0.5
+    ) -> None:
         import time
 
         self.desc, self.total, self.n, self.unit = desc, total, int(initial), unit

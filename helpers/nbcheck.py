@@ -39,9 +39,7 @@ def is_checked(cell: Any) -> bool:
     """True when a code cell carries the ``# NBVAL_CHECK_OUTPUT`` marker comment."""
     if cell.get("cell_type") != "code":
         return False
-    return any(
-        line.strip().startswith("#") and MARKER in line for line in cell.get("source", "").splitlines()
-    )
+    return any(line.strip().startswith("#") and MARKER in line for line in cell.get("source", "").splitlines())
 
 
 def expected_path(notebook: Path, expected_dir: Path = EXPECTED_DIR) -> Path:

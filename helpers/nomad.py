@@ -151,9 +151,7 @@ class NomadRetryError(NomadError):
         self.url = url
         self.attempts = attempts
         self.last_cause = last_cause
-        super().__init__(
-            f"POST {url} failed after {attempts} attempts; last cause: {last_cause}"
-        )
+        super().__init__(f"POST {url} failed after {attempts} attempts; last cause: {last_cause}")
 
 
 class NomadProtocolError(NomadError):
@@ -210,9 +208,7 @@ def psc_query(
     """
     criteria: list[dict[str, Any]] = [{"sections:all": [SOLAR_CELL_SECTION]}]
     if require_band_gap:
-        criteria.append(
-            {"quantities:any": [f"{BAND_GAP_PATH}.value", f"{BAND_GAP_DEPRECATED_PATH}.band_gap.value"]}
-        )
+        criteria.append({"quantities:any": [f"{BAND_GAP_PATH}.value", f"{BAND_GAP_DEPRECATED_PATH}.band_gap.value"]})
     return {
         "owner": owner,
         "query": {"and": criteria},
@@ -1141,7 +1137,12 @@ def _fetch_all(run: _Run, state: PullState) -> None:
                 if ends and not capped:
                     _check_not_short(run, state, len(rows))
                 _append_and_checkpoint(
-                    run, state, fh, rows, last_id, notes,
+                    run,
+                    state,
+                    fh,
+                    rows,
+                    last_id,
+                    notes,
                     pages=state.pages + (1 if data else 0),
                     cursor=None if ends else cursor,
                     complete=ends,

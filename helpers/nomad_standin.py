@@ -73,10 +73,30 @@ API_PREFIX = "/api/v1"
 #: Entry metadata NOMAD can search besides ``results`` (a subset of its index).
 METADATA_QUANTITIES = frozenset(
     {
-        "entry_id", "upload_id", "calc_id", "mainfile", "entry_name", "entry_type", "parser_name",
-        "sections", "quantities", "n_quantities", "domain", "published", "with_embargo", "processed",
-        "upload_create_time", "entry_create_time", "publish_time", "authors", "main_author",
-        "datasets", "license", "origin", "references", "comment",
+        "entry_id",
+        "upload_id",
+        "calc_id",
+        "mainfile",
+        "entry_name",
+        "entry_type",
+        "parser_name",
+        "sections",
+        "quantities",
+        "n_quantities",
+        "domain",
+        "published",
+        "with_embargo",
+        "processed",
+        "upload_create_time",
+        "entry_create_time",
+        "publish_time",
+        "authors",
+        "main_author",
+        "datasets",
+        "license",
+        "origin",
+        "references",
+        "comment",
     }
 )
 
@@ -672,8 +692,15 @@ class StandinServer:
             pos = getattr(exc, "pos", 0)
             raise _RequestError(
                 422,
-                [{"type": "json_invalid", "loc": ["body", pos], "msg": "JSON decode error", "input": {},
-                  "ctx": {"error": getattr(exc, "msg", str(exc))}}],
+                [
+                    {
+                        "type": "json_invalid",
+                        "loc": ["body", pos],
+                        "msg": "JSON decode error",
+                        "input": {},
+                        "ctx": {"error": getattr(exc, "msg", str(exc))},
+                    }
+                ],
             ) from None
         if not isinstance(body, dict):
             raise _unprocessable([], "Input should be a valid dictionary or object", "model_attributes_type")
@@ -935,8 +962,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8009, help="TCP port (0 = any free port); default 8009")
     parser.add_argument(
-        "--data", default=None, help="recorded NOMAD data folder (default: BANDGAP_NOMAD_DATA or "
-        "../shared/data/nomad; without it, the course data release in data/release/)"
+        "--data",
+        default=None,
+        help="recorded NOMAD data folder (default: BANDGAP_NOMAD_DATA or "
+        "../shared/data/nomad; without it, the course data release in data/release/)",
     )
     parser.add_argument(
         "--dataset", default="psc,dft", help="comma-separated: psc (43k export), psc60 (60 genuine), dft (200)"

@@ -186,8 +186,16 @@ def ptable_heatmap(
         face = colormap(norm(data[symbol])) if has else EMPTY_COLOR
         ax.add_patch(Rectangle((col - 0.5, y - 0.5), 0.95, 0.95, facecolor=face, edgecolor="white", lw=0.5))
         tc = _text_color(face) if has else "#9a9a9a"
-        ax.text(col - 0.025, y - (0.12 if has and show_values else 0.0), symbol, ha="center", va="center",
-                fontsize=10, fontweight="bold" if has else "normal", color=tc)
+        ax.text(
+            col - 0.025,
+            y - (0.12 if has and show_values else 0.0),
+            symbol,
+            ha="center",
+            va="center",
+            fontsize=10,
+            fontweight="bold" if has else "normal",
+            color=tc,
+        )
         if has and show_values:
             ax.text(col - 0.025, y + 0.24, fmt(data[symbol]), ha="center", va="center", fontsize=6.5, color=tc)
     for row, label in ((6, "57-71"), (7, "89-103")):
@@ -241,8 +249,9 @@ def cooccurrence_heatmap(
         for i in range(n):
             for j in range(n):
                 rgba = colormap(norm(values[i, j])) if values[i, j] > 0 else mcolors.to_rgba(EMPTY_COLOR)
-                ax.text(j, i, _format_value(values[i, j]), ha="center", va="center", fontsize=7,
-                        color=_text_color(rgba))
+                ax.text(
+                    j, i, _format_value(values[i, j]), ha="center", va="center", fontsize=7, color=_text_color(rgba)
+                )
     fig.colorbar(image, ax=ax, label=cbar_label, shrink=0.8)
     if title:
         ax.set_title(title)
@@ -315,12 +324,21 @@ def efficiency_vs_band_gap(devices: pd.DataFrame, ax: Axes | None = None, title:
     hi = max(2.6, float(both["band_gap_eV"].max()) + 0.2) if len(both) else 2.6
     curve = solar.sq_curve(max(0.5, round(lo, 1)), min(3.5, round(hi, 1)), 201)
     gap_opt, eff_opt = solar.sq_optimum()
-    ax.plot(curve["band_gap_eV"], curve["efficiency_pct"], color="tab:red", lw=1.5,
-            label="Shockley-Queisser limit (AM1.5G, 300 K)")
-    ax.plot([gap_opt], [eff_opt], "v", color="tab:red", ms=6,
-            label=f"maximum {eff_opt:.1f} % at {gap_opt:.2f} eV")
-    ax.scatter(both["band_gap_eV"], both["efficiency_pct"], s=18, alpha=0.7,
-               label=f"devices (n={len(both)}; {len(devices) - len(both)} lack a value)")
+    ax.plot(
+        curve["band_gap_eV"],
+        curve["efficiency_pct"],
+        color="tab:red",
+        lw=1.5,
+        label="Shockley-Queisser limit (AM1.5G, 300 K)",
+    )
+    ax.plot([gap_opt], [eff_opt], "v", color="tab:red", ms=6, label=f"maximum {eff_opt:.1f} % at {gap_opt:.2f} eV")
+    ax.scatter(
+        both["band_gap_eV"],
+        both["efficiency_pct"],
+        s=18,
+        alpha=0.7,
+        label=f"devices (n={len(both)}; {len(devices) - len(both)} lack a value)",
+    )
     ax.set_ylim(0, 45)
     ax.set_xlabel("absorber band gap (eV)")
     ax.set_ylabel("power conversion efficiency (%)")
@@ -330,8 +348,9 @@ def efficiency_vs_band_gap(devices: pd.DataFrame, ax: Axes | None = None, title:
     return fig
 
 
-def category_shares(counts: Mapping[str, pd.Series], ax: Axes | None = None, title: str | None = None,
-                    xlabel: str = "") -> Figure:
+def category_shares(
+    counts: Mapping[str, pd.Series], ax: Axes | None = None, title: str | None = None, xlabel: str = ""
+) -> Figure:
     """Side-by-side bars of category shares (%) for several data sets, e.g. crystal systems of two sources.
 
     Each value of ``counts`` is a Series of counts indexed by category; shares are

@@ -195,7 +195,9 @@ class Predictor:
                 ),
             )
         except InvalidPredictionError as exc:
-            return PredictionResult(query=query, ok=False, message=f"No prediction for {_shorten(parsed.text)!r}: {exc}")
+            return PredictionResult(
+                query=query, ok=False, message=f"No prediction for {_shorten(parsed.text)!r}: {exc}"
+            )
 
         notes: list[str] = []
         if parsed.expanded != parsed.text:

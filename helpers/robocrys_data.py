@@ -210,7 +210,9 @@ def load_robocrys_with_mp(path: str | Path | None = None, mp_path: str | Path | 
     mismatch = joined[joined["formula"] != joined["formula_reduced"]]
     if len(mismatch):
         row = mismatch.iloc[0]
-        raise ValueError(f"{row['entry_id']}: formula {row['formula']!r} != MP formula_reduced {row['formula_reduced']!r}")
+        raise ValueError(
+            f"{row['entry_id']}: formula {row['formula']!r} != MP formula_reduced {row['formula_reduced']!r}"
+        )
     return joined[list(materials.columns) + ["robocrys_text", "n_chars"]]
 
 

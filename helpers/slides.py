@@ -346,7 +346,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             for path in export(args.notebooks, args.out):
                 n = html_slide_count(path.read_text(encoding="utf-8"))
-                print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB; {n['slides']} slides, {n['subslides']} subslides)")
+                print(
+                    f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB; {n['slides']} slides, {n['subslides']} subslides)"
+                )
     except (RuntimeError, OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -366,11 +366,13 @@ def element_novelty(split: Split, part: str = "test") -> pd.DataFrame:
     seen = set().union(*_elements(split.train)) if len(split.train) else set()
     target = split.parts()[part]
     unseen = _elements(target).map(lambda els: " ".join(e for e in els if e not in seen))
-    return pd.DataFrame({
-        "formula": target["formula"].to_numpy(),
-        "chemical_system": _systems(target).to_numpy(),
-        "unseen_elements": unseen.to_numpy(),
-    })
+    return pd.DataFrame(
+        {
+            "formula": target["formula"].to_numpy(),
+            "chemical_system": _systems(target).to_numpy(),
+            "unseen_elements": unseen.to_numpy(),
+        }
+    )
 
 
 def split_by_formula(

@@ -49,6 +49,7 @@ _CRYSTAL_SYSTEM_RANGES: tuple[tuple[int, str], ...] = (
 )
 CRYSTAL_SYSTEMS: tuple[str, ...] = tuple(name for _, name in _CRYSTAL_SYSTEM_RANGES)
 
+
 def _space_group_int(number: Any) -> int:
     """Validate a space-group number (int, or an integral float like ``216.0``)."""
     if isinstance(number, (bool, np.bool_)) or not isinstance(number, numbers.Real):

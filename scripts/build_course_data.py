@@ -25,8 +25,11 @@ from helpers import course_data  # noqa: E402
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--nomad-data", default=None, help="folder of the recordings (default: BANDGAP_NOMAD_DATA "
-                        "or ../shared/data/nomad)")
+    parser.add_argument(
+        "--nomad-data",
+        default=None,
+        help="folder of the recordings (default: BANDGAP_NOMAD_DATA or ../shared/data/nomad)",
+    )
     parser.add_argument("--out", default=str(course_data.RELEASE_DIR), help="output folder (default data/release)")
     parser.add_argument("--check", action="store_true", help="compare a fresh build with --out byte for byte")
     args = parser.parse_args(argv)
@@ -34,8 +37,12 @@ def main(argv: list[str] | None = None) -> int:
         with tempfile.TemporaryDirectory() as tmp:
             manifest = course_data.build_release(args.nomad_data, tmp)
             names = [f["path"] for f in manifest["files"]] + [course_data.MANIFEST]
-            differ = [n for n in names
-                      if not (Path(args.out) / n).is_file() or (Path(args.out) / n).read_bytes() != (Path(tmp) / n).read_bytes()]
+            differ = [
+                n
+                for n in names
+                if not (Path(args.out) / n).is_file()
+                or (Path(args.out) / n).read_bytes() != (Path(tmp) / n).read_bytes()
+            ]
         if differ:
             print(f"data release differs from a fresh build: {', '.join(differ)}")
             return 1
@@ -45,8 +52,10 @@ def main(argv: list[str] | None = None) -> int:
     total = 0
     for f in manifest["files"]:
         total += f["bytes"]
-        print(f"wrote {f['path']:28s} {f['bytes']:>9,d} bytes  {f['entries']:>6,d} entries "
-              f"({f['entries_with_band_gap']:,d} with a band gap)")
+        print(
+            f"wrote {f['path']:28s} {f['bytes']:>9,d} bytes  {f['entries']:>6,d} entries "
+            f"({f['entries_with_band_gap']:,d} with a band gap)"
+        )
     print(f"total {total:,d} bytes + {course_data.MANIFEST}")
     return 0
 

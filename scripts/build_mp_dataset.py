@@ -185,7 +185,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--matminer-sdist", type=Path, help=f"local {MATMINER_SDIST_NAME} (default: pip download)")
     parser.add_argument(
-        "--output-dir", type=Path, default=REPO_ROOT / "data", help="where to write the CSV and manifest (default: data/)"
+        "--output-dir",
+        type=Path,
+        default=REPO_ROOT / "data",
+        help="where to write the CSV and manifest (default: data/)",
     )
     parser.add_argument(
         "--check",

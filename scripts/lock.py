@@ -65,10 +65,24 @@ def resolve(python: str = sys.executable) -> dict[str, str]:
     with tempfile.TemporaryDirectory() as tmp:
         report = Path(tmp) / "report.json"
         cmd = [
-            python, "-m", "pip", "install", "--dry-run", "--ignore-installed", "--quiet",
-            "--disable-pip-version-check", "--report", str(report),
-            "--extra-index-url", TORCH_CPU_INDEX, "--retries", "0", "--timeout", "20",
-            "-r", str(ROOT / "requirements-test.txt"),
+            python,
+            "-m",
+            "pip",
+            "install",
+            "--dry-run",
+            "--ignore-installed",
+            "--quiet",
+            "--disable-pip-version-check",
+            "--report",
+            str(report),
+            "--extra-index-url",
+            TORCH_CPU_INDEX,
+            "--retries",
+            "0",
+            "--timeout",
+            "20",
+            "-r",
+            str(ROOT / "requirements-test.txt"),
         ]
         proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=os.environ.copy())
         if proc.returncode != 0:

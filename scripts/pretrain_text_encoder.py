@@ -52,7 +52,12 @@ def _crabnet_formulas() -> dict[str, list[str]]:
         "matbench mp_gap": [root / "matbench" / "mp_gap.csv"],
         "AFLOW Egap": sorted((root / "benchmark_data" / "aflow__Egap").glob("*.csv")),
     }
-    return {name: pd.concat([pd.read_csv(p, usecols=["formula"], keep_default_na=False) for p in paths])["formula"].astype(str).tolist() for name, paths in files.items()}
+    return {
+        name: pd.concat([pd.read_csv(p, usecols=["formula"], keep_default_na=False) for p in paths])["formula"]
+        .astype(str)
+        .tolist()
+        for name, paths in files.items()
+    }
 
 
 def _reduced(formula: str) -> str | None:
@@ -80,7 +85,12 @@ def build_corpus(mp: pd.DataFrame, excluded: set[str], seed: int) -> tuple[list[
     for name, raw in sources.items():
         reduced = [_reduced(f) for f in raw]
         ok = {f for f in reduced if f}
-        counts[name] = {"rows": len(raw), "unreadable": sum(f is None for f in reduced), "distinct": len(ok), "excluded_test": len(ok & excluded)}
+        counts[name] = {
+            "rows": len(raw),
+            "unreadable": sum(f is None for f in reduced),
+            "distinct": len(ok),
+            "excluded_test": len(ok & excluded),
+        }
         formulas |= ok - excluded
     mp_keep = mp[~mp["formula_reduced"].map(lambda f: (_reduced(f) or f) in excluded)]
     counts["Materials Project rows (structured + natural)"] = {"rows": len(mp), "kept": len(mp_keep)}
@@ -122,7 +132,9 @@ def pretrain(args: argparse.Namespace, train: list[str], held: list[str]):
     tf = tm._transformers()
     tokenizer = tm.train_bpe_tokenizer(train, vocab_size=args.vocab, model_max_length=args.max_positions)
     torch.manual_seed(args.seed)
-    model = tm.tiny_roberta(len(tokenizer), hidden=args.hidden, layers=args.layers, heads=args.heads, max_length=args.max_positions)
+    model = tm.tiny_roberta(
+        len(tokenizer), hidden=args.hidden, layers=args.layers, heads=args.heads, max_length=args.max_positions
+    )
     enc = tm.encode_texts(tokenizer, train, args.max_length)
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.01)
     scheduler = tf.get_scheduler("linear", optimizer, args.steps // 20, args.steps)
@@ -140,11 +152,20 @@ def pretrain(args: argparse.Namespace, train: list[str], held: list[str]):
         optimizer.step()
         scheduler.step()
         if step % 250 == 0 or step == args.steps:
-            log.append({"step": step, "loss": round(loss.item(), 4), "elapsed_s": round(time.perf_counter() - start, 1)})
-            print(f"MLM step {step}/{args.steps}: loss {loss.item():.3f} ({time.perf_counter() - start:.0f} s)", flush=True)
+            log.append(
+                {"step": step, "loss": round(loss.item(), 4), "elapsed_s": round(time.perf_counter() - start, 1)}
+            )
+            print(
+                f"MLM step {step}/{args.steps}: loss {loss.item():.3f} ({time.perf_counter() - start:.0f} s)",
+                flush=True,
+            )
     wall = time.perf_counter() - start
     acc = mlm_accuracy(model, tokenizer, held, args.max_length, seed=args.seed + 1)
-    return model, tokenizer, {"wall_s": round(wall, 1), "heldout_mlm_accuracy": round(acc, 4), "log": log, "n_truncated": enc.n_truncated}
+    return (
+        model,
+        tokenizer,
+        {"wall_s": round(wall, 1), "heldout_mlm_accuracy": round(acc, 4), "log": log, "n_truncated": enc.n_truncated},
+    )
 
 
 def compare(out_dir: Path, mp: pd.DataFrame, seed: int, epochs: int) -> dict:
@@ -161,10 +182,28 @@ def compare(out_dir: Path, mp: pd.DataFrame, seed: int, epochs: int) -> dict:
             torch.manual_seed(seed)
             enc.model = type(enc.model)(enc.model.config)
         model = tm.build_regressor(enc, cfg)
-        fit = tm.train_regressor(model, enc.tokenizer, texts["train"], split.train["band_gap_eV"], texts["val"], split.val["band_gap_eV"], cfg, progress=False)
-        result[start] = {"best_val_mae_eV": round(fit.best_val_mae, 4), "best_epoch": fit.best_epoch, "wall_s": round(fit.wall_s, 1), "history": fit.history}
-    result["config"] = {k: getattr(cfg, k) for k in ("epochs", "batch_size", "lr_encoder", "lr_head", "max_length", "pooling", "seed")}
-    result["predict_mean_val_mae_eV"] = round(float(np.mean(np.abs(split.val["band_gap_eV"] - split.train["band_gap_eV"].mean()))), 4)
+        fit = tm.train_regressor(
+            model,
+            enc.tokenizer,
+            texts["train"],
+            split.train["band_gap_eV"],
+            texts["val"],
+            split.val["band_gap_eV"],
+            cfg,
+            progress=False,
+        )
+        result[start] = {
+            "best_val_mae_eV": round(fit.best_val_mae, 4),
+            "best_epoch": fit.best_epoch,
+            "wall_s": round(fit.wall_s, 1),
+            "history": fit.history,
+        }
+    result["config"] = {
+        k: getattr(cfg, k) for k in ("epochs", "batch_size", "lr_encoder", "lr_head", "max_length", "pooling", "seed")
+    }
+    result["predict_mean_val_mae_eV"] = round(
+        float(np.mean(np.abs(split.val["band_gap_eV"] - split.train["band_gap_eV"].mean()))), 4
+    )
     return result
 
 
@@ -217,7 +256,9 @@ def write_card(out: Path, manifest: dict) -> None:
         f"| predict the training mean | {c['predict_mean_val_mae_eV']:.3f} | | |",
     ]
     for k in ("pretrained", "random_init"):
-        lines.append(f"| {k.replace('_', ' ')} | {c[k]['best_val_mae_eV']:.3f} | {c[k]['best_epoch']} | {c[k]['wall_s']:.0f} |")
+        lines.append(
+            f"| {k.replace('_', ' ')} | {c[k]['best_val_mae_eV']:.3f} | {c[k]['best_epoch']} | {c[k]['wall_s']:.0f} |"
+        )
     lines += [
         "",
         "Single-seed numbers: differences of a few hundredths of an eV are within seed noise.",
@@ -247,7 +288,9 @@ def main() -> None:
     p.add_argument("--max-length", type=int, default=128)
     p.add_argument("--max-positions", type=int, default=256)
     p.add_argument("--seed", type=int, default=config.DEFAULT_SEED)
-    p.add_argument("--compare-epochs", type=int, default=1, help="epochs of each comparison fine-tune (quick preset otherwise)")
+    p.add_argument(
+        "--compare-epochs", type=int, default=1, help="epochs of each comparison fine-tune (quick preset otherwise)"
+    )
     p.add_argument("--skip-compare", action="store_true", help="do not run the pre-trained vs random-init fine-tunes")
     args = p.parse_args()
     import torch
@@ -272,12 +315,33 @@ def main() -> None:
         "split_seed": args.seed,
         "excluded_test_formulas": excluded,
         "excluded_test_formulas_sha256": sha256_lines(excluded),
-        "corpus": {"counts": corpus["counts"], "formulas_sha256": sha256_lines(corpus["formulas"]), "formulas": corpus["formulas"]},
-        "model": {"layers": args.layers, "hidden": args.hidden, "heads": args.heads, "vocab_size": len(tokenizer),
-                  "max_position_embeddings": args.max_positions + 2, "params": sum(q.numel() for q in model.roberta.parameters())},
-        "training": {"steps": args.steps, "batch_size": args.batch_size, "lr": args.lr, "max_length": args.max_length, "seed": args.seed, **training},
+        "corpus": {
+            "counts": corpus["counts"],
+            "formulas_sha256": sha256_lines(corpus["formulas"]),
+            "formulas": corpus["formulas"],
+        },
+        "model": {
+            "layers": args.layers,
+            "hidden": args.hidden,
+            "heads": args.heads,
+            "vocab_size": len(tokenizer),
+            "max_position_embeddings": args.max_positions + 2,
+            "params": sum(q.numel() for q in model.roberta.parameters()),
+        },
+        "training": {
+            "steps": args.steps,
+            "batch_size": args.batch_size,
+            "lr": args.lr,
+            "max_length": args.max_length,
+            "seed": args.seed,
+            **training,
+        },
         "machine": f"{platform.machine()} CPU, {os.cpu_count()} cores (shared), torch {torch.__version__}",
-        "versions": {"torch": torch.__version__, "transformers": transformers.__version__, "tokenizers": tokenizers.__version__},
+        "versions": {
+            "torch": torch.__version__,
+            "transformers": transformers.__version__,
+            "tokenizers": tokenizers.__version__,
+        },
         "command": "nice .venv/bin/python scripts/pretrain_text_encoder.py " + " ".join(sys.argv[1:]),
     }
     manifest["comparison"] = {} if args.skip_compare else compare(out, mp, args.seed, args.compare_epochs)
@@ -285,7 +349,11 @@ def main() -> None:
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
     if manifest["comparison"]:
         write_card(out, manifest)
-    print(json.dumps({k: v for k, v in manifest.items() if k not in ("excluded_test_formulas", "corpus")}, indent=1)[:3000])
+    print(
+        json.dumps({k: v for k, v in manifest.items() if k not in ("excluded_test_formulas", "corpus")}, indent=1)[
+            :3000
+        ]
+    )
 
 
 if __name__ == "__main__":

@@ -22,7 +22,12 @@ def main() -> int:
     extra = {"lock_wait": float(sys.argv[4])} if len(sys.argv) > 4 else {}
     client = nomad.NomadClient(base_url, timeout=5, max_retries=2, backoff=0.02)
     result = nomad.pull_to_csv(
-        client, nomad.psc_query(page_size), out_csv, nomad.flatten_psc_entry, schema.PSC_COLUMNS, progress=False,
+        client,
+        nomad.psc_query(page_size),
+        out_csv,
+        nomad.flatten_psc_entry,
+        schema.PSC_COLUMNS,
+        progress=False,
         **extra,
     )
     print(result, flush=True)

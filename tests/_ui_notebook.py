@@ -314,7 +314,9 @@ class LabServer:
             # `-m jupyterlab`, not `-m jupyter lab`: the `jupyter` dispatcher runs the jupyter-lab script,
             # whose shebang may name another interpreter (a copied virtualenv) -- then neither this
             # environment's extensions (jupyterlab-rise) nor its kernel would be the ones under test
-            sys.executable, "-m", "jupyterlab",
+            sys.executable,
+            "-m",
+            "jupyterlab",
             "--no-browser",
             f"--ServerApp.ip={LOOPBACK}",
             f"--ServerApp.port={self.port}",

@@ -37,7 +37,10 @@ def test_student_source_replaces_region_at_its_indentation_with_the_hint() -> No
 
 
 def test_markdown_regions_both_spellings_and_hidden_tests() -> None:
-    for begin, end in (("### BEGIN SOLUTION", "### END SOLUTION"), ("<!-- BEGIN SOLUTION -->", "<!-- END SOLUTION -->")):
+    for begin, end in (
+        ("### BEGIN SOLUTION", "### END SOLUTION"),
+        ("<!-- BEGIN SOLUTION -->", "<!-- END SOLUTION -->"),
+    ):
         text = f"Why?\n\n{begin}\nBecause squares weigh more.\n{end}"
         assert assignments.student_source(text, "markdown") == "Why?\n\nYOUR ANSWER HERE"
         assert assignments.instructor_source(text) == "Why?\n\nBecause squares weigh more."
@@ -51,7 +54,10 @@ def test_markdown_regions_both_spellings_and_hidden_tests() -> None:
     [
         ("### BEGIN SOLUTION\nx = 1", "line 1: BEGIN without END"),
         ("x = 1\n### END SOLUTION", "line 2: '### END SOLUTION' without a matching BEGIN"),
-        ("### BEGIN SOLUTION\n### BEGIN SOLUTION\n### END SOLUTION", "line 2: BEGIN inside the solution region opened on line 1"),
+        (
+            "### BEGIN SOLUTION\n### BEGIN SOLUTION\n### END SOLUTION",
+            "line 2: BEGIN inside the solution region opened on line 1",
+        ),
     ],
 )
 def test_unbalanced_markers_name_the_notebook_cell_and_line(text: str, message: str) -> None:
@@ -141,8 +147,19 @@ def test_student_version_runs_with_only_exercise_cells_failing_with_not_implemen
 
 def test_instructor_version_passes_nbval(versions: dict[str, Path]) -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval-lax", "--nbval-current-env",
-         "-o", "addopts=", str(versions["instructor"])],
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "--nbval-lax",
+            "--nbval-current-env",
+            "-o",
+            "addopts=",
+            str(versions["instructor"]),
+        ],
         capture_output=True,
         text=True,
         cwd=versions["instructor"].parent,
@@ -198,7 +215,9 @@ def test_real_student_versions_run_in_course_order_with_only_exercises_failing(s
         exercises = assignments.exercise_cells(nb)
         assert len(exercises) >= 4, path.name  # >= 3 exercises + the quiz answers
         assert failed, f"{path.name}: no exercise stub raised"
-        text = "\n".join("".join(o.get("text", "") for o in c.get("outputs", [])) for c in nb.cells if c.cell_type == "code")
+        text = "\n".join(
+            "".join(o.get("text", "") for o in c.get("outputs", [])) for c in nb.cells if c.cell_type == "code"
+        )
         assert "✓ environment ok" in text, path.name
         assert "✓ correct" not in text, f"{path.name}: a check passed without a solution"
         # the lesson went on after the exercises: the last code cell ran

@@ -26,7 +26,9 @@ def test_fraction_weighted_features_by_hand() -> None:
     z = {"Cs": 55, "Pb": 82, "I": 53}
     mean = 0.2 * 55 + 0.2 * 82 + 0.6 * 53
     assert X.loc[0, "magpie:Number:mean"] == pytest.approx(mean)
-    assert X.loc[0, "magpie:Number:avg_dev"] == pytest.approx(sum(f * abs(z[e] - mean) for e, f in {"Cs": 0.2, "Pb": 0.2, "I": 0.6}.items()))
+    assert X.loc[0, "magpie:Number:avg_dev"] == pytest.approx(
+        sum(f * abs(z[e] - mean) for e, f in {"Cs": 0.2, "Pb": 0.2, "I": 0.6}.items())
+    )
     assert X.loc[0, "magpie:Number:min"] == 53 and X.loc[0, "magpie:Number:max"] == 82
     assert X.loc[0, "magpie:Number:range"] == 29
     # order and multiples of the formula do not matter; abbreviations are read

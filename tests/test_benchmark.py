@@ -52,7 +52,18 @@ def test_committed_markdown_is_rendered_from_the_json() -> None:
 
 def test_recorded_command_drops_only_logging_options() -> None:
     module = _load_script()
-    argv = ["--config", "full", "--log", "/tmp/x.jsonl", "--jobs", "2", "--progress", "--log=/tmp/y", "--set", "members=2"]
+    argv = [
+        "--config",
+        "full",
+        "--log",
+        "/tmp/x.jsonl",
+        "--jobs",
+        "2",
+        "--progress",
+        "--log=/tmp/y",
+        "--set",
+        "members=2",
+    ]
     assert module.recorded_command(argv) == (
         "python benchmarks/crabnet_matbench.py --config full --jobs 2 --set members=2"
     )
@@ -61,9 +72,31 @@ def test_recorded_command_drops_only_logging_options() -> None:
 @pytest.mark.slow
 def test_script_runs_a_tiny_two_member_ensemble(tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
-    tiny = ["d_model=16", "N=1", "heads=2", "dim_feedforward=32", "out_hidden=[32,16]", "epochs=2", "epochs_step=1", "members=2"]
-    cmd = [sys.executable, str(SCRIPT), "--config", "quick", "--folds", "0", "--threads", "1", "--jobs", "2",
-           "--no-baselines", "--output", str(out)]
+    tiny = [
+        "d_model=16",
+        "N=1",
+        "heads=2",
+        "dim_feedforward=32",
+        "out_hidden=[32,16]",
+        "epochs=2",
+        "epochs_step=1",
+        "members=2",
+    ]
+    cmd = [
+        sys.executable,
+        str(SCRIPT),
+        "--config",
+        "quick",
+        "--folds",
+        "0",
+        "--threads",
+        "1",
+        "--jobs",
+        "2",
+        "--no-baselines",
+        "--output",
+        str(out),
+    ]
     for item in tiny:
         cmd += ["--set", item]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, timeout=600)

@@ -106,10 +106,11 @@ def test_load_psc_csv_missing_file(tmp_path: Path) -> None:
         (b"", r"the file is empty \(0 bytes\)"),
         (b"\n\n", r"the file is empty"),
         ("entry_id,formula_reduced\n".encode("utf-16"), r"UTF-16/UTF-32 encoded.*save it as UTF-8"),
-        (",".join(schema.PSC_COLUMNS).encode() + "\ne1,CsI3Pb,Cs\xe9\n".encode("latin-1"),
-         r"line 2 is not UTF-8 text \(byte b'\\xe9'.*Latin-1"),
-        (",".join(schema.PSC_COLUMNS).encode() + b"\ne1,CsI3Pb\n" + b"e2," * 20 + b"x\n",
-         r"malformed CSV: .*line 3"),
+        (
+            ",".join(schema.PSC_COLUMNS).encode() + "\ne1,CsI3Pb,Cs\xe9\n".encode("latin-1"),
+            r"line 2 is not UTF-8 text \(byte b'\\xe9'.*Latin-1",
+        ),
+        (",".join(schema.PSC_COLUMNS).encode() + b"\ne1,CsI3Pb\n" + b"e2," * 20 + b"x\n", r"malformed CSV: .*line 3"),
     ],
     ids=["empty", "blank-lines", "utf16", "latin1", "too-many-fields"],
 )
@@ -130,8 +131,12 @@ def test_load_psc_csv_accepts_utf8_bom(tmp_path: Path) -> None:
 
 def test_clean_psc_flags_empty_entry_ids(tmp_path: Path) -> None:
     """Issue 11 defect 12: an empty entry_id is dropped with its row and reason, not kept silently."""
-    rows = [_row("e0", "CH6I3NPb", "MAPbI3", "1.6"), _row("", "CsI3Pb", "CsPbI3", "1.7"),
-            _row("  ", "Br3CsPb", "CsPbBr3", "2.3"), _row("e3", "Br3CsPb", "CsPbBr3", "2.3")]
+    rows = [
+        _row("e0", "CH6I3NPb", "MAPbI3", "1.6"),
+        _row("", "CsI3Pb", "CsPbI3", "1.7"),
+        _row("  ", "Br3CsPb", "CsPbBr3", "2.3"),
+        _row("e3", "Br3CsPb", "CsPbBr3", "2.3"),
+    ]
     clean, report = cleaning.clean_psc(cleaning.load_psc_csv(_write_csv(tmp_path / "ids.csv", rows)))
     assert clean["entry_id"].tolist() == ["e0", "e3"]
     dropped = report.dropped.set_index("row")
@@ -442,14 +447,17 @@ def test_save_outputs_default_folder(tmp_path: Path, monkeypatch: pytest.MonkeyP
 
 
 def _dft_frame() -> pd.DataFrame:
-    return pd.DataFrame({
-        "entry_id": [f"e{i}" for i in range(8)],
-        "formula_reduced": ["Xe4", "Xe4", "Cu4", "Gd4N4", "Si2", "Li4F4", "Li4F4", "Ne4"],
-        "space_group_number": [225, 225, 225, 225, 227, 225, 225, 225],
-        "n_sites": [4, 4, 4, 8, 2, 8, 8, 4],
-        "xc_functional_type": ["GGA"] * 8,
-        "band_gap_eV": [0.0, 6.43, 0.0, -0.059, 0.6, 6.1, 8.7, None],
-    }, index=[10, 11, 12, 13, 14, 15, 16, 17])
+    return pd.DataFrame(
+        {
+            "entry_id": [f"e{i}" for i in range(8)],
+            "formula_reduced": ["Xe4", "Xe4", "Cu4", "Gd4N4", "Si2", "Li4F4", "Li4F4", "Ne4"],
+            "space_group_number": [225, 225, 225, 225, 227, 225, 225, 225],
+            "n_sites": [4, 4, 4, 8, 2, 8, 8, 4],
+            "xc_functional_type": ["GGA"] * 8,
+            "band_gap_eV": [0.0, 6.43, 0.0, -0.059, 0.6, 6.1, 8.7, None],
+        },
+        index=[10, 11, 12, 13, 14, 15, 16, 17],
+    )
 
 
 def test_check_dft_gaps_reports_every_flagged_row_with_reason_and_action() -> None:
@@ -520,7 +528,11 @@ def test_nonfinite_text_in_numeric_columns_is_reported_by_row_and_column(tmp_pat
 def test_clean_psc_nonfinite_values_in_a_frame() -> None:
     """The same reason for 'nan'/'inf' text and float inf in a frame not read by load_psc_csv."""
     df = pd.DataFrame(
-        [_row("a", "CsI3Pb", "CsPbI3", "1.7"), _row("b", "CsI3Pb", "CsPbI3", "nan"), _row("c", "CsI3Pb", "CsPbI3", "-inf")]
+        [
+            _row("a", "CsI3Pb", "CsPbI3", "1.7"),
+            _row("b", "CsI3Pb", "CsPbI3", "nan"),
+            _row("c", "CsI3Pb", "CsPbI3", "-inf"),
+        ]
     )
     _, report = cleaning.clean_psc(df)
     assert report.dropped[["row", "reason"]].to_dict("records") == [

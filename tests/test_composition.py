@@ -19,7 +19,9 @@ def test_read_formula_fractions_and_expansion() -> None:
     assert comp.read_formula(p) is p
 
 
-@pytest.mark.parametrize("bad", ["", "Xx2O", "Pb(I", "cspbi3", None, 3.5, "Pb0I3", "CsPb0.0I3", "Cs1" + "0" * 400 + "PbI3"])
+@pytest.mark.parametrize(
+    "bad", ["", "Xx2O", "Pb(I", "cspbi3", None, 3.5, "Pb0I3", "CsPb0.0I3", "Cs1" + "0" * 400 + "PbI3"]
+)
 def test_read_formula_errors(bad) -> None:
     with pytest.raises(comp.FormulaError):
         comp.read_formula(bad)
@@ -31,7 +33,9 @@ def test_keys_ignore_order_and_multiples() -> None:
     assert comp.composition_key("CsPbI3") != comp.composition_key("CsPbI2Br")
 
 
-@pytest.mark.parametrize("formula", ["CsPbI3", "Cs5H491Pb100C95I249(Br17N58)3", "FA0.85MA0.15PbI2.55Br0.45", "Cs0.00001Pb1I3"])
+@pytest.mark.parametrize(
+    "formula", ["CsPbI3", "Cs5H491Pb100C95I249(Br17N58)3", "FA0.85MA0.15PbI2.55Br0.45", "Cs0.00001Pb1I3"]
+)
 def test_crabnet_formula_is_read_back_exactly(formula: str) -> None:
     """CrabNet's own parser reads our spelling to the same fractions (no exponents, nothing dropped)."""
     text = comp.crabnet_formula(formula)

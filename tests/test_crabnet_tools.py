@@ -372,7 +372,11 @@ def test_load_rejects_a_checkpoint_missing_a_member(ensemble: ct.CrabModel, tmp_
     with safe_open(str(path), framework="pt") as handle:
         meta = handle.metadata()
     tensors = load_file(str(path))
-    save_file({k: v for k, v in tensors.items() if not k.startswith("member1.")}, str(tmp_path / "cut.safetensors"), metadata=meta)
+    save_file(
+        {k: v for k, v in tensors.items() if not k.startswith("member1.")},
+        str(tmp_path / "cut.safetensors"),
+        metadata=meta,
+    )
     with pytest.raises(ValueError, match="no tensors for member 1"):
         ct.load_model(tmp_path / "cut.safetensors")
     save_file(tensors, str(tmp_path / "one.safetensors"), metadata={**meta, "members": "1"})
@@ -540,13 +544,15 @@ def test_load_refuses_non_finite_weights_and_bad_scalers(checkpoint: Path, tmp_p
         ("train_elements", "Cs Xx Pb", "train_elements"),
         ("history", "{not json", "history"),
         ("history", '{"a": 1}', "history"),
-        ("history", '[1, 2]', "history"),
+        ("history", "[1, 2]", "history"),
         ("info", "[1]", "info"),
         ("info", '{"epochs_run": "many"}', "info"),
         ("info", '{"epochs_run_per_member": 7}', "info"),
     ],
 )
-def test_load_refuses_bad_metadata_naming_file_and_field(checkpoint: Path, tmp_path: Path, field: str, value, expected: str) -> None:
+def test_load_refuses_bad_metadata_naming_file_and_field(
+    checkpoint: Path, tmp_path: Path, field: str, value, expected: str
+) -> None:
     """Defect 7: e.g. members "0" loaded (then ZeroDivisionError), max_elements "100000" allocated 40 GB."""
     bad = _rewrite(checkpoint, tmp_path / "meta.safetensors", meta={field: value})
     with pytest.raises(ct.CheckpointError, match=expected) as info:

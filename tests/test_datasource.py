@@ -36,8 +36,12 @@ def test_replay_devices_and_dft_pull_through_the_real_client(nomad_dir: Path, tm
         assert src.coverage["n_entries"] == 60
         client = nomad.NomadClient(src.base_url, timeout=10)
         res = nomad.pull_to_csv(
-            client, nomad.psc_query(page_size=25), tmp_path / "psc.csv", nomad.flatten_psc_entry,
-            schema.PSC_COLUMNS, progress=False,
+            client,
+            nomad.psc_query(page_size=25),
+            tmp_path / "psc.csv",
+            nomad.flatten_psc_entry,
+            schema.PSC_COLUMNS,
+            progress=False,
         )
     df = pd.read_csv(res.path)
     assert len(df) == 56  # the query asks for a band gap: 4 of the 60 recorded devices have none
@@ -110,8 +114,12 @@ def test_replay_without_shared_folder_uses_the_release(monkeypatch: pytest.Monke
         text = src.describe()
         assert "data/release/psc_devices_60.json.gz" in text and "frozen data release" in text
         res = nomad.pull_to_csv(
-            nomad.NomadClient(src.base_url, timeout=10), nomad.psc_query(page_size=25), tmp_path / "d.csv",
-            nomad.flatten_psc_entry, schema.PSC_COLUMNS, progress=False,
+            nomad.NomadClient(src.base_url, timeout=10),
+            nomad.psc_query(page_size=25),
+            tmp_path / "d.csv",
+            nomad.flatten_psc_entry,
+            schema.PSC_COLUMNS,
+            progress=False,
         )
     assert res.rows == 56 and src.max_entries is None  # replay: never capped
 

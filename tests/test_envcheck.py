@@ -32,7 +32,13 @@ def test_ok_line_names_versions_mode_device_and_data(tmp_path: Path, monkeypatch
     line = _line(capsys)
     assert report.ok and bool(report), line
     assert line.startswith("✓ environment ok — Python 3.11")
-    for fragment in ("torch 2.13.0 (CPU)", "crabnet 2.0.8", "mode quick", "device cpu", "data: perovskite_bandgap_by_formula.csv present"):
+    for fragment in (
+        "torch 2.13.0 (CPU)",
+        "crabnet 2.0.8",
+        "mode quick",
+        "device cpu",
+        "data: perovskite_bandgap_by_formula.csv present",
+    ):
         assert fragment in line, (fragment, line)
 
 

@@ -89,8 +89,6 @@ def test_crabnet_trains_and_predicts_on_this_python(tmp_path: Path) -> None:
         print("OK", float(np.mean(np.abs(pred - df.target.iloc[48:]))))
         """
     )
-    result = subprocess.run(
-        [sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=300
-    )
+    result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.strip().splitlines()[-1].startswith("OK")

@@ -71,9 +71,26 @@ def test_nbval_hook_fails_a_real_text_only_figure(tmp_path: Path) -> None:
     nbformat.write(nb, str(tmp_path / "figs.ipynb"))
     env = {**os.environ, "MPLBACKEND": "Agg"}
     proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--nbval-lax", "--nbval-current-env",
-         "-o", "addopts=", "--rootdir", str(tmp_path), "-q", "figs.ipynb"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=300, env=env,
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "no:cacheprovider",
+            "--nbval-lax",
+            "--nbval-current-env",
+            "-o",
+            "addopts=",
+            "--rootdir",
+            str(tmp_path),
+            "-q",
+            "figs.ipynb",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
     )
     out = proc.stdout + proc.stderr
     assert proc.returncode == 1, out

@@ -15,6 +15,7 @@ import pytest
 from helpers import cleaning, composition
 from helpers import formulas as F
 
+
 def test_normalize_mapbi3_and_reduced_agree() -> None:
     assert F.normalize_formula("CH6I3NPb") == "CH6I3NPb"
     assert F.normalize_formula("MAPbI3", expand=True) == "CH6I3NPb"
@@ -64,8 +65,6 @@ def test_expand_abbreviations() -> None:
     assert ex("GUMAPbI3") == "(CH6N3)(CH6N)PbI3"
     assert ex("Pb(SCN)2I") == "Pb(SCN)2I"
     assert F.elements_of("(PEA)2PbI4", expand=True) == ["C", "H", "I", "N", "Pb"]
-
-
 
 
 # ---------------------------------------------------------------- issue 7: whole-token abbreviations

@@ -49,7 +49,9 @@ def test_progress_line_in_a_notebook_updates_one_display(monkeypatch) -> None:
 
     handle = _Handle()
     monkeypatch.setattr(lesson, "in_notebook", lambda: True)
-    monkeypatch.setattr(IPython.display, "display", lambda obj, display_id=False: (handle.shown.append(obj.data), handle)[1])
+    monkeypatch.setattr(
+        IPython.display, "display", lambda obj, display_id=False: (handle.shown.append(obj.data), handle)[1]
+    )
     bar = lesson.ProgressLine("dft.csv", total=200, unit="entries", min_interval_s=0.0)
     bar.update(150)
     bar.update(50)

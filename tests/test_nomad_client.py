@@ -67,14 +67,21 @@ def test_query_bodies_use_dotted_include_and_valid_page_size() -> None:
     assert {"sections:all": [nomad.SOLAR_CELL_SECTION]} in psc["query"]["and"]
     assert any("quantities:any" in c for c in psc["query"]["and"])
     assert not any("quantities:any" in c for c in nomad.psc_query(require_band_gap=False)["query"]["and"])
-    for path in ("results.properties.electronic.band_gap.value",
-                 "results.properties.electronic.band_structure_electronic.band_gap.value",
-                 f"{SOLAR}.efficiency", f"{SOLAR}.device_stack", f"{SOLAR}.electron_transport_layer"):
+    for path in (
+        "results.properties.electronic.band_gap.value",
+        "results.properties.electronic.band_structure_electronic.band_gap.value",
+        f"{SOLAR}.efficiency",
+        f"{SOLAR}.device_stack",
+        f"{SOLAR}.electron_transport_layer",
+    ):
         assert path in nomad.PSC_INCLUDE
-    for path in ("results.material.symmetry.space_group_number", "results.method.simulation.dft.xc_functional_type",
-                 "results.properties.structures.structure_original.n_sites",
-                 "results.properties.structures.structure_original.cell_volume",
-                 "results.properties.electronic.band_structure_electronic.band_gap.type"):
+    for path in (
+        "results.material.symmetry.space_group_number",
+        "results.method.simulation.dft.xc_functional_type",
+        "results.properties.structures.structure_original.n_sites",
+        "results.properties.structures.structure_original.cell_volume",
+        "results.properties.electronic.band_structure_electronic.band_gap.type",
+    ):
         assert path in nomad.DFT_INCLUDE
     with pytest.raises(ValueError, match="10000"):
         nomad.psc_query(10_001)
@@ -219,7 +226,9 @@ def test_retries_exhausted_raise_clear_error(srv) -> None:
 
 def test_retries_exhausted_on_connection_refused() -> None:
     client = nomad.NomadClient("http://127.0.0.1:1/api/v1", timeout=1, max_retries=1, backoff=0.01)
-    with pytest.raises(nomad.NomadRetryError, match=r"127\.0\.0\.1:1/api/v1/entries/query.*2 attempts.*ConnectionError"):
+    with pytest.raises(
+        nomad.NomadRetryError, match=r"127\.0\.0\.1:1/api/v1/entries/query.*2 attempts.*ConnectionError"
+    ):
         client.post_query(nomad.psc_query(5))
 
 
@@ -324,14 +333,20 @@ OPERATOR_CASES = [
     ({f"{SOLAR}.efficiency:lt": 1.0}, lambda e: _sc(e)["efficiency"] < 1.0),
     ({f"{SOLAR}.efficiency:lte": 0.371428571}, lambda e: _sc(e)["efficiency"] <= 0.371428571),
     ({f"{SOLAR}.efficiency": {"gte": 2, "lt": 3}}, lambda e: 2 <= _sc(e)["efficiency"] < 3),
-    ({"results.material.chemical_formula_descriptive": "FASnI3"},
-     lambda e: e["results"]["material"].get("chemical_formula_descriptive") == "FASnI3"),
+    (
+        {"results.material.chemical_formula_descriptive": "FASnI3"},
+        lambda e: e["results"]["material"].get("chemical_formula_descriptive") == "FASnI3",
+    ),
     ({f"{SOLAR}.hole_transport_layer:any": ["PEDOT:PSS"]}, lambda e: "PEDOT:PSS" in _sc(e)["hole_transport_layer"]),
-    ({"or": [{"results.material.elements:any": ["Sn"]}, {f"{SOLAR}.efficiency:lt": 1}]},
-     lambda e: "Sn" in _els(e) or _sc(e)["efficiency"] < 1),
+    (
+        {"or": [{"results.material.elements:any": ["Sn"]}, {f"{SOLAR}.efficiency:lt": 1}]},
+        lambda e: "Sn" in _els(e) or _sc(e)["efficiency"] < 1,
+    ),
     ({"not": {"results.material.elements:any": ["Ag"]}}, lambda e: "Ag" not in _els(e)),
-    ({"quantities:all": ["results.properties.electronic.band_gap.value"]},
-     lambda e: "electronic" in e["results"]["properties"]),
+    (
+        {"quantities:all": ["results.properties.electronic.band_gap.value"]},
+        lambda e: "electronic" in e["results"]["properties"],
+    ),
 ]
 
 
@@ -382,8 +397,9 @@ def test_include_cost(client) -> None:
 
 
 def _pull(client, out: Path, page_size: int = 20, **kw) -> nomad.PullResult:
-    return nomad.pull_to_csv(client, nomad.psc_query(page_size), out, nomad.flatten_psc_entry,
-                             schema.PSC_COLUMNS, progress=False, **kw)
+    return nomad.pull_to_csv(
+        client, nomad.psc_query(page_size), out, nomad.flatten_psc_entry, schema.PSC_COLUMNS, progress=False, **kw
+    )
 
 
 @pytest.fixture()
@@ -459,7 +475,9 @@ def test_pull_resumes_after_api_error_and_torn_partial(srv, client, tmp_path: Pa
     srv.reset_counters()
     result = _pull(client, out, page_size=4)
     assert result.resumed is True and result.rows == 56
-    assert result.summary().startswith(f"wrote psc.csv: 56 rows of {result.total} matching entries, {result.pages} pages, ")
+    assert result.summary().startswith(
+        f"wrote psc.csv: 56 rows of {result.total} matching entries, {result.pages} pages, "
+    )
     assert result.summary().endswith(" s, resumed an interrupted pull")
     assert srv.request_count == 10  # pages 6..14 + the empty one, nothing re-fetched
     assert out.read_bytes() == reference_csv
@@ -530,7 +548,10 @@ def _spawn_pull(base_url: str, out: Path, page_size: int) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     return subprocess.Popen(
         [sys.executable, str(PULL_SCRIPT), base_url, str(out), str(page_size)],
-        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
 
 
@@ -610,7 +631,10 @@ def _spawn_pull_waiting(base_url: str, out: Path, page_size: int, lock_wait: flo
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     return subprocess.Popen(
         [sys.executable, str(PULL_SCRIPT), base_url, str(out), str(page_size), str(lock_wait)],
-        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
 
 
@@ -678,16 +702,24 @@ def test_short_pull_published_only_when_allowed_and_recorded(srv, client, tmp_pa
     assert result.rows == 8 and result.total == 56
     manifest = json.loads(result.manifest_path.read_text())
     assert manifest["allow_short"] is True
-    assert manifest["short_pull"] == {"rows": 8, "pagination_total": 56,
-                                      "decision": "published short because allow_short=True"}
+    assert manifest["short_pull"] == {
+        "rows": 8,
+        "pagination_total": 56,
+        "decision": "published short because allow_short=True",
+    }
     assert "short pull: 8 of 56" in manifest["warning"]
 
 
 @pytest.mark.parametrize(
     ("header", "expected"),
-    [("86400", "exceeds max_retry_after=0.2 s: capped"), ("inf", "exceeds max_retry_after=0.2 s: capped"),
-     ("1e400", "exceeds max_retry_after=0.2 s: capped"), ("nan", "not a non-negative number"),
-     ("-5", "not a non-negative number"), ("soon", "neither seconds nor an HTTP date")],
+    [
+        ("86400", "exceeds max_retry_after=0.2 s: capped"),
+        ("inf", "exceeds max_retry_after=0.2 s: capped"),
+        ("1e400", "exceeds max_retry_after=0.2 s: capped"),
+        ("nan", "not a non-negative number"),
+        ("-5", "not a non-negative number"),
+        ("soon", "neither seconds nor an HTTP date"),
+    ],
 )
 def test_retry_after_is_capped_and_absurd_values_are_named(srv, header, expected, caplog) -> None:
     """Issue 11 defect 9: Retry-After 86400 must not sleep a day, inf must not raise OverflowError."""

@@ -110,8 +110,18 @@ def test_exact_and_dft_loaders(exact_entries, dft) -> None:
 
 def test_describe_snapshot_says_what_is_missing(snapshot, exact_entries, dft) -> None:
     snap = standin.describe_snapshot(snapshot)
-    device = [f"{SOLAR}.{f}" for f in ("efficiency", "open_circuit_voltage", "short_circuit_current_density",
-                                       "fill_factor", "device_stack", "hole_transport_layer", "electron_transport_layer")]
+    device = [
+        f"{SOLAR}.{f}"
+        for f in (
+            "efficiency",
+            "open_circuit_voltage",
+            "short_circuit_current_density",
+            "fill_factor",
+            "device_stack",
+            "hole_transport_layer",
+            "electron_transport_layer",
+        )
+    ]
     assert snap["n_entries"] == 43_108 and snap["absent"] == device
     assert snap["fields"]["results.properties.electronic.band_gap.value"] == 32_454
     assert "results.material.chemical_formula_reduced" in snap["partial"]
@@ -138,8 +148,10 @@ def test_response_shape_and_query_echo_match_nomad_recordings(srv, nomad_dir: Pa
     recordings = json.loads((nomad_dir / "api_recordings/searchpage.json").read_text())
     pairs = [p for group in recordings.values() for p in group]
     recorded = next(
-        p for p in pairs
-        if "quantities:all" in json.dumps(p["request"]["body"]["query"]) and p["request"]["body"]["pagination"]["page_size"] == 0
+        p
+        for p in pairs
+        if "quantities:all" in json.dumps(p["request"]["body"]["query"])
+        and p["request"]["body"]["pagination"]["page_size"] == 0
     )
     body = dict(recorded["request"]["body"])
     body.pop("aggregations")  # not implemented by the stand-in
@@ -161,20 +173,29 @@ def test_default_page_size_order_and_cursor(srv, exact_entries, dft) -> None:
     everything = sorted(e["entry_id"] for e in exact_entries + dft)
     first = post(srv, {}).json()
     assert first["owner"] == "public" and first["query"] == {} and first["required"] == {}
-    assert first["pagination"] == {"page_size": 10, "order_by": "entry_id", "order": "asc", "total": 260,
-                                   "next_page_after_value": everything[9]}
+    assert first["pagination"] == {
+        "page_size": 10,
+        "order_by": "entry_id",
+        "order": "asc",
+        "total": 260,
+        "next_page_after_value": everything[9],
+    }
     second = post(srv, {"pagination": {"page_after_value": everything[9]}}).json()
     assert [e["entry_id"] for e in second["data"]] == everything[10:20]
     assert second["pagination"]["page_after_value"] == everything[9]
     desc = post(srv, {"pagination": {"order": "desc", "page_size": 3, "page_after_value": everything[5]}}).json()
     assert [e["entry_id"] for e in desc["data"]] == everything[2:5][::-1]
     zero = post(srv, {"pagination": {"page_size": 0}}).json()
-    assert zero["data"] == [] and zero["pagination"]["total"] == 260 and "next_page_after_value" not in zero["pagination"]
+    assert (
+        zero["data"] == [] and zero["pagination"]["total"] == 260 and "next_page_after_value" not in zero["pagination"]
+    )
 
 
 def test_required_include_exclude_and_nested_pitfall(srv) -> None:
     q = {"sections:all": [nomad.SOLAR_CELL_SECTION]}
-    inc = post(srv, {"query": q, "required": {"include": [f"{SOLAR}.device_stack", "results.material.elements"]}}).json()
+    inc = post(
+        srv, {"query": q, "required": {"include": [f"{SOLAR}.device_stack", "results.material.elements"]}}
+    ).json()
     assert inc["required"]["include"][-1] == "entry_id"  # NOMAD adds the order_by quantity
     entry = inc["data"][0]
     assert set(entry) == {"entry_id", "results"}
@@ -221,8 +242,13 @@ def test_errors_look_like_nomad(srv, body, status, needle) -> None:
 
 def test_unknown_quantity_loc_points_into_the_query(srv) -> None:
     detail = post(srv, {"query": {"and": [{}, {"results.nope:gt": 1}]}}).json()["detail"]
-    assert detail == [{"loc": ["body", "query", "and", 1, "results.nope:gt"],
-                       "msg": "results.nope is not a searchable entry quantity", "type": "value_error"}]
+    assert detail == [
+        {
+            "loc": ["body", "query", "and", 1, "results.nope:gt"],
+            "msg": "results.nope is not a searchable entry quantity",
+            "type": "value_error",
+        }
+    ]
 
 
 def test_invalid_json_is_422_json_invalid(srv) -> None:
@@ -315,8 +341,14 @@ def test_tutorial_query_on_the_43k_snapshot(snapshot, tmp_path: Path) -> None:
     with standin.StandinServer(snapshot) as server:
         client = nomad.NomadClient(server.base_url, timeout=30, backoff=0.01)
         t0 = time.monotonic()
-        result = nomad.pull_to_csv(client, nomad.psc_query(nomad.NOMAD_MAX_PAGE_SIZE), tmp_path / "psc.csv",
-                                   nomad.flatten_psc_entry, schema.PSC_COLUMNS, progress=False)
+        result = nomad.pull_to_csv(
+            client,
+            nomad.psc_query(nomad.NOMAD_MAX_PAGE_SIZE),
+            tmp_path / "psc.csv",
+            nomad.flatten_psc_entry,
+            schema.PSC_COLUMNS,
+            progress=False,
+        )
         seconds = time.monotonic() - t0
         assert server.request_count == 4  # 10k + 10k + 10k + 2,454
     assert (result.rows, result.total, result.pages) == (32_454, 32_454, 4)
@@ -335,8 +367,22 @@ def test_tutorial_query_on_the_43k_snapshot(snapshot, tmp_path: Path) -> None:
 def test_cli_serves_recorded_data(nomad_dir: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "helpers.nomad_standin", "--port", "0", "--dataset", "psc60,dft", "--data", str(nomad_dir)],
-        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "helpers.nomad_standin",
+            "--port",
+            "0",
+            "--dataset",
+            "psc60,dft",
+            "--data",
+            str(nomad_dir),
+        ],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         line = proc.stdout.readline()
@@ -350,7 +396,11 @@ def test_cli_serves_recorded_data(nomad_dir: Path) -> None:
     assert proc.returncode == 0
     bad = subprocess.run(
         [sys.executable, "-m", "helpers.nomad_standin", "--port", "0", "--data", "/nonexistent/nomad"],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=30,
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
     assert bad.returncode == 2 and "BANDGAP_NOMAD_DATA" in bad.stderr and "/nonexistent/nomad" in bad.stderr
 

@@ -45,10 +45,16 @@ def test_environment_yml_binder_and_venv_install_the_same_pins() -> None:
     conda_pkgs = [d for d in deps if isinstance(d, str)]
     assert conda_pkgs == ["python=3.11", "pip"], "any other conda package would escape the lock"
     pip_section = next(d["pip"] for d in deps if isinstance(d, dict) and "pip" in d)
-    assert pip_section == ["--extra-index-url https://download.pytorch.org/whl/cpu", "-r requirements.txt",
-                           "-c requirements.lock"]
-    assert _lines("binder/requirements.txt") == ["--extra-index-url https://download.pytorch.org/whl/cpu",
-                                                 "-r ../requirements.txt", "-c ../requirements.lock"]
+    assert pip_section == [
+        "--extra-index-url https://download.pytorch.org/whl/cpu",
+        "-r requirements.txt",
+        "-c requirements.lock",
+    ]
+    assert _lines("binder/requirements.txt") == [
+        "--extra-index-url https://download.pytorch.org/whl/cpu",
+        "-r ../requirements.txt",
+        "-c ../requirements.lock",
+    ]
     assert (ROOT / "binder" / "runtime.txt").read_text().strip() == "python-3.11"
     setup = (ROOT / "scripts" / "setup_env.sh").read_text()
     assert '-r "$REQS" -c "$CONSTRAINTS"' in setup and "CONSTRAINTS=requirements.lock" in setup
@@ -103,8 +109,14 @@ def test_lock_staleness_is_detected(tmp_path) -> None:
 
 
 def _setup_commands(*args: str, **env: str) -> list[str]:
-    out = subprocess.run(["bash", "scripts/setup_env.sh", "--print-commands", *args], cwd=ROOT, check=True,
-                         capture_output=True, text=True, env={**os.environ, **env})
+    out = subprocess.run(
+        ["bash", "scripts/setup_env.sh", "--print-commands", *args],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **env},
+    )
     return out.stdout.splitlines()
 
 
@@ -133,33 +145,46 @@ def test_setup_env_gpu_variant_and_in_place_mode() -> None:
 
 def test_make_uses_an_already_complete_environment(tmp_path) -> None:
     """Binder/conda: `make course` must not build a second environment."""
-    explicit = subprocess.run(["make", "-n", "course", "PY=python"], cwd=ROOT, capture_output=True, text=True,
-                              check=True).stdout
+    explicit = subprocess.run(
+        ["make", "-n", "course", "PY=python"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout
     assert "setup_env.sh --python python" in explicit and "python -m helpers.course" in explicit
     # auto-detection: no venv at VENV, the active python is complete -> it is used
     bindir = Path(sys.executable).parent
     env = {**os.environ, "PATH": f"{bindir}:{os.environ['PATH']}"}
     if subprocess.run([sys.executable, "scripts/check_env.py", "--quiet"], cwd=ROOT).returncode != 0:
         pytest.fail("this test environment is not complete (scripts/check_env.py); run make env")
-    auto = subprocess.run(["make", "-n", "course", f"VENV={tmp_path / 'none'}"], cwd=ROOT, env=env,
-                          capture_output=True, text=True, check=True).stdout
+    auto = subprocess.run(
+        ["make", "-n", "course", f"VENV={tmp_path / 'none'}"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     python = shutil.which("python", path=env["PATH"])
     assert f"setup_env.sh --python {python}" in auto and f"{python} -m helpers.course" in auto
     # default with an existing venv: the venv, built by setup_env.sh without --python
     venv = tmp_path / "venv" / "bin"
     venv.mkdir(parents=True)
     (venv / "python").symlink_to(sys.executable)
-    default = subprocess.run(["make", "-n", "course", f"VENV={tmp_path / 'venv'}"], cwd=ROOT,
-                             capture_output=True, text=True, check=True).stdout
+    default = subprocess.run(
+        ["make", "-n", "course", f"VENV={tmp_path / 'venv'}"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout
     assert f"BANDGAP_VENV={tmp_path / 'venv'} bash scripts/setup_env.sh \n" in default
     assert f"{venv / 'python'} -m helpers.course" in default
 
 
 def test_setup_env_in_place_leaves_a_complete_environment_alone() -> None:
     """In place on a complete environment: check_env.py says so and pip is never called."""
-    out = subprocess.run(["bash", "scripts/setup_env.sh", "--python", sys.executable, "--test"], cwd=ROOT,
-                         capture_output=True, text=True, timeout=60,
-                         env={**os.environ, "PIP_NO_INDEX": "1", "PIP_FIND_LINKS": "/nonexistent"})
+    out = subprocess.run(
+        ["bash", "scripts/setup_env.sh", "--python", sys.executable, "--test"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PIP_NO_INDEX": "1", "PIP_FIND_LINKS": "/nonexistent"},
+    )
     assert out.returncode == 0, out.stdout + out.stderr
     assert out.stdout == "" and "pip" not in out.stderr
 

@@ -22,9 +22,22 @@ def _output_in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.mark.parametrize(
     ("symbol", "position"),
-    [("H", (1, 1)), ("He", (1, 18)), ("Cs", (6, 1)), ("Pb", (6, 14)), ("I", (5, 17)), ("Br", (4, 17)),
-     ("Sn", (5, 14)), ("La", (9, 3)), ("Ce", (9, 4)), ("Lu", (9, 17)), ("Ac", (10, 3)), ("Lr", (10, 17)),
-     ("Hf", (6, 4)), ("Og", (7, 18))],
+    [
+        ("H", (1, 1)),
+        ("He", (1, 18)),
+        ("Cs", (6, 1)),
+        ("Pb", (6, 14)),
+        ("I", (5, 17)),
+        ("Br", (4, 17)),
+        ("Sn", (5, 14)),
+        ("La", (9, 3)),
+        ("Ce", (9, 4)),
+        ("Lu", (9, 17)),
+        ("Ac", (10, 3)),
+        ("Lr", (10, 17)),
+        ("Hf", (6, 4)),
+        ("Og", (7, 18)),
+    ],
 )
 def test_ptable_position(symbol: str, position: tuple[int, int]) -> None:
     assert plotting.ptable_position(symbol) == position

@@ -64,7 +64,9 @@ def test_prediction_with_measured_value_in_any_spelling(model: ct.CrabModel, dat
     assert "± " in result.message and "eV" in result.message
 
 
-def test_notes_for_abbreviations_unseen_elements_and_training_examples(model: ct.CrabModel, dataset: pd.DataFrame) -> None:
+def test_notes_for_abbreviations_unseen_elements_and_training_examples(
+    model: ct.CrabModel, dataset: pd.DataFrame
+) -> None:
     train, _, _ = tiny_split()
     p = predictor.Predictor(model, dataset, train_formulas=train["formula"])
     ma = p("MAPbI3")
@@ -95,7 +97,9 @@ def test_dataset_without_the_column_is_refused(model: ct.CrabModel) -> None:
 
 def _calls_input(source: str) -> bool:
     tree = ast.parse(source)
-    return any(isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id == "input" for n in ast.walk(tree))
+    return any(
+        isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id == "input" for n in ast.walk(tree)
+    )
 
 
 def test_no_input_calls_in_notebook_03_or_its_helpers() -> None:
@@ -113,7 +117,9 @@ def test_no_input_calls_in_notebook_03_or_its_helpers() -> None:
 
 # --------------------------------------------------------------------- hostile input (issue 11, defects 6 and 8)
 @pytest.mark.parametrize(
-    "query", [10**5000, float("nan"), b"CsPbI3", ["CsPbI3"], {"formula": "CsPbI3"}], ids=["int", "float", "bytes", "list", "dict"]
+    "query",
+    [10**5000, float("nan"), b"CsPbI3", ["CsPbI3"], {"formula": "CsPbI3"}],
+    ids=["int", "float", "bytes", "list", "dict"],
 )
 def test_non_text_input_is_refused_never_raised(model: ct.CrabModel, query) -> None:
     """``Predictor(...)(10**5000)`` raised ValueError (repr of a 5000-digit int exceeds Python's limit)."""

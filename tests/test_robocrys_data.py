@@ -124,7 +124,9 @@ def test_read_refuses_wrong_n_chars_duplicates_and_columns(tmp_path: Path) -> No
             _write(tmp_path / "b.csv.gz", [["mp-1", "Cs", "Cs is bcc.", 10], ["mp-1", "Cs", "Cs is bcc.", 10]])
         )
     with pytest.raises(ValueError, match="expected columns"):
-        rc.read_robocrys_descriptions(_write(tmp_path / "c.csv.gz", [["mp-1", "Cs", "x"]], ("entry_id", "formula", "text")))
+        rc.read_robocrys_descriptions(
+            _write(tmp_path / "c.csv.gz", [["mp-1", "Cs", "x"]], ("entry_id", "formula", "text"))
+        )
 
 
 def test_join_refuses_unknown_entry_ids_and_formula_mismatches(tmp_path: Path, materials: pd.DataFrame) -> None:
@@ -152,7 +154,9 @@ def test_round_trip_keeps_text_with_commas_quotes_and_unicode(tmp_path: Path, ma
 def test_repair_numpy_reprs() -> None:
     raw = "consists of two GaS sheets oriented in the (np.int64(0), np.int64(-1), np.int64(1)) direction."
     assert rc.repair_numpy_reprs(raw) == "consists of two GaS sheets oriented in the (0, -1, 1) direction."
-    assert rc.repair_numpy_reprs("All Si(1)-Si(1) bond lengths are 2.37 Å.") == "All Si(1)-Si(1) bond lengths are 2.37 Å."
+    assert (
+        rc.repair_numpy_reprs("All Si(1)-Si(1) bond lengths are 2.37 Å.") == "All Si(1)-Si(1) bond lengths are 2.37 Å."
+    )
 
 
 # --------------------------------------------------------------------------- sample rule
@@ -175,7 +179,12 @@ def test_quotas_small_frame_and_bad_arguments() -> None:
     frame = pd.DataFrame(
         {"crystal_system": ["cubic"] * 6 + ["triclinic"] * 2, "band_gap_eV": [0, 0, 0, 1.5, 2.0, 0.3, 0.0, 1.1]}
     )
-    assert rc.stratum_quotas(frame, 4, 1) == {"triclinic/metal": 1, "triclinic/nonmetal": 1, "cubic/metal": 1, "cubic/nonmetal": 1}
+    assert rc.stratum_quotas(frame, 4, 1) == {
+        "triclinic/metal": 1,
+        "triclinic/nonmetal": 1,
+        "cubic/metal": 1,
+        "cubic/nonmetal": 1,
+    }
     assert sum(rc.stratum_quotas(frame, 100, 1).values()) == 8  # capped at the number of rows
     with pytest.raises(ValueError, match="floors"):
         rc.stratum_quotas(frame, 3, 1)
@@ -233,7 +242,18 @@ def test_builder_describes_three_real_structures_end_to_end(tmp_path: Path) -> N
             "build-only environment with robocrys not found (.venv-build/bin/python or BANDGAP_BUILD_PYTHON);"
             " create it with: python3.11 -m venv .venv-build && .venv-build/bin/python -m pip install -r requirements-build.txt"
         )
-    command = [str(python), str(SCRIPT), "--limit", "3", "--jobs", "2", "--cache", str(tmp_path / "cache.jsonl"), "--output-dir", str(tmp_path)]
+    command = [
+        str(python),
+        str(SCRIPT),
+        "--limit",
+        "3",
+        "--jobs",
+        "2",
+        "--cache",
+        str(tmp_path / "cache.jsonl"),
+        "--output-dir",
+        str(tmp_path),
+    ]
     sdist = config.REPO_ROOT / "output" / "robocrys_build" / "matminer-0.3.9.tar.gz"
     if sdist.is_file():  # skip the pip download when a previous build left the sdist
         command += ["--matminer-sdist", str(sdist)]

@@ -83,17 +83,24 @@ def test_export_has_expected_slide_count_and_no_cdn(tmp_path: Path) -> None:
     assert expected == {"slides": 8, "subslides": 3}
     assert slides.html_slide_count(html) == expected
     assert slides.external_urls(html) == []
-    for local in ("_static/reveal.js/dist/reveal.js", "_static/requirejs/require.js", "_static/mathjax/MathJax.js",
-                  "_static/jquery/dist/jquery.min.js", "_static/reveal.js/plugin/notes/notes.js"):
+    for local in (
+        "_static/reveal.js/dist/reveal.js",
+        "_static/requirejs/require.js",
+        "_static/mathjax/MathJax.js",
+        "_static/jquery/dist/jquery.min.js",
+        "_static/reveal.js/plugin/notes/notes.js",
+    ):
         assert local in html, local
     assert f"dist/theme/{slides.THEME}.css" in html
     assert "Exercise 1 (easy)" in html and "mermaid" not in html.lower().split("<body", 1)[0]
 
 
 def test_external_urls_detects_cdn_assets() -> None:
-    html = ('<script src="https://unpkg.com/reveal.js@4.0.2/dist/reveal.js"></script>'
-            '<link rel="stylesheet" href="//cdn.example/x.css"><a href="https://nomad-lab.eu">NOMAD</a>'
-            "<script type=module>import mermaid from 'https://cdn.example/m.mjs';</script>")
+    html = (
+        '<script src="https://unpkg.com/reveal.js@4.0.2/dist/reveal.js"></script>'
+        '<link rel="stylesheet" href="//cdn.example/x.css"><a href="https://nomad-lab.eu">NOMAD</a>'
+        "<script type=module>import mermaid from 'https://cdn.example/m.mjs';</script>"
+    )
     found = slides.external_urls(html)
     assert len(found) == 3 and not any("nomad-lab" in f for f in found)
 

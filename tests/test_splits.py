@@ -24,8 +24,28 @@ def _table() -> pd.DataFrame:
     for pattern, n in families.items():
         for k in range(n):
             x = (k + 1) / (n + 1)
-            rows.append(pattern.format(a=1, b=round(3 * (1 - x), 3), c=round(3 * x, 3)).replace("(", "").replace(")", ""))
-    rows += ["CsPbI3", "CsPbBr3", "CsSnI3", "RbPbI3", "KPbI3", "AgBiI4", "Ag2BiI5", "Cs3Bi2I9", "Cs3Sb2I9", "Cs2AgBiBr6", "MAPbI3", "FAPbI3", "CsPbCl3", "KSnI3", "CsGeI3", "BaZrS3", "CaTiO3"]
+            rows.append(
+                pattern.format(a=1, b=round(3 * (1 - x), 3), c=round(3 * x, 3)).replace("(", "").replace(")", "")
+            )
+    rows += [
+        "CsPbI3",
+        "CsPbBr3",
+        "CsSnI3",
+        "RbPbI3",
+        "KPbI3",
+        "AgBiI4",
+        "Ag2BiI5",
+        "Cs3Bi2I9",
+        "Cs3Sb2I9",
+        "Cs2AgBiBr6",
+        "MAPbI3",
+        "FAPbI3",
+        "CsPbCl3",
+        "KSnI3",
+        "CsGeI3",
+        "BaZrS3",
+        "CaTiO3",
+    ]
     df = pd.DataFrame({"formula": rows})
     df["target"] = [1.0 + 0.01 * i for i in range(len(df))]
     return df

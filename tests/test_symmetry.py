@@ -59,7 +59,6 @@ def test_space_group_symbols_use_mp_short_notation() -> None:
         sym.space_group_symbol(0)
 
 
-
 def test_compute_space_group_number_of_rocksalt() -> None:
     nacl = Structure.from_spacegroup("Fm-3m", Lattice.cubic(5.64), ["Na", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]])
     assert sym.compute_space_group_number(nacl) == 225

@@ -36,9 +36,7 @@ import pytest
 import _ui_notebook as ui
 from _crab_fixtures import tiny_model, tiny_split
 
-pytestmark = pytest.mark.skipif(
-    ui.skip_requested(), reason=f"{ui.SKIP_ENV} is set: browser tests skipped on request"
-)
+pytestmark = pytest.mark.skipif(ui.skip_requested(), reason=f"{ui.SKIP_ENV} is set: browser tests skipped on request")
 
 #: Time for starting JupyterLab + Chromium, opening the notebook and running it (typically ~15 s).
 SETUP_BUDGET_S = 60.0
@@ -85,9 +83,9 @@ def _course_folder(root: Path) -> tuple[Path, dict]:
     """Tiny trained model (safetensors), dataset CSV and the widget notebook."""
     model = tiny_model(seed=0)
     train, val, test = tiny_split()
-    dataset = pd.concat(
-        [train.assign(split="train"), val.assign(split="val"), test.assign(split="test")]
-    ).assign(n_entries=3)
+    dataset = pd.concat([train.assign(split="train"), val.assign(split="val"), test.assign(split="test")]).assign(
+        n_entries=3
+    )
     folder = root / "course"
     folder.mkdir()
     ui.write_predictor_notebook(folder, model, dataset)
@@ -439,15 +437,21 @@ def test_slide_deck_offline_in_headless_chromium(tmp_path: Path, playwright_driv
     log: dict[str, list] = {"offhost": [], "failed": [], "pageerror": []}
     try:
         browser = pw.chromium.launch_persistent_context(
-            str(tmp_path / "profile"), executable_path=chromium, headless=True, args=ui.chromium_args(),
+            str(tmp_path / "profile"),
+            executable_path=chromium,
+            headless=True,
+            args=ui.chromium_args(),
             env={**os.environ, **ui.isolated_home_env(tmp_path / "browser-home")},
-            viewport={"width": 1280, "height": 800}, timeout=budget.ms(30),
+            viewport={"width": 1280, "height": 800},
+            timeout=budget.ms(30),
         )
         page = browser.pages[0] if browser.pages else browser.new_page()
         page.on("pageerror", lambda e: log["pageerror"].append(str(e)))
         page.on("requestfailed", lambda r: log["failed"].append(r.url))
         page.on("response", lambda r: r.status >= 400 and log["failed"].append(f"{r.status} {r.url}"))
-        page.on("request", lambda r: urlparse(r.url).hostname not in (ui.LOOPBACK, None) and log["offhost"].append(r.url))
+        page.on(
+            "request", lambda r: urlparse(r.url).hostname not in (ui.LOOPBACK, None) and log["offhost"].append(r.url)
+        )
         page.goto(f"http://{ui.LOOPBACK}:{server.server_port}/{deck.name}", wait_until="load", timeout=budget.ms(30))
         # nbconvert loads reveal.js through RequireJS (an AMD module, no window.Reveal global)
         reveal = "require.s.contexts._.defined['_static/reveal.js/dist/reveal.js']"
@@ -460,7 +464,8 @@ def test_slide_deck_offline_in_headless_chromium(tmp_path: Path, playwright_driv
         page.keyboard.press("ArrowRight")  # '1 · Joules and electronvolts': inline math
         assert page.evaluate(f"() => {reveal}.getIndices().h") == 2
         page.wait_for_function(
-            "() => document.querySelectorAll('.reveal section.present .MathJax_CHTML').length > 0", timeout=budget.ms(30)
+            "() => document.querySelectorAll('.reveal section.present .MathJax_CHTML').length > 0",
+            timeout=budget.ms(30),
         )
         title = page.locator(".reveal section.present h2").first.inner_text(timeout=budget.ms(5))
         assert "joules and electronvolts" in title.lower()  # the white theme shows headings in capitals
