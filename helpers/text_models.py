@@ -521,6 +521,53 @@ def load_regressor(folder: str | Path, attn_implementation: str | None = None) -
     return model.eval(), tf.AutoTokenizer.from_pretrained(folder), cfg
 
 
+#: Where notebook 04 saves its fine-tuned text models (git-ignored); ``BANDGAP_MODELS_DIR`` overrides.
+MODELS_SUBDIR = "text"
+
+
+def models_dir() -> Path:
+    """Folder of the saved text regressors: ``<repo>/models/text`` (``BANDGAP_MODELS_DIR``/text if set)."""
+    root = os.environ.get("BANDGAP_MODELS_DIR", "").strip()
+    base = Path(root).expanduser() if root else config.REPO_ROOT / "models"
+    return (base / MODELS_SUBDIR).resolve()
+
+
+def checkpoint_name(encoder: str, fmt: str, regime: str) -> str:
+    """Canonical name of a saved text model, e.g. ``bandgap-roberta-tiny_structured_full``.
+
+    ``encoder`` is a :func:`load_encoder` name (a path keeps only its last part);
+    ``fmt`` a description format, ``regime`` ``full`` or ``frozen``.
+    """
+    if fmt not in TextConfig._CHOICES["format"]:
+        raise ValueError(f"format must be one of {TextConfig._CHOICES['format']}, got {fmt!r}")
+    if regime not in TextConfig._CHOICES["regime"]:
+        raise ValueError(f"regime must be one of {TextConfig._CHOICES['regime']}, got {regime!r}")
+    return f"{Path(encoder).name}_{fmt}_{regime}"
+
+
+#: The model notebook 05 analyses: the shipped RoBERTa fine-tuned on structured text.
+DEFAULT_CHECKPOINT = checkpoint_name(SHIPPED_NAME, "structured", "full")
+
+
+def default_checkpoint(name: str = DEFAULT_CHECKPOINT) -> Path:
+    """Folder where notebook 04 saves the text model ``name`` (read it with :func:`load_regressor`).
+
+    Names come from :func:`checkpoint_name`; notebook 04 saves at least
+    :data:`DEFAULT_CHECKPOINT` (``bandgap-roberta-tiny_structured_full``) and
+    ``bandgap-roberta-tiny_structured_frozen``, plus ``split.json`` (the seeded
+    split by formula, entry ids per side) in :func:`models_dir`.
+    """
+    if not name or "/" in name or name.startswith("."):
+        raise ValueError(f"checkpoint name must be a plain folder name, got {name!r}")
+    return models_dir() / name
+
+
+def saved_checkpoints() -> list[str]:
+    """Names of the text models saved so far (folders in :func:`models_dir` with ``regressor.json``)."""
+    folder = models_dir()
+    return sorted(p.name for p in folder.iterdir() if (p / "regressor.json").is_file()) if folder.is_dir() else []
+
+
 @lru_cache(maxsize=1)
 def shipped_manifest() -> dict[str, Any]:
     """The shipped model's ``manifest.json`` (corpus size and hash, excluded test formulas)."""

@@ -231,3 +231,23 @@ def test_minilm_tokenizer_lowercases_element_symbols():
     tokenizer = AutoTokenizer.from_pretrained(tm.minilm_path())
     pieces = tm.show_tokens(tokenizer, "GaAs InP")
     assert all(p == p.lower() for p in pieces) and "in" in pieces  # In (indium) becomes the word "in"
+
+
+def test_default_checkpoint_names_and_folder(monkeypatch, tmp_path):
+    assert tm.checkpoint_name("bandgap-roberta-tiny", "structured", "full") == "bandgap-roberta-tiny_structured_full"
+    assert tm.checkpoint_name("/some/where/minilm", "composition", "frozen") == "minilm_composition_frozen"
+    with pytest.raises(ValueError, match="regime"):
+        tm.checkpoint_name("minilm", "structured", "half")
+    with pytest.raises(ValueError, match="format"):
+        tm.checkpoint_name("minilm", "poem", "full")
+    assert tm.default_checkpoint() == tm.models_dir() / "bandgap-roberta-tiny_structured_full"
+    monkeypatch.delenv("BANDGAP_MODELS_DIR", raising=False)
+    assert tm.models_dir() == (tm.config.REPO_ROOT / "models" / "text").resolve()
+    monkeypatch.setenv("BANDGAP_MODELS_DIR", str(tmp_path))
+    assert tm.default_checkpoint("x") == tmp_path.resolve() / "text" / "x"
+    assert tm.saved_checkpoints() == []
+    (tmp_path / "text" / "x").mkdir(parents=True)
+    (tmp_path / "text" / "x" / "regressor.json").write_text("{}")
+    assert tm.saved_checkpoints() == ["x"]
+    with pytest.raises(ValueError, match="plain folder"):
+        tm.default_checkpoint("../escape")
