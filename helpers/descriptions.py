@@ -189,6 +189,37 @@ def _feature_values(row: Mapping[str, Any], with_structure: bool) -> dict[str, A
     return values
 
 
+def numeric_features(rows: Any, with_structure: bool = True) -> "pd.DataFrame":
+    """The numbers a description writes, as a table (one row per material, same index).
+
+    Columns: ``n_elements``, ``en_mean``, ``en_spread`` (Pauling), ``valence_per_atom``,
+    the atomic fraction of every element present (``frac_<El>``), and with structure
+    ``space_group_number``, ``atoms_per_cell``, ``volume_per_atom_A3`` (A^3),
+    ``density_g_cm3`` (g/cm^3) and one-hot ``crystal_system_<name>``. Missing values
+    stay NaN (a random forest needs them filled: the caller decides how). This is what a
+    random forest gets when it is compared with a text model on the same information.
+    """
+    import pandas as pd
+
+    out = []
+    for _, row in rows.iterrows():
+        v = _feature_values(row, with_structure)
+        rec: dict[str, Any] = {"n_elements": v["number of elements"], "en_mean": v.get("mean electronegativity", np.nan),
+                               "en_spread": v.get("electronegativity spread", np.nan), "valence_per_atom": v["valence electrons per atom"]}
+        rec.update({f"frac_{el}": frac for el, frac in v["elements"].items()})
+        if with_structure:
+            sg = v.get("space group", (None, None))[1]
+            rec.update({"space_group_number": np.nan if sg is None else sg, "atoms_per_cell": v.get("atoms per cell", np.nan),
+                        "volume_per_atom_A3": v.get("volume per atom", np.nan), "density_g_cm3": v.get("density", np.nan)})
+            if "crystal system" in v:
+                rec[f"crystal_system_{v['crystal system']}"] = 1.0
+        out.append(rec)
+    table = pd.DataFrame(out, index=rows.index)
+    onehot = [c for c in table.columns if c.startswith(("frac_", "crystal_system_"))]
+    table[onehot] = table[onehot].fillna(0.0)
+    return table
+
+
 def _structured_value(feature: str, value: Any) -> str:
     if feature == "elements":
         return ", ".join(f"{el} {f:.3f}" for el, f in value.items())

@@ -483,6 +483,78 @@ def train_regressor(model: TextRegressor, tokenizer: Any, train_texts: Sequence[
     return result
 
 
+@torch.no_grad()
+def embed_texts(model: TextRegressor, tokenizer: Any, texts: Sequence[str] | Encoded, max_length: int = 128,
+                batch_size: int = 64, device: str | None = None) -> torch.Tensor:
+    """Pooled encoder vectors, shape (n, hidden), in the model's pooling (encoder in eval mode)."""
+    enc = texts if isinstance(texts, Encoded) else encode_texts(tokenizer, texts, max_length)
+    device = device or next(model.parameters()).device.type
+    model.encoder.eval()
+    out = [model.pooled(**_batch(enc.input_ids[i : i + batch_size], tokenizer.pad_token_id, device))
+           for i in range(0, len(enc.input_ids), batch_size)]
+    return torch.cat(out)
+
+
+def train_frozen_head(model: TextRegressor, tokenizer: Any, train_texts: Sequence[str], train_y: Sequence[float],
+                      val_texts: Sequence[str], val_y: Sequence[float], cfg: TextConfig, progress: bool = True) -> FitResult:
+    """The frozen regime of :func:`train_regressor`, fast: the encoder runs once per text, not once per epoch.
+
+    A frozen encoder (eval mode, no gradient) maps each text to the same pooled vector
+    every epoch, so the vectors are computed once and only the head trains on them, with
+    the same loss, optimiser, schedule and best-validation checkpoint. ``cfg.regime``
+    must be ``"frozen"``. ``wall_s`` includes computing the vectors.
+    """
+    if cfg.regime != "frozen":
+        raise ValueError(f"train_frozen_head needs regime 'frozen', got {cfg.regime!r}")
+    tf = _transformers()
+    device, threads = choose_device(cfg)
+    config.seed_everything(cfg.seed)
+    start = time.perf_counter()
+    train, val = encode_texts(tokenizer, train_texts, cfg.max_length), encode_texts(tokenizer, val_texts, cfg.max_length)
+    y_train, y_val = np.asarray(train_y, dtype=np.float32), np.asarray(val_y, dtype=np.float32)
+    model.set_target_scale(y_train)
+    model.freeze_encoder(True)
+    model.to(device)
+    result = FitResult(device=device, threads=threads, n_truncated=train.n_truncated + val.n_truncated,
+                       trainable_params=sum(p.numel() for p in model.parameters() if p.requires_grad))
+    if result.n_truncated:
+        print(f"truncation: {train.describe()}; {val.describe()}")
+    print(f"frozen encoder on {device} ({threads} CPU thread{'s' if threads > 1 else ''}): embedding "
+          f"{len(y_train) + len(y_val)} texts once, then training the head ({result.trainable_params:,} parameters), {cfg.epochs} epochs")
+    x_train, x_val = embed_texts(model, tokenizer, train, device=device), embed_texts(model, tokenizer, val, device=device)
+    optimizer = torch.optim.AdamW(model.head.parameters(), lr=cfg.lr_head, weight_decay=cfg.weight_decay)
+    steps_per_epoch = math.ceil(len(y_train) / cfg.batch_size)
+    total = cfg.epochs * steps_per_epoch
+    scheduler = tf.get_scheduler(cfg.scheduler, optimizer, int(cfg.warmup_ratio * total), total)
+    loss_fn = nn.L1Loss() if cfg.loss == "l1" else nn.MSELoss()
+    target_all = (torch.as_tensor(y_train, device=device) - model.y_mean) / model.y_std
+    rng, best_state = np.random.default_rng(cfg.seed), None
+    for epoch in range(1, cfg.epochs + 1):
+        model.head.train()
+        order, losses = rng.permutation(len(y_train)), []
+        for i in range(0, len(order), cfg.batch_size):
+            idx = torch.as_tensor(order[i : i + cfg.batch_size])
+            loss = loss_fn(model.head(x_train[idx]).squeeze(-1), target_all[idx])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            losses.append(loss.item())
+        model.head.eval()
+        with torch.no_grad():
+            pred = (model.head(x_val).squeeze(-1) * model.y_std + model.y_mean).cpu().numpy()
+        val_mae = float(np.mean(np.abs(pred - y_val)))
+        result.history.append({"epoch": epoch, "train_loss": float(np.mean(losses)), "val_mae_eV": val_mae})
+        if val_mae < result.best_val_mae:
+            result.best_val_mae, result.best_epoch = val_mae, epoch
+            best_state = copy.deepcopy(model.head.state_dict())
+    model.head.load_state_dict(best_state)
+    result.wall_s = time.perf_counter() - start
+    if progress:
+        print(f"best validation MAE {result.best_val_mae:.3f} eV at epoch {result.best_epoch} of {cfg.epochs} ({result.wall_s:.0f} s)")
+    return result
+
+
 # --------------------------------------------------------------------------- save / load
 
 

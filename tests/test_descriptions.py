@@ -138,3 +138,23 @@ def test_token_categories_from_offsets():
     offsets = [(0, 0), (0, 7), (i - 1, i + 5), (d.spans[0].end, d.spans[0].end + 1), (0, 0)]
     assert token_categories(d, offsets) == [None, "composition", "symmetry", None, None]
     assert not math.isnan(len(d.text))
+
+
+def test_numeric_features_are_the_numbers_of_the_text():
+    import numpy as np
+    import pandas as pd
+
+    from helpers.descriptions import numeric_features
+
+    rows = pd.DataFrame([
+        {"formula_reduced": "GaAs", "crystal_system": "cubic", "space_group_symbol": "F-43m", "space_group_number": 216, "n_sites": 2, "volume_A3": 47.0},
+        {"formula_reduced": "Pd", "crystal_system": None, "space_group_symbol": None, "space_group_number": None, "n_sites": None, "volume_A3": None},
+    ], index=[10, 11])
+    table = numeric_features(rows)
+    assert list(table.index) == [10, 11]
+    assert table.loc[10, "frac_Ga"] == 0.5 and table.loc[11, "frac_Ga"] == 0.0 and table.loc[11, "frac_Pd"] == 1.0
+    assert table.loc[10, "space_group_number"] == 216 and table.loc[10, "volume_per_atom_A3"] == pytest.approx(23.5)
+    assert table.loc[10, "crystal_system_cubic"] == 1.0 and table.loc[11, "crystal_system_cubic"] == 0.0
+    assert np.isnan(table.loc[11, "atoms_per_cell"])  # missing stays missing
+    comp = numeric_features(rows, with_structure=False)
+    assert "space_group_number" not in comp and "n_elements" in comp

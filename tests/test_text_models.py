@@ -251,3 +251,21 @@ def test_default_checkpoint_names_and_folder(monkeypatch, tmp_path):
     assert tm.saved_checkpoints() == ["x"]
     with pytest.raises(ValueError, match="plain folder"):
         tm.default_checkpoint("../escape")
+
+
+def test_train_frozen_head_matches_the_frozen_regime(tiny, data):
+    encoder, tokenizer = tiny
+    texts, y = data
+    model = tm.TextRegressor(encoder, head_hidden=16)
+    before_enc = {k: v.clone() for k, v in model.encoder.state_dict().items()}
+    with pytest.raises(ValueError, match="regime 'frozen'"):
+        tm.train_frozen_head(model, tokenizer, texts[:64], y[:64], texts[64:], y[64:], _cfg(epochs=2))
+    fit = tm.train_frozen_head(model, tokenizer, texts[:64], y[:64], texts[64:], y[64:], _cfg(regime="frozen", epochs=30), progress=False)
+    assert fit.history[-1]["train_loss"] < fit.history[0]["train_loss"]
+    assert fit.best_val_mae == min(h["val_mae_eV"] for h in fit.history)
+    assert model.encoder_frozen and all(torch.equal(before_enc[k], v) for k, v in model.encoder.state_dict().items())
+    assert fit.trainable_params == sum(p.numel() for p in model.head.parameters())
+    # the head trained on cached vectors predicts the same through the whole model
+    pred = tm.predict(model, tokenizer, texts[64:], 128)
+    assert float(np.mean(np.abs(pred - np.asarray(y[64:])))) == pytest.approx(fit.best_val_mae, abs=1e-5)
+    assert tm.embed_texts(model, tokenizer, texts[:3], 128).shape == (3, encoder.config.hidden_size)
