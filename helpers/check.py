@@ -36,7 +36,8 @@ from __future__ import annotations
 
 import html
 import math
-from collections.abc import Callable, Iterable, Mapping
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,6 +57,9 @@ __all__ = [
     "ex_03_metrics",
     "ex_03_leakage",
     "ex_03_coverage",
+    "ex_04_template",
+    "ex_04_truncated",
+    "ex_04_freeze",
     "QuizQuestion",
     "QUIZ",
     "quiz",
@@ -544,6 +548,76 @@ def ex_03_coverage(answer: Any, rows: pd.DataFrame) -> str:
     raise _NotYet(f"got {got[0]:.4f} and {got[1]:.4f}, expected other fractions.", "np.mean(np.abs(pred - true) <= k * sigma) for k = 1, 2.")
 
 
+# --------------------------------------------------------------------------- notebook 04
+#: Rows a description template is tried on: full structure, and a row with missing structure fields.
+TEMPLATE_ROWS: list[dict[str, Any]] = [
+    {"formula_reduced": "GaAs", "crystal_system": "cubic", "space_group_symbol": "F-43m", "space_group_number": 216,
+     "n_sites": 2, "volume_A3": 47.05, "band_gap_eV": 0.19},
+    {"formula_reduced": "ZnO", "crystal_system": "hexagonal", "space_group_symbol": "P6_3mc", "space_group_number": 186,
+     "n_sites": 4, "volume_A3": 49.5, "band_gap_eV": 0.73},
+    {"formula_reduced": "Fe17Nd2", "crystal_system": None, "space_group_symbol": None, "space_group_number": float("nan"),
+     "n_sites": None, "volume_A3": float("nan"), "band_gap_eV": 0.0},
+]
+
+
+@_exercise("ex_04_template", "easy", "write a description template row -> text")
+def ex_04_template(fn: Callable[[Mapping[str, Any]], str]) -> str:
+    """Check ``fn(row) -> str`` on :data:`TEMPLATE_ROWS`: the formula and the crystal system and
+    space-group number when present; never ``nan``/``None``; never the band gap (the answer)."""
+    for row in TEMPLATE_ROWS:
+        text = _call(fn, dict(row))
+        if not isinstance(text, str) or not text.strip():
+            raise _NotYet(f"{row['formula_reduced']}: expected a non-empty string, got {text!r}.", "return an f-string.")
+        low = text.lower()
+        if re.search(r"\b(nan|none)\b", low):
+            raise _NotYet(f"{row['formula_reduced']}: your text writes a missing value: {text!r}.", "leave a feature out when its value is missing (pd.isna).")
+        if row["formula_reduced"] not in text:
+            raise _NotYet(f"{row['formula_reduced']}: the formula is missing from {text!r}.", "start with f\"formula: {row['formula_reduced']}\".")
+        if row["crystal_system"] and row["crystal_system"] not in text:
+            raise _NotYet(f"{row['formula_reduced']}: the crystal system is missing from {text!r}.", "add f\"crystal system: {row['crystal_system']}\".")
+        if row["crystal_system"] and str(row["space_group_number"]) not in text:
+            raise _NotYet(f"{row['formula_reduced']}: the space-group number is missing from {text!r}.", "add the space-group number (an int).")
+        if row["band_gap_eV"] and f"{row['band_gap_eV']}" in text:
+            raise _NotYet(f"{row['formula_reduced']}: the band gap is in the text -- the model would read the answer.", "never write band_gap_eV.")
+    return f"e.g. {fn(dict(TEMPLATE_ROWS[0]))!r}."
+
+
+@_exercise("ex_04_truncated", "easy", "count the descriptions longer than the model's maximum length")
+def ex_04_truncated(answer: Any, tokenizer: Any, texts: Sequence[str], max_length: int) -> str:
+    """Check the number of ``texts`` longer than ``max_length`` tokens (special tokens included)."""
+    lengths = [len(ids) for ids in tokenizer(list(texts), add_special_tokens=True)["input_ids"]]
+    want = sum(n > max_length for n in lengths)
+    got = _number(answer, "the count")
+    if got == want:
+        return f"{want} of {len(texts)} texts are cut at {max_length} tokens; the model never reads their end."
+    if got == sum(n - 2 > max_length for n in lengths) or got == sum(n >= max_length for n in lengths):
+        raise _NotYet(f"got {got:g}, close: expected {want}.", "count tokens with add_special_tokens=True and use '>' (a text of exactly max_length fits).")
+    if 0 < got < 1:
+        raise _NotYet(f"got a fraction {got:g}; expected a count.", "sum the booleans instead of averaging them.")
+    raise _NotYet(f"got {got:g}, expected another count.", "len(tokenizer(text)['input_ids']) > max_length for each text.")
+
+
+@_exercise("ex_04_freeze", "medium", "freeze an encoder so only the regression head trains")
+def ex_04_freeze(fn: Callable[[Any], Any]) -> str:
+    """Check ``fn(model)`` on a small :class:`helpers.text_models.TextRegressor`: afterwards no encoder
+    parameter requires a gradient and every head parameter still does."""
+    import torch
+
+    from helpers import text_models as tm
+
+    torch.manual_seed(0)
+    model = tm.TextRegressor(tm.tiny_roberta(vocab_size=40, hidden=16, layers=2, heads=2, max_length=30, masked_lm=False), head_hidden=8)
+    _call(fn, model)
+    enc = [p.requires_grad for p in model.encoder.parameters()]
+    head = [p.requires_grad for p in model.head.parameters()]
+    if not all(head):
+        raise _NotYet("some head parameters are frozen too: nothing would learn.", "loop over model.encoder.parameters() only.")
+    if any(enc):
+        raise _NotYet(f"{sum(enc)} of {len(enc)} encoder tensors still require a gradient.", "p.requires_grad_(False) for every p in model.encoder.parameters().")
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return f"only the head trains: {trainable:,} of {sum(p.numel() for p in model.parameters()):,} parameters."
+
+
 # --------------------------------------------------------------------------- quiz
 @dataclass(frozen=True)
 class QuizQuestion:
@@ -653,6 +727,36 @@ QUIZ: dict[str, QuizQuestion] = {
             "a": "1 - exp(-√2) = 0.757 for a Laplace distribution (68 % for a Gaussian).",
             "b": "50 % within ±σ would mean σ is too large for Laplace errors.",
             "c": "σ is a spread, not a bound.",
+        },
+    ),
+    "04.1": QuizQuestion(
+        "A frozen encoder + head reaches almost the validation MAE of full fine-tuning. What does that tell you?",
+        {"a": "fine-tuning is broken", "b": "the pooled vectors already carry most of what the head needs", "c": "the head is too big"},
+        "b",
+        {
+            "a": "Both runs use the same loop; only which parameters get gradients differs.",
+            "b": "Yeh et al. saw the same with roberta-base: the encoder's features are usable as they are, and training only the head is far cheaper.",
+            "c": "The head has ~17k parameters; its size is not what the comparison measures.",
+        },
+    ),
+    "04.2": QuizQuestion(
+        "The uncased MiniLM tokenizer turns 'In' (indium) and 'As' (arsenic) into ...",
+        {"a": "element tokens", "b": "the English words 'in' and 'as'", "c": "unknown tokens"},
+        "b",
+        {
+            "a": "An uncased vocabulary has no capital letters, so the element symbol is lost.",
+            "b": "Lower-casing makes them the common words -- a reason chemistry text needs a cased tokenizer.",
+            "c": "They are very common words, so they are in the vocabulary.",
+        },
+    ),
+    "04.3": QuizQuestion(
+        "Where do you choose the number of epochs and the learning rate?",
+        {"a": "on the test split", "b": "on the validation split", "c": "on the training split"},
+        "b",
+        {
+            "a": "The test split is scored once, at the end; choosing on it makes its MAE optimistic.",
+            "b": "The loop keeps the epoch with the lowest validation MAE; settings are compared on validation too.",
+            "c": "The training loss always falls; it cannot tell you when the model starts to overfit.",
         },
     ),
 }

@@ -402,3 +402,41 @@ def learning_curve_plot(histories: Mapping[str, Sequence[Mapping[str, float]]], 
     ax.set_title(title or "learning curves")
     ax.legend(fontsize="small")
     return fig
+
+
+def paired_bootstrap_mae_delta(
+    y_true: Sequence[float], pred_a: Sequence[float], pred_b: Sequence[float], n_boot: int = 2000, confidence: float = 0.95, seed: int = 0
+) -> tuple[float, float, float]:
+    """MAE(a) - MAE(b) in eV with a paired percentile bootstrap interval ``(delta, low, high)``.
+
+    Both models are scored on the *same* resampled materials each time, so the
+    interval measures whether a beats b on these materials (negative: a is better).
+    """
+    t = np.asarray(y_true, dtype=float)
+    a, b = np.asarray(pred_a, dtype=float), np.asarray(pred_b, dtype=float)
+    if not t.shape == a.shape == b.shape:
+        raise ValueError(f"y_true, pred_a and pred_b differ in shape: {t.shape}, {a.shape}, {b.shape}")
+    if t.size == 0:
+        raise ValueError("no values to score")
+    diff = np.abs(a - t) - np.abs(b - t)
+    idx = np.random.default_rng(seed).integers(0, diff.size, size=(n_boot, diff.size))
+    deltas = diff[idx].mean(axis=1)
+    alpha = (1.0 - confidence) / 2.0
+    low, high = np.quantile(deltas, [alpha, 1.0 - alpha])
+    return float(diff.mean()), float(low), float(high)
+
+
+def scores_table(y_true: Sequence[float], predictions: Mapping[str, Sequence[float]], info: Mapping[str, Mapping[str, Any]] | None = None,
+                 n_boot: int = 2000, seed: int = 0, decimals: int = 3) -> pd.DataFrame:
+    """One row per model: MAE (eV) with its 95 % bootstrap interval, RMSE (eV), R^2, then ``info[name]`` columns.
+
+    Sorted by MAE. Every model is scored on the same ``y_true`` (one split, one part).
+    """
+    rows = []
+    for name, pred in predictions.items():
+        m = regression_metrics(y_true, pred)
+        lo, hi = bootstrap_mae_ci(y_true, pred, n_boot=n_boot, seed=seed)
+        rows.append({"model": name, "MAE_eV": m["MAE_eV"], "MAE 95% CI (eV)": f"{lo:.{decimals}f}-{hi:.{decimals}f}",
+                     "RMSE_eV": m["RMSE_eV"], "R2": m["R2"], **dict((info or {}).get(name, {}))})
+    table = pd.DataFrame(rows).sort_values("MAE_eV").set_index("model")
+    return table.round({"MAE_eV": decimals, "RMSE_eV": decimals, "R2": decimals})

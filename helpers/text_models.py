@@ -555,6 +555,45 @@ def train_frozen_head(model: TextRegressor, tokenizer: Any, train_texts: Sequenc
     return result
 
 
+@dataclass
+class TextRun:
+    """One text model trained and applied: what the results table of notebook 04 needs."""
+
+    encoder: str
+    format: str
+    regime: str
+    params: int
+    fit: FitResult
+    predictions: dict[str, np.ndarray]
+    n_train: int
+    checkpoint: Path | None = None
+
+    def row(self) -> dict[str, Any]:
+        """Table row: encoder, format, regime, parameters, training time (s), best validation MAE (eV)."""
+        return {"encoder": self.encoder, "format": self.format, "regime": self.regime, "params": self.params,
+                "trainable_params": self.fit.trainable_params, "n_train": self.n_train, "wall_s": round(self.fit.wall_s, 1),
+                "best_epoch": self.fit.best_epoch, "val_MAE_eV": round(self.fit.best_val_mae, 4)}
+
+
+def fit_text_model(encoder_name: str, texts: dict[str, Sequence[str]], y: dict[str, Sequence[float]], cfg: TextConfig,
+                   save_as: str | None = None, progress: bool = True, extra: dict | None = None) -> TextRun:
+    """Load ``encoder_name``, train a head (full: :func:`train_regressor`; frozen: :func:`train_frozen_head`)
+    on ``texts["train"]``/``y["train"]`` choosing the epoch on ``"val"``, predict every part (eV).
+
+    ``save_as``: a :func:`checkpoint_name`; the model is saved in :func:`default_checkpoint` (safetensors).
+    """
+    enc = load_encoder(encoder_name)
+    model = build_regressor(enc, cfg)
+    train = train_frozen_head if cfg.regime == "frozen" else train_regressor
+    fit = train(model, enc.tokenizer, texts["train"], y["train"], texts["val"], y["val"], cfg, progress=progress)
+    preds = {part: predict(model, enc.tokenizer, t, cfg.max_length) for part, t in texts.items()}
+    run = TextRun(Path(encoder_name).name, cfg.format, cfg.regime, enc.n_params, fit, preds, len(texts["train"]))
+    if save_as:
+        meta = {"encoder": encoder_name, "source": enc.source, "fit": asdict(fit), **(extra or {})}
+        run.checkpoint = save_regressor(model, enc.tokenizer, default_checkpoint(save_as), cfg, extra=meta)
+    return run
+
+
 # --------------------------------------------------------------------------- save / load
 
 

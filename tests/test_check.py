@@ -312,3 +312,45 @@ def test_verdict_displays_nothing_extra_in_ipython() -> None:
     verdict = check.Verdict(ok=True, exercise="x", message="m")
     assert verdict._ipython_display_() is None
     assert verdict == True and verdict != False  # noqa: E712
+
+
+# --------------------------------------------------------------------------- notebook 04
+
+
+def _template_ok(row):
+    parts = [f"formula: {row['formula_reduced']}"]
+    if isinstance(row.get("crystal_system"), str):
+        parts += [f"crystal system: {row['crystal_system']}", f"space group number: {int(row['space_group_number'])}"]
+    return "; ".join(parts)
+
+
+def test_ex_04_template(capsys) -> None:
+    assert_ok(check.ex_04_template(_template_ok), capsys)
+    assert_not_yet(check.ex_04_template(lambda r: f"formula: {r['formula_reduced']}; crystal system: {r['crystal_system']}; number {r['space_group_number']}"), capsys, "missing value")
+    assert_not_yet(check.ex_04_template(lambda r: _template_ok(r) + f"; gap {r['band_gap_eV']}"), capsys, "band gap")
+    assert_not_yet(check.ex_04_template(lambda r: f"formula: {r['formula_reduced']}"), capsys, "crystal system")
+    assert_not_yet(check.ex_04_template(lambda r: ""), capsys, "non-empty")
+
+
+def test_ex_04_truncated_and_freeze(capsys) -> None:
+    from helpers import text_models as tm
+
+    tok = tm.load_encoder(tm.SHIPPED_NAME, verbose=False).tokenizer
+    texts = ["formula: GaAs", "formula: GaAs; " * 20, "crystal system: cubic; " * 30]
+    lengths = [len(x) for x in tok(texts)["input_ids"]]
+    want = sum(n > 32 for n in lengths)
+    assert_ok(check.ex_04_truncated(want, tok, texts, 32), capsys)
+    assert_not_yet(check.ex_04_truncated(want / 3, tok, texts, 32), capsys, "fraction")
+    assert_not_yet(check.ex_04_truncated(0, tok, texts, 32), capsys)
+
+    def freeze(model):
+        for p in model.encoder.parameters():
+            p.requires_grad_(False)
+
+    def freeze_all(model):
+        for p in model.parameters():
+            p.requires_grad_(False)
+
+    assert_ok(check.ex_04_freeze(freeze), capsys)
+    assert_not_yet(check.ex_04_freeze(freeze_all), capsys, "head")
+    assert_not_yet(check.ex_04_freeze(lambda m: None), capsys, "encoder tensors")

@@ -144,3 +144,23 @@ def test_bootstrap_mae_ci_rejects_bad_input() -> None:
         evaluation.bootstrap_mae_ci([1.0, 2.0], [1.0])
     with pytest.raises(ValueError, match="confidence"):
         evaluation.bootstrap_mae_ci([1.0], [1.0], confidence=1.5)
+
+
+def test_paired_bootstrap_and_scores_table():
+    import numpy as np
+
+    from helpers.evaluation import paired_bootstrap_mae_delta, scores_table
+
+    rng = np.random.default_rng(0)
+    y = rng.uniform(0, 4, 300)
+    good, bad = y + rng.normal(0, 0.1, 300), y + rng.normal(0, 1.0, 300)
+    delta, lo, hi = paired_bootstrap_mae_delta(y, good, bad)
+    assert delta < 0 and lo < delta < hi < 0          # good is better, and the interval excludes zero
+    d0, lo0, hi0 = paired_bootstrap_mae_delta(y, good, good)
+    assert d0 == lo0 == hi0 == 0.0
+    with pytest.raises(ValueError, match="shape"):
+        paired_bootstrap_mae_delta(y, good[:5], bad)
+    table = scores_table(y, {"bad": bad, "good": good}, info={"good": {"params": 7}})
+    assert list(table.index) == ["good", "bad"] and table.loc["good", "params"] == 7
+    assert table.loc["good", "MAE_eV"] == round(float(np.mean(np.abs(good - y))), 3)
+    assert {"MAE 95% CI (eV)", "RMSE_eV", "R2"} <= set(table.columns)
