@@ -149,6 +149,21 @@ def load_encoder(name: str | None = None, attn_implementation: str | None = None
     return Encoder(model, tokenizer, requested, str(path), msg)
 
 
+def hub_model_available(name: str) -> tuple[bool, str]:
+    """Whether hub model ``name`` can be loaded here: ``(True, "")`` or ``(False, one-line reason)``.
+
+    True when its ``config.json`` is in the local Hugging Face cache or the hub answers.
+    """
+    from huggingface_hub import try_to_load_from_cache
+
+    cached = try_to_load_from_cache(name, "config.json")
+    if isinstance(cached, str):
+        return True, ""
+    if hub_reachable():
+        return True, ""
+    return False, f"{name} is not in the local Hugging Face cache and the hub is unreachable (offline); the shipped {SHIPPED_NAME} stands in"
+
+
 def show_tokens(tokenizer: Any, text: str) -> list[str]:
     """How a tokenizer splits ``text`` (e.g. a formula or a number), special tokens left out.
 

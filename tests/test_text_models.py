@@ -269,3 +269,9 @@ def test_train_frozen_head_matches_the_frozen_regime(tiny, data):
     pred = tm.predict(model, tokenizer, texts[64:], 128)
     assert float(np.mean(np.abs(pred - np.asarray(y[64:])))) == pytest.approx(fit.best_val_mae, abs=1e-5)
     assert tm.embed_texts(model, tokenizer, texts[:3], 128).shape == (3, encoder.config.hidden_size)
+
+
+def test_hub_model_available_offline_says_why(monkeypatch):
+    monkeypatch.setattr(tm, "hub_reachable", lambda timeout_s=2.0: False)
+    ok, why = tm.hub_model_available("no-such-org/no-such-model-xyz")
+    assert not ok and "not in the local Hugging Face cache" in why and "offline" in why
