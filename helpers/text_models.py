@@ -591,17 +591,19 @@ class TextRun:
 
 
 def fit_text_model(encoder_name: str, texts: dict[str, Sequence[str]], y: dict[str, Sequence[float]], cfg: TextConfig,
-                   save_as: str | None = None, progress: bool = True, extra: dict | None = None) -> TextRun:
+                   save_as: str | None = None, progress: bool = True, extra: dict | None = None,
+                   predict_parts: Sequence[str] | None = None) -> TextRun:
     """Load ``encoder_name``, train a head (full: :func:`train_regressor`; frozen: :func:`train_frozen_head`)
     on ``texts["train"]``/``y["train"]`` choosing the epoch on ``"val"``, predict every part (eV).
 
     ``save_as``: a :func:`checkpoint_name`; the model is saved in :func:`default_checkpoint` (safetensors).
+    ``predict_parts``: the parts to predict (default: all of ``texts``; skipping ``"train"`` saves time).
     """
     enc = load_encoder(encoder_name)
     model = build_regressor(enc, cfg)
     train = train_frozen_head if cfg.regime == "frozen" else train_regressor
     fit = train(model, enc.tokenizer, texts["train"], y["train"], texts["val"], y["val"], cfg, progress=progress)
-    preds = {part: predict(model, enc.tokenizer, t, cfg.max_length) for part, t in texts.items()}
+    preds = {part: predict(model, enc.tokenizer, t, cfg.max_length) for part, t in texts.items() if predict_parts is None or part in predict_parts}
     run = TextRun(Path(encoder_name).name, cfg.format, cfg.regime, enc.n_params, fit, preds, len(texts["train"]))
     if save_as:
         meta = {"encoder": encoder_name, "source": enc.source, "fit": asdict(fit), **(extra or {})}
