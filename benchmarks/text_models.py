@@ -74,6 +74,8 @@ def _split():
 
 def run_row(name: str, quick: bool) -> dict:
     """Train and score one row in this process; returns its record (with test predictions)."""
+    if name not in row_names():
+        raise ValueError(f"unknown row {name!r}; known: {', '.join(row_names())}")
     from helpers import descriptions
     from helpers import text_models as tm
 
