@@ -36,7 +36,8 @@ from __future__ import annotations
 
 import html
 import math
-from collections.abc import Callable, Iterable, Mapping
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,6 +57,9 @@ __all__ = [
     "ex_03_metrics",
     "ex_03_leakage",
     "ex_03_coverage",
+    "ex_04_template",
+    "ex_04_truncated",
+    "ex_04_freeze",
     "ex_05_knn_mae",
     "ex_05_token_categories",
     "ex_05_category_attention",
@@ -235,7 +239,11 @@ def ex_01_query_body(body: Mapping[str, Any]) -> str:
         nested = isinstance(required, Mapping) and "results" in required
         raise _NotYet(
             "'required' must be {'include': [dotted paths]}"
-            + (" -- a nested dict is the archive endpoint's syntax; /entries/query silently ignores it." if nested else "."),
+            + (
+                " -- a nested dict is the archive endpoint's syntax; /entries/query silently ignores it."
+                if nested
+                else "."
+            ),
             "write 'required': {'include': ['results.material.chemical_formula_reduced', ...]}.",
         )
     include = required["include"]
@@ -297,12 +305,16 @@ def ex_01_band_gap_of_entry(fn: Callable[[Mapping[str, Any]], float | None]) -> 
         if want is None:
             if got is None or (isinstance(got, float) and math.isnan(got)):
                 continue
-            raise _NotYet(f"entry with {what}: expected None, got {got!r}.", "return None when neither path has a value.")
+            raise _NotYet(
+                f"entry with {what}: expected None, got {got!r}.", "return None when neither path has a value."
+            )
         got_f = _number(got, f"the gap of the entry with {what}")
         if _close(got_f, want, rel=1e-9):
             continue
         if _close(got_f, want * 1.602176634e-19, rel=1e-6):
-            raise _NotYet(f"entry with {what}: {got_f:.4e} looks like joules.", "divide the value by scipy.constants.e.")
+            raise _NotYet(
+                f"entry with {what}: {got_f:.4e} looks like joules.", "divide the value by scipy.constants.e."
+            )
         raise _NotYet(
             f"entry with {what}: got {got_f!r}, expected {want:.6f} eV.",
             "read results.properties.electronic.band_gap[0].value first, then "
@@ -323,27 +335,31 @@ def ex_02_normalize(answer: Mapping[str, str]) -> str:
     from helpers import cleaning, formulas
 
     if not isinstance(answer, Mapping):
-        raise _NotYet(f"expected a dict {{formula: normalized}}, got {type(answer).__name__}.", "see the cell above for the form.")
+        raise _NotYet(
+            f"expected a dict {{formula: normalized}}, got {type(answer).__name__}.", "see the cell above for the form."
+        )
     for formula in NORMALIZE_FORMULAS:
         want = cleaning.normalize_formula(formula, expand=True)
         if formula not in answer:
             raise _NotYet(f"no answer for {formula!r}.", f"add the key {formula!r}.")
         got = answer[formula]
         if not isinstance(got, str):
-            raise _NotYet(f"{formula}: expected text, got {got!r}.", "use cleaning.normalize_formula(..., expand=True).")
+            raise _NotYet(
+                f"{formula}: expected text, got {got!r}.", "use cleaning.normalize_formula(..., expand=True)."
+            )
         if got == want:
             continue
         if any(abbr in got for abbr in formulas.ORGANIC_CATIONS if abbr in formula):
             raise _NotYet(f"{formula}: {got!r} keeps the abbreviation.", "expand MA/FA first (expand=True).")
-        same = _parses(got) and cleaning.same_composition(
-            cleaning.parse_formula(got), cleaning.parse_formula(want)
-        )
+        same = _parses(got) and cleaning.same_composition(cleaning.parse_formula(got), cleaning.parse_formula(want))
         if same:
             raise _NotYet(
                 f"{formula}: {got!r} is the right composition, written differently from {want!r}.",
                 "the course's normal form comes from cleaning.normalize_formula (integer amounts, fixed element order).",
             )
-        raise _NotYet(f"{formula}: got {got!r}, expected {want!r}.", "use cleaning.normalize_formula(formula, expand=True).")
+        raise _NotYet(
+            f"{formula}: got {got!r}, expected {want!r}.", "use cleaning.normalize_formula(formula, expand=True)."
+        )
     return f"e.g. FAPbI3 -> {cleaning.normalize_formula('FAPbI3', expand=True)}; all {len(NORMALIZE_FORMULAS)} match."
 
 
@@ -367,14 +383,19 @@ def ex_02_groupby(answer: pd.DataFrame, clean: pd.DataFrame) -> str:
     from helpers import cleaning
 
     if not isinstance(answer, pd.DataFrame):
-        raise _NotYet(f"expected a DataFrame, got {type(answer).__name__}.", "use clean.groupby('formula')['band_gap_eV'].agg(...).")
+        raise _NotYet(
+            f"expected a DataFrame, got {type(answer).__name__}.",
+            "use clean.groupby('formula')['band_gap_eV'].agg(...).",
+        )
     ref = cleaning.group_by_formula(clean).set_index("formula")[list(GROUPBY_COLUMNS)]
     got = answer
     if "formula" in got.columns:
         got = got.set_index("formula")
     missing = [c for c in GROUPBY_COLUMNS if c not in got.columns]
     if missing:
-        raise _NotYet(f"columns missing: {missing}.", "name them with .agg(n_entries='size', band_gap_mean_eV='mean', ...).")
+        raise _NotYet(
+            f"columns missing: {missing}.", "name them with .agg(n_entries='size', band_gap_mean_eV='mean', ...)."
+        )
     if len(got) != len(ref) or set(got.index) != set(ref.index):
         hint = "group by 'formula' (the normalized one), not by 'formula_descriptive'."
         raise _NotYet(f"{len(got)} groups, expected {len(ref)} (one per normalized formula).", hint)
@@ -392,8 +413,12 @@ def ex_02_groupby(answer: pd.DataFrame, clean: pd.DataFrame) -> str:
                     "band_gap_std_eV is the population std (ddof=0).",
                     "use the sample std (ddof=1, pandas' default); one measurement has no spread (NaN).",
                 )
-        raise _NotYet(f"{col} of {bad}: got {got.at[bad, col]!r}, expected {ref.at[bad, col]!r}.", f"check how you compute {col}.")
-    return f"{len(ref)} formulas; the largest group is {ref['n_entries'].idxmax()} with {ref['n_entries'].max()} entries."
+        raise _NotYet(
+            f"{col} of {bad}: got {got.at[bad, col]!r}, expected {ref.at[bad, col]!r}.", f"check how you compute {col}."
+        )
+    return (
+        f"{len(ref)} formulas; the largest group is {ref['n_entries'].idxmax()} with {ref['n_entries'].max()} entries."
+    )
 
 
 @_exercise("ex_02_hampel", "hard", "flag entries with the Hampel rule (k=3, floor 0.2 eV, groups of 3+)")
@@ -415,11 +440,15 @@ def ex_02_hampel(answer: Any, clean: pd.DataFrame) -> str:
             raise _NotYet("the boolean Series is not aligned with clean's rows.", "compute it from clean itself.")
         got = set(clean.loc[answer.to_numpy(), "entry_id"].astype(str))
     elif isinstance(answer, pd.DataFrame):
-        raise _NotYet("got a whole DataFrame.", "give the boolean Series (e.g. flags['is_outlier']) or the flagged entry_ids.")
+        raise _NotYet(
+            "got a whole DataFrame.", "give the boolean Series (e.g. flags['is_outlier']) or the flagged entry_ids."
+        )
     elif isinstance(answer, Iterable) and not isinstance(answer, (str, bytes)):
         got = {str(x) for x in answer}
     else:
-        raise _NotYet(f"expected flagged entry_ids or a boolean Series, got {type(answer).__name__}.", "see the task above.")
+        raise _NotYet(
+            f"expected flagged entry_ids or a boolean Series, got {type(answer).__name__}.", "see the task above."
+        )
     want = flagged(k=3.0, min_deviation_eV=0.2, min_entries=3)
     if got == want:
         return f"{len(want)} of {len(clean)} entries flagged, the same as cleaning.flag_entry_outliers."
@@ -432,7 +461,10 @@ def ex_02_hampel(answer: Any, clean: pd.DataFrame) -> str:
         )
     slips = [
         ({"k": 3.0 / 1.4826}, "your threshold misses the 1.4826 that turns the MAD into a standard deviation."),
-        ({"min_deviation_eV": 0.0}, "without the 0.2 eV floor, groups whose values are all equal (MAD = 0) flag every ordinary reading."),
+        (
+            {"min_deviation_eV": 0.0},
+            "without the 0.2 eV floor, groups whose values are all equal (MAD = 0) flag every ordinary reading.",
+        ),
     ]
     for kw, hint in slips:
         params = {"k": 3.0, "min_deviation_eV": 0.2, "min_entries": 3, **kw}
@@ -473,7 +505,9 @@ def ex_03_chemical_system(fn: Callable[[str], str]) -> str:
         if got == want:
             continue
         if isinstance(got, str) and sorted(got.split("-")) == want.split("-"):
-            raise _NotYet(f"{formula}: {got!r} has the right elements in another order.", "sort the symbols alphabetically.")
+            raise _NotYet(
+                f"{formula}: {got!r} has the right elements in another order.", "sort the symbols alphabetically."
+            )
         if isinstance(got, (list, tuple, set)):
             raise _NotYet(f"{formula}: got a {type(got).__name__}.", "join the sorted symbols with '-'.")
         raise _NotYet(
@@ -504,10 +538,17 @@ def ex_03_metrics(answer: Mapping[str, float], y_true: Iterable[float], y_pred: 
         if key == "RMSE_eV" and _close(got, float(np.mean(err**2)), rel=1e-6):
             raise _NotYet("RMSE_eV is the mean squared error (eV²).", "take the square root.")
         if key == "MAE_eV" and _close(got, float(np.mean(err)), rel=1e-6, abs_=1e-9):
-            raise _NotYet("MAE_eV is the mean signed error; misses in both directions cancel.", "average the absolute errors.")
+            raise _NotYet(
+                "MAE_eV is the mean signed error; misses in both directions cancel.", "average the absolute errors."
+            )
         if key == "R2" and t.size > 1 and _close(got, float(np.corrcoef(t, p)[0, 1] ** 2), rel=1e-6):
-            raise _NotYet("R2 is the squared correlation, which ignores a constant offset.", "R² = 1 - SS_res / SS_tot.")
-        raise _NotYet(f"{key}: got {got:.6g}, expected {ref[key]:.6g}.", "MAE = mean|e|, RMSE = sqrt(mean e²), R² = 1 - Σe²/Σ(y-ȳ)².")
+            raise _NotYet(
+                "R2 is the squared correlation, which ignores a constant offset.", "R² = 1 - SS_res / SS_tot."
+            )
+        raise _NotYet(
+            f"{key}: got {got:.6g}, expected {ref[key]:.6g}.",
+            "MAE = mean|e|, RMSE = sqrt(mean e²), R² = 1 - Σe²/Σ(y-ȳ)².",
+        )
     return f"MAE {ref['MAE_eV']:.3f} eV, RMSE {ref['RMSE_eV']:.3f} eV, R² {ref['R2']:.3f} on {ref['n']} materials."
 
 
@@ -526,12 +567,18 @@ def ex_03_leakage(answer: Any, split: Any) -> str:
         return f"{want} chemical systems of the {split.kind} split's test set also occur in training."
     n_formulas = report.shared_formulas["train-test"]
     if got == n_formulas:
-        raise _NotYet(f"{int(got)} is the number of shared compositions.", "compare chemical systems (element sets), not formulas.")
+        raise _NotYet(
+            f"{int(got)} is the number of shared compositions.",
+            "compare chemical systems (element sets), not formulas.",
+        )
     from helpers import composition
 
     test_systems = split.test["formula"].map(lambda f: composition.chemical_system(str(f))).nunique()
     if got == test_systems:
-        raise _NotYet(f"{int(got)} is the number of systems in the test set.", "keep only those that are also in train (set intersection).")
+        raise _NotYet(
+            f"{int(got)} is the number of systems in the test set.",
+            "keep only those that are also in train (set intersection).",
+        )
     raise _NotYet(f"got {got:g}, expected a different count.", "len(set(train systems) & set(test systems)).")
 
 
@@ -563,8 +610,13 @@ def ex_03_coverage(answer: Any, rows: pd.DataFrame) -> str:
     err = (rows.dropna(subset=["sigma_eV"])["pred_eV"] - rows.dropna(subset=["sigma_eV"])["true_eV"]).to_numpy()
     sigma = rows.dropna(subset=["sigma_eV"])["sigma_eV"].to_numpy()
     if _close(got[0], float(np.mean(err <= sigma)), abs_=1e-9) and not _close(got[0], want[0], abs_=1e-9):
-        raise _NotYet("a large negative error counts as 'within' in your answer.", "compare the absolute error |pred - true|.")
-    raise _NotYet(f"got {got[0]:.4f} and {got[1]:.4f}, expected other fractions.", "np.mean(np.abs(pred - true) <= k * sigma) for k = 1, 2.")
+        raise _NotYet(
+            "a large negative error counts as 'within' in your answer.", "compare the absolute error |pred - true|."
+        )
+    raise _NotYet(
+        f"got {got[0]:.4f} and {got[1]:.4f}, expected other fractions.",
+        "np.mean(np.abs(pred - true) <= k * sigma) for k = 1, 2.",
+    )
 
 
 # --------------------------------------------------------------------------- notebook 05
@@ -586,8 +638,14 @@ def ex_05_knn_mae(fn: Callable[[np.ndarray, np.ndarray, int], float]) -> str:
             continue
         with_self = interpret.knn_loo_mae(X, y, k, include_self=True)
         if _close(got, with_self, rel=1e-6):
-            raise _NotYet("each row counts itself among its k nearest neighbours (distance 0).", "exclude the row itself, e.g. set the diagonal of the distance matrix to infinity.")
-        raise _NotYet(f"got {got:.6g} eV, expected {want:.6g} eV (k={k}, {len(y)} rows).", "mean over rows of |mean(y of the k nearest other rows) - y|.")
+            raise _NotYet(
+                "each row counts itself among its k nearest neighbours (distance 0).",
+                "exclude the row itself, e.g. set the diagonal of the distance matrix to infinity.",
+            )
+        raise _NotYet(
+            f"got {got:.6g} eV, expected {want:.6g} eV (k={k}, {len(y)} rows).",
+            "mean over rows of |mean(y of the k nearest other rows) - y|.",
+        )
     return f"leave-one-out kNN MAE {interpret.knn_loo_mae(X1, y1, 5):.3f} eV on the clustered example."
 
 
@@ -606,21 +664,51 @@ def ex_05_token_categories(fn: Callable[[list, list], list]) -> str:
     text = "formula: CsPbI3; space group: Pm-3m; density: 4.5 g/cm3"
     spans = [("composition", 0, 15), ("symmetry", 17, 35), ("geometry", 37, 56)]
     desc = descriptions.Description(text, "structured", tuple(descriptions.Span(c, c, a, b) for c, a, b in spans))
-    full = [(0, 0), (0, 7), (7, 8), (9, 11), (11, 13), (13, 14), (14, 15), (15, 16), (17, 22), (23, 28), (28, 29),
-            (30, 32), (32, 33), (33, 34), (34, 35), (35, 36), (37, 44), (44, 45), (46, 47), (47, 48), (48, 49), (0, 0)]
+    full = [
+        (0, 0),
+        (0, 7),
+        (7, 8),
+        (9, 11),
+        (11, 13),
+        (13, 14),
+        (14, 15),
+        (15, 16),
+        (17, 22),
+        (23, 28),
+        (28, 29),
+        (30, 32),
+        (32, 33),
+        (33, 34),
+        (34, 35),
+        (35, 36),
+        (37, 44),
+        (44, 45),
+        (46, 47),
+        (47, 48),
+        (48, 49),
+        (0, 0),
+    ]
     for offsets in (full, full[:10] + [(0, 0)]):
         want = descriptions.token_categories(desc, offsets)
         got = _call(fn, [tuple(s) for s in spans], list(offsets))
         if not isinstance(got, (list, tuple)):
             raise _NotYet(f"expected a list, got {type(got).__name__}.", "return one entry per token.")
         if len(got) != len(offsets):
-            raise _NotYet(f"{len(got)} entries for {len(offsets)} tokens.", "one entry per token, special tokens included (None).")
+            raise _NotYet(
+                f"{len(got)} entries for {len(offsets)} tokens.", "one entry per token, special tokens included (None)."
+            )
         bad = [i for i, (g, w) in enumerate(zip(got, want)) if g != w]
         if bad:
             i = bad[0]
-            hint = ("special tokens have offsets (0, 0) and get None." if offsets[i] == (0, 0)
-                    else "a token belongs to the span with start <= its first character < end; separators ('; ') get None.")
-            raise _NotYet(f"token {i} ({text[offsets[i][0]:offsets[i][1]]!r}, offsets {offsets[i]}): got {got[i]!r}, expected {want[i]!r}.", hint)
+            hint = (
+                "special tokens have offsets (0, 0) and get None."
+                if offsets[i] == (0, 0)
+                else "a token belongs to the span with start <= its first character < end; separators ('; ') get None."
+            )
+            raise _NotYet(
+                f"token {i} ({text[offsets[i][0] : offsets[i][1]]!r}, offsets {offsets[i]}): got {got[i]!r}, expected {want[i]!r}.",
+                hint,
+            )
     return "every token, including the formula's sub-tokens, gets its feature's category."
 
 
@@ -641,17 +729,148 @@ def ex_05_category_attention(fn: Callable[[np.ndarray, list], Mapping[str, tuple
             raise _NotYet(f"expected a dict, got {type(got).__name__}.", "{category: (summed, per_token)}.")
         for j, c in enumerate(names):
             if c not in got:
-                raise _NotYet(f"category {c!r} is missing.", "one entry per category that has tokens; None is not a category.")
+                raise _NotYet(
+                    f"category {c!r} is missing.", "one entry per category that has tokens; None is not a category."
+                )
             pair = got[c]
             if not isinstance(pair, (tuple, list)) or len(pair) != 2:
-                raise _NotYet(f"{c}: expected a pair (summed, per_token), got {pair!r}.", "return a tuple of two numbers.")
+                raise _NotYet(
+                    f"{c}: expected a pair (summed, per_token), got {pair!r}.", "return a tuple of two numbers."
+                )
             s, p = _number(pair[0], f"{c} summed"), _number(pair[1], f"{c} per token")
             if not _close(s, ref.summed[0, 0, j], rel=1e-6):
-                raise _NotYet(f"{c}: summed {s:.6g}, expected {ref.summed[0, 0, j]:.6g}.", "add the attention of all tokens of the category.")
+                raise _NotYet(
+                    f"{c}: summed {s:.6g}, expected {ref.summed[0, 0, j]:.6g}.",
+                    "add the attention of all tokens of the category.",
+                )
             if not _close(p, ref.per_token[0, 0, j], rel=1e-6):
-                hint = "divide the sum by the number of the category's tokens." if _close(p, s, rel=1e-6) else "per token = summed / number of tokens of the category."
+                hint = (
+                    "divide the sum by the number of the category's tokens."
+                    if _close(p, s, rel=1e-6)
+                    else "per token = summed / number of tokens of the category."
+                )
                 raise _NotYet(f"{c}: per token {p:.6g}, expected {ref.per_token[0, 0, j]:.6g}.", hint)
     return "summed and per-token attention per category agree with helpers.interpret.category_attention."
+
+
+# --------------------------------------------------------------------------- notebook 04
+#: Rows a description template is tried on: full structure, and a row with missing structure fields.
+TEMPLATE_ROWS: list[dict[str, Any]] = [
+    {
+        "formula_reduced": "GaAs",
+        "crystal_system": "cubic",
+        "space_group_symbol": "F-43m",
+        "space_group_number": 216,
+        "n_sites": 2,
+        "volume_A3": 47.05,
+        "band_gap_eV": 0.19,
+    },
+    {
+        "formula_reduced": "ZnO",
+        "crystal_system": "hexagonal",
+        "space_group_symbol": "P6_3mc",
+        "space_group_number": 186,
+        "n_sites": 4,
+        "volume_A3": 49.5,
+        "band_gap_eV": 0.73,
+    },
+    {
+        "formula_reduced": "Fe17Nd2",
+        "crystal_system": None,
+        "space_group_symbol": None,
+        "space_group_number": float("nan"),
+        "n_sites": None,
+        "volume_A3": float("nan"),
+        "band_gap_eV": 0.0,
+    },
+]
+
+
+@_exercise("ex_04_template", "easy", "write a description template row -> text")
+def ex_04_template(fn: Callable[[Mapping[str, Any]], str]) -> str:
+    """Check ``fn(row) -> str`` on :data:`TEMPLATE_ROWS`: the formula and the crystal system and
+    space-group number when present; never ``nan``/``None``; never the band gap (the answer)."""
+    for row in TEMPLATE_ROWS:
+        text = _call(fn, dict(row))
+        if not isinstance(text, str) or not text.strip():
+            raise _NotYet(
+                f"{row['formula_reduced']}: expected a non-empty string, got {text!r}.", "return an f-string."
+            )
+        low = text.lower()
+        if re.search(r"\b(nan|none)\b", low):
+            raise _NotYet(
+                f"{row['formula_reduced']}: your text writes a missing value: {text!r}.",
+                "leave a feature out when its value is missing (pd.isna).",
+            )
+        if row["formula_reduced"] not in text:
+            raise _NotYet(
+                f"{row['formula_reduced']}: the formula is missing from {text!r}.",
+                "start with f\"formula: {row['formula_reduced']}\".",
+            )
+        if row["crystal_system"] and row["crystal_system"] not in text:
+            raise _NotYet(
+                f"{row['formula_reduced']}: the crystal system is missing from {text!r}.",
+                "add f\"crystal system: {row['crystal_system']}\".",
+            )
+        if row["crystal_system"] and str(row["space_group_number"]) not in text:
+            raise _NotYet(
+                f"{row['formula_reduced']}: the space-group number is missing from {text!r}.",
+                "add the space-group number (an int).",
+            )
+        if row["band_gap_eV"] and f"{row['band_gap_eV']}" in text:
+            raise _NotYet(
+                f"{row['formula_reduced']}: the band gap is in the text -- the model would read the answer.",
+                "never write band_gap_eV.",
+            )
+    return f"e.g. {fn(dict(TEMPLATE_ROWS[0]))!r}."
+
+
+@_exercise("ex_04_truncated", "easy", "count the descriptions longer than the model's maximum length")
+def ex_04_truncated(answer: Any, tokenizer: Any, texts: Sequence[str], max_length: int) -> str:
+    """Check the number of ``texts`` longer than ``max_length`` tokens (special tokens included)."""
+    lengths = [len(ids) for ids in tokenizer(list(texts), add_special_tokens=True)["input_ids"]]
+    want = sum(n > max_length for n in lengths)
+    got = _number(answer, "the count")
+    if got == want:
+        return f"{want} of {len(texts)} texts are cut at {max_length} tokens; the model never reads their end."
+    if got == sum(n - 2 > max_length for n in lengths) or got == sum(n >= max_length for n in lengths):
+        raise _NotYet(
+            f"got {got:g}, close: expected {want}.",
+            "count tokens with add_special_tokens=True and use '>' (a text of exactly max_length fits).",
+        )
+    if 0 < got < 1:
+        raise _NotYet(f"got a fraction {got:g}; expected a count.", "sum the booleans instead of averaging them.")
+    raise _NotYet(
+        f"got {got:g}, expected another count.", "len(tokenizer(text)['input_ids']) > max_length for each text."
+    )
+
+
+@_exercise("ex_04_freeze", "medium", "freeze an encoder so only the regression head trains")
+def ex_04_freeze(fn: Callable[[Any], Any]) -> str:
+    """Check ``fn(model)`` on a small :class:`helpers.text_models.TextRegressor`: afterwards no encoder
+    parameter requires a gradient and every head parameter still does."""
+    import torch
+
+    from helpers import text_models as tm
+
+    torch.manual_seed(0)
+    model = tm.TextRegressor(
+        tm.tiny_roberta(vocab_size=40, hidden=16, layers=2, heads=2, max_length=30, masked_lm=False), head_hidden=8
+    )
+    _call(fn, model)
+    enc = [p.requires_grad for p in model.encoder.parameters()]
+    head = [p.requires_grad for p in model.head.parameters()]
+    if not all(head):
+        raise _NotYet(
+            "some head parameters are frozen too: nothing would learn.", "loop over model.encoder.parameters() only."
+        )
+    if any(enc):
+        raise _NotYet(
+            f"{sum(enc)} of {len(enc)} encoder tensors still require a gradient.",
+            "p.requires_grad_(False) for every p in model.encoder.parameters().",
+        )
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return f"only the head trains: {trainable:,} of {sum(p.numel() for p in model.parameters()):,} parameters."
 
 
 # --------------------------------------------------------------------------- quiz
@@ -679,7 +898,11 @@ QUIZ: dict[str, QuizQuestion] = {
     ),
     "01.2": QuizQuestion(
         "You send required = {'results': {'material': '*'}} to /entries/query. What comes back?",
-        {"a": "only results.material", "b": "an error 422", "c": "the full entries: the nested dict is silently ignored"},
+        {
+            "a": "only results.material",
+            "b": "an error 422",
+            "c": "the full entries: the nested dict is silently ignored",
+        },
         "c",
         {
             "a": "That nested syntax belongs to the archive endpoint.",
@@ -703,7 +926,11 @@ QUIZ: dict[str, QuizQuestion] = {
     ),
     "02.1": QuizQuestion(
         "MAPbI3 has hundreds of entries near 1.6 eV and one at 2.3 eV. What does the course do with the 2.3 eV entry?",
-        {"a": "delete it", "b": "flag it (Hampel rule) and report it; keep it in the data", "c": "replace it by the median"},
+        {
+            "a": "delete it",
+            "b": "flag it (Hampel rule) and report it; keep it in the data",
+            "c": "replace it by the median",
+        },
         "b",
         {
             "a": "Deleting hides the decision; the course flags and reports.",
@@ -727,7 +954,11 @@ QUIZ: dict[str, QuizQuestion] = {
     ),
     "02.3": QuizQuestion(
         "MAPbI3 and CH6I3NPb: one material or two?",
-        {"a": "two: the strings differ", "b": "one: the same composition, descriptive vs reduced formula", "c": "it depends on the band gap"},
+        {
+            "a": "two: the strings differ",
+            "b": "one: the same composition, descriptive vs reduced formula",
+            "c": "it depends on the band gap",
+        },
         "b",
         {
             "a": "Spelling is not chemistry; compare compositions.",
@@ -747,7 +978,11 @@ QUIZ: dict[str, QuizQuestion] = {
     ),
     "03.2": QuizQuestion(
         "R² = 0 on the test set means ...",
-        {"a": "every prediction is wrong", "b": "no better than predicting the mean of the test gaps", "c": "the model is perfectly calibrated"},
+        {
+            "a": "every prediction is wrong",
+            "b": "no better than predicting the mean of the test gaps",
+            "c": "the model is perfectly calibrated",
+        },
         "b",
         {
             "a": "Predictions can be close and still explain no variance.",
@@ -767,7 +1002,11 @@ QUIZ: dict[str, QuizQuestion] = {
     ),
     "05.1": QuizQuestion(
         "In a t-SNE map of embeddings, cluster A lies far from cluster B. What can you conclude?",
-        {"a": "A and B are very different materials", "b": "little: t-SNE keeps neighbourhoods, not distances between clusters", "c": "the model failed to learn"},
+        {
+            "a": "A and B are very different materials",
+            "b": "little: t-SNE keeps neighbourhoods, not distances between clusters",
+            "c": "the model failed to learn",
+        },
         "b",
         {
             "a": "t-SNE distorts large distances; far apart on the map need not be far apart in the embedding space.",
@@ -777,7 +1016,11 @@ QUIZ: dict[str, QuizQuestion] = {
     ),
     "05.2": QuizQuestion(
         "The first token gives the composition tokens the most attention. Does the composition matter most for the prediction?",
-        {"a": "yes, by definition", "b": "not necessarily: test it, e.g. by occluding each category and measuring the change", "c": "only if it is the last layer"},
+        {
+            "a": "yes, by definition",
+            "b": "not necessarily: test it, e.g. by occluding each category and measuring the change",
+            "c": "only if it is the last layer",
+        },
         "b",
         {
             "a": "attention weights say where information is read from, not how much it changes the output (value vectors, later layers and the head intervene).",
@@ -787,12 +1030,50 @@ QUIZ: dict[str, QuizQuestion] = {
     ),
     "05.3": QuizQuestion(
         "Why report attention per token of a category next to the summed attention?",
-        {"a": "a category with many tokens wins summed attention by length alone", "b": "per-token values are always larger", "c": "the softmax requires it"},
+        {
+            "a": "a category with many tokens wins summed attention by length alone",
+            "b": "per-token values are always larger",
+            "c": "the softmax requires it",
+        },
         "a",
         {
             "a": "a formula split into ten sub-tokens collects more attention in total than a one-word field even if each token gets less.",
             "b": "per token = summed / number of tokens, so it is never larger than the sum.",
             "c": "the softmax only makes each row sum to 1; how we aggregate is our choice.",
+        },
+    ),
+    "04.1": QuizQuestion(
+        "A frozen encoder + head reaches almost the validation MAE of full fine-tuning. What does that tell you?",
+        {
+            "a": "fine-tuning is broken",
+            "b": "the pooled vectors already carry most of what the head needs",
+            "c": "the head is too big",
+        },
+        "b",
+        {
+            "a": "Both runs use the same loop; only which parameters get gradients differs.",
+            "b": "Yeh et al. saw the same with roberta-base: the encoder's features are usable as they are, and training only the head is far cheaper.",
+            "c": "The head has ~17k parameters; its size is not what the comparison measures.",
+        },
+    ),
+    "04.2": QuizQuestion(
+        "The uncased MiniLM tokenizer turns 'In' (indium) and 'As' (arsenic) into ...",
+        {"a": "element tokens", "b": "the English words 'in' and 'as'", "c": "unknown tokens"},
+        "b",
+        {
+            "a": "An uncased vocabulary has no capital letters, so the element symbol is lost.",
+            "b": "Lower-casing makes them the common words -- a reason chemistry text needs a cased tokenizer.",
+            "c": "They are very common words, so they are in the vocabulary.",
+        },
+    ),
+    "04.3": QuizQuestion(
+        "Where do you choose the number of epochs and the learning rate?",
+        {"a": "on the test split", "b": "on the validation split", "c": "on the training split"},
+        "b",
+        {
+            "a": "The test split is scored once, at the end; choosing on it makes its MAE optimistic.",
+            "b": "The loop keeps the epoch with the lowest validation MAE; settings are compared on validation too.",
+            "c": "The training loss always falls; it cannot tell you when the model starts to overfit.",
         },
     ),
 }

@@ -7,7 +7,7 @@ into text in the formats of Yeh et al. (arXiv 2501.03456):
 - ``"natural"``: deterministic English sentences built from the same fields;
 - ``"composition"``: the structured template restricted to what the formula alone
   gives (the ablation "what does structure in the text add?");
-- ``"robocrys"``: a given robocrystallographer text (column ``robocrys_description``),
+- ``"robocrys"``: a given robocrystallographer text (column ``robocrys_text``, as :func:`helpers.robocrys_data.load_robocrys_with_mp` gives it),
   one span covering it.
 
 Every feature is computed with pymatgen (element names, Pauling electronegativities,
@@ -27,6 +27,7 @@ from functools import lru_cache
 from typing import Any, Literal
 
 import numpy as np
+import pandas as pd
 from pymatgen.core import Composition, Element
 from scipy.constants import physical_constants
 
@@ -39,7 +40,7 @@ FORMATS: tuple[str, ...] = ("structured", "natural", "composition", "robocrys")
 CATEGORIES: tuple[str, ...] = ("composition", "electronic", "symmetry", "geometry", "robocrys")
 
 #: Column holding a robocrystallographer description (format ``"robocrys"``).
-ROBOCRYS_COLUMN = "robocrys_description"
+ROBOCRYS_COLUMN = "robocrys_text"  # the column helpers.robocrys_data.load_robocrys_with_mp gives
 
 #: Grams per cm^3 in one atomic mass unit per cubic angstrom (u / A^3 -> g / cm^3).
 _G_CM3_PER_U_A3: float = physical_constants["atomic mass constant"][0] * 1e3 / 1e-24
@@ -189,6 +190,47 @@ def _feature_values(row: Mapping[str, Any], with_structure: bool) -> dict[str, A
     return values
 
 
+def numeric_features(rows: Any, with_structure: bool = True) -> pd.DataFrame:
+    """The numbers a description writes, as a table (one row per material, same index).
+
+    Columns: ``n_elements``, ``en_mean``, ``en_spread`` (Pauling), ``valence_per_atom``,
+    the atomic fraction of every element present (``frac_<El>``), and with structure
+    ``space_group_number``, ``atoms_per_cell``, ``volume_per_atom_A3`` (A^3),
+    ``density_g_cm3`` (g/cm^3) and one-hot ``crystal_system_<name>``. Missing values
+    stay NaN (a random forest needs them filled: the caller decides how). This is what a
+    random forest gets when it is compared with a text model on the same information.
+    """
+    import pandas as pd
+
+    out = []
+    for _, row in rows.iterrows():
+        v = _feature_values(row, with_structure)
+        rec: dict[str, Any] = {
+            "n_elements": v["number of elements"],
+            "en_mean": v.get("mean electronegativity", np.nan),
+            "en_spread": v.get("electronegativity spread", np.nan),
+            "valence_per_atom": v["valence electrons per atom"],
+        }
+        rec.update({f"frac_{el}": frac for el, frac in v["elements"].items()})
+        if with_structure:
+            sg = v.get("space group", (None, None))[1]
+            rec.update(
+                {
+                    "space_group_number": np.nan if sg is None else sg,
+                    "atoms_per_cell": v.get("atoms per cell", np.nan),
+                    "volume_per_atom_A3": v.get("volume per atom", np.nan),
+                    "density_g_cm3": v.get("density", np.nan),
+                }
+            )
+            if "crystal system" in v:
+                rec[f"crystal_system_{v['crystal system']}"] = 1.0
+        out.append(rec)
+    table = pd.DataFrame(out, index=rows.index)
+    onehot = [c for c in table.columns if c.startswith(("frac_", "crystal_system_"))]
+    table[onehot] = table[onehot].fillna(0.0)
+    return table
+
+
 def _structured_value(feature: str, value: Any) -> str:
     if feature == "elements":
         return ", ".join(f"{el} {f:.3f}" for el, f in value.items())
@@ -213,21 +255,32 @@ def _natural_pieces(values: dict[str, Any]) -> list[tuple[str | None, str]]:
     n = values["number of elements"]
     p.append(("number of elements", _NUMBER_WORDS.get(n, f"a {n}-element") + " material"))
     names = [f"{Element(el).long_name.lower()} ({100 * f:.1f} %)" for el, f in values["elements"].items()]
-    p += [(None, " made of "), ("elements", names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1])]
+    p += [
+        (None, " made of "),
+        ("elements", names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]),
+    ]
     p.append((None, "."))
     if "mean electronegativity" in values:
-        p += [(None, " Its "), ("mean electronegativity", f"mean Pauling electronegativity is {values['mean electronegativity']:.2f}")]
+        p += [
+            (None, " Its "),
+            ("mean electronegativity", f"mean Pauling electronegativity is {values['mean electronegativity']:.2f}"),
+        ]
         p += [(None, " with "), ("electronegativity spread", f"a spread of {values['electronegativity spread']:.2f}")]
         p += [(None, ", and it has ")]
     else:
         p += [(None, " It has ")]
-    p += [("valence electrons per atom", f"{values['valence electrons per atom']:.2f} valence electrons per atom"), (None, ".")]
+    p += [
+        ("valence electrons per atom", f"{values['valence electrons per atom']:.2f} valence electrons per atom"),
+        (None, "."),
+    ]
     structure = []
     if "crystal system" in values:
         structure.append(("crystal system", f"crystallises in the {values['crystal system']} crystal system"))
     if "space group" in values:
         symbol, number = values["space group"]
-        text = "in space group " + " ".join(x for x in (symbol, f"(number {number})" if number is not None else None) if x)
+        text = "in space group " + " ".join(
+            x for x in (symbol, f"(number {number})" if number is not None else None) if x
+        )
         structure.append(("space group", text))
     if "atoms per cell" in values:
         n_sites = values["atoms per cell"]

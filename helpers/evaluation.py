@@ -135,7 +135,9 @@ def collect_predictions(
     return pd.concat(frames, ignore_index=True)
 
 
-def collect_all(models_by_split: Mapping[str, Mapping[str, Any]], splits: Sequence[Split], target: str = "target") -> pd.DataFrame:
+def collect_all(
+    models_by_split: Mapping[str, Mapping[str, Any]], splits: Sequence[Split], target: str = "target"
+) -> pd.DataFrame:
     """:func:`collect_predictions` for several splits at once.
 
     Args:
@@ -147,7 +149,9 @@ def collect_all(models_by_split: Mapping[str, Mapping[str, Any]], splits: Sequen
     )
 
 
-def select(predictions: pd.DataFrame, split: str | None = None, model: str | None = None, part: str | None = None) -> pd.DataFrame:
+def select(
+    predictions: pd.DataFrame, split: str | None = None, model: str | None = None, part: str | None = None
+) -> pd.DataFrame:
     """Rows of the predictions frame matching the given split/model/part."""
     mask = pd.Series(True, index=predictions.index)
     for column, value in (("split", split), ("model", model), ("part", part)):
@@ -168,8 +172,16 @@ def metrics_table(predictions: pd.DataFrame, n_boot: int = 2000, seed: int = 0) 
     rows = []
     for (split, model, part), group in predictions.groupby(["split", "model", "part"], sort=False):
         lo, hi = bootstrap_mae_ci(group["true_eV"], group["pred_eV"], n_boot=n_boot, seed=seed)
-        rows.append({"split": split, "model": model, "part": part,
-                     **regression_metrics(group["true_eV"], group["pred_eV"]), "MAE_lo_eV": lo, "MAE_hi_eV": hi})
+        rows.append(
+            {
+                "split": split,
+                "model": model,
+                "part": part,
+                **regression_metrics(group["true_eV"], group["pred_eV"]),
+                "MAE_lo_eV": lo,
+                "MAE_hi_eV": hi,
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -184,14 +196,18 @@ def summary_table(metrics: pd.DataFrame, metric: str = "MAE_eV", decimals: int =
     if metric == "MAE_eV" and {"MAE_lo_eV", "MAE_hi_eV"} <= set(metrics.columns) and "test" in wide.columns:
         test = metrics[metrics["part"] == "test"].set_index(["split", "model"])
         wide["test 95% CI"] = [
-            f"{test.loc[i, 'MAE_lo_eV']:.{decimals}f}-{test.loc[i, 'MAE_hi_eV']:.{decimals}f}" if i in test.index else ""
+            f"{test.loc[i, 'MAE_lo_eV']:.{decimals}f}-{test.loc[i, 'MAE_hi_eV']:.{decimals}f}"
+            if i in test.index
+            else ""
             for i in wide.index
         ]
     wide.columns.name = metric
     return wide
 
 
-def split_comparison(metrics: pd.DataFrame, part: str = "test", metric: str = "MAE_eV", decimals: int = 3) -> pd.DataFrame:
+def split_comparison(
+    metrics: pd.DataFrame, part: str = "test", metric: str = "MAE_eV", decimals: int = 3
+) -> pd.DataFrame:
     """Test ``metric`` per model, one column per split kind, plus their ratio.
 
     With the random and chemical-system splits this is the lesson in one table:
@@ -206,7 +222,9 @@ def split_comparison(metrics: pd.DataFrame, part: str = "test", metric: str = "M
         for kind in kinds:
             sub = rows[rows["split"] == kind].set_index("model")
             wide[f"{kind} 95% CI"] = [
-                f"{sub.loc[m, 'MAE_lo_eV']:.{decimals}f}-{sub.loc[m, 'MAE_hi_eV']:.{decimals}f}" if m in sub.index else ""
+                f"{sub.loc[m, 'MAE_lo_eV']:.{decimals}f}-{sub.loc[m, 'MAE_hi_eV']:.{decimals}f}"
+                if m in sub.index
+                else ""
                 for m in wide.index
             ]
     wide.columns.name = f"{part} {metric}"
@@ -312,7 +330,9 @@ def residual_plot(rows: pd.DataFrame, title: str | None = None):
     return fig
 
 
-def calibration_table(predictions: pd.DataFrame, model: str = "CrabNet", part: str = "test", decimals: int = 3) -> pd.DataFrame:
+def calibration_table(
+    predictions: pd.DataFrame, model: str = "CrabNet", part: str = "test", decimals: int = 3
+) -> pd.DataFrame:
     """:func:`calibration_summary` of one model's ``part`` predictions, one row per split."""
     rows = select(predictions, model=model, part=part)
     table = pd.DataFrame({kind: calibration_summary(group) for kind, group in rows.groupby("split", sort=False)}).T
@@ -395,10 +415,79 @@ def learning_curve_plot(histories: Mapping[str, Sequence[Mapping[str, float]]], 
             suffix = f" (member {member + 1} of {len(members)})" if len(members) > 1 and j == 0 else ""
             first = j == 0
             style = {"color": f"C{i}", "alpha": 1.0 if first else 0.45}
-            ax.plot(epochs, [h["train_mae"] for h in rows], "o-", label=f"{label}: train{suffix}" if first else None, **style)
-            ax.plot(epochs, [h["val_mae"] for h in rows], "s--", label=f"{label}: validation{suffix}" if first else None, **style)
+            ax.plot(
+                epochs,
+                [h["train_mae"] for h in rows],
+                "o-",
+                label=f"{label}: train{suffix}" if first else None,
+                **style,
+            )
+            ax.plot(
+                epochs,
+                [h["val_mae"] for h in rows],
+                "s--",
+                label=f"{label}: validation{suffix}" if first else None,
+                **style,
+            )
     ax.set_xlabel("epoch")
     ax.set_ylabel("MAE (eV)")
     ax.set_title(title or "learning curves")
     ax.legend(fontsize="small")
     return fig
+
+
+def paired_bootstrap_mae_delta(
+    y_true: Sequence[float],
+    pred_a: Sequence[float],
+    pred_b: Sequence[float],
+    n_boot: int = 2000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> tuple[float, float, float]:
+    """MAE(a) - MAE(b) in eV with a paired percentile bootstrap interval ``(delta, low, high)``.
+
+    Both models are scored on the *same* resampled materials each time, so the
+    interval measures whether a beats b on these materials (negative: a is better).
+    """
+    t = np.asarray(y_true, dtype=float)
+    a, b = np.asarray(pred_a, dtype=float), np.asarray(pred_b, dtype=float)
+    if not t.shape == a.shape == b.shape:
+        raise ValueError(f"y_true, pred_a and pred_b differ in shape: {t.shape}, {a.shape}, {b.shape}")
+    if t.size == 0:
+        raise ValueError("no values to score")
+    diff = np.abs(a - t) - np.abs(b - t)
+    idx = np.random.default_rng(seed).integers(0, diff.size, size=(n_boot, diff.size))
+    deltas = diff[idx].mean(axis=1)
+    alpha = (1.0 - confidence) / 2.0
+    low, high = np.quantile(deltas, [alpha, 1.0 - alpha])
+    return float(diff.mean()), float(low), float(high)
+
+
+def scores_table(
+    y_true: Sequence[float],
+    predictions: Mapping[str, Sequence[float]],
+    info: Mapping[str, Mapping[str, Any]] | None = None,
+    n_boot: int = 2000,
+    seed: int = 0,
+    decimals: int = 3,
+) -> pd.DataFrame:
+    """One row per model: MAE (eV) with its 95 % bootstrap interval, RMSE (eV), R^2, then ``info[name]`` columns.
+
+    Sorted by MAE. Every model is scored on the same ``y_true`` (one split, one part).
+    """
+    rows = []
+    for name, pred in predictions.items():
+        m = regression_metrics(y_true, pred)
+        lo, hi = bootstrap_mae_ci(y_true, pred, n_boot=n_boot, seed=seed)
+        rows.append(
+            {
+                "model": name,
+                "MAE_eV": m["MAE_eV"],
+                "MAE 95% CI (eV)": f"{lo:.{decimals}f}-{hi:.{decimals}f}",
+                "RMSE_eV": m["RMSE_eV"],
+                "R2": m["R2"],
+                **dict((info or {}).get(name, {})),
+            }
+        )
+    table = pd.DataFrame(rows).sort_values("MAE_eV").set_index("model")
+    return table.round({"MAE_eV": decimals, "RMSE_eV": decimals, "R2": decimals})

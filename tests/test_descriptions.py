@@ -88,7 +88,9 @@ def test_missing_fields_are_omitted_never_nan():
 
 
 def test_sodium_nitride_is_a_formula_not_a_missing_value():
-    assert describe({"formula_reduced": "NaN"}, "composition").text.startswith("formula: NaN; elements: Na 0.500, N 0.500")
+    assert describe({"formula_reduced": "NaN"}, "composition").text.startswith(
+        "formula: NaN; elements: Na 0.500, N 0.500"
+    )
 
 
 def test_composition_format_is_the_composition_part_only():
@@ -110,10 +112,10 @@ def test_natural_sentences_are_deterministic_and_spanned():
 
 def test_robocrys_format_reads_a_given_text():
     text = "GaAs is Zincblende structured and crystallizes in the cubic F-43m space group."
-    d = describe({**GAAS, "robocrys_description": text}, "robocrys")
+    d = describe({**GAAS, "robocrys_text": text}, "robocrys")
     assert d.text == text and len(d.spans) == 1 and d.spans[0].category == "robocrys"
     assert describe(GAAS, "robocrys", text="  x  ").text == "x"
-    with pytest.raises(ValueError, match="robocrys_description"):
+    with pytest.raises(ValueError, match="robocrys_text"):
         describe(GAAS, "robocrys")
 
 
@@ -138,3 +140,40 @@ def test_token_categories_from_offsets():
     offsets = [(0, 0), (0, 7), (i - 1, i + 5), (d.spans[0].end, d.spans[0].end + 1), (0, 0)]
     assert token_categories(d, offsets) == [None, "composition", "symmetry", None, None]
     assert not math.isnan(len(d.text))
+
+
+def test_numeric_features_are_the_numbers_of_the_text():
+    import numpy as np
+    import pandas as pd
+
+    from helpers.descriptions import numeric_features
+
+    rows = pd.DataFrame(
+        [
+            {
+                "formula_reduced": "GaAs",
+                "crystal_system": "cubic",
+                "space_group_symbol": "F-43m",
+                "space_group_number": 216,
+                "n_sites": 2,
+                "volume_A3": 47.0,
+            },
+            {
+                "formula_reduced": "Pd",
+                "crystal_system": None,
+                "space_group_symbol": None,
+                "space_group_number": None,
+                "n_sites": None,
+                "volume_A3": None,
+            },
+        ],
+        index=[10, 11],
+    )
+    table = numeric_features(rows)
+    assert list(table.index) == [10, 11]
+    assert table.loc[10, "frac_Ga"] == 0.5 and table.loc[11, "frac_Ga"] == 0.0 and table.loc[11, "frac_Pd"] == 1.0
+    assert table.loc[10, "space_group_number"] == 216 and table.loc[10, "volume_per_atom_A3"] == pytest.approx(23.5)
+    assert table.loc[10, "crystal_system_cubic"] == 1.0 and table.loc[11, "crystal_system_cubic"] == 0.0
+    assert np.isnan(table.loc[11, "atoms_per_cell"])  # missing stays missing
+    comp = numeric_features(rows, with_structure=False)
+    assert "space_group_number" not in comp and "n_elements" in comp

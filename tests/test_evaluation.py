@@ -42,11 +42,18 @@ class _WithSigma:
 
     def predict(self, formulas):
         formulas = list(formulas)
-        return pd.DataFrame({"formula": formulas, "prediction_eV": np.linspace(1, 2, len(formulas)), "uncertainty_eV": 0.1})
+        return pd.DataFrame(
+            {"formula": formulas, "prediction_eV": np.linspace(1, 2, len(formulas)), "uncertainty_eV": 0.1}
+        )
 
 
 def _split() -> splits.Split:
-    df = pd.DataFrame({"formula": [f"CsPbI{3 - 0.1 * i:.1f}Br{0.1 * i:.1f}" for i in range(1, 21)], "target": np.linspace(1.5, 2.5, 20)})
+    df = pd.DataFrame(
+        {
+            "formula": [f"CsPbI{3 - 0.1 * i:.1f}Br{0.1 * i:.1f}" for i in range(1, 21)],
+            "target": np.linspace(1.5, 2.5, 20),
+        }
+    )
     return splits.random_split(df, seed=0)
 
 
@@ -96,7 +103,9 @@ def test_figures_are_drawn_in_ev_one_panel_per_split_and_saved(tmp_path: Path, m
     monkeypatch.setenv("BANDGAP_OUTPUT_DIR", str(tmp_path))
     sp = _split()
     one = evaluation.collect_predictions({"sigma": _WithSigma()}, sp)
-    two = evaluation.collect_all({"random": {"sigma": _WithSigma()}, "chemical_system": {"sigma": _WithSigma()}}, [sp, _relabel(sp)])
+    two = evaluation.collect_all(
+        {"random": {"sigma": _WithSigma()}, "chemical_system": {"sigma": _WithSigma()}}, [sp, _relabel(sp)]
+    )
     assert set(two["split"]) == {"random", "chemical_system"} and len(two) == 2 * len(one)
 
     parity = evaluation.parity_plot(one)
@@ -110,7 +119,9 @@ def test_figures_are_drawn_in_ev_one_panel_per_split_and_saved(tmp_path: Path, m
     assert len(calib.axes) == 4
     table = evaluation.calibration_table(two, model="sigma")
     assert list(table.index) == ["random", "chemical_system"] and "within_1sigma" in table.columns
-    curve = evaluation.learning_curve_plot({"random": [{"epoch": 1, "train_mae": 0.3, "val_mae": 0.4}, {"epoch": 10, "train_mae": 0.2, "val_mae": 0.3}]})
+    curve = evaluation.learning_curve_plot(
+        {"random": [{"epoch": 1, "train_mae": 0.3, "val_mae": 0.4}, {"epoch": 10, "train_mae": 0.2, "val_mae": 0.3}]}
+    )
     assert curve.axes[0].get_ylabel() == "MAE (eV)"
     with pytest.raises(ValueError):
         evaluation.learning_curve_plot({"x": []})
@@ -144,3 +155,23 @@ def test_bootstrap_mae_ci_rejects_bad_input() -> None:
         evaluation.bootstrap_mae_ci([1.0, 2.0], [1.0])
     with pytest.raises(ValueError, match="confidence"):
         evaluation.bootstrap_mae_ci([1.0], [1.0], confidence=1.5)
+
+
+def test_paired_bootstrap_and_scores_table():
+    import numpy as np
+
+    from helpers.evaluation import paired_bootstrap_mae_delta, scores_table
+
+    rng = np.random.default_rng(0)
+    y = rng.uniform(0, 4, 300)
+    good, bad = y + rng.normal(0, 0.1, 300), y + rng.normal(0, 1.0, 300)
+    delta, lo, hi = paired_bootstrap_mae_delta(y, good, bad)
+    assert delta < 0 and lo < delta < hi < 0  # good is better, and the interval excludes zero
+    d0, lo0, hi0 = paired_bootstrap_mae_delta(y, good, good)
+    assert d0 == lo0 == hi0 == 0.0
+    with pytest.raises(ValueError, match="shape"):
+        paired_bootstrap_mae_delta(y, good[:5], bad)
+    table = scores_table(y, {"bad": bad, "good": good}, info={"good": {"params": 7}})
+    assert list(table.index) == ["good", "bad"] and table.loc["good", "params"] == 7
+    assert table.loc["good", "MAE_eV"] == round(float(np.mean(np.abs(good - y))), 3)
+    assert {"MAE 95% CI (eV)", "RMSE_eV", "R2"} <= set(table.columns)

@@ -37,7 +37,17 @@ def tiny(data):
 
 
 def _cfg(**kw):
-    base = dict(model="tiny", epochs=2, batch_size=16, max_length=128, head_hidden=16, lr_encoder=1e-3, lr_head=3e-3, warmup_ratio=0.0, seed=0)
+    base = dict(
+        model="tiny",
+        epochs=2,
+        batch_size=16,
+        max_length=128,
+        head_hidden=16,
+        lr_encoder=1e-3,
+        lr_head=3e-3,
+        warmup_ratio=0.0,
+        seed=0,
+    )
     return tm.TextConfig(**{**base, **kw}).validate()
 
 
@@ -110,7 +120,9 @@ def test_training_reduces_loss_and_reports_progress(tiny, data, capsys):
     encoder, tokenizer = tiny
     texts, y = data
     model = tm.TextRegressor(encoder, head_hidden=16)
-    fit = tm.train_regressor(model, tokenizer, texts[:64], y[:64], texts[64:] + ["x" * 400], np.r_[y[64:], 0.0], _cfg(epochs=4))
+    fit = tm.train_regressor(
+        model, tokenizer, texts[:64], y[:64], texts[64:] + ["x" * 400], np.r_[y[64:], 0.0], _cfg(epochs=4)
+    )
     out = capsys.readouterr().out
     assert fit.history[-1]["train_loss"] < fit.history[0]["train_loss"]
     assert fit.best_val_mae == min(h["val_mae_eV"] for h in fit.history)
@@ -127,7 +139,9 @@ def test_frozen_regime_really_freezes(tiny, data):
     model = tm.TextRegressor(encoder, head_hidden=16)
     before_enc = {k: v.clone() for k, v in model.encoder.state_dict().items()}
     before_head = {k: v.clone() for k, v in model.head.state_dict().items()}
-    fit = tm.train_regressor(model, tokenizer, texts[:64], y[:64], texts[64:], y[64:], _cfg(regime="frozen", epochs=2), progress=False)
+    fit = tm.train_regressor(
+        model, tokenizer, texts[:64], y[:64], texts[64:], y[64:], _cfg(regime="frozen", epochs=2), progress=False
+    )
     assert model.encoder_frozen and all(p.grad is None for p in model.encoder.parameters())
     assert all(torch.equal(before_enc[k], v) for k, v in model.encoder.state_dict().items())
     assert any(not torch.equal(before_head[k], v) for k, v in model.head.state_dict().items())
@@ -146,7 +160,9 @@ def test_save_load_gives_identical_predictions(tiny, data, tmp_path):
     assert (folder / "model.safetensors").is_file() and (folder / "tokenizer.json").is_file()
     loaded, tok2, cfg2 = tm.load_regressor(folder)
     assert cfg2 == cfg and loaded.y_mean.item() == model.y_mean.item()
-    np.testing.assert_array_equal(tm.predict(model, tokenizer, texts[64:], 128), tm.predict(loaded, tok2, texts[64:], 128))
+    np.testing.assert_array_equal(
+        tm.predict(model, tokenizer, texts[64:], 128), tm.predict(loaded, tok2, texts[64:], 128)
+    )
 
 
 def test_mask_tokens_masks_only_real_tokens(tiny, data):
@@ -217,7 +233,10 @@ def test_offline_hub_falls_back_to_shipped_model(monkeypatch, capsys):
     monkeypatch.setattr(tm, "hub_reachable", lambda timeout_s=2.0: False)
     enc = tm.load_encoder("roberta-base")
     out = capsys.readouterr().out.strip()
-    assert out == f"roberta-base is not available (the hub is unreachable and it is not in the local cache): using the course's shipped model {tm.SHIPPED_NAME} instead"
+    assert (
+        out
+        == f"roberta-base is not available (the hub is unreachable and it is not in the local cache): using the course's shipped model {tm.SHIPPED_NAME} instead"
+    )
     assert enc.source == str(tm.SHIPPED_DIR) and enc.requested == "roberta-base"
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.undo()
@@ -231,3 +250,49 @@ def test_minilm_tokenizer_lowercases_element_symbols():
     tokenizer = AutoTokenizer.from_pretrained(tm.minilm_path())
     pieces = tm.show_tokens(tokenizer, "GaAs InP")
     assert all(p == p.lower() for p in pieces) and "in" in pieces  # In (indium) becomes the word "in"
+
+
+def test_default_checkpoint_names_and_folder(monkeypatch, tmp_path):
+    assert tm.checkpoint_name("bandgap-roberta-tiny", "structured", "full") == "bandgap-roberta-tiny_structured_full"
+    assert tm.checkpoint_name("/some/where/minilm", "composition", "frozen") == "minilm_composition_frozen"
+    with pytest.raises(ValueError, match="regime"):
+        tm.checkpoint_name("minilm", "structured", "half")
+    with pytest.raises(ValueError, match="format"):
+        tm.checkpoint_name("minilm", "poem", "full")
+    assert tm.default_checkpoint() == tm.models_dir() / "bandgap-roberta-tiny_structured_full"
+    monkeypatch.delenv("BANDGAP_MODELS_DIR", raising=False)
+    assert tm.models_dir() == (tm.config.REPO_ROOT / "models" / "text").resolve()
+    monkeypatch.setenv("BANDGAP_MODELS_DIR", str(tmp_path))
+    assert tm.default_checkpoint("x") == tmp_path.resolve() / "text" / "x"
+    assert tm.saved_checkpoints() == []
+    (tmp_path / "text" / "x").mkdir(parents=True)
+    (tmp_path / "text" / "x" / "regressor.json").write_text("{}")
+    assert tm.saved_checkpoints() == ["x"]
+    with pytest.raises(ValueError, match="plain folder"):
+        tm.default_checkpoint("../escape")
+
+
+def test_train_frozen_head_matches_the_frozen_regime(tiny, data):
+    encoder, tokenizer = tiny
+    texts, y = data
+    model = tm.TextRegressor(encoder, head_hidden=16)
+    before_enc = {k: v.clone() for k, v in model.encoder.state_dict().items()}
+    with pytest.raises(ValueError, match="regime 'frozen'"):
+        tm.train_frozen_head(model, tokenizer, texts[:64], y[:64], texts[64:], y[64:], _cfg(epochs=2))
+    fit = tm.train_frozen_head(
+        model, tokenizer, texts[:64], y[:64], texts[64:], y[64:], _cfg(regime="frozen", epochs=30), progress=False
+    )
+    assert fit.history[-1]["train_loss"] < fit.history[0]["train_loss"]
+    assert fit.best_val_mae == min(h["val_mae_eV"] for h in fit.history)
+    assert model.encoder_frozen and all(torch.equal(before_enc[k], v) for k, v in model.encoder.state_dict().items())
+    assert fit.trainable_params == sum(p.numel() for p in model.head.parameters())
+    # the head trained on cached vectors predicts the same through the whole model
+    pred = tm.predict(model, tokenizer, texts[64:], 128)
+    assert float(np.mean(np.abs(pred - np.asarray(y[64:])))) == pytest.approx(fit.best_val_mae, abs=1e-5)
+    assert tm.embed_texts(model, tokenizer, texts[:3], 128).shape == (3, encoder.config.hidden_size)
+
+
+def test_hub_model_available_offline_says_why(monkeypatch):
+    monkeypatch.setattr(tm, "hub_reachable", lambda timeout_s=2.0: False)
+    ok, why = tm.hub_model_available("no-such-org/no-such-model-xyz")
+    assert not ok and "not in the local Hugging Face cache" in why and "offline" in why

@@ -1,0 +1,349 @@
+#!/usr/bin/env python
+"""The text-model table of notebook 04 in full CPU mode: text models x formats x regimes vs baselines.
+
+One seeded random split by formula of data/mp_computed_materials.csv (helpers.splits.split_by_formula,
+seed 42). Rows: predict-the-mean, a random forest on the numbers the structured text contains
+(helpers.descriptions.numeric_features), CrabNet (helpers.crabnet_tools, full CPU configuration) on the
+same formulas, and every encoder x format x regime (the shipped bandgap-roberta-tiny and MiniLM; full
+fine-tuning and frozen encoder + head). Settings: configs/text_regression.yaml, ``full`` preset (``--quick``:
+the quick preset, written to a separate file). Epochs are chosen on validation; the test split is
+scored once per row.
+
+Each row trains in its own process (``--row NAME``), so ``peak_rss_mb`` is that process's own peak
+(getrusage). Finished rows are kept in results/benchmarks/text_models_rows/<row>.json with their test
+predictions, so the run is resumable (finished rows are skipped) and the paired bootstrap of
+structure-rich minus composition-only text can be computed from the saved predictions. After every
+row the summary results/benchmarks/text_models.json and .md are rewritten; rows not yet run are listed
+as missing and the result is marked partial.
+
+    nice .venv/bin/python benchmarks/text_models.py                 # everything still missing
+    nice .venv/bin/python benchmarks/text_models.py --only frozen   # rows whose name contains 'frozen'
+    nice .venv/bin/python benchmarks/text_models.py --list          # row names and status
+    nice .venv/bin/python benchmarks/text_models.py --render        # rewrite json/md from the row files
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+ENCODERS = ("bandgap-roberta-tiny", "minilm")
+FORMATS = ("structured", "natural", "composition")
+REGIMES = ("frozen", "full")
+#: Frozen-regime overrides (the head trains on cached vectors: epochs are cheap), as in notebook 04.
+FROZEN = {"epochs": 150, "lr_head": 3e-3, "dropout": 0.0}
+SEED = 42
+
+
+def row_names() -> list[str]:
+    """Every row, cheapest first: baselines, frozen text models, CrabNet, fine-tuned text models."""
+    names = ["baseline:mean", "baseline:rf"]
+    names += [f"text:{e}:{f}:frozen" for e in ENCODERS for f in FORMATS]
+    names += ["crabnet:full"]
+    names += [f"text:{e}:{f}:full" for e in ENCODERS for f in FORMATS]
+    return names
+
+
+def paths(quick: bool) -> tuple[Path, Path]:
+    """(summary json, folder of row files)."""
+    stem = "text_models_quick" if quick else "text_models"
+    base = REPO / "results" / "benchmarks"
+    return base / f"{stem}.json", base / f"{stem}_rows"
+
+
+def _split():
+    from helpers import splits
+    from helpers.mp_data import read_dataset_csv
+
+    mp = read_dataset_csv()
+    split = splits.split_by_formula(mp, "random", seed=SEED)
+    return mp, split
+
+
+def run_row(name: str, quick: bool) -> dict:
+    """Train and score one row in this process; returns its record (with test predictions)."""
+    if name not in row_names():
+        raise ValueError(f"unknown row {name!r}; known: {', '.join(row_names())}")
+    from helpers import descriptions
+    from helpers import text_models as tm
+
+    start = time.perf_counter()
+    mp, split = _split()
+    parts = split.parts()
+    y = {p: df["band_gap_eV"].to_numpy(dtype=float) for p, df in parts.items()}
+    kind, *rest = name.split(":")
+    rec: dict = {"row": name}
+    if kind == "baseline" and rest[0] == "mean":
+        pred = {p: np.full(len(v), y["train"].mean()) for p, v in y.items()}
+        rec.update(params=1)
+    elif kind == "baseline" and rest[0] == "rf":
+        from sklearn.ensemble import RandomForestRegressor
+
+        feats = {p: descriptions.numeric_features(df) for p, df in parts.items()}
+        cols = sorted(set().union(*(f.columns for f in feats.values())))
+        X = {p: f.reindex(columns=cols).fillna(0.0).to_numpy() for p, f in feats.items()}
+        rf = RandomForestRegressor(
+            n_estimators=100 if quick else 300, min_samples_leaf=2, n_jobs=1, random_state=SEED
+        ).fit(X["train"], y["train"])
+        pred = {p: rf.predict(x) for p, x in X.items()}
+        rec.update(params=int(sum(t.tree_.node_count for t in rf.estimators_)), n_features=len(cols))
+    elif kind == "crabnet":
+        import pandas as pd
+
+        from helpers import crabnet_tools
+
+        cfg, _ = crabnet_tools.config_for("quick" if quick else "full", "cpu")
+        data = {
+            p: pd.DataFrame({"formula": df["formula_reduced"].to_numpy(), "target": y[p]}) for p, df in parts.items()
+        }
+        model = crabnet_tools.fit_crabnet(
+            data["train"], data["val"], cfg, device="cpu", seed=SEED, threads=1, progress=False
+        )
+        pred = {p: model.predict(d["formula"], threads=1)["prediction_eV"].to_numpy() for p, d in data.items()}
+        rec.update(params=int(model.n_parameters), config=cfg.name)
+    elif kind == "text":
+        encoder, fmt, regime = rest
+        overrides = dict(FROZEN) if regime == "frozen" else {}
+        cfg = tm.load_config(mode="quick" if quick else "full", model=encoder, format=fmt, regime=regime, **overrides)
+        texts = {p: [d.text for d in descriptions.describe_rows(df, fmt)] for p, df in parts.items()}
+        run = tm.fit_text_model(encoder, texts, y, cfg, progress=False, predict_parts=("val", "test"))
+        pred = run.predictions
+        rec.update(
+            encoder=encoder,
+            format=fmt,
+            regime=regime,
+            params=int(run.params),
+            trainable_params=int(run.fit.trainable_params),
+            best_epoch=run.fit.best_epoch,
+            epochs=cfg.epochs,
+            history=run.fit.history,
+            n_truncated=run.fit.n_truncated,
+            config={
+                k: getattr(cfg, k)
+                for k in (
+                    "epochs",
+                    "batch_size",
+                    "lr_encoder",
+                    "lr_head",
+                    "dropout",
+                    "max_length",
+                    "pooling",
+                    "head_hidden",
+                )
+            },
+        )
+    else:
+        raise ValueError(f"unknown row {name!r}; known: {', '.join(row_names())}")
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    rec.update(
+        val_mae=float(np.mean(np.abs(pred["val"] - y["val"]))),
+        mae=float(np.mean(np.abs(pred["test"] - y["test"]))),
+        wall_s=round(time.perf_counter() - start, 1),
+        cpu_s=round(ru.ru_utime + ru.ru_stime, 1),
+        peak_rss_mb=round(ru.ru_maxrss / 1024),
+        test_pred=[round(float(v), 5) for v in pred["test"]],
+    )
+    return rec
+
+
+def summarize(quick: bool) -> dict:
+    """The summary with the issue's keys, from the finished row files."""
+    from helpers import evaluation
+
+    mp, split = _split()
+    y_test = split.test["band_gap_eV"].to_numpy(dtype=float)
+    poly = mp["formula_reduced"].duplicated(keep=False)[split.test.index].to_numpy()
+    _, folder = paths(quick)
+    done = (
+        {p.stem.replace("__", ":"): json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))}
+        if folder.is_dir()
+        else {}
+    )
+
+    def ci(pred):
+        lo, hi = evaluation.bootstrap_mae_ci(y_test, pred)
+        return [round(lo, 4), round(hi, 4)]
+
+    def poly_mae(pred):
+        return round(float(np.mean(np.abs(np.asarray(pred)[poly] - y_test[poly]))), 4)
+
+    base = {k: round(done[f"baseline:{k}"]["mae"], 4) if f"baseline:{k}" in done else None for k in ("mean", "rf")}
+    crab = done.get("crabnet:full")
+    models = []
+    for name in row_names():
+        if name.startswith("text:") and name in done:
+            r = done[name]
+            models.append(
+                {
+                    "encoder": r["encoder"],
+                    "format": r["format"],
+                    "regime": r["regime"],
+                    "mae": round(r["mae"], 4),
+                    "mae_ci": ci(r["test_pred"]),
+                    "polymorph_mae": poly_mae(r["test_pred"]),
+                    "val_mae": round(r["val_mae"], 4),
+                    "wall_s": r["wall_s"],
+                    "cpu_s": r["cpu_s"],
+                    "peak_rss_mb": r["peak_rss_mb"],
+                    "params": r["params"],
+                    "trainable_params": r["trainable_params"],
+                    "best_epoch": r["best_epoch"],
+                    "epochs": r["epochs"],
+                }
+            )
+    best = min(models, key=lambda m: m["val_mae"]) if models else None  # chosen on validation
+    smc = None
+    for enc in ENCODERS:  # structure-rich minus composition-only, same encoder and regime
+        for regime in ("full", "frozen"):
+            a, b = done.get(f"text:{enc}:structured:{regime}"), done.get(f"text:{enc}:composition:{regime}")
+            if a and b and smc is None:
+                d, lo, hi = evaluation.paired_bootstrap_mae_delta(y_test, a["test_pred"], b["test_pred"])
+                smc = {
+                    "delta_mae": round(d, 4),
+                    "ci": [round(lo, 4), round(hi, 4)],
+                    "pair": f"{enc} {regime}: structured minus composition",
+                    "polymorph_delta_mae": round(poly_mae(a["test_pred"]) - poly_mae(b["test_pred"]), 4),
+                }
+    missing = [n for n in row_names() if n not in done]
+    return {
+        "split": split.describe(),
+        "n_train": int(len(split.train)),
+        "n_test": int(len(split.test)),
+        "n_test_polymorph": int(poly.sum()),
+        "preset": "quick" if quick else "full",
+        "baselines": base,
+        "crabnet": {
+            "config": crab["config"] if crab else "full",
+            "mae": round(crab["mae"], 4) if crab else None,
+            "mae_ci": ci(crab["test_pred"]) if crab else None,
+            "wall_s": crab["wall_s"] if crab else None,
+            "peak_rss_mb": crab["peak_rss_mb"] if crab else None,
+        },
+        "models": models,
+        "best": {k: best[k] for k in ("encoder", "format", "regime", "mae")} if best else None,
+        "structure_minus_composition": smc,
+        "partial": bool(missing),
+        "missing_rows": missing,
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores shared with other jobs (wall times inflated; cpu_s is the process's own CPU time), one torch thread per row",
+        "command": "nice .venv/bin/python benchmarks/text_models.py" + (" --quick" if quick else ""),
+    }
+
+
+def _fmt(v, nd=3):
+    return "–" if v is None else f"{v:.{nd}f}"
+
+
+def render_markdown(data: dict) -> str:
+    """The committed .md, made from the summary JSON only."""
+    lines = [
+        f"# Text models vs baselines ({data['preset']} preset)",
+        "",
+        f"Split: {data['split']}; test rows {data['n_test']} ({data['n_test_polymorph']} polymorph rows).",
+        "",
+    ]
+    if data["partial"]:
+        lines += [f"**PARTIAL**: {len(data['missing_rows'])} rows not yet run: {', '.join(data['missing_rows'])}.", ""]
+    crab = data["crabnet"]
+    lines += [
+        "| model | format | regime | test MAE (eV) | 95 % CI | polymorph MAE | val MAE | wall s | CPU s | peak RSS MB | params |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+        f"| predict the mean | – | – | {_fmt(data['baselines']['mean'])} | | | | | | | 1 |",
+        f"| RF on the text's numbers | – | – | {_fmt(data['baselines']['rf'])} | | | | | | | |",
+        f"| CrabNet ({crab['config']}) | formula | – | {_fmt(crab['mae'])} | "
+        f"{'' if not crab['mae_ci'] else _fmt(crab['mae_ci'][0]) + '–' + _fmt(crab['mae_ci'][1])} | | | {crab['wall_s'] or ''} | | {crab['peak_rss_mb'] or ''} | |",
+    ]
+    for m in data["models"]:
+        lines.append(
+            f"| {m['encoder']} | {m['format']} | {m['regime']} | {_fmt(m['mae'])} | {_fmt(m['mae_ci'][0])}–{_fmt(m['mae_ci'][1])} | "
+            f"{_fmt(m['polymorph_mae'])} | {_fmt(m['val_mae'])} | {m['wall_s']} | {m['cpu_s']} | {m['peak_rss_mb']} | {m['params']:,} |"
+        )
+    lines.append("")
+    if data["best"]:
+        b = data["best"]
+        lines.append(
+            f"Best text model (by validation MAE): {b['encoder']} {b['format']} {b['regime']}, test MAE {_fmt(b['mae'])} eV."
+        )
+        if crab["mae"]:
+            lines.append(
+                f"Target 'within 15 % of CrabNet': {b['mae'] / crab['mae'] - 1:+.0%} vs CrabNet -> {'reached' if b['mae'] <= 1.15 * crab['mae'] else 'not reached'}."
+            )
+        else:
+            lines.append("Target 'within 15 % of CrabNet (full)': not yet measured (CrabNet row missing).")
+    s = data["structure_minus_composition"]
+    if s:
+        excl = s["ci"][1] < 0 or s["ci"][0] > 0
+        lines.append(
+            f"Structure minus composition ({s['pair']}): {s['delta_mae']:+.3f} eV, paired 95 % CI {s['ci'][0]:+.3f} to {s['ci'][1]:+.3f} "
+            f"({'excludes' if excl else 'includes'} zero); on polymorphs {s['polymorph_delta_mae']:+.3f} eV."
+        )
+    else:
+        lines.append(
+            "Structure minus composition: not yet measured (needs a structured and a composition row of the same encoder and regime)."
+        )
+    lines += ["", f"Machine: {data['machine']}.", f"Command: `{data['command']}`"]
+    return "\n".join(lines)
+
+
+def write_summary(quick: bool) -> dict:
+    data = summarize(quick)
+    out, _ = paths(quick)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(data, indent=1) + "\n")
+    out.with_suffix(".md").write_text(render_markdown(data) + "\n")
+    return data
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--row", help="run one row in this process and write its file (used by the parent)")
+    parser.add_argument(
+        "--only", action="append", default=[], help="run only rows whose name contains this text (repeatable)"
+    )
+    parser.add_argument("--quick", action="store_true", help="quick preset, separate result files")
+    parser.add_argument("--list", action="store_true", help="list the rows and whether they are finished")
+    parser.add_argument("--render", action="store_true", help="only rewrite the summary json/md from the row files")
+    args = parser.parse_args(argv)
+    os.environ.setdefault("BANDGAP_THREADS", "1")
+    _, folder = paths(args.quick)
+    if args.row:
+        rec = run_row(args.row, args.quick)
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / (args.row.replace(":", "__") + ".json")).write_text(json.dumps(rec) + "\n")
+        print(
+            f"{args.row}: test MAE {rec['mae']:.3f} eV, val {rec['val_mae']:.3f}, {rec['wall_s']} s wall, {rec['cpu_s']} s CPU, {rec['peak_rss_mb']} MB"
+        )
+        return 0
+    todo = [n for n in row_names() if not args.only or any(o in n for o in args.only)]
+    if args.list:
+        for n in todo:
+            print(f"{'done   ' if (folder / (n.replace(':', '__') + '.json')).is_file() else 'missing'} {n}")
+        return 0
+    if not args.render:
+        for n in todo:
+            if (folder / (n.replace(":", "__") + ".json")).is_file():
+                continue
+            cmd = [sys.executable, __file__, "--row", n] + (["--quick"] if args.quick else [])
+            print(f"running {n} ...", flush=True)
+            proc = subprocess.run(cmd, cwd=REPO)
+            if proc.returncode != 0:
+                print(f"{n} failed (exit {proc.returncode})", flush=True)
+            write_summary(args.quick)
+    data = write_summary(args.quick)
+    print(render_markdown(data))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,79 @@
+"""benchmarks/text_models.py: the committed (possibly partial) table and the renderer that makes its .md."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+
+import pytest
+
+from helpers import config
+
+REPO = config.REPO_ROOT
+SCRIPT = REPO / "benchmarks" / "text_models.py"
+RESULTS = REPO / "results" / "benchmarks" / "text_models.json"
+
+
+def _load_script():
+    spec = importlib.util.spec_from_file_location("text_models_benchmark", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    assert spec.loader is not None
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_committed_json_has_the_issue_keys() -> None:
+    data = json.loads(RESULTS.read_text())
+    assert {
+        "split",
+        "n_train",
+        "n_test",
+        "baselines",
+        "crabnet",
+        "models",
+        "best",
+        "structure_minus_composition",
+        "machine",
+        "command",
+    } <= set(data)
+    assert {"mean", "rf"} <= set(data["baselines"]) and {"config", "mae", "mae_ci"} <= set(data["crabnet"])
+    assert data["n_train"] > data["n_test"] > 0 and data["command"].startswith(
+        "nice .venv/bin/python benchmarks/text_models.py"
+    )
+    for m in data["models"]:
+        assert {"encoder", "format", "regime", "mae", "mae_ci", "wall_s", "peak_rss_mb", "params"} <= set(m)
+        assert m["format"] in ("structured", "natural", "composition", "robocrys") and m["regime"] in ("full", "frozen")
+        assert m["mae_ci"][0] <= m["mae"] <= m["mae_ci"][1]
+    if data["best"]:
+        assert {"encoder", "format", "regime", "mae"} <= set(data["best"])
+    module = _load_script()
+    assert data["partial"] == bool(data["missing_rows"]) and set(data["missing_rows"]) <= set(module.row_names())
+
+
+def test_committed_markdown_is_rendered_from_the_json() -> None:
+    module = _load_script()
+    data = json.loads(RESULTS.read_text())
+    assert RESULTS.with_suffix(".md").read_text() == module.render_markdown(data) + "\n"
+
+
+def test_renderer_marks_partial_results_and_unknown_rows() -> None:
+    module = _load_script()
+    data = {
+        "preset": "full",
+        "split": "s",
+        "n_test": 3,
+        "n_test_polymorph": 1,
+        "partial": True,
+        "missing_rows": ["crabnet:full"],
+        "baselines": {"mean": 1.2, "rf": None},
+        "crabnet": {"config": "full", "mae": None, "mae_ci": None, "wall_s": None, "peak_rss_mb": None},
+        "models": [],
+        "best": None,
+        "structure_minus_composition": None,
+        "machine": "m",
+        "command": "c",
+    }
+    md = module.render_markdown(data)
+    assert "**PARTIAL**: 1 rows not yet run: crabnet:full." in md and "not yet measured" in md
+    with pytest.raises(ValueError, match="unknown row"):
+        module.run_row("text:nothing", quick=True)
