@@ -214,10 +214,11 @@ def test_real_student_versions_run_in_course_order_with_only_exercises_failing(s
         failed = assert_only_exercises_fail(nb)
         exercises = assignments.exercise_cells(nb)
         assert len(exercises) >= 4, path.name  # >= 3 exercises + the quiz answers
-        assert failed, f"{path.name}: no exercise stub raised"
         text = "\n".join(
             "".join(o.get("text", "") for o in c.get("outputs", [])) for c in nb.cells if c.cell_type == "code"
         )
+        # a stub cell raised, or (function exercises: the stub raises only when called) the check said so
+        assert failed or "not attempted yet" in text, f"{path.name}: no exercise stub raised or was reported"
         assert "✓ environment ok" in text, path.name
         assert "✓ correct" not in text, f"{path.name}: a check passed without a solution"
         # the lesson went on after the exercises: the last code cell ran
