@@ -33,14 +33,20 @@ PREDICTION_COLUMNS: tuple[str, ...] = ("split", "model", "part", "formula", "tru
 METRICS: tuple[str, ...] = ("MAE_eV", "RMSE_eV", "R2")
 
 
-def regression_metrics(y_true: Sequence[float], y_pred: Sequence[float]) -> dict[str, float]:
-    """MAE (eV), RMSE (eV), R^2 and n. R^2 is NaN for fewer than 2 points or constant truth."""
+def _paired_arrays(y_true: Sequence[float], y_pred: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+    """Truth and prediction (eV) as float arrays of one shape; ValueError for different shapes or no values."""
     t = np.asarray(y_true, dtype=float)
     p = np.asarray(y_pred, dtype=float)
     if t.shape != p.shape:
         raise ValueError(f"y_true and y_pred differ in shape: {t.shape} vs {p.shape}")
     if t.size == 0:
         raise ValueError("no values to score")
+    return t, p
+
+
+def regression_metrics(y_true: Sequence[float], y_pred: Sequence[float]) -> dict[str, float]:
+    """MAE (eV), RMSE (eV), R^2 and n. R^2 is NaN for fewer than 2 points or constant truth."""
+    t, p = _paired_arrays(y_true, y_pred)
     err = p - t
     ss_tot = float(np.sum((t - t.mean()) ** 2))
     r2 = 1.0 - float(np.sum(err**2)) / ss_tot if t.size > 1 and ss_tot > 0 else float("nan")
@@ -71,12 +77,7 @@ def bootstrap_mae_ci(
         ValueError: for no values, different shapes, ``n_boot < 1`` or a
             confidence outside (0, 1).
     """
-    t = np.asarray(y_true, dtype=float)
-    p = np.asarray(y_pred, dtype=float)
-    if t.shape != p.shape:
-        raise ValueError(f"y_true and y_pred differ in shape: {t.shape} vs {p.shape}")
-    if t.size == 0:
-        raise ValueError("no values to score")
+    t, p = _paired_arrays(y_true, y_pred)
     if n_boot < 1 or not 0.0 < confidence < 1.0:
         raise ValueError(f"need n_boot >= 1 and 0 < confidence < 1, got {n_boot}, {confidence}")
     err = np.abs(p - t)

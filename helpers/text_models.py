@@ -427,6 +427,12 @@ def _batch(ids: list[list[int]], pad_id: int, device: str) -> dict[str, torch.Te
     return {"input_ids": input_ids.to(device), "attention_mask": mask.to(device)}
 
 
+def _batches(enc: "Encoded", pad_id: int, device: str, batch_size: int):
+    """Padded batches (dicts of ``input_ids`` and ``attention_mask``) of ``enc`` in order, on ``device``."""
+    for i in range(0, len(enc.input_ids), batch_size):
+        yield _batch(enc.input_ids[i : i + batch_size], pad_id, device)
+
+
 @torch.no_grad()
 def predict(
     model: TextRegressor,
@@ -440,10 +446,7 @@ def predict(
     enc = texts if isinstance(texts, Encoded) else encode_texts(tokenizer, texts, max_length)
     device = device or next(model.parameters()).device.type
     model.eval()
-    out = [
-        model(**_batch(enc.input_ids[i : i + batch_size], tokenizer.pad_token_id, device))
-        for i in range(0, len(enc.input_ids), batch_size)
-    ]
+    out = [model(**batch) for batch in _batches(enc, tokenizer.pad_token_id, device, batch_size)]
     return (torch.cat(out) * model.y_std + model.y_mean).cpu().numpy()
 
 
@@ -563,10 +566,7 @@ def embed_texts(
     enc = texts if isinstance(texts, Encoded) else encode_texts(tokenizer, texts, max_length)
     device = device or next(model.parameters()).device.type
     model.encoder.eval()
-    out = [
-        model.pooled(**_batch(enc.input_ids[i : i + batch_size], tokenizer.pad_token_id, device))
-        for i in range(0, len(enc.input_ids), batch_size)
-    ]
+    out = [model.pooled(**batch) for batch in _batches(enc, tokenizer.pad_token_id, device, batch_size)]
     return torch.cat(out)
 
 
