@@ -299,3 +299,17 @@ def read_csv(path: PathLike, **kwargs: Any) -> pd.DataFrame:
         line = next((i for i, row in enumerate(rows, start=2) if len(row) > width), "?")
         raise CSVFormatError(f"{Path(path)}: malformed CSV: line {line} has more fields than the {width} of the header")
     return frame
+
+
+def read_json(path: PathLike, hint: str = "") -> Any:
+    """Parse a UTF-8 JSON file; a ValueError names the file (and line and column of a JSON error).
+
+    ``hint`` is appended to the JSON-error message (e.g. how to regenerate the file).
+    """
+    path = Path(path)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}: not valid JSON at line {exc.lineno}, column {exc.colno} ({exc.msg}){hint}") from None

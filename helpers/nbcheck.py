@@ -18,7 +18,6 @@ and review the diff of ``notebooks/expected/*.json`` like any other change.
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import sys
 from pathlib import Path
@@ -138,15 +137,9 @@ def read_expected(exp_file: Path) -> dict[str, str]:
         ValueError: the file is not UTF-8 JSON (names the file, line and column), or
             not an object of strings (names the file and the cell id).
     """
-    try:
-        expected = json.loads(exp_file.read_text(encoding="utf-8"))
-    except UnicodeDecodeError as exc:
-        raise ValueError(f"{exp_file}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
-    except json.JSONDecodeError as exc:
-        raise ValueError(
-            f"{exp_file}: not valid JSON at line {exc.lineno}, column {exc.colno} ({exc.msg}); "
-            "fix it or re-record it with `python -m helpers.nbcheck record <executed notebook>`"
-        ) from None
+    expected = fileio.read_json(
+        exp_file, "; fix it or re-record it with `python -m helpers.nbcheck record <executed notebook>`"
+    )
     if not isinstance(expected, dict):
         raise ValueError(f"{exp_file}: expected a JSON object of cell id -> output text, got {type(expected).__name__}")
     for cell_id, text in expected.items():

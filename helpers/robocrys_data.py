@@ -28,14 +28,13 @@ from __future__ import annotations
 
 import gzip
 import re
-import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from . import config
+from . import config, fileio
 from .mp_data import read_dataset_csv
 from .symmetry import CRYSTAL_SYSTEMS
 
@@ -150,14 +149,7 @@ def read_manifest(path: str | Path | None = None) -> dict[str, Any]:
     """
     csv_path = committed_path() if path is None else Path(path)
     manifest_file = csv_path.parent / ROBOCRYS_MANIFEST
-    try:
-        manifest = json.loads(manifest_file.read_text(encoding="utf-8"))
-    except UnicodeDecodeError as exc:
-        raise ValueError(f"{manifest_file}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
-    except json.JSONDecodeError as exc:
-        raise ValueError(
-            f"{manifest_file}: not valid JSON at line {exc.lineno}, column {exc.colno} ({exc.msg})"
-        ) from None
+    manifest = fileio.read_json(manifest_file)
     if not isinstance(manifest, dict):
         raise ValueError(f"{manifest_file}: expected a JSON object, got {type(manifest).__name__}")
     return manifest
