@@ -292,8 +292,10 @@ def read_csv(path: PathLike, **kwargs: Any) -> pd.DataFrame:
         raise CSVFormatError(f"{Path(path)}: no columns to read ({exc})") from None
     except pd.errors.ParserError as exc:
         raise CSVFormatError(f"{Path(path)}: malformed CSV: {exc}") from None
-    if "index_col" not in kwargs and not isinstance(frame.index, pd.RangeIndex):
+    if "index_col" not in kwargs and not frame.index.equals(pd.RangeIndex(len(frame))):
         # pandas silently turns the extra leading fields of a too-long first row into an index
+        # (a leading 0, 1, 2, ... column, as pandas' own to_csv writes it, is harmless: pandas 3
+        # returns it as a RangeIndex, pandas 2 as an integer Index; both are accepted)
         rows = csv.reader(io.StringIO(text))
         width = len(next(rows))
         line = next((i for i, row in enumerate(rows, start=2) if len(row) > width), "?")

@@ -98,3 +98,23 @@ def test_read_csv_passes_options_and_names_the_file(tmp_path: Path) -> None:
         fileio.read_csv(tmp_path / "absent.csv")
     with pytest.raises(TypeError, match="UTF-8"):
         fileio.read_csv(path, encoding="latin-1")
+
+
+def test_read_csv_accepts_a_leading_row_number_column_under_pandas_2_and_3(tmp_path: Path, monkeypatch) -> None:
+    """matminer's CSVs carry an unnamed 0, 1, 2, ... column; pandas 3 returns it as a RangeIndex, pandas 2
+    (the robocrys build environment) as an integer Index. Both are harmless and both must be read."""
+    import pandas as pd
+
+    path = tmp_path / "t.csv"
+    path.write_text("# a comment, with, commas\na,b\n0,1,2\n1,3,4\n", encoding="utf-8")
+    frame = fileio.read_csv(path, comment="#")
+    assert frame.to_dict("records") == [{"a": 1, "b": 2}, {"a": 3, "b": 4}]
+    real = pd.read_csv
+
+    def pandas2_read_csv(*args, **kwargs):  # pandas 2's result for the same file
+        out = real(*args, **kwargs)
+        out.index = pd.Index(list(range(len(out))), dtype="int64")
+        return out
+
+    monkeypatch.setattr(pd, "read_csv", pandas2_read_csv)
+    assert fileio.read_csv(path, comment="#").to_dict("records") == [{"a": 1, "b": 2}, {"a": 3, "b": 4}]
