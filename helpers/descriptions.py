@@ -231,6 +231,27 @@ def numeric_features(rows: Any, with_structure: bool = True) -> pd.DataFrame:
     return table
 
 
+def numeric_feature_matrices(
+    parts: Mapping[str, Any], with_structure: bool = True
+) -> tuple[dict[str, np.ndarray], list[str]]:
+    """:func:`numeric_features` of every part of a split as aligned arrays for a model.
+
+    Args:
+        parts: part name -> material table (e.g. ``split.parts()``: train, val, test).
+        with_structure: as in :func:`numeric_features`.
+
+    Returns:
+        (part -> float array of shape (rows, columns), the sorted column names). The columns are
+        the union over all parts, so an element seen only in the test part still gets a column;
+        a feature a material does not have (an absent element, crystal system or a missing
+        volume) is 0.0, as a random forest needs finite inputs.
+    """
+    feats = {p: numeric_features(df, with_structure) for p, df in parts.items()}
+    columns = sorted(set().union(*(f.columns for f in feats.values())))
+    arrays = {p: f.reindex(columns=columns).fillna(0.0).to_numpy(dtype=float) for p, f in feats.items()}
+    return arrays, columns
+
+
 def _structured_value(feature: str, value: Any) -> str:
     if feature == "elements":
         return ", ".join(f"{el} {f:.3f}" for el, f in value.items())

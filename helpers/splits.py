@@ -148,6 +148,8 @@ class Split:
         kind: ``"random"`` or ``"chemical_system"``.
         seed: the seed that produced it.
         train, val, test: the three parts (copies; original index kept).
+        formula_column: the parts' formula column (``"formula"``, or ``"formula_reduced"``
+            for the Materials Project set of :func:`split_by_formula`); the leakage checks read it.
     """
 
     kind: str
@@ -156,6 +158,7 @@ class Split:
     val: pd.DataFrame
     test: pd.DataFrame
     notes: dict = field(default_factory=dict)
+    formula_column: str = "formula"
 
     def parts(self) -> dict[str, pd.DataFrame]:
         """``{"train": ..., "val": ..., "test": ...}``."""
@@ -215,10 +218,10 @@ def random_split(
     )
 
 
-def _systems(df: pd.DataFrame) -> pd.Series:
+def _systems(df: pd.DataFrame, formula_column: str = "formula") -> pd.Series:
     if "chemical_system" in df.columns:
         return df["chemical_system"].astype(str)
-    return df["formula"].map(lambda f: chemical_system(str(f)))
+    return df[formula_column].map(lambda f: chemical_system(str(f)))
 
 
 def chemical_system_split(
@@ -315,8 +318,9 @@ class LeakageReport:
 def leakage_report(split: Split) -> LeakageReport:
     """Count compositions, chemical systems and rows that appear in more than one part."""
     parts = split.parts()
-    keys = {n: set(p["formula"].map(lambda f: composition_key(str(f)))) for n, p in parts.items()}
-    systems = {n: set(_systems(p)) for n, p in parts.items()}
+    col = split.formula_column
+    keys = {n: set(p[col].map(lambda f: composition_key(str(f)))) for n, p in parts.items()}
+    systems = {n: set(_systems(p, col)) for n, p in parts.items()}
     rows = {n: set(p.index) for n, p in parts.items()}
     pairs = [("train", "val"), ("train", "test"), ("val", "test")]
     name = {pair: f"{pair[0]}-{pair[1]}" for pair in pairs}
@@ -361,18 +365,36 @@ def element_novelty(split: Split, part: str = "test") -> pd.DataFrame:
         raise ValueError(f"part must be one of {PARTS}, got {part!r}")
 
     def _elements(frame: pd.DataFrame) -> pd.Series:
-        return _systems(frame).str.split("-")
+        return _systems(frame, split.formula_column).str.split("-")
 
     seen = set().union(*_elements(split.train)) if len(split.train) else set()
     target = split.parts()[part]
     unseen = _elements(target).map(lambda els: " ".join(e for e in els if e not in seen))
     return pd.DataFrame(
         {
-            "formula": target["formula"].to_numpy(),
-            "chemical_system": _systems(target).to_numpy(),
+            "formula": target[split.formula_column].to_numpy(),
+            "chemical_system": _systems(target, split.formula_column).to_numpy(),
             "unseen_elements": unseen.to_numpy(),
         }
     )
+
+
+def system_seen_in_training(split: Split, part: str = "test") -> np.ndarray:
+    """For each row of ``part``: does a *training* material have the same chemical system?
+
+    A random split by formula can still put ``GaAs2`` in test and ``GaAs`` in training
+    (same element set {Ga, As}); a chemical-system split never does (all False).
+
+    Returns:
+        Boolean array, one value per row of ``part`` in its order.
+
+    Raises:
+        ValueError: if ``part`` is not one of :data:`PARTS`.
+    """
+    if part not in PARTS:
+        raise ValueError(f"part must be one of {PARTS}, got {part!r}")
+    seen = set(_systems(split.train, split.formula_column))
+    return _systems(split.parts()[part], split.formula_column).isin(seen).to_numpy()
 
 
 def split_by_formula(
@@ -409,4 +431,6 @@ def split_by_formula(
     part_of = {f: name for name, part in by_formula.parts().items() for f in part["formula"]}
     where = rows[formula_column].astype(str).map(part_of)
     notes = dict(by_formula.notes, n_formulas=by_formula.sizes())
-    return Split(kind, seed, *(rows[where == name].copy() for name in PARTS), notes=notes)
+    return Split(
+        kind, seed, *(rows[where == name].copy() for name in PARTS), notes=notes, formula_column=formula_column
+    )

@@ -177,3 +177,19 @@ def test_numeric_features_are_the_numbers_of_the_text():
     assert np.isnan(table.loc[11, "atoms_per_cell"])  # missing stays missing
     comp = numeric_features(rows, with_structure=False)
     assert "space_group_number" not in comp and "n_elements" in comp
+
+
+def test_numeric_feature_matrices_align_columns_across_parts():
+    import pandas as pd
+
+    from helpers.descriptions import numeric_feature_matrices
+
+    train = pd.DataFrame([{"formula_reduced": "GaAs", "crystal_system": "cubic", "n_sites": 2, "volume_A3": 47.0}])
+    test = pd.DataFrame([{"formula_reduced": "NaCl", "crystal_system": None, "n_sites": None, "volume_A3": None}])
+    arrays, columns = numeric_feature_matrices({"train": train, "test": test})
+    assert columns == sorted(columns) and {"frac_Ga", "frac_Na", "frac_Cl", "crystal_system_cubic"} <= set(columns)
+    assert arrays["train"].shape == arrays["test"].shape == (1, len(columns))
+    row = dict(zip(columns, arrays["test"][0]))
+    assert row["frac_Ga"] == 0.0 and row["frac_Na"] == 0.5  # an element only the test part has keeps its column
+    assert row["volume_per_atom_A3"] == 0.0  # missing -> 0.0: a forest needs finite inputs
+    assert all(v == v for v in arrays["train"][0])  # no NaN left

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -205,3 +206,40 @@ def test_hostile_numbers_and_missing_formulas_are_refused_by_name(tmp_path: Path
     table.to_csv(csv, index=False)
     with pytest.raises(ValueError, match=r"non-numeric value\(s\) in column 'band_gap_mean_eV': row 1 \('1.7 eV'\)"):
         splits.load_formula_table(csv)
+
+
+def test_leakage_checks_read_the_formula_column_of_split_by_formula() -> None:
+    """Regression: leakage_report/element_novelty looked for a 'formula' column, which the Materials
+    Project table of split_by_formula (formula_reduced) does not have: KeyError in notebook 04."""
+    rows = pd.DataFrame(
+        {
+            "formula_reduced": [
+                "GaAs",
+                "GaAs",
+                "GaAs2",
+                "InP",
+                "InP2",
+                "ZnO",
+                "ZnO2",
+                "CdS",
+                "CdSe",
+                "SiC",
+                "NaCl",
+                "KCl",
+            ],
+            "band_gap_eV": np.linspace(0, 3, 12),
+        }
+    )
+    rand = splits.split_by_formula(rows, "random", seed=0, fractions=(0.5, 0.25, 0.25))
+    chem = splits.split_by_formula(rows, "chemical_system", seed=0, fractions=(0.5, 0.25, 0.25))
+    assert rand.formula_column == chem.formula_column == "formula_reduced"
+    assert splits.assert_no_leakage(chem, by="chemical_system").shared_formulas["train-test"] == 0
+    assert splits.leakage_report(rand).shared_formulas == {"train-val": 0, "train-test": 0, "val-test": 0}
+    assert list(splits.element_novelty(chem)["formula"]) == list(chem.test["formula_reduced"])
+    assert not splits.system_seen_in_training(chem).any()
+    seen = splits.system_seen_in_training(rand)
+    train_systems = {"-".join(sorted(re.findall("[A-Z][a-z]?", f))) for f in rand.train["formula_reduced"]}
+    expected = ["-".join(sorted(re.findall("[A-Z][a-z]?", f))) in train_systems for f in rand.test["formula_reduced"]]
+    assert list(seen) == expected and len(seen) == len(rand.test)
+    with pytest.raises(ValueError, match="part"):
+        splits.system_seen_in_training(rand, part="holdout")

@@ -12,6 +12,8 @@ from helpers import config
 REPO = config.REPO_ROOT
 SCRIPT = REPO / "benchmarks" / "text_models.py"
 RESULTS = REPO / "results" / "benchmarks" / "text_models.json"
+#: split kind -> its committed summary (the chemical-system split holds whole element sets out)
+COMMITTED = {"random": RESULTS, "chemical_system": REPO / "results" / "benchmarks" / "text_models_chemsys.json"}
 
 
 def _load_script():
@@ -22,8 +24,10 @@ def _load_script():
     return module
 
 
-def test_committed_json_has_the_issue_keys() -> None:
-    data = json.loads(RESULTS.read_text())
+@pytest.mark.parametrize("split_kind", sorted(COMMITTED))
+def test_committed_json_has_the_issue_keys(split_kind: str) -> None:
+    data = json.loads(COMMITTED[split_kind].read_text())
+    assert data["split"].startswith(f"{split_kind} split")
     assert {
         "split",
         "n_train",
@@ -47,13 +51,18 @@ def test_committed_json_has_the_issue_keys() -> None:
     if data["best"]:
         assert {"encoder", "format", "regime", "mae"} <= set(data["best"])
     module = _load_script()
-    assert data["partial"] == bool(data["missing_rows"]) and set(data["missing_rows"]) <= set(module.row_names())
+    rows = set(module.row_names(split_kind))
+    assert data["partial"] == bool(data["missing_rows"]) and set(data["missing_rows"]) <= rows
+    assert set(data.get("skipped_rows", {})) <= rows and not set(data["missing_rows"]) & set(
+        data.get("skipped_rows", {})
+    )
 
 
-def test_committed_markdown_is_rendered_from_the_json() -> None:
+@pytest.mark.parametrize("split_kind", sorted(COMMITTED))
+def test_committed_markdown_is_rendered_from_the_json(split_kind: str) -> None:
     module = _load_script()
-    data = json.loads(RESULTS.read_text())
-    assert RESULTS.with_suffix(".md").read_text() == module.render_markdown(data) + "\n"
+    data = json.loads(COMMITTED[split_kind].read_text())
+    assert COMMITTED[split_kind].with_suffix(".md").read_text() == module.render_markdown(data) + "\n"
 
 
 def test_renderer_marks_partial_results_and_unknown_rows() -> None:
@@ -75,5 +84,19 @@ def test_renderer_marks_partial_results_and_unknown_rows() -> None:
     }
     md = module.render_markdown(data)
     assert "**PARTIAL**: 1 rows not yet run: crabnet:full." in md and "not yet measured" in md
+    data["skipped_rows"] = {"text:minilm:natural:full": "CPU budget"}
+    assert "Not run: text:minilm:natural:full (CPU budget)." in module.render_markdown(data)
     with pytest.raises(ValueError, match="unknown row"):
         module.run_row("text:nothing", quick=True)
+    with pytest.raises(ValueError, match="unknown row"):  # fine-tuned rows are not part of the chemical-system table
+        module.run_row("text:minilm:structured:full", quick=True, split_kind="chemical_system")
+    with pytest.raises(ValueError, match="unknown split"):
+        module._split("by_vibes")
+
+
+def test_chemical_system_rows_and_files_are_separate() -> None:
+    module = _load_script()
+    assert module.paths(False, "chemical_system")[0].name == "text_models_chemsys.json"
+    assert module.paths(True)[0].name == "text_models_quick.json"
+    rows = module.row_names("chemical_system")
+    assert "crabnet:full" in rows and not any(r.endswith(":full") and r.startswith("text:") for r in rows)
