@@ -2,12 +2,12 @@
 # Emulate Binder (repo2docker) on this machine and measure it:
 #   a fresh clone of HEAD (no ../shared beside it), a fresh Python 3.11 venv with Binder's
 #   preinstalled notebook 7.4.7, `pip install -r binder/requirements.txt`, `binder/postBuild`,
-#   `pip check`, then notebooks 01-03 through `binder/start` in quick mode, offline
+#   `pip check`, then every notebook (01-05) through `binder/start` in quick mode, offline
 #   (BANDGAP_NOMAD_OFFLINE=1), under a 2 GiB memory limit (Binder's RAM).
 # Memory limit: a cgroup-v1 memory group nested in this shell's own cgroup when it is writable
 # (memory.limit_in_bytes = 2 GiB), else `systemd-run --scope -p MemoryMax=2G`; which one is recorded.
 # Writes results/benchmarks/binder_emulation.json (+ the executed notebooks' course_run.json).
-#   bash benchmarks/binder_emulation.sh [WORKDIR]     (~4-6 min on 2 cores; needs PyPI)
+#   bash benchmarks/binder_emulation.sh [WORKDIR]     (~10 min on 2 idle cores; needs PyPI)
 set -euo pipefail
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 WORK=${1:-$(mktemp -d /tmp/binder-emu.XXXXXX)}
@@ -57,8 +57,7 @@ peak_cg=""
 oom=""
 export BANDGAP_SHARED_DIR="$WORK/no-shared" BANDGAP_NOMAD_OFFLINE=1 BANDGAP_OUTPUT_DIR="$WORK/output"
 set +e
-run_limited binder/start python -m helpers.course notebooks/01_nomad_to_csv.ipynb \
-  notebooks/02_clean_and_explore.ipynb notebooks/03_crabnet.ipynb
+run_limited binder/start python -m helpers.course   # every lesson, 01-05, each in its own kernel
 course_rc=$?
 set -e
 [ -d "$CG" ] && rmdir "$CG" 2>/dev/null || true
@@ -68,7 +67,7 @@ import json, sys
 run = json.load(open("$WORK/output/course_run.json"))
 result = {
     "what": "Binder emulation: fresh clone, fresh venv + notebook 7.4.7, pip install -r binder/requirements.txt, "
-            "postBuild, shared data absent, BANDGAP_NOMAD_OFFLINE=1, binder/start, notebooks 01-03 quick mode",
+            "postBuild, shared data absent, BANDGAP_NOMAD_OFFLINE=1, binder/start, notebooks 01-05 quick mode",
     "command": "bash benchmarks/binder_emulation.sh",
     "pip_check": "$pip_check",
     "pip_check_output": open("$WORK/pip_check.txt").read().strip(),
