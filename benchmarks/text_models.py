@@ -9,6 +9,11 @@ fine-tuning and frozen encoder + head). Settings: configs/text_regression.yaml, 
 the quick preset, written to a separate file). Epochs are chosen on validation; the test split is
 scored once per row.
 
+``--split chemical_system``: the same materials split so that whole element sets are held out
+(baselines, the frozen shipped RoBERTa on every format, CrabNet; results in text_models_chemsys.*).
+``--split robocrys_subset``: the 1,000 materials with a robocrystallographer description, split at
+random by formula; frozen encoders on composition, structured and robocrys text (text_models_robocrys.*).
+
 Each row trains in its own process (``--row NAME``), so ``peak_rss_mb`` is that process's own peak
 (getrusage). Finished rows are kept in results/benchmarks/text_models_rows/<row>.json with their test
 predictions, so the run is resumable (finished rows are skipped) and the paired bootstrap of
@@ -47,7 +52,7 @@ FROZEN = {"epochs": 150, "lr_head": 3e-3, "dropout": 0.0}
 SEED = 42
 
 
-SPLITS = ("random", "chemical_system")
+SPLITS = ("random", "chemical_system", "robocrys_subset")
 #: Rows planned but not run, with the reason (listed in the summary, not counted as missing).
 SKIPPED = {
     "text:minilm:natural:full": "CPU budget: MiniLM full fine-tuning costs ~{minilm_epoch_min} min per epoch on one core; run on structured text only",
@@ -65,6 +70,15 @@ def row_names(split_kind: str = "random") -> list[str]:
     RoBERTa on every format and CrabNet: the fine-tuned rows would cost hours more on a CPU.
     """
     names = ["baseline:mean", "baseline:rf"]
+    if split_kind == "robocrys_subset":
+        return names + [
+            f"text:{e}:{f}:frozen"
+            for e, fmts in (
+                (ENCODERS[0], ("structured", "composition", "robocrys")),
+                (ENCODERS[1], ("structured", "robocrys")),
+            )
+            for f in fmts
+        ]
     if split_kind == "chemical_system":
         return names + [f"text:{ENCODERS[0]}:{f}:frozen" for f in FORMATS] + ["crabnet:full"]
     names += [f"text:{e}:{f}:frozen" for e in ENCODERS for f in FORMATS]
@@ -75,7 +89,8 @@ def row_names(split_kind: str = "random") -> list[str]:
 
 def paths(quick: bool, split_kind: str = "random") -> tuple[Path, Path]:
     """(summary json, folder of row files)."""
-    stem = "text_models" + ("_chemsys" if split_kind == "chemical_system" else "") + ("_quick" if quick else "")
+    suffix = {"random": "", "chemical_system": "_chemsys", "robocrys_subset": "_robocrys"}[split_kind]
+    stem = "text_models" + suffix + ("_quick" if quick else "")
     base = REPO / "results" / "benchmarks"
     return base / f"{stem}.json", base / f"{stem}_rows"
 
@@ -86,6 +101,11 @@ def _split(split_kind: str = "random"):
 
     if split_kind not in SPLITS:
         raise ValueError(f"unknown split {split_kind!r}; known: {', '.join(SPLITS)}")
+    if split_kind == "robocrys_subset":  # the materials robocrys described, split at random by formula
+        from helpers import robocrys_data
+
+        mp = robocrys_data.load_robocrys_with_mp()
+        return mp, splits.split_by_formula(mp, "random", seed=SEED)
     mp = read_dataset_csv()
     split = splits.split_by_formula(mp, split_kind, seed=SEED)
     return mp, split
@@ -193,7 +213,9 @@ def summarize(quick: bool, split_kind: str = "random") -> dict:
         lo, hi = evaluation.bootstrap_mae_ci(y_test, pred)
         return [round(lo, 4), round(hi, 4)]
 
-    def poly_mae(pred):
+    def poly_mae(pred):  # None when the test split has no polymorph rows (robocrys subset)
+        if not poly.any():
+            return None
         return round(float(np.mean(np.abs(np.asarray(pred)[poly] - y_test[poly]))), 4)
 
     base = {k: round(done[f"baseline:{k}"]["mae"], 4) if f"baseline:{k}" in done else None for k in ("mean", "rf")}
@@ -231,12 +253,29 @@ def summarize(quick: bool, split_kind: str = "random") -> dict:
                     "delta_mae": round(d, 4),
                     "ci": [round(lo, 4), round(hi, 4)],
                     "pair": f"{enc} {regime}: structured minus composition",
-                    "polymorph_delta_mae": round(poly_mae(a["test_pred"]) - poly_mae(b["test_pred"]), 4),
+                    "polymorph_delta_mae": round(poly_mae(a["test_pred"]) - poly_mae(b["test_pred"]), 4)
+                    if poly.any()
+                    else None,
                 }
+    robo_delta = None
+    for enc in ENCODERS:  # robocrys text minus structured text, same encoder, frozen (robocrys subset only)
+        a, b = done.get(f"text:{enc}:robocrys:frozen"), done.get(f"text:{enc}:structured:frozen")
+        if a and b:
+            d, lo, hi = evaluation.paired_bootstrap_mae_delta(y_test, a["test_pred"], b["test_pred"])
+            robo_delta = (robo_delta or []) + [
+                {
+                    "pair": f"{enc} frozen: robocrys minus structured",
+                    "delta_mae": round(d, 4),
+                    "ci": [round(lo, 4), round(hi, 4)],
+                }
+            ]
     skipped = {n: why for n, why in SKIPPED.items() if n in row_names(split_kind) and n not in done}
     missing = [n for n in row_names(split_kind) if n not in done and n not in skipped]
     return {
-        "split": split.describe(),
+        "split": (
+            f"{split_kind}: {len(mp)} materials described by robocrys; " if split_kind == "robocrys_subset" else ""
+        )
+        + split.describe(),
         "n_train": int(len(split.train)),
         "n_test": int(len(split.test)),
         "n_test_polymorph": int(poly.sum()),
@@ -248,10 +287,13 @@ def summarize(quick: bool, split_kind: str = "random") -> dict:
             "mae_ci": ci(crab["test_pred"]) if crab else None,
             "wall_s": crab["wall_s"] if crab else None,
             "peak_rss_mb": crab["peak_rss_mb"] if crab else None,
-        },
+        }
+        if "crabnet:full" in row_names(split_kind)
+        else None,  # not part of this table (robocrys subset)
         "models": models,
         "best": {k: best[k] for k in ("encoder", "format", "regime", "mae")} if best else None,
         "structure_minus_composition": smc,
+        "robocrys_minus_structured": robo_delta,
         "partial": bool(missing),
         "missing_rows": missing,
         "skipped_rows": {n: why.format(minilm_epoch_min=_minilm_epoch_min(done)) for n, why in skipped.items()},
@@ -292,9 +334,12 @@ def render_markdown(data: dict) -> str:
         "|---|---|---|---|---|---|---|---|---|---|---|",
         f"| predict the mean | – | – | {_fmt(data['baselines']['mean'])} | | | | | | | 1 |",
         f"| RF on the text's numbers | – | – | {_fmt(data['baselines']['rf'])} | | | | | | | |",
-        f"| CrabNet ({crab['config']}) | formula | – | {_fmt(crab['mae'])} | "
-        f"{'' if not crab['mae_ci'] else _fmt(crab['mae_ci'][0]) + '–' + _fmt(crab['mae_ci'][1])} | | | {crab['wall_s'] or ''} | | {crab['peak_rss_mb'] or ''} | |",
     ]
+    if crab is not None:
+        lines.append(
+            f"| CrabNet ({crab['config']}) | formula | – | {_fmt(crab['mae'])} | "
+            f"{'' if not crab['mae_ci'] else _fmt(crab['mae_ci'][0]) + '–' + _fmt(crab['mae_ci'][1])} | | | {crab['wall_s'] or ''} | | {crab['peak_rss_mb'] or ''} | |"
+        )
     for m in data["models"]:
         lines.append(
             f"| {m['encoder']} | {m['format']} | {m['regime']} | {_fmt(m['mae'])} | {_fmt(m['mae_ci'][0])}–{_fmt(m['mae_ci'][1])} | "
@@ -306,7 +351,9 @@ def render_markdown(data: dict) -> str:
         lines.append(
             f"Best text model (by validation MAE): {b['encoder']} {b['format']} {b['regime']}, test MAE {_fmt(b['mae'])} eV."
         )
-        if crab["mae"]:
+        if crab is None:
+            pass  # no CrabNet in this table
+        elif crab["mae"]:
             lines.append(
                 f"Target 'within 15 % of CrabNet': {b['mae'] / crab['mae'] - 1:+.0%} vs CrabNet -> {'reached' if b['mae'] <= 1.15 * crab['mae'] else 'not reached'}."
             )
@@ -317,11 +364,18 @@ def render_markdown(data: dict) -> str:
         excl = s["ci"][1] < 0 or s["ci"][0] > 0
         lines.append(
             f"Structure minus composition ({s['pair']}): {s['delta_mae']:+.3f} eV, paired 95 % CI {s['ci'][0]:+.3f} to {s['ci'][1]:+.3f} "
-            f"({'excludes' if excl else 'includes'} zero); on polymorphs {s['polymorph_delta_mae']:+.3f} eV."
+            f"({'excludes' if excl else 'includes'} zero)"
+            + ("." if s["polymorph_delta_mae"] is None else f"; on polymorphs {s['polymorph_delta_mae']:+.3f} eV.")
         )
     else:
         lines.append(
             "Structure minus composition: not yet measured (needs a structured and a composition row of the same encoder and regime)."
+        )
+    for r in data.get("robocrys_minus_structured") or []:
+        excl = r["ci"][1] < 0 or r["ci"][0] > 0
+        lines.append(
+            f"Robocrys minus structured ({r['pair']}): {r['delta_mae']:+.3f} eV, paired 95 % CI {r['ci'][0]:+.3f} to {r['ci'][1]:+.3f} "
+            f"({'excludes' if excl else 'includes'} zero)."
         )
     lines += ["", f"Machine: {data['machine']}.", f"Command: `{data['command']}`"]
     return "\n".join(lines)
