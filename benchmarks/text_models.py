@@ -330,20 +330,20 @@ def render_markdown(data: dict) -> str:
         lines += [f"Not run: {name} ({why}).", ""]
     crab = data["crabnet"]
     lines += [
-        "| model | format | regime | test MAE (eV) | 95 % CI | polymorph MAE | val MAE | wall s | CPU s | peak RSS MB | params |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
-        f"| predict the mean | – | – | {_fmt(data['baselines']['mean'])} | | | | | | | 1 |",
-        f"| RF on the text's numbers | – | – | {_fmt(data['baselines']['rf'])} | | | | | | | |",
+        "| model | format | regime | test MAE (eV) | 95 % CI | polymorph MAE | val MAE | best epoch / epochs | wall s | CPU s | peak RSS MB | params |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        f"| predict the mean | – | – | {_fmt(data['baselines']['mean'])} | | | | | | | | 1 |",
+        f"| RF on the text's numbers | – | – | {_fmt(data['baselines']['rf'])} | | | | | | | | |",
     ]
     if crab is not None:
         lines.append(
             f"| CrabNet ({crab['config']}) | formula | – | {_fmt(crab['mae'])} | "
-            f"{'' if not crab['mae_ci'] else _fmt(crab['mae_ci'][0]) + '–' + _fmt(crab['mae_ci'][1])} | | | {crab['wall_s'] or ''} | | {crab['peak_rss_mb'] or ''} | |"
+            f"{'' if not crab['mae_ci'] else _fmt(crab['mae_ci'][0]) + '–' + _fmt(crab['mae_ci'][1])} | | | | {crab['wall_s'] or ''} | | {crab['peak_rss_mb'] or ''} | |"
         )
     for m in data["models"]:
         lines.append(
             f"| {m['encoder']} | {m['format']} | {m['regime']} | {_fmt(m['mae'])} | {_fmt(m['mae_ci'][0])}–{_fmt(m['mae_ci'][1])} | "
-            f"{_fmt(m['polymorph_mae'])} | {_fmt(m['val_mae'])} | {m['wall_s']} | {m['cpu_s']} | {m['peak_rss_mb']} | {m['params']:,} |"
+            f"{_fmt(m['polymorph_mae'])} | {_fmt(m['val_mae'])} | {m.get('best_epoch', '')} / {m.get('epochs', '')} | {m['wall_s']} | {m['cpu_s']} | {m['peak_rss_mb']} | {m['params']:,} |"
         )
     lines.append("")
     if data["best"]:
