@@ -293,8 +293,12 @@ def _split_title(kind, title: str | None) -> str:
     return " -- ".join(t for t in (title, label) if t)
 
 
-def parity_plot(rows: pd.DataFrame, title: str | None = None):
-    """Predicted vs. measured band gap (eV), y = x line, MAE per part in the legend; one panel per split."""
+def parity_plot(rows: pd.DataFrame, title: str | None = None, truth: str = "measured"):
+    """Predicted vs. true band gap (eV), y = x line, MAE per part in the legend; one panel per split.
+
+    ``truth`` names what the true gaps are on the x-axis label: ``"measured"`` for experimental
+    gaps (notebook 03), e.g. ``"PBE (Materials Project)"`` for computed ones (notebook 04).
+    """
     fig, panels = _panels(rows, (5.0, 5.0))
     lo = float(min(rows["true_eV"].min(), rows["pred_eV"].min()))
     hi = float(max(rows["true_eV"].max(), rows["pred_eV"].max()))
@@ -305,7 +309,7 @@ def parity_plot(rows: pd.DataFrame, title: str | None = None):
             ax.scatter(group["true_eV"], group["pred_eV"], s=12, alpha=0.6, label=f"{part} (MAE {m['MAE_eV']:.3f} eV)")
         ax.plot([lo - pad, hi + pad], [lo - pad, hi + pad], "k--", lw=1, label="y = x")
         ax.set(xlim=(lo - pad, hi + pad), ylim=(lo - pad, hi + pad), aspect="equal")
-        ax.set_xlabel("measured band gap (eV)")
+        ax.set_xlabel(f"{truth} band gap (eV)")
         ax.set_ylabel("predicted band gap (eV)")
         ax.set_title(_split_title(kind, title or "parity"))
         ax.legend(fontsize="small", loc="upper left")

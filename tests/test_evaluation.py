@@ -113,6 +113,9 @@ def test_figures_are_drawn_in_ev_one_panel_per_split_and_saved(tmp_path: Path, m
     assert "(eV)" in ax.get_xlabel() and "(eV)" in ax.get_ylabel()
     assert any("MAE" in t.get_text() for t in ax.get_legend().get_texts())
     assert len(evaluation.parity_plot(two).axes) == 2
+    assert ax.get_xlabel() == "measured band gap (eV)"  # experimental gaps (notebook 03)
+    computed = evaluation.parity_plot(one, truth="PBE (Materials Project)")  # computed gaps (notebook 04)
+    assert computed.axes[0].get_xlabel() == "PBE (Materials Project) band gap (eV)"
     residual = evaluation.residual_plot(two)
     assert len(residual.axes) == 2 and "(eV)" in residual.axes[0].get_ylabel()
     calib = evaluation.calibration_plot(evaluation.select(two, part="test"))
