@@ -31,6 +31,8 @@ import pandas as pd
 from pymatgen.core import Composition, Element
 from scipy.constants import physical_constants
 
+from helpers.symmetry import crystal_system_from_spacegroup
+
 Format = Literal["structured", "natural", "composition", "robocrys"]
 
 #: The description formats :func:`describe` writes.
@@ -154,6 +156,25 @@ def composition_features(formula: str) -> dict[str, Any]:
     return feats
 
 
+def _positive(row: Mapping[str, Any], field: str, whole: bool = False) -> Any:
+    """``row[field]`` as a finite number > 0 (an int when ``whole``), None when missing.
+
+    Raises:
+        ValueError: naming the field, for text, zero, negative, infinite or (``whole``) fractional values.
+    """
+    value = row.get(field)
+    if not _present(value):
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{field} must be a number, got {value!r}") from None
+    if not math.isfinite(number) or number <= 0 or (whole and not number.is_integer()):
+        kind = "a whole number >= 1" if whole else "a finite number > 0"
+        raise ValueError(f"{field} must be {kind}, got {value!r}")
+    return int(number) if whole else number
+
+
 def _feature_values(row: Mapping[str, Any], with_structure: bool) -> dict[str, Any]:
     """Raw values (numbers/strings) of every feature present in ``row``."""
     formula = row.get("formula_reduced")
@@ -174,13 +195,19 @@ def _feature_values(row: Mapping[str, Any], with_structure: bool) -> dict[str, A
     if _present(row.get("crystal_system")):
         values["crystal system"] = str(row["crystal_system"]).strip()
     symbol, number = row.get("space_group_symbol"), row.get("space_group_number")
+    if _present(number):
+        system = crystal_system_from_spacegroup(number)  # ValueError unless an integer in 1..230
+        if "crystal system" in values and values["crystal system"] != system:
+            raise ValueError(
+                f"crystal_system {values['crystal system']!r} contradicts space_group_number {number!r} ({system})"
+            )
     if _present(symbol) or _present(number):
         values["space group"] = (
             str(symbol).strip() if _present(symbol) else None,
             int(number) if _present(number) else None,
         )
-    n_sites = int(row["n_sites"]) if _present(row.get("n_sites")) else None
-    volume = float(row["volume_A3"]) if _present(row.get("volume_A3")) else None
+    n_sites = _positive(row, "n_sites", whole=True)
+    volume = _positive(row, "volume_A3")
     if n_sites is not None:
         values["atoms per cell"] = n_sites
     if n_sites and volume:

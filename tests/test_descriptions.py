@@ -193,3 +193,42 @@ def test_numeric_feature_matrices_align_columns_across_parts():
     assert row["frac_Ga"] == 0.0 and row["frac_Na"] == 0.5  # an element only the test part has keeps its column
     assert row["volume_per_atom_A3"] == 0.0  # missing -> 0.0: a forest needs finite inputs
     assert all(v == v for v in arrays["train"][0])  # no NaN left
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("volume_A3", -47.0, "volume_A3 must be a finite number > 0"),
+        ("volume_A3", 0, "volume_A3 must be a finite number > 0"),
+        ("volume_A3", float("inf"), "volume_A3 must be a finite number > 0"),
+        ("volume_A3", "big", "volume_A3 must be a number"),
+        ("n_sites", 2.5, "n_sites must be a whole number >= 1"),
+        ("n_sites", 0, "n_sites must be a whole number >= 1"),
+        ("space_group_number", 231, "space group number must be an integer in 1..230"),
+        ("crystal_system", "hexagonal", "crystal_system 'hexagonal' contradicts space_group_number 216"),
+    ],
+)
+def test_non_physical_structure_fields_are_refused_by_name(field, value, message):
+    """Until session 4 a negative volume or 2.5 atoms per cell were written into the text as given."""
+    import pandas as pd
+
+    from helpers.descriptions import describe, describe_rows, numeric_features
+
+    row = {
+        "entry_id": "mp-2534",
+        "formula_reduced": "GaAs",
+        "crystal_system": "cubic",
+        "space_group_symbol": "F-43m",
+        "space_group_number": 216,
+        "n_sites": 2,
+        "volume_A3": 47.0,
+    }
+    assert "volume per atom: 23.50" in describe(row).text
+    row[field] = value
+    with pytest.raises(ValueError, match=message):
+        describe(row)
+    with pytest.raises(ValueError, match=r"row 'mp-2534'.*" + message.split(" ")[0]):  # the row is named
+        describe_rows(pd.DataFrame([row]))
+    with pytest.raises(ValueError, match=message.split(" ")[0]):
+        numeric_features(pd.DataFrame([row]))
+    assert describe(row, "composition").text.startswith("formula: GaAs")  # composition-only never reads structure
