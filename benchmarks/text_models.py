@@ -55,8 +55,8 @@ SEED = 42
 SPLITS = ("random", "chemical_system", "robocrys_subset")
 #: Rows planned but not run, with the reason (listed in the summary, not counted as missing).
 SKIPPED = {
-    "text:minilm:natural:full": "CPU budget: MiniLM full fine-tuning costs ~{minilm_epoch_min} min per epoch on one core; run on structured text only",
-    "text:minilm:composition:full": "CPU budget: MiniLM full fine-tuning costs ~{minilm_epoch_min} min per epoch on one core; run on structured text only",
+    "text:minilm:natural:full": "CPU budget: MiniLM full fine-tuning costs ~{minilm_epoch_min} min of CPU per epoch; "
+    "run on structured and composition text only",
 }
 #: Full-regime MiniLM on a CPU: the full preset's 20 epochs would take many hours, so fewer epochs
 #: (the epoch is still chosen on validation). Recorded in the row's config.
