@@ -95,6 +95,13 @@ def test_renderer_marks_partial_results_and_unknown_rows() -> None:
     }
     md = module.render_markdown(data)
     assert "**PARTIAL**: 1 rows not yet run: crabnet:full." in md and "not yet measured" in md
+    data["structure_minus_composition_all"] = [
+        {"pair": "p full", "delta_mae": -0.01, "ci": [-0.04, 0.02], "polymorph_delta_mae": -0.14,
+         "polymorph_ci": [-0.27, -0.03], "n_polymorph": 37}
+    ]  # fmt: skip
+    md = module.render_markdown(data)
+    assert "(p full): -0.010 eV, paired 95 % CI -0.040 to +0.020 (includes zero)" in md
+    assert "on the 37 polymorph rows -0.140 eV, CI -0.270 to -0.030 (excludes zero)." in md
     data["skipped_rows"] = {"text:minilm:natural:full": "CPU budget"}
     assert "Not run: text:minilm:natural:full (CPU budget)." in module.render_markdown(data)
     with pytest.raises(ValueError, match="unknown row"):
