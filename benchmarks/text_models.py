@@ -121,19 +121,17 @@ def run_row(name: str, quick: bool, split_kind: str = "random") -> dict:
     start = time.perf_counter()
     mp, split = _split(split_kind)
     parts = split.parts()
-    y = {p: df["band_gap_eV"].to_numpy(dtype=float) for p, df in parts.items()}
+    y = split.column("band_gap_eV")
     kind, *rest = name.split(":")
     rec: dict = {"row": name}
     if kind == "baseline" and rest[0] == "mean":
         pred = {p: np.full(len(v), y["train"].mean()) for p, v in y.items()}
         rec.update(params=1)
     elif kind == "baseline" and rest[0] == "rf":
-        from sklearn.ensemble import RandomForestRegressor
+        from helpers import baselines
 
         X, cols = descriptions.numeric_feature_matrices(parts)
-        rf = RandomForestRegressor(
-            n_estimators=100 if quick else 300, min_samples_leaf=2, n_jobs=1, random_state=SEED
-        ).fit(X["train"], y["train"])
+        rf = baselines.forest_on_numbers(SEED, n_estimators=100 if quick else 300).fit(X["train"], y["train"])
         pred = {p: rf.predict(x) for p, x in X.items()}
         rec.update(params=int(sum(t.tree_.node_count for t in rf.estimators_)), n_features=len(cols))
     elif kind == "crabnet":
@@ -154,7 +152,7 @@ def run_row(name: str, quick: bool, split_kind: str = "random") -> dict:
         encoder, fmt, regime = rest
         overrides = dict(FROZEN) if regime == "frozen" else dict(MINILM_FULL) if encoder == "minilm" else {}
         cfg = tm.load_config(mode="quick" if quick else "full", model=encoder, format=fmt, regime=regime, **overrides)
-        texts = {p: [d.text for d in descriptions.describe_rows(df, fmt)] for p, df in parts.items()}
+        texts = descriptions.texts_by_part(parts, fmt)
         run = tm.fit_text_model(encoder, texts, y, cfg, progress=False, predict_parts=("val", "test"))
         pred = run.predictions
         rec.update(
@@ -200,7 +198,7 @@ def summarize(quick: bool, split_kind: str = "random") -> dict:
     from helpers import evaluation
 
     mp, split = _split(split_kind)
-    y_test = split.test["band_gap_eV"].to_numpy(dtype=float)
+    y_test = split.column("band_gap_eV")["test"]
     poly = mp["formula_reduced"].duplicated(keep=False)[split.test.index].to_numpy()
     _, folder = paths(quick, split_kind)
     done = (

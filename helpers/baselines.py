@@ -19,7 +19,7 @@ from __future__ import annotations
 import time
 from functools import lru_cache
 from importlib import resources
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -202,6 +202,18 @@ class RandomForestBaseline(Baseline):
             raise RuntimeError(f"{self.name} is not fitted")
         X = featurize(_formulas(formulas), self.tables, self.stats)
         return self.model_.predict(X.to_numpy())
+
+
+def forest_on_numbers(seed: int = config.DEFAULT_SEED, n_estimators: int = 300) -> Any:
+    """The random forest notebook 04 and its benchmark fit on the numbers a description contains.
+
+    An unfitted ``sklearn`` ``RandomForestRegressor`` (``min_samples_leaf=2``, one job, seeded);
+    its inputs come from :func:`helpers.descriptions.numeric_feature_matrices`, its targets are
+    band gaps in eV.
+    """
+    from sklearn.ensemble import RandomForestRegressor
+
+    return RandomForestRegressor(n_estimators=n_estimators, min_samples_leaf=2, n_jobs=1, random_state=seed)
 
 
 def fit_baselines(

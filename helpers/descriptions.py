@@ -410,6 +410,21 @@ def describe_rows(rows: Any, format: Format = "structured") -> list[Description]
     return out
 
 
+def texts_by_part(parts: Mapping[str, Any], format: Format = "structured") -> dict[str, list[str]]:
+    """The description text of every row of every part (e.g. ``split.parts()``) in ``format``.
+
+    Raises:
+        ValueError: naming the part and row whose description failed (see :func:`describe_rows`).
+    """
+    out = {}
+    for part, rows in parts.items():
+        try:
+            out[part] = [d.text for d in describe_rows(rows, format)]
+        except ValueError as exc:
+            raise ValueError(f"{part}: {exc}") from exc
+    return out
+
+
 def token_categories(description: Description, offsets: Sequence[tuple[int, int]]) -> list[str | None]:
     """Category of each token, from a tokenizer's ``offset_mapping`` (character spans).
 

@@ -164,6 +164,16 @@ class Split:
         """``{"train": ..., "val": ..., "test": ...}``."""
         return {"train": self.train, "val": self.val, "test": self.test}
 
+    def column(self, name: str) -> dict[str, np.ndarray]:
+        """``{part: values of column name as a float array}``, e.g. the band gaps (eV) of each part.
+
+        Raises:
+            KeyError: naming the column when the parts do not have it.
+        """
+        if name not in self.train.columns:
+            raise KeyError(f"split parts have no column {name!r}")
+        return {part: df[name].to_numpy(dtype=float) for part, df in self.parts().items()}
+
     def sizes(self) -> dict[str, int]:
         """Rows per part."""
         return {name: len(part) for name, part in self.parts().items()}

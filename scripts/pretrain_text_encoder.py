@@ -40,7 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from helpers import config, splits  # noqa: E402
 from helpers import text_models as tm  # noqa: E402
-from helpers.descriptions import describe, describe_rows  # noqa: E402
+from helpers.descriptions import describe, describe_rows, texts_by_part  # noqa: E402
 from helpers.mp_data import read_dataset_csv  # noqa: E402
 
 
@@ -174,7 +174,7 @@ def compare(out_dir: Path, mp: pd.DataFrame, seed: int, epochs: int) -> dict:
 
     split = splits.split_by_formula(mp, "random", seed=seed)
     cfg = tm.load_config(mode="quick", model=str(out_dir), format="structured", epochs=epochs)
-    texts = {p: [d.text for d in describe_rows(df, "structured")] for p, df in split.parts().items() if p != "test"}
+    texts = texts_by_part({p: df for p, df in split.parts().items() if p != "test"}, "structured")
     result = {}
     for start in ("pretrained", "random_init"):
         enc = tm.load_encoder(str(out_dir), verbose=False)

@@ -77,3 +77,17 @@ def test_random_forest_learns_a_composition_rule() -> None:
     both = baselines.RandomForestBaseline(tables=("magpie", "oliynyk"), n_estimators=5, threads=1)
     assert both.name == "RF (Magpie+Oliynyk)"
     assert len(both.fit(train["formula"], train["target"]).feature_names_) == (22 + 44) * 5
+
+
+def test_forest_on_numbers_is_seeded_and_fits_numbers() -> None:
+    import numpy as np
+
+    from helpers import baselines
+
+    rf = baselines.forest_on_numbers(seed=3, n_estimators=7)
+    assert (rf.n_estimators, rf.min_samples_leaf, rf.n_jobs, rf.random_state) == (7, 2, 1, 3)
+    X = np.arange(40, dtype=float).reshape(20, 2)
+    y = X[:, 0] / 10
+    a = rf.fit(X, y).predict(X)
+    b = baselines.forest_on_numbers(seed=3, n_estimators=7).fit(X, y).predict(X)
+    assert np.array_equal(a, b) and np.mean(np.abs(a - y)) < np.mean(np.abs(y.mean() - y))

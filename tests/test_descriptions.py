@@ -214,16 +214,8 @@ def test_non_physical_structure_fields_are_refused_by_name(field, value, message
 
     from helpers.descriptions import describe, describe_rows, numeric_features
 
-    row = {
-        "entry_id": "mp-2534",
-        "formula_reduced": "GaAs",
-        "crystal_system": "cubic",
-        "space_group_symbol": "F-43m",
-        "space_group_number": 216,
-        "n_sites": 2,
-        "volume_A3": 47.0,
-    }
-    assert "volume per atom: 23.50" in describe(row).text
+    row = dict(GAAS)  # the module's valid GaAs row (47.2 A^3, 2 sites)
+    assert "volume per atom: 23.60" in describe(row).text
     row[field] = value
     with pytest.raises(ValueError, match=message):
         describe(row)
@@ -232,3 +224,16 @@ def test_non_physical_structure_fields_are_refused_by_name(field, value, message
     with pytest.raises(ValueError, match=message.split(" ")[0]):
         numeric_features(pd.DataFrame([row]))
     assert describe(row, "composition").text.startswith("formula: GaAs")  # composition-only never reads structure
+
+
+def test_texts_by_part_names_the_part_and_row_that_failed():
+    import pandas as pd
+
+    from helpers.descriptions import describe, texts_by_part
+
+    good = pd.DataFrame([{"entry_id": "mp-1", "formula_reduced": "GaAs"}])
+    bad = pd.DataFrame([{"entry_id": "mp-2", "formula_reduced": "GaAs", "n_sites": 0.5}])
+    texts = texts_by_part({"train": good, "test": good}, "composition")
+    assert texts == {"train": [describe(good.iloc[0], "composition").text], "test": texts["train"]}
+    with pytest.raises(ValueError, match=r"^test: row 'mp-2': n_sites must be"):
+        texts_by_part({"train": good, "test": bad})

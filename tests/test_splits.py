@@ -243,3 +243,13 @@ def test_leakage_checks_read_the_formula_column_of_split_by_formula() -> None:
     assert list(seen) == expected and len(seen) == len(rand.test)
     with pytest.raises(ValueError, match="part"):
         splits.system_seen_in_training(rand, part="holdout")
+
+
+def test_split_column_gives_float_arrays_per_part() -> None:
+    rows = pd.DataFrame({"formula_reduced": ["GaAs", "InP", "ZnO", "CdS"], "band_gap_eV": [1, 2, 3, 4]})
+    sp = splits.split_by_formula(rows, "random", seed=0, fractions=(0.5, 0.25, 0.25))
+    gaps = sp.column("band_gap_eV")
+    assert set(gaps) == {"train", "val", "test"} and all(v.dtype == float for v in gaps.values())
+    assert sorted(np.concatenate(list(gaps.values()))) == [1.0, 2.0, 3.0, 4.0]
+    with pytest.raises(KeyError, match="no column 'gap'"):
+        sp.column("gap")
