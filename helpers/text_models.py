@@ -478,6 +478,41 @@ def choose_device(cfg: TextConfig) -> tuple[str, int]:
     return ("cuda" if torch.cuda.is_available() else "cpu"), threads
 
 
+def _prepare(
+    model: TextRegressor,
+    tokenizer: Any,
+    train_texts: Sequence[str],
+    train_y: Sequence[float],
+    val_texts: Sequence[str],
+    val_y: Sequence[float],
+    cfg: TextConfig,
+) -> tuple[Encoded, Encoded, np.ndarray, np.ndarray, FitResult]:
+    """Set-up shared by :func:`train_regressor` and :func:`train_frozen_head`.
+
+    Chooses device and threads, seeds everything, tokenises both parts once (truncated texts
+    counted and stated), sets the target scale from the *training* gaps (eV) only, freezes the
+    encoder in the frozen regime and moves the model to the device. Returns (train, val
+    encodings, train and val gaps as float32, a fresh :class:`FitResult`).
+    """
+    device, threads = choose_device(cfg)
+    config.seed_everything(cfg.seed)
+    train = encode_texts(tokenizer, train_texts, cfg.max_length)
+    val = encode_texts(tokenizer, val_texts, cfg.max_length)
+    y_train, y_val = np.asarray(train_y, dtype=np.float32), np.asarray(val_y, dtype=np.float32)
+    model.set_target_scale(y_train)  # standardise with training targets only
+    model.freeze_encoder(cfg.regime == "frozen")
+    model.to(device)
+    result = FitResult(
+        device=device,
+        threads=threads,
+        n_truncated=train.n_truncated + val.n_truncated,
+        trainable_params=sum(p.numel() for p in model.parameters() if p.requires_grad),
+    )
+    if result.n_truncated:
+        print(f"truncation: {train.describe()}; {val.describe()}")
+    return train, val, y_train, y_val, result
+
+
 def train_regressor(
     model: TextRegressor,
     tokenizer: Any,
@@ -492,16 +527,9 @@ def train_regressor(
     from tqdm import tqdm
 
     tf = _transformers()
-    device, threads = choose_device(cfg)
-    config.seed_everything(cfg.seed)
-    train, val = (
-        encode_texts(tokenizer, train_texts, cfg.max_length),
-        encode_texts(tokenizer, val_texts, cfg.max_length),
-    )
-    y_train, y_val = np.asarray(train_y, dtype=np.float32), np.asarray(val_y, dtype=np.float32)
-    model.set_target_scale(y_train)  # standardise with training targets only
-    model.freeze_encoder(cfg.regime == "frozen")
-    model.to(device)
+    # set-up: device, seed, tokenise once, target scale from the training gaps, freeze or not
+    train, val, y_train, y_val, result = _prepare(model, tokenizer, train_texts, train_y, val_texts, val_y, cfg)
+    device, threads = result.device, result.threads
     groups = [{"params": list(model.head.parameters()), "lr": cfg.lr_head}]
     if cfg.regime == "full":
         groups.append({"params": list(model.encoder.parameters()), "lr": cfg.lr_encoder})
@@ -510,14 +538,6 @@ def train_regressor(
     total = cfg.epochs * steps_per_epoch
     scheduler = tf.get_scheduler(cfg.scheduler, optimizer, int(cfg.warmup_ratio * total), total)
     loss_fn = nn.L1Loss() if cfg.loss == "l1" else nn.MSELoss()
-    result = FitResult(
-        device=device,
-        threads=threads,
-        n_truncated=train.n_truncated + val.n_truncated,
-        trainable_params=sum(p.numel() for p in model.parameters() if p.requires_grad),
-    )
-    if result.n_truncated:
-        print(f"truncation: {train.describe()}; {val.describe()}")
     print(
         f"training on {device} ({threads} CPU thread{'s' if threads > 1 else ''}), regime {cfg.regime}, "
         f"{result.trainable_params:,} trainable parameters, {cfg.epochs} epochs x {steps_per_epoch} steps"
@@ -590,25 +610,9 @@ def train_frozen_head(
     if cfg.regime != "frozen":
         raise ValueError(f"train_frozen_head needs regime 'frozen', got {cfg.regime!r}")
     tf = _transformers()
-    device, threads = choose_device(cfg)
-    config.seed_everything(cfg.seed)
     start = time.perf_counter()
-    train, val = (
-        encode_texts(tokenizer, train_texts, cfg.max_length),
-        encode_texts(tokenizer, val_texts, cfg.max_length),
-    )
-    y_train, y_val = np.asarray(train_y, dtype=np.float32), np.asarray(val_y, dtype=np.float32)
-    model.set_target_scale(y_train)
-    model.freeze_encoder(True)
-    model.to(device)
-    result = FitResult(
-        device=device,
-        threads=threads,
-        n_truncated=train.n_truncated + val.n_truncated,
-        trainable_params=sum(p.numel() for p in model.parameters() if p.requires_grad),
-    )
-    if result.n_truncated:
-        print(f"truncation: {train.describe()}; {val.describe()}")
+    train, val, y_train, y_val, result = _prepare(model, tokenizer, train_texts, train_y, val_texts, val_y, cfg)
+    device, threads = result.device, result.threads
     print(
         f"frozen encoder on {device} ({threads} CPU thread{'s' if threads > 1 else ''}): embedding "
         f"{len(y_train) + len(y_val)} texts once, then training the head ({result.trainable_params:,} parameters), {cfg.epochs} epochs"
