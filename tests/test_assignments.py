@@ -249,3 +249,206 @@ def test_real_lessons_have_the_frame(path: Path) -> None:
             assert "# HINT:" in nb.cells[i].source, (path.name, i)
     quizzes = set(re.findall(r'check\.show_quiz\("(\d\d\.\d)"\)', text))
     assert 3 <= len(quizzes) <= 5 and quizzes <= set(check.QUIZ), quizzes
+
+
+# ------------------------------------------------------------------ hostile sources (issue 19, item 1)
+def _nb(*cells: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.cells = [nbformat.v4.new_markdown_cell("# t"), *cells]
+    return nb
+
+
+@pytest.mark.parametrize(
+    "cell_type, text",
+    [
+        ("code", "## BEGIN SOLUTION\nanswer = 42\n## END SOLUTION"),
+        ("code", "# BEGIN SOLUTION\nanswer = 42\n# END SOLUTION"),
+        ("code", "#### BEGIN SOLUTION\nanswer = 42\n#### END SOLUTION"),
+        ("code", "### BEGIN SOLUTION (part a)\nanswer = 42\n### END SOLUTION"),
+        ("code", "### begin solution\nanswer = 42\n### end solution"),
+        ("code", "### Begin Solution\nanswer = 42\n### END SOLUTION"),
+        ("code", "x = 1  ### BEGIN SOLUTION\nanswer = 42\n### END SOLUTION"),
+        ("markdown", "<!-- BEGIN SOLUTION --> the answer is 42 <!-- END SOLUTION -->"),
+        ("markdown", "## BEGIN HIDDEN TESTS\nassert answer == 42\n## END HIDDEN TESTS"),
+    ],
+)
+def test_near_miss_markers_are_errors_naming_notebook_cell_and_line(cell_type: str, text: str) -> None:
+    """nbgrader treats any line containing BEGIN SOLUTION (any case) as a marker: a line that contains it but is not
+    exactly one of ours must stop the build, never be copied verbatim into the student version."""
+    cell = nbformat.v4.new_code_cell(text) if cell_type == "code" else nbformat.v4.new_markdown_cell(text)
+    nb = _nb(nbformat.v4.new_code_cell("x = 1"), cell)
+    for version in assignments.VERSIONS:
+        with pytest.raises(assignments.MarkerError, match=rf"demo.ipynb, cell 2 \({cell_type}\), line 1: .*marker"):
+            assignments.make_version(nb, version, name="demo.ipynb")
+
+
+def test_cr_only_line_ends_are_line_breaks() -> None:
+    """Python and Jupyter read a lone CR as a line break, so the markers between CRs are markers."""
+    nb = _nb(nbformat.v4.new_code_cell("x = 1\r### BEGIN SOLUTION\ranswer = 42\r### END SOLUTION\rcheck(answer)"))
+    student = assignments.make_version(nb, "student", name="demo.ipynb")
+    assert "answer = 42" not in student.cells[1].source
+    assert student.cells[1].source == (
+        f"x = 1\nraise NotImplementedError({assignments.CODE_STUB_DEFAULT_HINT!r})\ncheck(answer)"
+    )
+    assert assignments.leaked_solution_lines(nb, student) == []
+    crlf = _nb(nbformat.v4.new_markdown_cell("Why?\r\n<!-- BEGIN SOLUTION -->\r\nBecause.\r\n<!-- END SOLUTION -->"))
+    assert assignments.make_version(crlf, "student").cells[1].source == "Why?\nYOUR ANSWER HERE"
+
+
+def test_raw_cells_are_processed() -> None:
+    nb = _nb(nbformat.v4.new_raw_cell("Answer:\n### BEGIN SOLUTION\nthe answer is 42\n### END SOLUTION"))
+    student = assignments.make_version(nb, "student", name="demo.ipynb")
+    assert student.cells[1].source == "Answer:\nYOUR ANSWER HERE"
+    assert assignments.exercise_cells(student) == [1]
+    assert assignments.make_version(nb, "instructor").cells[1].source == "Answer:\nthe answer is 42"
+
+
+def test_attachments_and_metadata_that_could_carry_solutions_are_stripped() -> None:
+    import base64
+
+    md = nbformat.v4.new_markdown_cell(
+        "Why?\n<!-- BEGIN SOLUTION -->\nBecause squares weigh more.\n<!-- END SOLUTION -->"
+    )
+    md.attachments = {"answer.png": {"image/png": base64.b64encode(b"Because squares weigh more.").decode()}}
+    md.metadata = {
+        "tags": ["quiz"],
+        "slideshow": {"slide_type": "fragment"},
+        "editable": True,
+        "nbgrader": {"solution": True, "grade_id": "q1", "source": "Because squares weigh more."},
+        "notes": "Because squares weigh more.",
+        "collapsed": False,
+    }
+    nb = _nb(md)
+    nb.metadata["nbgrader"] = {"answers": "Because squares weigh more."}
+    nb.metadata["widgets"] = {"state": {}}
+    nb.metadata["title"] = "demo"
+    student = assignments.make_version(nb, "student", name="demo.ipynb")
+    cell = student.cells[1]
+    assert "attachments" not in cell
+    assert set(cell.metadata) == {"tags", "slideshow", "editable"}
+    assert cell.metadata["slideshow"] == {"slide_type": "fragment"} and cell.metadata["tags"] == ["quiz", "exercise"]
+    assert set(student.metadata) == {"kernelspec"}
+    assert "squares" not in nbformat.writes(student)
+    instructor = assignments.make_version(nb, "instructor", name="demo.ipynb")
+    assert set(instructor.cells[1].metadata) == {"tags", "slideshow", "editable"} and set(instructor.metadata) == {
+        "kernelspec"
+    }
+    # a student source that still points at a dropped attachment is refused (its image would vanish silently)
+    md2 = nbformat.v4.new_markdown_cell("![plot](attachment:plot.png)")
+    md2.attachments = {"plot.png": {"image/png": "iVBORw0KGgo="}}
+    with pytest.raises(assignments.MarkerError, match=r"demo.ipynb, cell 1 \(markdown\): .*attachment 'plot.png'"):
+        assignments.make_version(_nb(md2), "student", name="demo.ipynb")
+
+
+def test_leak_detector_reads_metadata_attachments_and_every_cell_type() -> None:
+    source = _nb(nbformat.v4.new_code_cell("### BEGIN SOLUTION\nanswer = 6 * 7\n### END SOLUTION"))
+    for where in ("cell metadata", "notebook metadata", "raw cell"):
+        student = assignments.make_version(source, "student")
+        if where == "cell metadata":
+            student.cells[1].metadata["hint"] = "answer = 6 * 7"
+        elif where == "notebook metadata":
+            student.metadata["solutions"] = ["answer = 6 * 7"]
+        else:
+            student.cells.append(nbformat.v4.new_raw_cell("answer = 6 * 7"))
+        assert assignments.leaked_solution_lines(source, student) == ["answer = 6 * 7"], where
+    student = assignments.make_version(source, "student")
+    student.cells[0].source = "### Begin solution"
+    assert assignments.leaked_solution_lines(source, student) == ["### Begin solution"]  # a marker is a leak too
+
+
+def _write(path: Path, nb: nbformat.NotebookNode) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, path)
+    return path
+
+
+def _exercise_nb() -> nbformat.NotebookNode:
+    return _nb(nbformat.v4.new_code_cell("### BEGIN SOLUTION\nanswer = 6 * 7\n### END SOLUTION\ncheck(answer)"))
+
+
+def test_nothing_is_written_when_the_leak_check_fails(tmp_path: Path, monkeypatch, capsys) -> None:
+    src = _write(tmp_path / "src" / "01_demo.ipynb", _exercise_nb())
+    good = _write(tmp_path / "src" / "02_demo.ipynb", _nb(nbformat.v4.new_code_cell("x = 1")))
+    real = assignments.make_version
+    monkeypatch.setattr(assignments, "make_version", lambda nb, version, name="": real(nb, "instructor", name))
+    out = tmp_path / "build"
+    assert assignments.main(["student", str(good), str(src), "--out", str(out)]) == 1
+    assert "01_demo.ipynb" in capsys.readouterr().err
+    assert not out.exists() or not any(p.suffix == ".ipynb" for p in out.rglob("*")), sorted(out.rglob("*"))
+    with pytest.raises(assignments.LeakError, match=r"01_demo.ipynb.*answer = 6 \* 7"):
+        assignments.build("student", [src], out)
+    assert not any(p.suffix == ".ipynb" for p in out.rglob("*"))
+    # an earlier good build stays as it was (the new files replace it only when they all pass)
+    monkeypatch.setattr(assignments, "make_version", real)
+    assert assignments.main(["student", str(src), "--out", str(out)]) == 0
+    before = (out / "student" / "01_demo.ipynb").read_bytes()
+    monkeypatch.setattr(assignments, "make_version", lambda nb, version, name="": real(nb, "instructor", name))
+    assert assignments.main(["student", str(src), "--out", str(out)]) == 1
+    assert (out / "student" / "01_demo.ipynb").read_bytes() == before
+    assert sorted(p.name for p in (out / "student").iterdir()) == ["01_demo.ipynb"]  # no temporary files left
+
+
+@pytest.mark.parametrize("where", ["parent of the source folder", "source folder", "inside the source", "symlink"])
+def test_out_folder_that_would_overwrite_or_sit_in_the_source_is_refused(tmp_path: Path, where: str, capsys) -> None:
+    src = _write(tmp_path / "student" / "01_demo.ipynb", _exercise_nb())  # a source folder named like a version
+    before = src.read_bytes()
+    out = {
+        "parent of the source folder": tmp_path,  # -> tmp/student/01_demo.ipynb, the source itself
+        "source folder": tmp_path / "student",
+        "inside the source": tmp_path / "student" / "build",
+        "symlink": tmp_path / "link",
+    }[where]
+    if where == "symlink":
+        out.symlink_to(tmp_path, target_is_directory=True)
+    assert assignments.main(["student", str(src), "--out", str(out)]) == 1
+    assert "source" in capsys.readouterr().err
+    assert src.read_bytes() == before
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*")) == sorted(
+        ["student", "student/01_demo.ipynb"] + (["link"] if where == "symlink" else [])
+    )
+
+
+def test_nbformat3_and_non_list_cells_are_refused(tmp_path: Path, capsys) -> None:
+    import json
+
+    v3 = tmp_path / "src" / "01_old.ipynb"
+    v3.parent.mkdir()
+    v3.write_text(
+        json.dumps(
+            {
+                "nbformat": 3,
+                "nbformat_minor": 0,
+                "metadata": {},
+                "worksheets": [
+                    {
+                        "cells": [
+                            {
+                                "cell_type": "code",
+                                "collapsed": False,
+                                "input": "### BEGIN SOLUTION\nx = 42\n### END SOLUTION",
+                                "language": "python",
+                                "metadata": {},
+                                "outputs": [],
+                            }
+                        ],
+                        "metadata": {},
+                    }
+                ],
+            }
+        )
+    )
+    bad_cells = tmp_path / "src" / "02_bad.ipynb"
+    bad_cells.write_text(json.dumps({"nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": {"0": "x = 42"}}))
+    no_cells = tmp_path / "src" / "03_none.ipynb"
+    no_cells.write_text(json.dumps({"nbformat": 4, "nbformat_minor": 5, "metadata": {}}))
+    for path, message in ((v3, "nbformat 3"), (bad_cells, "cells must be a list"), (no_cells, "cells must be a list")):
+        for version in assignments.VERSIONS:
+            assert assignments.main([version, str(path), "--out", str(tmp_path / "build")]) == 1
+            err = capsys.readouterr().err
+            assert path.name in err and message in err, err
+    assert not (tmp_path / "build").exists() or not any((tmp_path / "build").rglob("*.ipynb"))
+    nb = _nb()
+    nb.cells = {"0": "x"}
+    with pytest.raises(ValueError, match="demo.ipynb: cells must be a list"):
+        assignments.make_version(nb, "student", name="demo.ipynb")
