@@ -7,7 +7,9 @@ read, elements never seen in training, formula was a training example). Bad
 input -- anything but text, unparsable text, unknown element symbols, more
 elements than the model was trained on -- a network answer that is not a finite
 number, and any unexpected error (described in words) give a result with
-``ok=False`` and a clear ``message``, never an exception. :meth:`Predictor.widget` wraps the same call in ipywidgets
+``ok=False`` and a clear ``message``, never an exception. A network answer below
+0 eV is shown as 0 eV with a note giving the raw answer (a band gap cannot be
+negative; the same rule as :func:`helpers.text_models.predict`). :meth:`Predictor.widget` wraps the same call in ipywidgets
 (no ``input()``, so headless runs never block).
 """
 
@@ -222,6 +224,12 @@ class Predictor:
                     "finite number with a non-negative uncertainty; its weights are broken, so nothing is reported."
                 ),
             )
+        if gap < 0:  # the rule of helpers.text_models.predict: a band gap cannot be negative
+            notes.append(
+                f"the network answered {gap:.2f} eV; a band gap cannot be negative, so 0 eV is shown "
+                "(the model says: a metal or a very small gap)"
+            )
+            gap = 0.0
         message = f"{parsed.text}: predicted band gap {gap:.2f} ± {sigma:.2f} eV"
         if measured is not None:
             written, value, n = measured

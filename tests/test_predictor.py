@@ -206,3 +206,17 @@ def test_non_finite_measured_values_are_never_shown(model: ct.CrabModel) -> None
         result = p(formula)
         assert result.ok and "not in the dataset" in str(result), str(result)
         assert "nan" not in str(result) and "inf" not in str(result)
+
+
+def test_negative_predictions_are_shown_as_zero_with_a_note(
+    model: ct.CrabModel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 19 item 8 (the rule of helpers.text_models.predict): a band gap cannot be negative, so a network
+    answer below 0 eV is reported as 0 eV, and a note gives the raw answer -- never '-0.31 eV' as a band gap."""
+    p = predictor.Predictor(model)
+    frame = pd.DataFrame({"formula": ["CsPbI3"], "prediction_eV": [-0.31], "uncertainty_eV": [0.2]})
+    monkeypatch.setattr(p.model, "predict", lambda formulas: frame)
+    result = p("CsPbI3")
+    assert result.ok and result.band_gap_eV == 0.0 and result.uncertainty_eV == pytest.approx(0.2)
+    assert "predicted band gap 0.00 ± 0.20 eV" in result.message and "-0.31" not in result.message
+    assert any("answered -0.31 eV" in n and "cannot be negative" in n for n in result.notes), result.notes
