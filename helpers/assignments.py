@@ -395,6 +395,10 @@ def build(version: str, notebooks: Iterable[str | Path], out_root: str | Path | 
     target = out_root / version
     paths = [Path(p) for p in notebooks]
     _check_out_root(out_root, target, paths)
+    names = [p.name for p in paths]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise ValueError(f"two source notebooks named {', '.join(twice)} would be written to the same file in {target}")
     texts: list[tuple[Path, str]] = []
     leaks: list[str] = []
     for path in paths:

@@ -367,7 +367,11 @@ def _read_settings(path: Path) -> dict[str, Any]:
     """The YAML mapping of ``path``; every problem is a ``ValueError`` naming the file (and line)."""
     import yaml
 
+    import stat
+
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode):  # a FIFO would block the read forever
+            raise ValueError(f"{path.name}: not a regular file; the settings must be a YAML file")
         with open(path, "rb") as fh:
             size = os.fstat(fh.fileno()).st_size
             data = fh.read(MAX_CONFIG_BYTES + 1)

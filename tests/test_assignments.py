@@ -452,3 +452,12 @@ def test_nbformat3_and_non_list_cells_are_refused(tmp_path: Path, capsys) -> Non
     nb.cells = {"0": "x"}
     with pytest.raises(ValueError, match="demo.ipynb: cells must be a list"):
         assignments.make_version(nb, "student", name="demo.ipynb")
+
+
+def test_two_sources_with_the_same_name_are_refused(tmp_path: Path, capsys) -> None:
+    """``a/01_demo.ipynb b/01_demo.ipynb`` would both be written to ``student/01_demo.ipynb``: the second would
+    replace the first without a word."""
+    a = _write(tmp_path / "a" / "01_demo.ipynb", _exercise_nb())
+    b = _write(tmp_path / "b" / "01_demo.ipynb", _nb(nbformat.v4.new_code_cell("x = 1")))
+    assert assignments.main(["student", str(a), str(b), "--out", str(tmp_path / "build")]) == 1
+    assert "01_demo.ipynb" in capsys.readouterr().err and not (tmp_path / "build").exists()

@@ -508,3 +508,16 @@ def test_predict_clips_negative_gaps_and_says_how_many(small_model, capsys):
     assert "1 of 3 predictions were below 0 eV" in capsys.readouterr().out
     tm.predict(model, tokenizer, texts, verbose=False)
     assert capsys.readouterr().out == ""
+
+
+def test_config_path_that_is_not_a_regular_file_is_refused(tmp_path):
+    """A FIFO would block the read forever; a folder gave a raw IsADirectoryError."""
+    import os
+
+    fifo = tmp_path / "fifo.yaml"
+    os.mkfifo(fifo)
+    for path in (fifo, tmp_path):
+        with pytest.raises(ValueError, match=rf"{path.name}: not a regular file"):
+            tm.load_config(path, mode="quick")
+    with pytest.raises(ValueError, match=r"absent.yaml: cannot read the settings file"):
+        tm.load_config(tmp_path / "absent.yaml", mode="quick")
