@@ -36,6 +36,7 @@ import math
 import os
 import reprlib
 import socket
+import stat
 import sys
 import time
 from collections.abc import Sequence
@@ -367,8 +368,6 @@ def _read_settings(path: Path) -> dict[str, Any]:
     """The YAML mapping of ``path``; every problem is a ``ValueError`` naming the file (and line)."""
     import yaml
 
-    import stat
-
     try:
         if not stat.S_ISREG(os.stat(path).st_mode):  # a FIFO would block the read forever
             raise ValueError(f"{path.name}: not a regular file; the settings must be a YAML file")
@@ -662,6 +661,9 @@ def choose_device(cfg: TextConfig) -> tuple[str, int]:
     return ("cuda" if torch.cuda.is_available() else "cpu"), threads
 
 
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
 def _gaps(values: Any, name: str) -> np.ndarray:
     """Band gaps (eV) as a float32 vector, or a ``ValueError`` naming the row: numbers only, finite, >= 0."""
     if isinstance(values, (str, bytes)) or np.ndim(values) != 1:
@@ -674,7 +676,7 @@ def _gaps(values: Any, name: str) -> np.ndarray:
             x = float(v)
         except (TypeError, ValueError):
             raise ValueError(f"{name} row {i} is {_short(v)}, not a number") from None
-        if not math.isfinite(x):
+        if not math.isfinite(x) or abs(x) > _FLOAT32_MAX:  # as float32 (training's dtype) 1e300 is inf
             raise ValueError(f"{name} row {i} is {x} eV: every band gap must be a finite number")
         if x < 0:
             raise ValueError(f"{name} row {i} is {x} eV: a band gap cannot be negative")

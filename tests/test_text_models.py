@@ -324,6 +324,7 @@ def test_config_refuses_non_finite_numbers(tmp_path):
     [
         ("nan train target", r"train_y row 3 is nan eV: every band gap must be a finite number"),
         ("inf val target", r"val_y row 0 is inf eV"),
+        ("huge target", r"train_y row 0 is 1e\+300 eV: every band gap must be a finite number"),
         ("negative target", r"train_y row 1 is -0.5 eV: a band gap cannot be negative"),
         ("text target", r"train_y row 2 is 'abc', not a number"),
         ("4 texts 2 targets", r"4 train_texts but 2 train_y"),
@@ -343,6 +344,8 @@ def test_training_refuses_bad_input_before_training(tiny, data, capsys, case, me
         ty[3] = float("nan")
     elif case == "inf val target":
         vy[0] = float("inf")
+    elif case == "huge target":
+        ty[0] = 1e300  # finite, but inf as float32
     elif case == "negative target":
         ty[1] = -0.5
     elif case == "text target":
