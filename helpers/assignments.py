@@ -412,6 +412,8 @@ def build(version: str, notebooks: Iterable[str | Path], out_root: str | Path | 
     if leaks:
         raise LeakError("student version still contains solution lines, nothing written: " + "; ".join(leaks))
     target.mkdir(parents=True, exist_ok=True)
+    umask = os.umask(0)
+    os.umask(umask)
     temps: list[tuple[str, Path]] = []
     try:
         for dest, text in texts:
@@ -421,6 +423,7 @@ def build(version: str, notebooks: Iterable[str | Path], out_root: str | Path | 
                 fh.write(text)
                 fh.flush()
                 os.fsync(fh.fileno())
+            os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; the versions are ordinary files
         for tmp, dest in temps:
             os.replace(tmp, dest)
     finally:

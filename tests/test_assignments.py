@@ -461,3 +461,14 @@ def test_two_sources_with_the_same_name_are_refused(tmp_path: Path, capsys) -> N
     b = _write(tmp_path / "b" / "01_demo.ipynb", _nb(nbformat.v4.new_code_cell("x = 1")))
     assert assignments.main(["student", str(a), str(b), "--out", str(tmp_path / "build")]) == 1
     assert "01_demo.ipynb" in capsys.readouterr().err and not (tmp_path / "build").exists()
+
+
+def test_written_versions_have_ordinary_file_permissions(tmp_path: Path) -> None:
+    """The atomic write goes through a temporary file (created 0600); the result must be readable like any file
+    this process writes (0666 minus the umask), e.g. by the web server that serves build/student/."""
+    import os
+
+    src = _write(tmp_path / "src" / "01_demo.ipynb", _exercise_nb())
+    (tmp_path / "plain").write_text("x")
+    [dest] = assignments.build("student", [src], tmp_path / "build")
+    assert os.stat(dest).st_mode & 0o777 == os.stat(tmp_path / "plain").st_mode & 0o777
