@@ -206,3 +206,10 @@ def test_non_finite_measured_values_are_never_shown(model: ct.CrabModel) -> None
         result = p(formula)
         assert result.ok and "not in the dataset" in str(result), str(result)
         assert "nan" not in str(result) and "inf" not in str(result)
+
+
+def test_an_amount_pymatgen_drops_is_refused_not_predicted(model: ct.CrabModel) -> None:
+    """Issue 19 item 5: Pb0.000000001I3 was read as {I: 1} and predicted '1.68 eV'."""
+    result = predictor.Predictor(model)("Pb0.000000001I3")
+    assert not result.ok and result.band_gap_eV is None
+    assert "Pb" in result.message and "cannot see" in result.message
