@@ -180,9 +180,9 @@ def element_attention(
     """
     import torch
 
+    crab = model.crabs[_member_index(model, member)]
     given = [str(f) for f in formulas]
     parsed = model.check_formulas(given)
-    crab = model.crabs[member]
     sub = crab.model
     sub.eval()
     layer_parts: list[list[np.ndarray]] = [[] for _ in sub.encoder.transformer_encoder.layers]
@@ -204,6 +204,23 @@ def element_attention(
     elements = [[symbols[int(z) - 1] for z in row if z > 0] for row in src_all]
     fractions = [row[row > 0] / row[row > 0].sum() for row in frac_all]
     return ElementAttention(given, elements, fractions, [np.concatenate(p) for p in layer_parts], np.concatenate(preds))
+
+
+def _member_index(model: CrabModel, member: Any) -> int:
+    """``member`` checked against the ensemble: a whole number from 0 to ``model.members - 1``.
+
+    Raises:
+        TypeError: not a whole number (``1.0``, ``"0"``, ``True``).
+        IndexError: outside the valid range, which the message states.
+    """
+    import numbers
+
+    n = len(model.crabs)
+    if isinstance(member, bool) or not isinstance(member, numbers.Integral):
+        raise TypeError(f"member must be a whole number from 0 to {n - 1}, got {type(member).__name__} {member!r}")
+    if not 0 <= member < n:
+        raise IndexError(f"member {member} does not exist: this model has {n} member(s), valid: 0 to {n - 1}")
+    return int(member)
 
 
 def _crabnet_symbols() -> list[str]:
@@ -232,7 +249,7 @@ def element_embeddings(model: CrabModel, member: int = 0) -> pd.DataFrame:
     """
     import torch
 
-    sub = model.crabs[member].model
+    sub = model.crabs[_member_index(model, member)].model
     embed = sub.encoder.embed
     with torch.no_grad():
         vectors = embed.fc_mat2vec(embed.cbfv.weight[1:].to(next(embed.parameters()).device)) * sub.encoder.emb_scaler

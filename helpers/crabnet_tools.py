@@ -62,7 +62,7 @@ from typing import Any, Iterable, Iterator, Sequence
 import numpy as np
 import pandas as pd
 
-from . import config
+from . import config, fileio
 from .composition import FormulaError, ParsedFormula, crabnet_formula, read_formula  # noqa: F401 (FormulaError re-exported)
 
 #: Format tag written into every checkpoint's metadata.
@@ -1073,10 +1073,12 @@ def _read_checkpoint(path: Path) -> tuple[dict[str, str], dict[str, Any]]:
     from safetensors import safe_open
     from safetensors.torch import load_file
 
-    if path.is_dir():
-        raise CheckpointError(f"checkpoint {path} is a directory, not a checkpoint file")
-    if not path.exists():
-        raise CheckpointError(f"checkpoint {path} does not exist")
+    try:
+        fileio.require_regular_file(path, "checkpoint")  # a FIFO would block safe_open forever
+    except IsADirectoryError:
+        raise CheckpointError(f"checkpoint {path} is a directory, not a checkpoint file") from None
+    except (OSError, ValueError) as exc:
+        raise CheckpointError(str(exc)) from None
     try:
         with safe_open(str(path), framework="pt") as handle:
             meta = handle.metadata() or {}
@@ -1103,7 +1105,6 @@ def _checked_member(
     path: Path, i: int, own: dict[str, Any], expected: dict[str, tuple[tuple[int, ...], Any]], cfg: CrabConfig
 ) -> None:
     """Member ``i``'s tensors against the architecture: names, shapes, dtypes, finiteness, scaler."""
-    import torch
 
     member = _member_prefix(i).rstrip(".")
     arch = f"d_model={cfg.d_model}, N={cfg.N}, heads={cfg.heads}, dim_feedforward={cfg.dim_feedforward}, out_hidden={list(cfg.out_hidden)}"
@@ -1124,12 +1125,45 @@ def _checked_member(
                 f"stored config ({arch}) needs {shape} ({dtype}): the metadata does not describe these weights"
             )
     for name, tensor in own.items():
-        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
-            bad = int((~torch.isfinite(tensor)).sum())
-            raise CheckpointError(
-                f"checkpoint {path}: tensor {member}.{name} holds {bad} of {tensor.numel()} values that are not "
-                "finite (nan or inf); a model with such weights can only predict nonsense"
-            )
+        check_finite_tensor(path, f"{member}.{name}", tensor)
+
+
+def check_finite_tensor(path: Path, name: str, tensor: Any) -> None:
+    """Refuse a floating-point weight tensor holding nan or inf (shared by every checkpoint loader of the course).
+
+    Raises:
+        CheckpointError: naming the file and the tensor, with the count of bad values.
+    """
+    import torch
+
+    if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+        bad = int((~torch.isfinite(tensor)).sum())
+        raise CheckpointError(
+            f"checkpoint {path}: tensor {name} holds {bad} of {tensor.numel()} values that are not "
+            "finite (nan or inf); a model with such weights can only predict nonsense"
+        )
+
+
+def check_target_scale(path: Path, what: str, owner: str, tensor: Any) -> Any:
+    """One target-scale value of a checkpoint: a single float, finite, and > 0 for a ``std`` (it scales eV).
+
+    ``what`` is ``"mean"`` or ``"std"``; ``owner`` names where it sits (``member0``, ``y_std``).
+    Returns the tensor as a 0-d tensor.
+
+    Raises:
+        CheckpointError: naming the file, the value and what it must be.
+    """
+    if tensor.numel() != 1 or not tensor.is_floating_point():
+        raise CheckpointError(
+            f"checkpoint {path}: scaler {what} of {owner} must be one float, got shape {tuple(tensor.shape)} ({tensor.dtype})"
+        )
+    value = float(tensor.reshape(()))
+    if not np.isfinite(value) or (what == "std" and value <= 0):
+        need = (
+            "a finite number > 0 (it converts the network's output to eV)" if what == "std" else "a finite number (eV)"
+        )
+        raise CheckpointError(f"checkpoint {path}: scaler {what} of {owner} must be {need}, got {value}")
+    return tensor.reshape(())
 
 
 def _checked_scaler(path: Path, i: int, own: dict[str, Any]) -> tuple[Any, Any]:
@@ -1139,20 +1173,7 @@ def _checked_scaler(path: Path, i: int, own: dict[str, Any]) -> tuple[Any, Any]:
     for key, what in zip(_SCALER_KEYS, ("mean", "std")):
         if key not in own:
             raise CheckpointError(f"checkpoint {path}: {member} has no scaler {what} ({_member_prefix(i)}{key})")
-        tensor = own.pop(key)
-        if tensor.numel() != 1 or not tensor.is_floating_point():
-            raise CheckpointError(
-                f"checkpoint {path}: scaler {what} of {member} must be one float, got shape {tuple(tensor.shape)} ({tensor.dtype})"
-            )
-        value = float(tensor.reshape(()))
-        if not np.isfinite(value) or (what == "std" and value <= 0):
-            need = (
-                "a finite number > 0 (it converts the network's output to eV)"
-                if what == "std"
-                else "a finite number (eV)"
-            )
-            raise CheckpointError(f"checkpoint {path}: scaler {what} of {member} must be {need}, got {value}")
-        values.append(tensor.reshape(()))
+        values.append(check_target_scale(path, what, member, own.pop(key)))
     return values[0], values[1]
 
 

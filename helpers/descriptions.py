@@ -15,11 +15,28 @@ groups, atomic masses); nothing is hand-typed. Each feature comes back with its
 category (:data:`CATEGORIES`) and character span, so notebook 05 can map tokens to
 categories through a tokenizer's offset mapping (:func:`token_categories`).
 Missing fields are left out, never written as ``nan``; the band gap never appears.
+
+Input rules (each refusal is a ``ValueError`` naming the field):
+
+- The formula is read by the course's one reader, :func:`helpers.formulas.parse_formula`
+  (organic-cation abbreviations expanded), with the model-input check
+  :func:`helpers.formulas.check_model_fractions`: a dot hydrate (``CuSO4.5H2O``), a zero
+  amount (``Fe0O``), an isotope label (``D2O``), an exponent (``Pb1e300I3``), an element
+  below 1e-6 of the atoms (``Pb0.000000001I3``) and a missing-value code (``NaN``) are
+  refused, never described as something else. Whitespace inside a formula is ignored and
+  symbols are case-sensitive (``CSPBI3`` is C, S, P, B, I): the rules of that module.
+- ``n_sites`` is a whole number from 1 to :data:`MAX_SITES`; ``volume_A3`` a finite
+  number > 0 whose volume per atom lies in :data:`VOLUME_PER_ATOM_RANGE` (A^3), so the
+  density written is finite and physical.
+- ``space_group_symbol`` is text that is a Hermann-Mauguin symbol spglib knows (any of
+  its 530 settings, e.g. ``P2_1/c`` or ``P2_1/a`` for 14); with a ``space_group_number``
+  it must be a symbol of that number. Free text never reaches the description.
 """
 
 from __future__ import annotations
 
 import math
+import sys
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -31,7 +48,8 @@ import pandas as pd
 from pymatgen.core import Composition, Element
 from scipy.constants import physical_constants
 
-from helpers.symmetry import crystal_system_from_spacegroup
+from helpers.formulas import check_model_fractions, parse_formula
+from helpers.symmetry import crystal_system_from_spacegroup, space_group_settings
 
 Format = Literal["structured", "natural", "composition", "robocrys"]
 
@@ -46,6 +64,12 @@ ROBOCRYS_COLUMN = "robocrys_text"  # the column helpers.robocrys_data.load_roboc
 
 #: Grams per cm^3 in one atomic mass unit per cubic angstrom (u / A^3 -> g / cm^3).
 _G_CM3_PER_U_A3: float = physical_constants["atomic mass constant"][0] * 1e3 / 1e-24
+
+#: Largest accepted ``n_sites`` (atoms per cell; the course's MP table has at most 152).
+MAX_SITES: int = 100_000
+#: Accepted volume per atom (A^3), inclusive: the course's MP table spans 5.7-88 A^3; outside
+#: these bounds a volume is a unit or typing error (and 1e-310 would print "density: inf").
+VOLUME_PER_ATOM_RANGE: tuple[float, float] = (1.0, 1000.0)
 
 #: Category of each feature (structured/natural/composition formats).
 FEATURE_CATEGORY: dict[str, str] = {
@@ -106,14 +130,13 @@ def _present(value: Any) -> bool:
     if value is None:
         return False
     if isinstance(value, str):
-        return value.strip() != ""  # "NaN" is a formula (sodium nitride), not a missing value
+        return value.strip() != ""  # text is given; the formula reader decides what "NaN" means (missing)
     try:
         return not math.isnan(float(value))
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: an int with hundreds of digits is present
         return True
 
 
-@lru_cache(maxsize=200_000)
 def composition_features(formula: str) -> dict[str, Any]:
     """Features of a formula (pymatgen): reduced formula, element fractions, electronic counts.
 
@@ -124,15 +147,30 @@ def composition_features(formula: str) -> dict[str, Any]:
     ``valence_per_atom`` (electrons per atom, :func:`valence_electrons`),
     ``mass_per_fu`` (u per reduced formula unit) and ``atoms_per_fu``.
 
+    The formula is read by :func:`helpers.formulas.parse_formula` (see the module
+    docstring). The result is computed once per formula and cached; each call returns
+    a fresh copy, so changing it changes nothing else.
+
     Raises:
-        ValueError: the formula does not parse or is empty.
+        ValueError: (a :class:`helpers.formulas.FormulaError`) the formula is refused by
+            the course's reader, or an element is below 1e-6 of the atoms.
     """
+    feats = _composition_features_cached(formula)
+    return {k: dict(v) if isinstance(v, dict) else v for k, v in feats.items()}
+
+
+@lru_cache(maxsize=200_000)
+def _composition_features_cached(formula: str) -> dict[str, Any]:
+    """:func:`composition_features`, computed once per formula (never hand this dict out)."""
+    amounts = parse_formula(formula, expand=True)  # the course's one reader: FormulaError names the problem
+    total = sum(amounts.values())
+    check_model_fractions(formula.strip(), {el: a / total for el, a in amounts.items()})
     with warnings.catch_warnings():  # pymatgen warns for noble gases without a Pauling value
         warnings.simplefilter("ignore", UserWarning)
         try:
-            comp = Composition(formula)
-            if comp.num_atoms <= 0:
-                raise ValueError("no atoms")
+            comp = Composition(amounts)
+            if comp.num_atoms <= 0 or set(comp.get_el_amt_dict()) != set(amounts):
+                raise ValueError("pymatgen lost an element")
             reduced, _ = comp.get_reduced_composition_and_factor()
             frac = comp.fractional_composition
             order = [Element(str(el)) for el in Composition(comp.reduced_formula).elements]
@@ -165,14 +203,26 @@ def _positive(row: Mapping[str, Any], field: str, whole: bool = False) -> Any:
     value = row.get(field)
     if not _present(value):
         return None
+    kind = f"a whole number >= 1 (at most {MAX_SITES})" if whole else "a finite number > 0"
+    shown = _shown(value)
     try:
         number = float(value)
+    except OverflowError:  # an int with hundreds of digits
+        raise ValueError(f"{field} must be {kind}, got {shown}") from None
     except (TypeError, ValueError):
-        raise ValueError(f"{field} must be a number, got {value!r}") from None
-    if not math.isfinite(number) or number <= 0 or (whole and not number.is_integer()):
-        kind = "a whole number >= 1" if whole else "a finite number > 0"
-        raise ValueError(f"{field} must be {kind}, got {value!r}")
+        raise ValueError(f"{field} must be a number, got {shown}") from None
+    if not math.isfinite(number) or number <= 0 or (whole and not (number.is_integer() and number <= MAX_SITES)):
+        raise ValueError(f"{field} must be {kind}, got {shown}")
     return int(number) if whole else number
+
+
+def _shown(value: Any, limit: int = 40) -> str:
+    """``repr(value)`` cut to about ``limit`` characters (a 400-digit int stays readable)."""
+    try:
+        text = repr(value)
+    except ValueError:  # int too long to print
+        return f"<an int of more than {sys.get_int_max_str_digits()} digits>"
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
 
 
 def _feature_values(row: Mapping[str, Any], with_structure: bool) -> dict[str, Any]:
@@ -203,7 +253,7 @@ def _feature_values(row: Mapping[str, Any], with_structure: bool) -> dict[str, A
             )
     if _present(symbol) or _present(number):
         values["space group"] = (
-            str(symbol).strip() if _present(symbol) else None,
+            _space_group_symbol(symbol, number) if _present(symbol) else None,
             int(number) if _present(number) else None,
         )
     n_sites = _positive(row, "n_sites", whole=True)
@@ -211,10 +261,45 @@ def _feature_values(row: Mapping[str, Any], with_structure: bool) -> dict[str, A
     if n_sites is not None:
         values["atoms per cell"] = n_sites
     if n_sites and volume:
+        low, high = VOLUME_PER_ATOM_RANGE
+        if not low <= volume / n_sites <= high:
+            raise ValueError(
+                f"volume_A3 {volume:g} with n_sites {n_sites} gives {volume / n_sites:g} A^3 per atom, "
+                f"outside the physical range {low:g}-{high:g} A^3 per atom (volume_A3 is per cell, in A^3)"
+            )
         values["volume per atom"] = volume / n_sites
         mass_per_cell = comp["mass_per_fu"] * n_sites / comp["atoms_per_fu"]
         values["density"] = mass_per_cell / volume * _G_CM3_PER_U_A3
     return values
+
+
+def _space_group_symbol(symbol: Any, number: Any) -> str:
+    """``symbol`` stripped, if spglib knows it (and, with ``number``, as a symbol of that number).
+
+    Raises:
+        ValueError: naming ``space_group_symbol``: not text, not a Hermann-Mauguin symbol, or
+            a symbol of another space group than ``number``.
+    """
+    if not isinstance(symbol, str):
+        raise ValueError(
+            f"space_group_symbol must be text (e.g. 'F-43m'), got {type(symbol).__name__} {_shown(symbol)}"
+        )
+    text = symbol.strip()
+    settings = space_group_settings()
+    known = {s: n for n, names in settings.items() for s in names}
+    if text not in known:
+        raise ValueError(
+            f"space_group_symbol {_shown(text)} is not a space-group symbol (spglib's Hermann-Mauguin "
+            "symbols, e.g. 'F-43m', 'P2_1/c', 'Pm-3m')"
+        )
+    if _present(number):
+        n = int(number)  # checked by crystal_system_from_spacegroup before
+        if text not in settings[n]:
+            raise ValueError(
+                f"space_group_symbol {text!r} is not the symbol of space group {n} "
+                f"({', '.join(sorted(settings[n])[:6])}); it is that of {known[text]}"
+            )
+    return text
 
 
 def numeric_features(rows: Any, with_structure: bool = True) -> pd.DataFrame:
@@ -397,10 +482,26 @@ def describe_rows(rows: Any, format: Format = "structured") -> list[Description]
     """:func:`describe` for every row of a DataFrame (or a sequence of mappings).
 
     Raises:
+        TypeError: ``rows`` is not a DataFrame or a sequence of mappings (a list of
+            formula strings, a single row as a dict or a Series, ...), naming what was given.
         ValueError: naming the row (``entry_id`` when present, else its position)
             whose description failed.
     """
-    records = rows.to_dict("records") if hasattr(rows, "to_dict") else list(rows)
+    expected = "describe_rows expects a DataFrame or a sequence of mappings (one per material)"
+    if isinstance(rows, pd.DataFrame):
+        records = rows.to_dict("records")
+    elif isinstance(rows, pd.Series):
+        raise TypeError(f"{expected}, got a pandas Series (one row?): use describe(row) or describe_rows(frame)")
+    elif isinstance(rows, Sequence) and not isinstance(rows, (str, bytes)):
+        records = list(rows)
+        bad = next((i for i, r in enumerate(records) if not isinstance(r, Mapping)), None)
+        if bad is not None:
+            got = type(records[bad]).__name__
+            raise TypeError(
+                f"{expected}, got a {type(rows).__name__} whose item {bad} is a {got} {_shown(records[bad])}"
+            )
+    else:
+        raise TypeError(f"{expected}, got {type(rows).__name__} {_shown(rows)}")
     out = []
     for i, row in enumerate(records):
         try:
@@ -430,9 +531,19 @@ def token_categories(description: Description, offsets: Sequence[tuple[int, int]
 
     A token takes the category of the feature its first non-space character lies in;
     special tokens (offsets ``(0, 0)``) and glue text get None.
+
+    Raises:
+        ValueError: an offset outside ``0..len(text)`` (the offsets belong to another text),
+            naming the token.
     """
     cats: list[str | None] = []
-    for start, end in offsets:
+    n = len(description.text)
+    for i, (start, end) in enumerate(offsets):
+        if not (0 <= start <= n and 0 <= end <= n):
+            raise ValueError(
+                f"token {i} has offsets ({start}, {end}) outside the description of {n} characters: "
+                "the offsets belong to another text (or a truncated/other tokenizer call)"
+            )
         if end <= start:
             cats.append(None)
             continue

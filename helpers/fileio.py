@@ -303,6 +303,33 @@ def read_csv(path: PathLike, **kwargs: Any) -> pd.DataFrame:
     return frame
 
 
+def require_regular_file(path: PathLike, what: str = "file") -> Path:
+    """``path`` if it is a regular file (a symlink to one is fine), checked *without opening it*.
+
+    Opening a named pipe (FIFO) blocks until a writer appears, and a device or socket
+    is no file to read: a loader that opened such a path would hang or read garbage.
+    ``os.stat`` does not open the path.
+
+    Raises:
+        FileNotFoundError: nothing at ``path`` (naming ``what`` and the path).
+        IsADirectoryError: ``path`` is a directory.
+        ValueError: ``path`` is a FIFO, socket, or device ("not a regular file").
+    """
+    import stat
+
+    path = Path(path)
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{what} {path} does not exist") from None
+    if stat.S_ISDIR(mode):
+        raise IsADirectoryError(f"{what} {path} is a directory, not a file")
+    if not stat.S_ISREG(mode):
+        kind = "a named pipe (FIFO)" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else "a device"
+        raise ValueError(f"{what} {path} is not a regular file but {kind}; refused without opening it")
+    return path
+
+
 def read_json(path: PathLike, hint: str = "") -> Any:
     """Parse a UTF-8 JSON file; a ValueError names the file (and line and column of a JSON error).
 

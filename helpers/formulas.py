@@ -22,6 +22,22 @@ Rules (each refusal is a :class:`FormulaError` whose message says what is wrong)
   CrabNet silently drops fractions below 1e-6; a 1e-40 trace is a typo).
 * A missing-value code (``NaN``, ``nan``, ``None``, ``null``, ``N/A``...) is a
   *missing* formula, never sodium nitride: see :data:`MISSING_CODES`.
+* Whitespace (spaces, tabs, line breaks) anywhere inside a formula is ignored:
+  ``Cs Pb I3`` is ``CsPbI3`` (tables and papers often write a space between
+  parts). Brackets, not spaces, group atoms.
+* Symbols are case-sensitive and never re-cased: an element symbol is one capital
+  letter, optionally followed by lower-case letters. All-caps text is read
+  literally -- ``CSPBI3`` is C + S + P + B + I3 (five elements), not CsPbI3 --
+  because no rule can tell ``CO`` (carbon monoxide) from ``Co``; the reader never
+  guesses, and every user of a formula shows the elements it read.
+* No isotope labels: deuterium ``D`` and tritium ``T`` are not among the 118
+  element symbols and are refused ("non-element symbol"); write ``H``.
+* The amounts are read here, token by token, with brackets multiplied out, and
+  they are the result; pymatgen parses the same text as a cross-check. pymatgen
+  silently drops an amount below 1e-8 (``Pb0.000000001I3`` becomes ``{I: 3}``), so
+  its result alone would lose an element; here such an amount is kept (and then
+  refused by :func:`check_model_fractions` for a model input and by
+  :func:`integer_amounts` for a normalized formula).
 * A ``.`` is always a decimal point. A hydrate written with a dot
   (``CuSO4.5H2O``) would silently read as CuS(O4.5)H2O, so ``.<digits>H2O``
   is refused: write the total composition (``CuH10O9S``).
@@ -402,14 +418,45 @@ def _parse_cached(stripped: str) -> tuple[tuple[str, float], ...]:
             else:
                 problem = f"gives {owner} the amount {t.text}, above the maximum {MAX_AMOUNT:g}"
             raise FormulaError(f"{_shown(stripped)} {problem} (position {t.position})", "unparsable formula")
+    amounts = _token_amounts(tokens)
     try:
-        comp = Composition(stripped.replace(" ", ""))
+        comp = Composition("".join(stripped.split()))
     except Exception as exc:  # pymatgen raises ValueError and friends
         raise FormulaError(f"{_shown(stripped)} could not be parsed: {exc}", "unparsable formula") from exc
-    amounts = comp.get_el_amt_dict()
     if not amounts or any(not (math.isfinite(a) and a > 0) for a in amounts.values()):
         raise FormulaError(f"{_shown(stripped)} has no element with a positive, finite amount", "unparsable formula")
+    # cross-check: pymatgen must agree on every element it keeps (it drops amounts below 1e-8)
+    for el, amount in comp.get_el_amt_dict().items():
+        if el not in amounts or not math.isclose(amount, amounts[el], rel_tol=1e-9):
+            raise FormulaError(
+                f"{_shown(stripped)}: pymatgen reads {el} {amount:g}, the course's reader "
+                f"{amounts.get(el, 0):g}; write the formula without ambiguity",
+                "unparsable formula",
+            )
     return tuple(sorted(amounts.items()))
+
+
+def _token_amounts(tokens: list[Token]) -> dict[str, float]:
+    """Element amounts of checked tokens, brackets multiplied out (one pass, a stack of groups).
+
+    Every amount token follows a symbol or a closing bracket (checked by the caller).
+    """
+    stack: list[dict[str, float]] = [{}]
+    i, n = 0, len(tokens)
+    while i < n:
+        t = tokens[i]
+        has_amount = i + 1 < n and tokens[i + 1].kind == "amount"
+        factor = float(tokens[i + 1].text) if has_amount else 1.0
+        if t.kind == "symbol":
+            stack[-1][t.text] = stack[-1].get(t.text, 0.0) + factor
+        elif t.kind == "open":
+            stack.append({})
+        elif t.kind == "close":
+            group = stack.pop()
+            for el, amount in group.items():
+                stack[-1][el] = stack[-1].get(el, 0.0) + amount * factor
+        i += 2 if has_amount and t.kind in ("symbol", "close") else 1
+    return stack[0]
 
 
 def check_model_fractions(text: str, fractions: Mapping[str, float]) -> None:

@@ -128,6 +128,7 @@ def pooled_embeddings(
         if pooling is None:
             raise ValueError("a bare encoder needs pooling='mean' or 'first' (use the regressor's setting)")
         regressor = tm.TextRegressor(model, pooling=pooling)
+    tm.check_max_length(regressor, max_length)
     enc = tm.encode_texts(tokenizer, texts, max_length)
     device = next(regressor.parameters()).device.type
     regressor.eval()
@@ -145,15 +146,40 @@ def tsne_2d(X: np.ndarray, perplexity: float = 30.0, seed: int = config.DEFAULT_
     ``perplexity`` (roughly the number of neighbours each point "sees") must be
     below the number of samples. Returns ``(n, 2)`` coordinates without a unit:
     only neighbourhoods are meaningful, not distances between clusters or their sizes.
+
+    Degenerate input is refused *before* sklearn sees it (on all-identical rows sklearn's
+    t-SNE crashed the whole process with a segmentation fault): a non-finite value, all
+    rows identical (zero variance: e.g. a broken tokenizer that maps every text to the
+    same vector), or no more distinct rows than ``perplexity`` (each point cannot have
+    that many distinct neighbours).
+
+    Raises:
+        ValueError: naming the problem (the first non-finite row, the number of distinct rows).
     """
     from sklearn.decomposition import PCA
     from sklearn.manifold import TSNE
 
     X = np.asarray(X, dtype=np.float64)
-    if X.ndim != 2 or len(X) < 3:
+    if X.ndim != 2 or len(X) < 3 or X.shape[1] < 1:
         raise ValueError(f"t-SNE needs a 2-D array with at least 3 rows, got shape {X.shape}")
-    if not 0 < perplexity < len(X):
+    if not (isinstance(perplexity, (int, float)) and 0 < perplexity < len(X)):
         raise ValueError(f"perplexity must be between 0 and the number of samples ({len(X)}), got {perplexity}")
+    bad = np.flatnonzero(~np.isfinite(X).all(axis=1))
+    if len(bad):
+        raise ValueError(
+            f"row {int(bad[0])} of X is not finite (nan or inf; {len(bad)} such rows): t-SNE needs numbers"
+        )
+    distinct = len(np.unique(X, axis=0))
+    if distinct == 1:
+        raise ValueError(
+            f"all {len(X)} rows of X are identical (zero variance): there is nothing to lay out; "
+            "every text got the same vector (check the tokenizer and the model)"
+        )
+    if distinct <= perplexity:
+        raise ValueError(
+            f"X has only {distinct} distinct rows, not more than the perplexity {perplexity}: "
+            "lower the perplexity below the number of distinct rows"
+        )
     if X.shape[1] > 50 and len(X) > 50:
         X = PCA(n_components=50, random_state=seed).fit_transform(X)
     return TSNE(
@@ -286,21 +312,49 @@ def embedding_scores(
     )
 
 
-def knn_loo_mae(X: np.ndarray, band_gap_eV: Sequence[float], k: int, include_self: bool = False) -> float:
+#: Most float64 values :func:`knn_loo_mae` holds in its difference block at once (8 M = 64 MB).
+KNN_BLOCK_VALUES: int = 8_000_000
+
+
+def knn_loo_mae(
+    X: np.ndarray, band_gap_eV: Sequence[float], k: int, include_self: bool = False, chunk_rows: int | None = None
+) -> float:
     """Leave-one-out kNN MAE (eV): each row predicted by the mean gap of its ``k`` nearest *other* rows.
 
     Euclidean distance; ``include_self=True`` (a classic mistake) lets every row be its
     own nearest neighbour, which makes the error look smaller. Ties are broken by row order.
+
+    Memory is bounded: the distances are computed for ``chunk_rows`` query rows at a time
+    (default: as many as keep the ``chunk x n x d`` difference block within
+    :data:`KNN_BLOCK_VALUES` doubles, 64 MB), so 3000 x 128 peaks at about 125 MB (the block
+    and its square; measured with tracemalloc, 3.8 s), not the 8.6 GiB of all pairs at once. The result does not depend on ``chunk_rows`` (tested).
+
+    Raises:
+        ValueError: X not 2-D, lengths differ, a non-finite row (named), ``k`` out of range.
     """
     X = np.asarray(X, dtype=np.float64)
     y = np.asarray(band_gap_eV, dtype=np.float64)
-    if not 1 <= k < len(X):
+    if X.ndim != 2 or y.ndim != 1 or len(X) != len(y):
+        raise ValueError(f"X must be (n, d) and band_gap_eV of length n; got shapes {X.shape} and {y.shape} (length)")
+    bad = np.flatnonzero(~np.isfinite(X).all(axis=1) | ~np.isfinite(y))
+    if len(bad):
+        raise ValueError(f"row {int(bad[0])} has a non-finite embedding or band gap ({len(bad)} such rows)")
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k < len(X):
         raise ValueError(f"k must be between 1 and {len(X) - 1}, got {k}")
-    d = np.linalg.norm(X[:, None, :] - X[None, :, :], axis=-1)
-    if not include_self:
-        np.fill_diagonal(d, np.inf)
-    nearest = np.argsort(d, axis=1, kind="stable")[:, :k]
-    return float(np.mean(np.abs(y[nearest].mean(axis=1) - y)))
+    n, dims = X.shape
+    if chunk_rows is None:
+        chunk_rows = max(1, KNN_BLOCK_VALUES // max(1, n * dims))
+    if isinstance(chunk_rows, bool) or not isinstance(chunk_rows, (int, np.integer)) or chunk_rows < 1:
+        raise ValueError(f"chunk_rows must be a whole number >= 1, got {chunk_rows!r}")
+    errors = np.empty(n)
+    for start in range(0, n, chunk_rows):
+        rows = np.arange(start, min(start + chunk_rows, n))
+        d = np.linalg.norm(X[rows, None, :] - X[None, :, :], axis=-1)  # (chunk, n): the same numbers as all at once
+        if not include_self:
+            d[np.arange(len(rows)), rows] = np.inf
+        nearest = np.argsort(d, axis=1, kind="stable")[:, :k]
+        errors[rows] = np.abs(y[nearest].mean(axis=1) - y[rows])
+    return float(np.mean(errors))
 
 
 # --------------------------------------------------------------------------- tokens <-> categories
@@ -338,8 +392,21 @@ def tokenize_with_categories(tokenizer: Any, text: Any, max_length: int = 128) -
 
     The ids equal :func:`helpers.text_models.encode_texts`' (tested); features cut off
     by truncation have no tokens.
+
+    Raises:
+        ValueError: ``max_length`` above the tokenizer's ``model_max_length`` (the model's
+            positions), naming both.
     """
     from . import descriptions
+
+    limit = getattr(tokenizer, "model_max_length", None)
+    if isinstance(max_length, bool) or not isinstance(max_length, (int, np.integer)) or max_length < 1:
+        raise ValueError(f"max_length must be a whole number >= 1, got {max_length!r}")
+    if isinstance(limit, int) and limit < 1_000_000 and max_length > limit:  # transformers' "no limit" is ~1e30
+        raise ValueError(
+            f"max_length {max_length} is more than the tokenizer's model_max_length {limit} "
+            f"(the model's position embeddings); use max_length <= {limit}"
+        )
 
     desc = text if isinstance(text, descriptions.Description) else None
     raw = desc.text if desc is not None else str(text)
@@ -382,12 +449,22 @@ def first_token_attention(
         ``[layer, head]`` row sums to 1.
 
     Raises:
-        ValueError: the encoder was not loaded with eager attention.
+        ValueError: the encoder was not loaded with eager attention, or a text is longer than
+            its position embeddings (naming the text; see :func:`helpers.text_models.max_positions`).
     """
     import torch
 
+    from . import text_models as tm
+
     encoder = _encoder_of(model)
     _check_eager(encoder)
+    limit = tm.max_positions(encoder)
+    for i, ids in enumerate(input_ids):
+        if len(ids) > limit:
+            raise ValueError(
+                f"text {i} has {len(ids)} tokens, more than the {limit} the encoder's position embeddings cover: "
+                f"tokenise with max_length <= {limit}"
+            )
     device = next(encoder.parameters()).device
     encoder.eval()
     out: list[np.ndarray] = []
@@ -587,12 +664,28 @@ def rank_agreement(effects: Mapping[str, float], attention: Mapping[str, float])
 
     Returns ``(rho, p_value)``; with few categories the p-value is large: read rho
     as a description, not a test.
+
+    Raises:
+        ValueError: fewer than 3 shared categories; a score that is not finite (named);
+            or one side giving every category the same value, for which a rank correlation
+            is undefined (scipy would return ``(nan, nan)`` without saying why): the
+            message says which side.
     """
     from scipy.stats import spearmanr
 
     keys = [k for k in effects if k in attention]
     if len(keys) < 3:
         raise ValueError(f"need at least 3 shared categories for a rank correlation, got {keys}")
+    for side, scores in (("effects", effects), ("attention", attention)):
+        values = [scores[k] for k in keys]
+        bad = [k for k, v in zip(keys, values) if not np.isfinite(v)]
+        if bad:
+            raise ValueError(f"{side}: the score of {bad[0]!r} is not finite ({scores[bad[0]]!r})")
+        if len(set(values)) == 1:
+            raise ValueError(
+                f"{side}: every category has the same value ({values[0]!r}), so there is no ranking "
+                "and a rank correlation is undefined"
+            )
     res = spearmanr([effects[k] for k in keys], [attention[k] for k in keys])
     return float(res.statistic), float(res.pvalue)
 
@@ -601,10 +694,21 @@ def rank_agreement(effects: Mapping[str, float], attention: Mapping[str, float])
 
 
 def is_perovskite_like(formula: str, space_group_number: int | None) -> bool:
-    """True for an ABX3 composition (three elements in ratio 1:1:3) in space group Pm-3m (221), the ideal perovskite."""
+    """True for an ABX3 composition (three elements in ratio 1:1:3) in space group Pm-3m (221), the ideal perovskite.
+
+    A missing space group (``None`` or NaN) is not 221: False.
+
+    Raises:
+        ValueError: a space group that is present but not an integer in 1..230.
+    """
     from pymatgen.core import Composition
 
-    if space_group_number is None or int(space_group_number) != 221:
+    from .symmetry import crystal_system_from_spacegroup
+
+    if space_group_number is None or (isinstance(space_group_number, float) and math.isnan(space_group_number)):
+        return False
+    crystal_system_from_spacegroup(space_group_number)  # ValueError unless an integer in 1..230
+    if int(space_group_number) != 221:
         return False
     amounts = sorted(Composition(formula).get_el_amt_dict().values())
     return len(amounts) == 3 and np.allclose(np.asarray(amounts) / amounts[0], [1, 1, 3])
@@ -618,7 +722,11 @@ def pick_examples(rows: pd.DataFrame) -> dict[str, Any]:
     - ``"perovskite"``: the first ABX3 in Pm-3m (:func:`is_perovskite_like`), if any.
 
     ``rows`` needs ``formula_reduced``, ``band_gap_eV``, ``n_elements`` and
-    ``space_group_number``. Missing kinds are left out of the result.
+    ``space_group_number``. Missing kinds are left out of the result; a row without a
+    space group (NaN) is never the perovskite.
+
+    Raises:
+        ValueError: naming the row whose space group is present but not an integer in 1..230.
     """
     out: dict[str, Any] = {}
     metals = rows[(rows["band_gap_eV"] == 0) & (rows["n_elements"] == 2)].sort_values("formula_reduced")
@@ -626,11 +734,13 @@ def pick_examples(rows: pd.DataFrame) -> dict[str, Any]:
         out["metal"] = metals.index[0]
     if len(rows):
         out["wide-gap insulator"] = rows["band_gap_eV"].idxmax()
-    perov = [
-        i
-        for i, f, sg in zip(rows.index, rows["formula_reduced"], rows["space_group_number"])
-        if is_perovskite_like(f, sg)
-    ]
+    perov = []
+    for i, f, sg in zip(rows.index, rows["formula_reduced"], rows["space_group_number"]):
+        try:
+            if is_perovskite_like(f, sg):
+                perov.append(i)
+        except ValueError as exc:
+            raise ValueError(f"row {i!r}: {exc}") from None
     if perov:
         out["perovskite"] = min(perov, key=lambda i: rows.at[i, "formula_reduced"])
     return out

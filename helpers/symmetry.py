@@ -97,6 +97,30 @@ def _space_group_symbols() -> dict[int, str]:
     return symbols
 
 
+@functools.lru_cache(maxsize=1)
+def space_group_settings() -> dict[int, frozenset[str]]:
+    """Space-group number -> the short Hermann-Mauguin symbols of all its settings (spglib's 530 Hall settings).
+
+    Each setting contributes its short symbol, its full symbol without spaces and, for
+    monoclinic groups (3-15), the full symbol without its ``1`` axes (``P 1 2_1/a 1`` ->
+    ``P2_1/a``). E.g. 14 -> ``{"P2_1/c", "P2_1/a", "P2_1/n", "P12_1/c1", ...}``,
+    216 -> ``{"F-43m"}``; the standard symbol of :func:`space_group_symbol` is among them.
+    """
+    import spglib
+
+    settings: dict[int, set[str]] = {}
+    for hall_number in range(1, 531):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            sg_type = spglib.get_spacegroup_type(hall_number)
+        number, full = int(sg_type.number), str(sg_type.international_full).split()
+        names = settings.setdefault(number, set())
+        names.update({str(sg_type.international_short), "".join(full)})
+        if 3 <= number <= 15:
+            names.add(full[0] + "".join(axis for axis in full[1:] if axis != "1"))
+    return {n: frozenset(names) for n, names in settings.items()}
+
+
 def space_group_symbol(number: int) -> str:
     """Short Hermann-Mauguin symbol in spglib/MP notation, e.g. 225 -> ``Fm-3m``, 14 -> ``P2_1/c``.
 

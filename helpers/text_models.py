@@ -33,6 +33,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+import numbers
 import os
 import reprlib
 import socket
@@ -270,6 +271,47 @@ class TrainingDivergedError(RuntimeError):
     """No epoch gave a finite validation MAE (nan predictions: diverged or broken weights)."""
 
 
+#: Largest ``max_length`` any config may ask for (tokens); the model's own limit is :func:`max_positions`.
+MAX_LENGTH_LIMIT: int = 16384
+#: Model types whose position ids start after the padding index (``pad_token_id + 1``), as RoBERTa's do.
+_PADDING_OFFSET_TYPES = frozenset(
+    {"roberta", "xlm-roberta", "camembert", "roberta-prelayernorm", "data2vec-text", "xmod"}
+)
+
+
+def max_positions(model: Any) -> int:
+    """Longest input (tokens, special tokens included) the position embeddings of ``model`` cover.
+
+    ``model``: a :class:`TextRegressor` or a bare encoder (anything with a transformers ``config``).
+    ``max_position_embeddings``, minus RoBERTa's padding offset (``pad_token_id + 1``: its
+    position ids start after the pad index) for the RoBERTa family; e.g. 258 -> 256.
+    """
+    encoder = model.encoder if isinstance(model, TextRegressor) else model
+    cfg = encoder.config
+    n = int(cfg.max_position_embeddings)
+    if cfg.model_type in _PADDING_OFFSET_TYPES:
+        n -= int(cfg.pad_token_id) + 1
+    return n
+
+
+def check_max_length(model: Any, max_length: Any, where: str = "max_length") -> int:
+    """``max_length`` if the model's position embeddings cover it (:func:`max_positions`).
+
+    Raises:
+        ValueError: naming the key ``where`` (e.g. ``regressor.json: max_length``), the value and the limit,
+            instead of the raw ``index ... is out of bounds`` an over-long input gives inside the model.
+    """
+    limit = max_positions(model)
+    if isinstance(max_length, bool) or not isinstance(max_length, numbers.Integral) or not 1 <= max_length <= limit:
+        cfg = (model.encoder if isinstance(model, TextRegressor) else model).config
+        offset = " minus RoBERTa's padding offset" if cfg.model_type in _PADDING_OFFSET_TYPES else ""
+        raise ValueError(
+            f"{where} {max_length!r} is more than the model covers: its position embeddings allow at most "
+            f"{limit} tokens (max_position_embeddings {cfg.max_position_embeddings}{offset}); use max_length <= {limit}"
+        )
+    return int(max_length)
+
+
 @dataclass
 class TextConfig:
     """Settings of one text-regression run (see ``configs/text_regression.yaml``).
@@ -329,6 +371,11 @@ class TextConfig:
                 raise ValueError(f"{where}: {key} must be in [0, 1), got {getattr(self, key)!r}")
         if self.weight_decay < 0:
             raise ValueError(f"{where}: weight_decay must be >= 0, got {self.weight_decay!r}")
+        if self.max_length > MAX_LENGTH_LIMIT:  # a model's own limit is checked where the model is known
+            raise ValueError(
+                f"{where}: max_length must be at most {MAX_LENGTH_LIMIT} tokens (and at most what the model's "
+                f"position embeddings cover), got {self.max_length!r}"
+            )
         return self
 
 
@@ -623,6 +670,7 @@ def predict(
             and prints how many there were (:func:`clip_gaps`; ``verbose=False`` stays quiet);
             ``False`` returns the model's raw values (for analysis), with no message.
     """
+    check_max_length(model, texts.max_length if isinstance(texts, Encoded) else max_length)
     enc = texts if isinstance(texts, Encoded) else encode_texts(tokenizer, texts, max_length)
     if not enc.input_ids:
         return np.zeros(0, dtype=np.float32)
@@ -713,6 +761,7 @@ def _prepare(
     encoder in the frozen regime and moves the model to the device. Returns (train, val
     encodings, train and val gaps as float32, a fresh :class:`FitResult`).
     """
+    check_max_length(model, cfg.max_length, "config: max_length")  # before any work
     cfg.validate("cfg")  # a TextConfig made without validate() (e.g. lr_head=nan) is refused before training
     train_texts, val_texts = check_texts(train_texts), check_texts(val_texts)
     y_train, y_val = _gaps(train_y, "train_y"), _gaps(val_y, "val_y")
@@ -824,6 +873,7 @@ def embed_texts(
 
     ``texts`` as in :func:`predict` (one bare str or bytes: ``TypeError``; none: shape (0, hidden)).
     """
+    check_max_length(model, texts.max_length if isinstance(texts, Encoded) else max_length)
     enc = texts if isinstance(texts, Encoded) else encode_texts(tokenizer, texts, max_length)
     device = device or next(model.parameters()).device.type
     if not enc.input_ids:
@@ -980,25 +1030,181 @@ def save_regressor(
     folder.mkdir(parents=True, exist_ok=True)
     model.encoder.config.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
-    save_model(model, str(folder / "model.safetensors"))
+    encoder_cfg = model.encoder.config.to_dict()
+    architecture = {k: encoder_cfg.get(k) for k in _ARCHITECTURE_KEYS}
+    save_model(
+        model,
+        str(folder / "model.safetensors"),
+        metadata={"format": REGRESSOR_FORMAT, "architecture": json.dumps(architecture, sort_keys=True)},
+    )
     meta = {"config": asdict(cfg), **(extra or {})}
     (folder / "regressor.json").write_text(json.dumps(meta, indent=2) + "\n")
     return folder
 
 
+#: Format tag in the safetensors metadata of every regressor :func:`save_regressor` writes.
+REGRESSOR_FORMAT = "bandgap-course-text-regressor/1"
+#: Keys of the encoder's ``config.json`` that fix what the weights mean; saved in the weight file's
+#: metadata and compared on load (a ``config.json`` edited afterwards is refused, naming the key).
+_ARCHITECTURE_KEYS = (
+    "model_type",
+    "hidden_size",
+    "num_hidden_layers",
+    "num_attention_heads",
+    "intermediate_size",
+    "vocab_size",
+    "max_position_embeddings",
+    "type_vocab_size",
+    "pad_token_id",
+    "layer_norm_eps",
+    "hidden_act",
+    "position_embedding_type",
+)
+#: Accepted ranges (inclusive) of the size fields of a saved ``config.json``, checked before anything
+#: is built: generous for real encoders (roberta-large: 1024 hidden, 24 layers, 50265 tokens), small
+#: enough that no file can make :func:`load_regressor` allocate gigabytes.
+CONFIG_LIMITS: dict[str, tuple[int, int]] = {
+    "hidden_size": (1, 4096),
+    "num_hidden_layers": (1, 64),
+    "num_attention_heads": (1, 128),
+    "intermediate_size": (1, 16384),
+    "vocab_size": (1, 500_000),
+    "max_position_embeddings": (1, 65_536),
+    "type_vocab_size": (1, 64),
+}
+#: Accepted ``layer_norm_eps`` (inclusive): RoBERTa/BERT use 1e-12 to 1e-5.
+LAYER_NORM_EPS_RANGE: tuple[float, float] = (1e-15, 1e-3)
+#: Files a saved regressor must have.
+REQUIRED_FILES = ("regressor.json", "config.json", "model.safetensors", "tokenizer.json")
+
+
+def _checked_folder(folder: Path) -> None:
+    """Every file a regressor folder must have is a regular file, and nothing in it is a FIFO/device.
+
+    Checked with ``os.stat`` only, before anything is opened (opening a FIFO blocks forever).
+    """
+    from . import fileio
+    from .crabnet_tools import CheckpointError
+
+    if not folder.is_dir():
+        raise CheckpointError(f"text model folder {folder} does not exist or is not a folder")
+    for name in REQUIRED_FILES:
+        if not (folder / name).exists() and not (folder / name).is_symlink():
+            raise CheckpointError(f"text model {folder}: {name} is missing (save_regressor writes it)")
+    for entry in sorted(folder.iterdir()):
+        if entry.is_dir() and entry.name not in REQUIRED_FILES:
+            continue
+        try:
+            fileio.require_regular_file(entry, f"text model file {entry.name} ({folder})")
+        except (OSError, ValueError) as exc:
+            raise CheckpointError(f"{entry}: {exc}") from None
+
+
+def _checked_encoder_config(path: Path, raw: Any, saved: dict[str, Any]) -> None:
+    """``config.json`` against :data:`CONFIG_LIMITS` and the architecture saved with the weights."""
+    from .crabnet_tools import CheckpointError, _shown
+
+    if not isinstance(raw, dict):
+        raise CheckpointError(f"{path}: must be a JSON object, got {type(raw).__name__}")
+    for key, (low, high) in CONFIG_LIMITS.items():
+        value = raw.get(key)
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise CheckpointError(f"{path}: {key} must be a whole number from {low} to {high}, got {_shown(value)}")
+    eps = raw.get("layer_norm_eps")
+    low, high = LAYER_NORM_EPS_RANGE
+    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not low <= eps <= high:
+        raise CheckpointError(f"{path}: layer_norm_eps must be a number from {low:g} to {high:g}, got {_shown(eps)}")
+    for key in _ARCHITECTURE_KEYS:
+        if raw.get(key) != saved.get(key):
+            raise CheckpointError(
+                f"{path}: {key} is {_shown(raw.get(key))} but the weights in model.safetensors were saved with "
+                f"{_shown(saved.get(key))}; config.json was changed after saving (or belongs to another model)"
+            )
+
+
 def load_regressor(folder: str | Path, attn_implementation: str | None = None) -> tuple[TextRegressor, Any, TextConfig]:
-    """Read what :func:`save_regressor` wrote; returns ``(model, tokenizer, config)`` in eval mode."""
-    from safetensors.torch import load_model
+    """Read what :func:`save_regressor` wrote; returns ``(model, tokenizer, config)`` in eval mode.
+
+    Everything is checked before the model is built, as :func:`helpers.crabnet_tools.load_model`
+    does for CrabNet: every file present and a regular file (a FIFO is refused without being
+    opened), ``regressor.json``'s settings, ``config.json``'s sizes (:data:`CONFIG_LIMITS`,
+    :data:`LAYER_NORM_EPS_RANGE`) and architecture (equal to what the weight file's metadata
+    recorded), every tensor name and shape in the safetensors *header* against the model the
+    config describes (built on torch's meta device: nothing allocated), ``max_length`` within the
+    position embeddings; then the weights: all finite, ``y_mean`` finite, ``y_std`` finite and > 0;
+    then the tokenizer: its vocabulary equals the embedding rows and its pad id the config's.
+
+    Raises:
+        CheckpointError: (a ``ValueError``) naming the file and the field or tensor.
+    """
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    from . import fileio
+    from .crabnet_tools import CheckpointError, check_finite_tensor, check_target_scale
 
     tf = _transformers()
     folder = Path(folder)
-    meta = json.loads((folder / "regressor.json").read_text())
-    cfg = TextConfig(**meta["config"]).validate(str(folder / "regressor.json"))
+    _checked_folder(folder)
+    reg_path, cfg_path, weights = folder / "regressor.json", folder / "config.json", folder / "model.safetensors"
+    meta = fileio.read_json(reg_path)
+    try:
+        cfg = TextConfig(**meta["config"]).validate(str(reg_path))
+    except (TypeError, KeyError) as exc:
+        raise CheckpointError(f"{reg_path}: config is not a text-regression config ({exc})") from None
+    try:
+        with safe_open(str(weights), framework="pt") as handle:
+            header_meta = handle.metadata() or {}
+            shapes = {k: tuple(handle.get_slice(k).get_shape()) for k in handle.keys()}
+    except Exception as exc:  # SafetensorError: truncated, corrupt or oversized header
+        raise CheckpointError(f"{weights} is not a readable safetensors file ({str(exc)[:200]})") from None
+    if header_meta.get("format") != REGRESSOR_FORMAT:
+        raise CheckpointError(
+            f"{weights}: metadata field 'format' is {header_meta.get('format')!r}, expected {REGRESSOR_FORMAT!r}: "
+            "not written by save_regressor (or by a version before issue 19); train and save the model again"
+        )
+    try:
+        saved_arch = json.loads(header_meta.get("architecture", ""))
+    except ValueError:
+        saved_arch = None
+    if not isinstance(saved_arch, dict):
+        raise CheckpointError(f"{weights}: metadata field 'architecture' is not a JSON object")
+    _checked_encoder_config(cfg_path, fileio.read_json(cfg_path), saved_arch)
     kwargs = {"attn_implementation": attn_implementation} if attn_implementation else {}
-    encoder = tf.AutoModel.from_config(tf.AutoConfig.from_pretrained(folder), **kwargs)
-    model = build_regressor(encoder, cfg)
-    load_model(model, str(folder / "model.safetensors"))
-    return model.eval(), tf.AutoTokenizer.from_pretrained(folder), cfg
+    encoder_config = tf.AutoConfig.from_pretrained(folder)
+    with torch.device("meta"):  # the architecture the config describes, without memory
+        skeleton = build_regressor(tf.AutoModel.from_config(encoder_config, **kwargs), cfg)
+    expected = {k: tuple(v.shape) for k, v in skeleton.state_dict().items()}
+    missing, extra = sorted(set(expected) - set(shapes)), sorted(set(shapes) - set(expected))
+    if missing or extra:
+        raise CheckpointError(
+            f"{weights} does not match config.json: missing {missing[:5]}, tensors the model does not have {extra[:5]}"
+        )
+    for name, shape in expected.items():
+        if shapes[name] != shape:
+            raise CheckpointError(
+                f"{weights}: tensor {name} has shape {shapes[name]} but config.json describes {shape}"
+            )
+    check_max_length(skeleton, cfg.max_length, f"{reg_path}: max_length")
+    tensors = load_file(str(weights), device="cpu")
+    for name, tensor in tensors.items():
+        check_finite_tensor(weights, name, tensor)
+    check_target_scale(weights, "mean", "y_mean", tensors["y_mean"])
+    check_target_scale(weights, "std", "y_std", tensors["y_std"])
+    tokenizer = tf.AutoTokenizer.from_pretrained(folder)
+    if len(tokenizer) != encoder_config.vocab_size:
+        raise CheckpointError(
+            f"{folder / 'tokenizer.json'}: the tokenizer's vocabulary has {len(tokenizer)} tokens but the "
+            f"embedding has {encoder_config.vocab_size} rows (config.json vocab_size): it is another model's tokenizer"
+        )
+    if tokenizer.pad_token_id != encoder_config.pad_token_id:
+        raise CheckpointError(
+            f"{folder / 'tokenizer.json'}: pad token id {tokenizer.pad_token_id} differs from config.json's "
+            f"pad_token_id {encoder_config.pad_token_id}"
+        )
+    model = build_regressor(tf.AutoModel.from_config(encoder_config, **kwargs), cfg)
+    model.load_state_dict(tensors, strict=True)
+    return model.eval(), tokenizer, cfg
 
 
 #: Where notebook 04 saves its fine-tuned text models (git-ignored); ``BANDGAP_MODELS_DIR`` overrides.

@@ -109,3 +109,13 @@ def test_received_summary_known_answer():
     assert s.loc["A", "fair share"] == pytest.approx((0.5 + 0.5 + 1 / 3) / 3)
     assert s.loc["B", "n_formulas"] == 2
     assert "C" not in ca.received_summary(rec, min_count=3).index
+
+
+@pytest.mark.parametrize("member", [5, -2, 1.0])
+def test_member_out_of_range_is_named(model, member):
+    """Issue 19 item 10: element_attention(member=5) gave a raw 'list index out of range'."""
+    error = TypeError if isinstance(member, float) else IndexError
+    with pytest.raises(error, match=r"member .* (0 to 0|whole number)"):
+        ca.element_attention(model, FORMULAS, member=member, threads=1)
+    with pytest.raises(error, match=r"member .* (0 to 0|whole number)"):
+        ca.element_embeddings(model, member=member)

@@ -677,3 +677,23 @@ def test_save_refuses_what_load_would_refuse(checkpoint: Path, tmp_path: Path) -
     wide.max_elements = 40
     with pytest.raises(ct.CheckpointError, match="max_elements"):
         wide.save(tmp_path / "wide.safetensors")
+
+
+def test_load_refuses_a_fifo_instead_of_hanging(tmp_path: Path) -> None:
+    """Issue 19 item 10: a named pipe at the checkpoint path made load_model wait forever (run in a child)."""
+    fifo = tmp_path / "pipe.safetensors"
+    os.mkfifo(fifo)
+    code = (
+        "from helpers import crabnet_tools as ct\n"
+        "try:\n"
+        f"    ct.load_model({str(fifo)!r})\n"
+        "except ct.CheckpointError as exc:\n"
+        "    print('CheckpointError:', exc)\n"
+    )
+    try:
+        run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    except subprocess.TimeoutExpired:
+        pytest.fail("load_model hung on a FIFO for 60 s (the child was killed)")
+    assert run.returncode == 0, run.stderr[-800:]
+    assert run.stdout.startswith("CheckpointError:") and "pipe.safetensors" in run.stdout
+    assert "not a regular file" in run.stdout

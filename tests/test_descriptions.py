@@ -87,9 +87,12 @@ def test_missing_fields_are_omitted_never_nan():
     assert "electronegativity" not in d.text and "nan" not in d.text.lower()
 
 
-def test_sodium_nitride_is_a_formula_not_a_missing_value():
-    assert describe({"formula_reduced": "NaN"}, "composition").text.startswith(
-        "formula: NaN; elements: Na 0.500, N 0.500"
+def test_nan_text_follows_the_course_formula_reader():
+    """Issue 19 item 5: descriptions follow helpers.formulas, where "NaN" is a missing-value code (write Na3N)."""
+    with pytest.raises(ValueError, match="missing-value code"):
+        describe({"formula_reduced": "NaN"}, "composition")
+    assert describe({"formula_reduced": "Na3N"}, "composition").text.startswith(
+        "formula: Na3N; elements: Na 0.750, N 0.250"
     )
 
 
@@ -237,3 +240,123 @@ def test_texts_by_part_names_the_part_and_row_that_failed():
     assert texts == {"train": [describe(good.iloc[0], "composition").text], "test": texts["train"]}
     with pytest.raises(ValueError, match=r"^test: row 'mp-2': n_sites must be"):
         texts_by_part({"train": good, "test": bad})
+
+
+# ---------------------------------------------------------------- issue 19: the course's one formula reader
+
+
+@pytest.mark.parametrize(
+    ("formula", "message"),
+    [
+        ("CuSO4.5H2O", "hydrate"),  # was described as Cu1H2S1O5.5
+        ("Pb0.000000001I3", "Pb.*(cannot see|below)"),  # was described as I
+        ("Fe0O", "amount of zero"),  # was described as O2
+        ("D2O", "'D'.*not chemical element"),  # was described as H2O
+        ("Pb1e300I3", "not a chemical formula"),  # was a 300-digit formula
+        ("MAPbI", "Pb"),  # abbreviations are the reader's business too: MA is expanded, read as (CH6N)PbI
+        ("NaN", "missing-value code"),
+    ],
+)
+def test_descriptions_read_formulas_with_the_course_reader(formula, message):
+    """Issue 19 item 5: descriptions called pymatgen directly and described misread formulas."""
+    if formula == "MAPbI":
+        text = describe({"formula_reduced": formula}, "composition").text
+        assert "number of elements: 5" in text and "Pb 0.100" in text and "H 0.600" in text
+        return
+    with pytest.raises(ValueError, match=message):
+        describe({"formula_reduced": formula}, "composition")
+    with pytest.raises(ValueError, match=message):
+        composition_features(formula)
+
+
+def test_formula_whitespace_and_case_rules():
+    """The reader's stated rules: whitespace inside a formula is ignored, symbols are case-sensitive."""
+    assert describe({"formula_reduced": "Ga As"}).text == describe({"formula_reduced": "GaAs"}).text
+    caps = describe({"formula_reduced": "CSPBI3"}, "composition").text  # C + S + P + B + I3, never CsPbI3
+    assert "caesium" not in describe({"formula_reduced": "CSPBI3"}, "natural").text
+    assert "number of elements: 5" in caps
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("volume_A3", 1e-310, "volume_A3.*per atom"),
+        ("volume_A3", 1e300, "volume_A3.*per atom"),
+        ("n_sites", 1e300, "n_sites must be a whole number >= 1"),
+        ("n_sites", 10**400, "n_sites must be a whole number >= 1"),
+        ("volume_A3", 10**400, "volume_A3 must be a finite number"),
+        ("space_group_symbol", "F-43m; band gap: 9 eV", "space_group_symbol.*not a space-group symbol"),
+        ("space_group_symbol", "Fm-3m", "space_group_symbol 'Fm-3m' is not the symbol of space group 216"),
+        ("space_group_symbol", 216, "space_group_symbol must be text"),
+    ],
+)
+def test_absurd_structure_fields_are_refused(field, value, message):
+    """Issue 19 item 5: 'density: inf', a 301-digit atom count, a raw OverflowError, text injected as a symbol."""
+    row = {**GAAS, field: value}
+    with pytest.raises(ValueError, match=message):
+        describe(row)
+    for fmt in ("structured", "natural"):
+        with pytest.raises(ValueError, match=message):
+            describe(row, fmt)
+
+
+def test_space_group_symbol_rules():
+    """A symbol is checked against the number (any spglib setting of it) or, alone, against all symbols."""
+    assert (
+        "space group: P2_1/c (number 14)"
+        in describe(
+            {**GAAS, "space_group_symbol": "P2_1/c", "space_group_number": 14, "crystal_system": "monoclinic"}
+        ).text
+    )
+    assert (
+        "P2_1/a (number 14)"
+        in describe(
+            {**GAAS, "space_group_symbol": "P2_1/a", "space_group_number": 14, "crystal_system": "monoclinic"}
+        ).text
+    )
+    alone = {**GAAS, "space_group_number": None, "crystal_system": None}
+    assert "space group: F-43m" in describe(alone).text
+    assert "space group: F-43m" in describe({**alone, "space_group_symbol": "  F-43m "}).text
+    with pytest.raises(ValueError, match="not a space-group symbol"):
+        describe({**alone, "space_group_symbol": "Fm-3x"})
+
+
+def test_composition_features_returns_a_private_copy():
+    """Issue 19 item 10: the cache handed out one shared dict; mutating it changed later descriptions."""
+    before = describe(GAAS).text
+    feats = composition_features("GaAs")
+    feats["formula"] = "XX"
+    feats["fractions"]["Ga"] = 9.0
+    feats["en_mean"] = -1.0
+    assert composition_features("GaAs")["fractions"]["Ga"] == 0.5
+    assert describe(GAAS).text == before
+
+
+@pytest.mark.parametrize(
+    "rows",
+    [["GaAs", "Si"], "GaAs", GAAS, None, 42],
+    ids=["list-of-str", "str", "one-mapping", "none", "int"],
+)
+def test_describe_rows_names_what_it_expects(rows):
+    """Issue 19 item 10: a list of strings or a Series gave a raw AttributeError."""
+    with pytest.raises(TypeError, match="DataFrame or a sequence of mappings"):
+        describe_rows(rows)
+
+
+def test_describe_rows_refuses_a_series():
+    import pandas as pd
+
+    with pytest.raises(TypeError, match="DataFrame or a sequence of mappings.*Series.*describe"):
+        describe_rows(pd.Series(GAAS))
+    assert describe_rows(pd.DataFrame([GAAS]))[0].text == describe(GAAS).text
+    assert describe_rows((GAAS,))[0].text == describe(GAAS).text
+
+
+def test_token_categories_refuses_offsets_past_the_text():
+    """Issue 19 item 10: offsets beyond the text gave a raw IndexError."""
+    d = describe(GAAS, "composition")
+    n = len(d.text)
+    assert token_categories(d, [(0, 0), (0, 7), (n - 1, n)])[1:] == ["composition", "electronic"]
+    for bad, where in (((n + 5, n + 9), "token 1"), ((-3, 2), "token 1"), ((2, n + 1), "token 1")):
+        with pytest.raises(ValueError, match=rf"{where}.*{bad[0]}.*{bad[1]}.*{n} characters"):
+            token_categories(d, [(0, 0), bad])

@@ -118,3 +118,30 @@ def test_read_csv_accepts_a_leading_row_number_column_under_pandas_2_and_3(tmp_p
 
     monkeypatch.setattr(pd, "read_csv", pandas2_read_csv)
     assert fileio.read_csv(path, comment="#").to_dict("records") == [{"a": 1, "b": 2}, {"a": 3, "b": 4}]
+
+
+def test_require_regular_file_refuses_pipes_without_opening_them(tmp_path: Path) -> None:
+    """Issue 19 item 10: loaders opened a FIFO at a checkpoint path and waited forever."""
+    import socket
+
+    regular = tmp_path / "a.json"
+    regular.write_text("{}")
+    assert fileio.require_regular_file(regular) == regular
+    link = tmp_path / "link.json"
+    link.symlink_to(regular)
+    assert fileio.require_regular_file(link, "config") == link  # a link to a file is a file
+    fifo = tmp_path / "pipe.json"
+    os.mkfifo(fifo)
+    with pytest.raises(ValueError, match=r"config .*pipe\.json is not a regular file but a named pipe"):
+        fileio.require_regular_file(fifo, "config")  # returns at once: nothing opened the pipe
+    sock_path = tmp_path / "s.sock"
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.bind(str(sock_path))
+        with pytest.raises(ValueError, match="a socket"):
+            fileio.require_regular_file(sock_path)
+    with pytest.raises(ValueError, match="a device"):
+        fileio.require_regular_file("/dev/null")
+    with pytest.raises(FileNotFoundError, match="missing.json does not exist"):
+        fileio.require_regular_file(tmp_path / "missing.json")
+    with pytest.raises(IsADirectoryError, match="is a directory"):
+        fileio.require_regular_file(tmp_path)

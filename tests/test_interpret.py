@@ -328,3 +328,132 @@ def test_load_or_train_regressor(tmp_path, shipped):
     loaded, _tok, _cfg, msg = ip.load_or_train_regressor(tmp_path / "saved", tm.SHIPPED_NAME, [], [], [], [])
     assert "loaded" in msg and loaded.encoder.config._attn_implementation == "eager"
     np.testing.assert_allclose(tm.predict(loaded, tok, texts), tm.predict(model, tok, texts), atol=1e-5)
+
+
+# ----------------------------------------------------------------------------- issue 19: hostile input
+
+
+_TSNE_CASES = {
+    "ones": "np.ones((40, 8))",
+    "identical-rows": "np.tile(np.arange(8.0), (40, 1))",
+    "nan": "np.where(np.eye(40, 8) > 0, np.nan, np.random.default_rng(0).normal(size=(40, 8)))",
+    "inf": "np.where(np.eye(40, 8) > 0, np.inf, np.random.default_rng(0).normal(size=(40, 8)))",
+}
+
+
+@pytest.mark.parametrize("case", sorted(_TSNE_CASES))
+def test_tsne_refuses_degenerate_input_without_killing_the_process(case):
+    """Issue 19 item 4: tsne_2d(np.ones((40, 8)), 5) died with a segfault (rc 139) inside sklearn.
+
+    Run in a child process so that a regression cannot kill pytest itself.
+    """
+    import subprocess
+    import sys
+
+    code = (
+        "import numpy as np\n"
+        "from helpers import interpret as ip\n"
+        f"X = {_TSNE_CASES[case]}\n"
+        "try:\n"
+        "    ip.tsne_2d(X, 5)\n"
+        "except ValueError as exc:\n"
+        "    print('ValueError:', exc)\n"
+        "else:\n"
+        "    print('no error')\n"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, f"child died with rc {run.returncode}: {run.stderr[-500:]}"
+    assert run.stdout.startswith("ValueError:"), run.stdout
+    expected = {"ones": "identical", "identical-rows": "identical", "nan": "not finite", "inf": "not finite"}[case]
+    assert expected in run.stdout and "row" in run.stdout
+
+
+def test_tsne_refuses_too_few_distinct_rows_for_the_perplexity():
+    X = np.repeat(np.eye(4), 10, axis=0)  # 40 rows, 4 distinct points
+    with pytest.raises(ValueError, match="distinct"):
+        ip.tsne_2d(X, perplexity=5)
+
+
+def test_knn_loo_mae_chunked_equals_unchunked():
+    rng = np.random.default_rng(1)
+    X = np.round(rng.normal(size=(57, 5)), 1)  # rounding makes distance ties: the tie rule must survive chunking
+    X[10] = X[3]
+    y = rng.normal(size=57)
+    whole = ip.knn_loo_mae(X, y, 4, chunk_rows=57)
+    for chunk in (1, 5, 13, 56):
+        assert ip.knn_loo_mae(X, y, 4, chunk_rows=chunk) == whole
+        assert ip.knn_loo_mae(X, y, 4, include_self=True, chunk_rows=chunk) == ip.knn_loo_mae(
+            X, y, 4, include_self=True, chunk_rows=57
+        )
+    assert ip.knn_loo_mae(X, y, 4) == whole  # default chunking
+
+
+def test_knn_loo_mae_memory_is_bounded():
+    """Issue 19 item 10: 3000 x 128 needed n^2 d doubles (8.6 GiB); now at most ~64 MB at a time."""
+    import tracemalloc
+
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(3000, 128)).astype(np.float32), rng.normal(size=3000)
+    tracemalloc.start()
+    try:
+        mae = ip.knn_loo_mae(X, y, 5)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert np.isfinite(mae) and peak < 200e6, f"peak {peak / 1e6:.0f} MB"
+
+
+def test_knn_loo_mae_refuses_bad_input():
+    with pytest.raises(ValueError, match="row 1"):
+        ip.knn_loo_mae(np.array([[0.0], [np.nan], [1.0]]), [1.0, 2.0, 3.0], 1)
+    with pytest.raises(ValueError, match="length"):
+        ip.knn_loo_mae(np.zeros((3, 2)), [1.0, 2.0], 1)
+
+
+def test_rank_agreement_on_constant_scores_is_refused_with_the_reason():
+    """Issue 19 item 10: constant input returned (nan, nan) without saying why."""
+    varied = {"a": 1.0, "b": 2.0, "c": 3.0}
+    assert ip.rank_agreement(varied, {"a": 0.1, "b": 0.2, "c": 0.3}) == pytest.approx((1.0, 0.0), abs=1e-9)
+    with pytest.raises(ValueError, match="effects.*same value.*undefined"):
+        ip.rank_agreement({"a": 1.0, "b": 1.0, "c": 1.0}, varied)
+    with pytest.raises(ValueError, match="attention.*same value.*undefined"):
+        ip.rank_agreement(varied, {"a": 0.5, "b": 0.5, "c": 0.5})
+    with pytest.raises(ValueError, match="attention.*'b' is not finite"):
+        ip.rank_agreement(varied, {"a": 0.5, "b": float("nan"), "c": 0.7})
+
+
+def test_pick_examples_with_a_missing_space_group():
+    """Issue 19 item 10: a NaN space group raised 'cannot convert float NaN to integer'."""
+    import pandas as pd
+
+    rows = pd.DataFrame(
+        {
+            "formula_reduced": ["NiAl", "SrTiO3", "LiF", "BaTiO3"],
+            "band_gap_eV": [0.0, 1.8, 8.7, 1.7],
+            "n_elements": [2, 3, 2, 3],
+            "space_group_number": [221, np.nan, 225, 221],
+        }
+    )
+    assert ip.pick_examples(rows) == {"metal": 0, "wide-gap insulator": 2, "perovskite": 3}
+    assert not ip.is_perovskite_like("SrTiO3", float("nan")) and not ip.is_perovskite_like("SrTiO3", None)
+    with pytest.raises(ValueError, match="space group number"):
+        ip.pick_examples(rows.assign(space_group_number=[221, 221.5, 225, 221]))
+
+
+def test_first_token_attention_refuses_inputs_longer_than_the_positions():
+    """Issue 19 item 7: a text longer than the position embeddings gave a raw 'index out of range'."""
+    model = _tiny_bert("eager")  # 32 positions, BERT: no offset
+    with pytest.raises(ValueError, match=r"text 1.*40 tokens.*32"):
+        ip.first_token_attention(model, _Tok(), [[1, 5, 2], [1] + [5] * 38 + [2]])
+
+
+@pytest.mark.parametrize("max_length", [1000, 10**9])
+def test_pooled_embeddings_and_tokenizing_refuse_max_length_beyond_the_positions(shipped, description, max_length):
+    """Issue 19 item 7: max_length above the model's positions -> raw 'index ... out of bounds'."""
+    from helpers import text_models as tm
+
+    usable = tm.max_positions(shipped.model)
+    with pytest.raises(ValueError, match=rf"max_length {max_length}.*{usable}"):
+        ip.pooled_embeddings(shipped.model, shipped.tokenizer, [description.text * 20], max_length, pooling="mean")
+    with pytest.raises(ValueError, match=rf"max_length {max_length}.*{usable}"):
+        ip.tokenize_with_categories(shipped.tokenizer, description, max_length=max_length)

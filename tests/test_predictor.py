@@ -220,3 +220,10 @@ def test_negative_predictions_are_shown_as_zero_with_a_note(
     assert result.ok and result.band_gap_eV == 0.0 and result.uncertainty_eV == pytest.approx(0.2)
     assert "predicted band gap 0.00 ± 0.20 eV" in result.message and "-0.31" not in result.message
     assert any("answered -0.31 eV" in n and "cannot be negative" in n for n in result.notes), result.notes
+
+
+def test_an_amount_pymatgen_drops_is_refused_not_predicted(model: ct.CrabModel) -> None:
+    """Issue 19 item 5: Pb0.000000001I3 was read as {I: 1} and predicted '1.68 eV'."""
+    result = predictor.Predictor(model)("Pb0.000000001I3")
+    assert not result.ok and result.band_gap_eV is None
+    assert "Pb" in result.message and "cannot see" in result.message

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 
 import numpy as np
@@ -524,3 +525,200 @@ def test_config_path_that_is_not_a_regular_file_is_refused(tmp_path):
             tm.load_config(path, mode="quick")
     with pytest.raises(ValueError, match=r"absent.yaml: cannot read the settings file"):
         tm.load_config(tmp_path / "absent.yaml", mode="quick")
+
+
+# ---------------------------------------------------------------- issue 19: hostile checkpoint folders
+
+
+def _saved_regressor(tiny, folder, y=(0.5, 1.5, 2.5), **cfg_changes):
+    """A small untrained regressor saved by save_regressor (target scale from ``y``)."""
+    encoder, tokenizer = tiny
+    cfg = _cfg(head_hidden=16, **cfg_changes)
+    torch.manual_seed(0)
+    model = tm.TextRegressor(encoder, head_hidden=cfg.head_hidden)
+    model.set_target_scale(np.asarray(y))
+    return tm.save_regressor(model, tokenizer, folder, cfg)
+
+
+def _edit_weights(folder, **changes):
+    """Rewrite model.safetensors with some tensors replaced (metadata kept)."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    path = folder / "model.safetensors"
+    with safe_open(str(path), framework="pt") as handle:
+        meta = handle.metadata()
+    tensors = load_file(str(path))
+    for name, edit in changes.items():
+        tensors[name] = edit(tensors[name].clone())
+    save_file(tensors, str(path), metadata=meta)
+
+
+def _edit_config(folder, **changes):
+    import json
+
+    path = folder / "config.json"
+    cfg = json.loads(path.read_text())
+    cfg.update(changes)
+    path.write_text(json.dumps(cfg))
+
+
+def _set_first(value):
+    def edit(t):
+        t.view(-1)[0] = value
+        return t
+
+    return edit
+
+
+@pytest.mark.parametrize(
+    ("breakage", "message"),
+    [
+        (
+            lambda f: _edit_weights(f, **{"head.1.weight": _set_first(float("nan"))}),
+            r"model\.safetensors.*head\.1\.weight.*not finite",
+        ),
+        (lambda f: _edit_weights(f, y_std=lambda t: t * 0), r"model\.safetensors.*y_std.*> 0"),
+        (lambda f: _edit_weights(f, y_std=lambda t: -t), r"model\.safetensors.*y_std.*> 0"),
+        (lambda f: _edit_weights(f, y_mean=lambda t: t * float("inf")), r"model\.safetensors.*y_mean.*finite"),
+        (lambda f: (f / "tokenizer.json").unlink(), r"tokenizer\.json.*(missing|does not exist)"),
+        (lambda f: _edit_config(f, hidden_size=64), r"config\.json.*hidden_size"),
+        (lambda f: _edit_config(f, intermediate_size=256), r"config\.json.*intermediate_size"),
+        (lambda f: _edit_config(f, num_hidden_layers=2), r"config\.json.*num_hidden_layers"),
+        (lambda f: _edit_config(f, layer_norm_eps=1e3), r"config\.json.*layer_norm_eps"),
+        (lambda f: _edit_config(f, model_type="bert"), r"config\.json.*model_type"),
+        (lambda f: _edit_config(f, pad_token_id=7), r"config\.json.*pad_token_id"),
+        (lambda f: _edit_config(f, hidden_size="32"), r"config\.json.*hidden_size"),
+    ],
+    ids=[
+        "nan-weight",
+        "y_std-zero",
+        "y_std-negative",
+        "y_mean-inf",
+        "tokenizer-missing",
+        "hidden_size",
+        "intermediate_size",
+        "layers",
+        "layer_norm_eps",
+        "model_type",
+        "pad_token_id",
+        "hidden_size-text",
+    ],
+)
+def test_load_regressor_refuses_a_broken_folder_naming_file_and_field(tiny, tmp_path, breakage, message):
+    """Issue 19 item 3: each of these loaded and predicted nan, a constant, flipped or shifted gaps."""
+    folder = _saved_regressor(tiny, tmp_path / "reg")
+    tm.load_regressor(folder)  # the intact folder loads
+    breakage(folder)
+    with pytest.raises(ValueError, match=message):
+        tm.load_regressor(folder)
+
+
+def test_load_regressor_checks_sizes_before_allocating(tiny, tmp_path):
+    """Issue 19 item 3: vocab_size 1e9 in config.json allocated toward 512 GB before the weights were read."""
+    import resource
+    import time
+
+    folder = _saved_regressor(tiny, tmp_path / "reg")
+    for key, value in (("vocab_size", 10**9), ("hidden_size", 16384), ("max_position_embeddings", 10**8)):
+        _saved_regressor(tiny, folder)
+        _edit_config(folder, **{key: value})
+        before, start = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, time.perf_counter()
+        with pytest.raises(ValueError, match=rf"config\.json.*{key}"):
+            tm.load_regressor(folder)
+        grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+        assert grown_mb < 200 and time.perf_counter() - start < 30, (key, grown_mb)
+
+
+def test_load_regressor_tokenizer_must_match_the_embeddings(tiny, tmp_path, data):
+    """Issue 19 item 3: a tokenizer of another vocabulary loaded silently and every text predicted one value."""
+    folder = _saved_regressor(tiny, tmp_path / "reg")
+    other = tm.train_bpe_tokenizer(data[0], vocab_size=280, model_max_length=128)
+    assert len(other) != len(tiny[1])
+    other.save_pretrained(folder)
+    with pytest.raises(ValueError, match=r"tokenizer.*vocabulary.*(280|\d+ tokens).*embedding"):
+        tm.load_regressor(folder)
+
+
+def test_load_regressor_refuses_a_checkpoint_without_course_metadata(tiny, tmp_path):
+    """A model.safetensors written by anything but save_regressor cannot say which model it holds."""
+    from safetensors.torch import load_file, save_file
+
+    folder = _saved_regressor(tiny, tmp_path / "reg")
+    path = folder / "model.safetensors"
+    save_file(load_file(str(path)), str(path))  # same tensors, no metadata
+    with pytest.raises(ValueError, match=r"model\.safetensors.*format"):
+        tm.load_regressor(folder)
+
+
+def test_load_regressor_refuses_max_length_beyond_the_positions(tiny, tmp_path):
+    """Issue 19 item 7: max_length above the position embeddings failed with 'index out of bounds' later."""
+    import json
+
+    folder = _saved_regressor(tiny, tmp_path / "reg")
+    meta = json.loads((folder / "regressor.json").read_text())
+    meta["config"]["max_length"] = 1000
+    (folder / "regressor.json").write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match=r"max_length.*1000.*126|max_length.*1000.*position"):
+        tm.load_regressor(folder)
+
+
+def _load_in_child(code: str, timeout: float = 120) -> str:
+    """Run ``code`` in a child Python; a hang (or crash) fails the test, never blocks pytest."""
+    import os
+    import subprocess
+    import sys
+
+    try:
+        run = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout, env=dict(os.environ)
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"the load hung for {timeout} s (the child was killed)")
+    assert run.returncode == 0, run.stderr[-800:]
+    return run.stdout
+
+
+@pytest.mark.parametrize("name", ["model.safetensors", "config.json", "tokenizer.json", "regressor.json"])
+def test_load_regressor_refuses_a_fifo_instead_of_hanging(tiny, tmp_path, name):
+    """Issue 19 item 10: a named pipe at a checkpoint path made load_regressor wait forever."""
+    import os
+
+    folder = _saved_regressor(tiny, tmp_path / "reg")
+    (folder / name).unlink()
+    os.mkfifo(folder / name)
+    out = _load_in_child(
+        "from helpers import text_models as tm\n"
+        "try:\n"
+        f"    tm.load_regressor({str(folder)!r})\n"
+        "except ValueError as exc:\n"
+        "    print('ValueError:', exc)\n",
+        timeout=60,
+    )
+    assert out.startswith("ValueError:") and name in out and "not a regular file" in out, out
+
+
+@pytest.mark.parametrize("max_length", [1000, 10**9])
+def test_max_length_beyond_the_positions_is_named_everywhere(tiny, data, max_length):
+    """Issue 19 item 7: 'index 258 is out of bounds' in training, prediction and embedding."""
+    encoder, tokenizer = tiny
+    texts, y = data
+    model = tm.TextRegressor(encoder, head_hidden=16)
+    usable = tm.max_positions(model)
+    assert usable == encoder.config.max_position_embeddings - 2 == 128  # RoBERTa: positions start after pad id 1
+    assert tm.max_positions(encoder) == usable
+    long_texts = [texts[0] * 40]
+    with pytest.raises(ValueError, match=rf"max_length {max_length}.*{usable}"):
+        tm.predict(model, tokenizer, long_texts, max_length)
+    with pytest.raises(ValueError, match=rf"max_length {max_length}.*{usable}"):
+        tm.embed_texts(model, tokenizer, long_texts, max_length)
+    with pytest.raises(ValueError, match=rf"max_length {max_length}.*{usable}"):
+        # dataclasses.replace skips validate(): the training set-up itself must refuse it
+        cfg = dataclasses.replace(_cfg(epochs=1), max_length=max_length)
+        tm.train_regressor(model, tokenizer, texts[:8], y[:8], texts[8:12], y[8:12], cfg, progress=False)
+    assert np.isfinite(tm.predict(model, tokenizer, long_texts, usable)).all()  # the limit itself runs
+
+
+def test_config_refuses_an_absurd_max_length():
+    with pytest.raises(ValueError, match="max_length"):
+        _cfg(max_length=10**9)
