@@ -49,6 +49,7 @@ __all__ = [
     "export",
     "html_slide_count",
     "external_urls",
+    "read_notebook",
     "main",
 ]
 
@@ -105,6 +106,23 @@ _TEMPLATE = """{%- extends 'reveal/index.html.j2' -%}
 
 
 # --------------------------------------------------------------------------- metadata
+def read_notebook(path: str | Path) -> nbformat.NotebookNode:
+    """The nbformat-4 notebook at ``path``; ``ValueError`` naming the file when it is not one
+    (not JSON, not a notebook, fails nbformat's schema) instead of a jsonschema traceback."""
+    path = Path(path)
+    try:
+        nb = nbformat.read(path, as_version=4)
+        nbformat.validate(nb)
+    except OSError:
+        raise
+    except Exception as exc:  # nbformat raises JSON, jsonschema, KeyError, TypeError... for broken files
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise ValueError(f"{path}: not a valid Jupyter notebook ({type(exc).__name__}: {first})") from None
+    if not isinstance(nb.get("cells"), list):
+        raise ValueError(f"{path}: not a valid Jupyter notebook (cells is not a list)")
+    return nb
+
+
 _HEADING = re.compile(r"^(#{1,6})\s")
 
 
@@ -139,7 +157,7 @@ def tag_notebook(path: str | Path, code: str = "-", keep_existing: bool = False)
         Count of cells per slide type after tagging.
     """
     path = Path(path)
-    nb = nbformat.read(path, as_version=4)
+    nb = read_notebook(path)
     changed = False
     counts: dict[str, int] = {}
     for i, cell in enumerate(nb.cells):
@@ -161,7 +179,7 @@ def count_slides(nb: nbformat.NotebookNode | str | Path) -> dict[str, int]:
     """``{"slides": top-level slides, "subslides": vertical subslides}`` the metadata describes
     (cells marked ``skip``/``notes`` do not count; a deck always has at least one slide)."""
     if not isinstance(nb, nbformat.NotebookNode):
-        nb = nbformat.read(Path(nb), as_version=4)
+        nb = read_notebook(nb)
     types = [c.metadata.get("slideshow", {}).get("slide_type", "-") for c in nb.cells]
     slides = sum(t == "slide" for t in types)
     if types and types[0] != "slide":
@@ -175,11 +193,20 @@ def _integrity(path: Path) -> str:
 
 
 def _npm_pack(package: str, version: str, integrity: str, cache: Path) -> Path:
+    """The pinned tarball of ``package@version`` in ``cache``: checked against ``integrity``
+    (sha512), fetched with ``npm pack`` when absent or damaged."""
     cache.mkdir(parents=True, exist_ok=True)
     tarball = cache / f"{package}-{version}.tgz"
-    if not tarball.exists() or _integrity(tarball) != integrity:
+    corrupt = tarball.exists() and _integrity(tarball) != integrity
+    if not tarball.exists() or corrupt:
         npm = shutil.which("npm")
         if npm is None:
+            if corrupt:
+                raise RuntimeError(
+                    f"the cached {tarball} is corrupt (its sha512 is not the pinned {integrity[:24]}...): "
+                    f"delete it and run again with npm installed (it is fetched again), "
+                    f"or replace it with a good copy of {package}@{version} from the npm registry"
+                )
             raise RuntimeError(
                 "npm is needed once to fetch the reveal.js assets (apt-get install npm, or conda install nodejs); "
                 f"alternatively place {tarball.name} in {cache}"
@@ -206,25 +233,54 @@ def default_cache() -> Path:
     return config.REPO_ROOT / "build" / CACHE_DIR_NAME
 
 
+#: File in each ``_static/<package>/`` listing every extracted file with its sha256 (and the pin).
+MANIFEST = ".manifest.json"
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _intact(target: Path, version: str, integrity: str) -> bool:
+    """True when ``target`` holds exactly the files its manifest lists, each with its sha256,
+    and the manifest names this version and tarball (nothing else is trusted: a deleted or
+    edited file means the package is extracted again)."""
+    try:
+        manifest = json.loads((target / MANIFEST).read_text())
+        files = manifest["files"]
+        if manifest.get("version") != version or manifest.get("integrity") != integrity or not files:
+            return False
+        return all((target / rel).is_file() and _sha256(target / rel) == digest for rel, digest in files.items())
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return False
+
+
 def fetch_assets(dest: str | Path, cache: str | Path | None = None) -> dict[str, int]:
     """Copy the pinned reveal.js/RequireJS/jQuery/MathJax files into ``dest/<package>/``.
 
-    Returns bytes copied per package. Raises ``RuntimeError`` naming the package when a
-    tarball cannot be fetched or its sha512 differs from :data:`ASSETS`.
+    A package already there is kept only when every file of its manifest (:data:`MANIFEST`,
+    sha256 per file) is present and unchanged; otherwise it is extracted again from the cached
+    tarball. Returns bytes copied per package. Raises ``RuntimeError`` naming the package when a
+    tarball cannot be fetched, is corrupt, or its sha512 differs from :data:`ASSETS`.
     """
     dest = Path(dest)
     cache = Path(cache) if cache is not None else default_cache()
     sizes: dict[str, int] = {}
     for package, (version, integrity, paths) in ASSETS.items():
         target = dest / package
-        stamp = target / ".version"
-        if stamp.exists() and stamp.read_text() == f"{version} {integrity}":
-            sizes[package] = sum(p.stat().st_size for p in target.rglob("*") if p.is_file())
-            continue
-        tarball = _npm_pack(package, version, integrity, cache)
-        shutil.rmtree(target, ignore_errors=True)
-        target.mkdir(parents=True)
-        wanted = tuple(f"package/{p}" for p in paths)
+        if not _intact(target, version, integrity):
+            _extract(package, version, integrity, paths, cache, target)
+        sizes[package] = sum(p.stat().st_size for p in target.rglob("*") if p.is_file() and p.name != MANIFEST)
+    return sizes
+
+
+def _extract(package: str, version: str, integrity: str, paths: tuple[str, ...], cache: Path, target: Path) -> None:
+    tarball = _npm_pack(package, version, integrity, cache)
+    shutil.rmtree(target, ignore_errors=True)
+    target.mkdir(parents=True)
+    wanted = tuple(f"package/{p}" for p in paths)
+    files: dict[str, str] = {}
+    try:
         with tarfile.open(tarball) as tar:
             members = [
                 m
@@ -232,16 +288,19 @@ def fetch_assets(dest: str | Path, cache: str | Path | None = None) -> dict[str,
                 if m.isfile() and any(m.name == w or m.name.startswith(w + "/") for w in wanted) and ".." not in m.name
             ]
             for m in members:
-                out = target / m.name.removeprefix("package/")
+                rel = m.name.removeprefix("package/")
+                out = target / rel
                 out.parent.mkdir(parents=True, exist_ok=True)
                 with tar.extractfile(m) as src, open(out, "wb") as dst:  # type: ignore[union-attr]
                     shutil.copyfileobj(src, dst)
-        missing = [p for p in paths if not (target / p).exists()]
-        if missing:
-            raise RuntimeError(f"{tarball.name} lacks {missing}")
-        stamp.write_text(f"{version} {integrity}")
-        sizes[package] = sum(p.stat().st_size for p in target.rglob("*") if p.is_file())
-    return sizes
+                files[rel] = _sha256(out)
+    except (tarfile.TarError, EOFError, OSError) as exc:
+        raise RuntimeError(f"the cached {tarball} cannot be unpacked ({exc}): delete it and run again") from None
+    missing = [p for p in paths if not (target / p).exists()]
+    if missing:
+        raise RuntimeError(f"{tarball.name} lacks {missing}")
+    manifest = {"package": package, "version": version, "integrity": integrity, "files": files}
+    (target / MANIFEST).write_text(json.dumps(manifest, indent=0, sort_keys=True))
 
 
 # --------------------------------------------------------------------------- export
@@ -272,13 +331,13 @@ def export(notebooks: Iterable[str | Path], out_dir: str | Path, with_assets: bo
     file is not changed). Returns the written paths.
     """
     out_dir = Path(out_dir)
+    books = [(Path(p), read_notebook(p)) for p in notebooks]  # every notebook read (and checked) first
     out_dir.mkdir(parents=True, exist_ok=True)
     if with_assets:
         fetch_assets(out_dir / STATIC)
     exp = exporter()
     written = []
-    for path in map(Path, notebooks):
-        nb = nbformat.read(path, as_version=4)
+    for path, nb in books:
         for i, cell in enumerate(nb.cells):
             if not cell.metadata.get("slideshow", {}).get("slide_type"):
                 cell.metadata.setdefault("slideshow", {})["slide_type"] = "slide" if i == 0 else slide_type_for(cell)
@@ -305,18 +364,41 @@ def html_slide_count(html: str) -> dict[str, int]:
     return {"slides": top, "subslides": inner - top}
 
 
-_URL_ATTR = re.compile(r"""(?:src|href)\s*=\s*["'](https?:)?//""", re.I)
+#: Attributes through which a browser loads something by itself (``<a href>`` is a link, not a load).
+_LOAD_ATTRS = ("src", "srcset", "data", "poster", "background", "href", "imagesrcset")
+_TAG = re.compile(r"<([a-zA-Z][a-zA-Z0-9-]*)\b((?:[^>\"']|\"[^\"]*\"|'[^']*')*)>", re.S)
+_ATTR = re.compile(r"""([a-zA-Z_:][-a-zA-Z0-9_:.]*)\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'=<>`]+))""")
+_REMOTE = re.compile(r"^\s*(?:https?:)?//", re.I)
+_CSS_URL = re.compile(r"""(?:@import\s+(?:url\(\s*)?|url\(\s*)["']?\s*((?:https?:)?//[^"')\s;]+)""", re.I)
+_STYLE_BLOCK = re.compile(r"<style\b[^>]*>(.*?)</style\s*>", re.I | re.S)
 
 
 def external_urls(html: str) -> list[str]:
-    """``src``/``href`` attributes in ``html`` that would load from another host (should be none
-    in the course's decks; links in the lesson text are ``<a href>`` and are not counted)."""
-    found = []
-    for m in re.finditer(r"<(script|link|img|iframe)\b[^>]*>", html, re.I):
-        tag = m.group(0)
-        if _URL_ATTR.search(tag):
-            found.append(tag[:200])
-    for m in re.finditer(r"""(?:import\s[^'"]*from\s*|require\(\s*\[?\s*)["'](https?://[^"']+)""", html):
+    """URLs in ``html`` that a browser would load from another host when showing it (should be
+    none in the course's decks): ``src``, ``srcset`` (every candidate), ``data`` (``<object>``),
+    ``poster``, ``href`` of ``<link>``/``<base>``, CSS ``@import`` and ``url(...)`` in ``<style>``
+    blocks and ``style`` attributes, and ES/AMD module imports in scripts. Links the reader clicks
+    (``<a href>``) are not loads and are not counted. Returns the offending tags/URLs (≤ 200 chars each).
+    """
+    found: list[str] = []
+    for m in _TAG.finditer(html):
+        tag, attrs = m.group(1).lower(), m.group(2)
+        for a in _ATTR.finditer(attrs):
+            name = a.group(1).lower()
+            value = next(v for v in a.group(2, 3, 4) if v is not None)
+            if name == "style":
+                found += _CSS_URL.findall(value)
+            elif name in ("srcset", "imagesrcset"):
+                found += [c.split()[0] for c in value.split(",") if c.strip() and _REMOTE.match(c)]
+            elif name in _LOAD_ATTRS and _REMOTE.match(value):
+                if name == "href" and tag not in ("link", "base"):
+                    continue
+                found.append(m.group(0)[:200])
+    for block in _STYLE_BLOCK.findall(html):
+        found += _CSS_URL.findall(block)
+    for m in re.finditer(
+        r"""(?:import\s[^'"]*from\s*|import\s*\(\s*|require\(\s*\[?\s*)["']((?:https?:)?//[^"']+)""", html
+    ):
         found.append(m.group(1))
     return found
 

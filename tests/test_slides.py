@@ -138,3 +138,120 @@ def test_a_changed_tarball_is_refused(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setattr(slides.shutil, "which", lambda name: None)
     with pytest.raises(RuntimeError, match="npm is needed once"):
         slides._npm_pack("jquery", version, integrity, tmp_path)
+
+
+# --------------------------------------------------------------------------- issue 19, item 9: hostile input
+@pytest.mark.parametrize(
+    "html",
+    [
+        '<img src="local.png" srcset="local.png 1x, https://cdn.example/x2.png 2x">',
+        '<img srcset="//cdn.example/a.png 480w">',
+        "<style>@import url(https://fonts.example/css?family=X);</style>",
+        "<style>@import 'http://cdn.example/theme.css';</style>",
+        '<style>body { background: url("https://cdn.example/bg.png") }</style>',
+        '<div style="background-image: url(//cdn.example/bg.png)">x</div>',
+        '<video src="https://cdn.example/clip.mp4"></video>',
+        '<video poster="https://cdn.example/p.jpg"></video>',
+        '<video><source src="https://cdn.example/clip.webm"></video>',
+        '<audio src="https://cdn.example/a.ogg"></audio>',
+        '<object data="https://cdn.example/figure.svg"></object>',
+        '<embed src="https://cdn.example/figure.svg">',
+        "<SCRIPT SRC=https://cdn.example/x.js></SCRIPT>",
+        "<link rel=stylesheet href=//cdn.example/x.css>",
+    ],
+)
+def test_external_urls_finds_every_loading_url(html: str) -> None:
+    assert slides.external_urls(html), html
+
+
+def test_external_urls_ignores_local_and_link_urls() -> None:
+    html = (
+        '<img src="_static/a.png" srcset="_static/a.png 1x, data:image/png;base64,AAAA 2x">'
+        "<style>@import url(fonts/source-sans-pro.css);</style>"
+        '<a href="https://nomad-lab.eu">NOMAD</a><object data="_static/f.svg"></object>'
+        "<p>see https://example.org in the text</p>"
+    )
+    assert slides.external_urls(html) == []
+
+
+def _fake_package(tmp_path: Path, monkeypatch) -> tuple[Path, str]:
+    """A one-package ASSETS of our own (no network): returns the cache folder and the package name."""
+    import io
+    import tarfile
+
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    tarball = cache / "fakepkg-1.0.0.tgz"
+    with tarfile.open(tarball, "w:gz") as tar:
+        for name, data in {"package/dist/a.js": b"var a = 1;\n", "package/LICENSE": b"MIT\n"}.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    monkeypatch.setattr(slides, "ASSETS", {"fakepkg": ("1.0.0", slides._integrity(tarball), ("LICENSE", "dist/a.js"))})
+    return cache, "fakepkg"
+
+
+@pytest.mark.parametrize("damage", ["delete", "edit", "extra-dir-gone"])
+def test_fetch_assets_restores_a_damaged_static_folder(tmp_path: Path, monkeypatch, damage: str) -> None:
+    """The version stamp alone is not trusted: every file is checked against the manifest (sha256)."""
+    cache, pkg = _fake_package(tmp_path, monkeypatch)
+    dest = tmp_path / "_static"
+    slides.fetch_assets(dest, cache=cache)
+    target = dest / pkg / "dist" / "a.js"
+    assert target.read_bytes() == b"var a = 1;\n"
+    if damage == "delete":
+        target.unlink()
+    elif damage == "edit":
+        target.write_bytes(b"fetch('https://evil.example')")
+    else:
+        shutil.rmtree(target.parent)
+    slides.fetch_assets(dest, cache=cache)
+    assert target.read_bytes() == b"var a = 1;\n"
+
+
+def test_a_corrupt_cached_tarball_is_named_not_blamed_on_npm(tmp_path: Path, monkeypatch) -> None:
+    cache, pkg = _fake_package(tmp_path, monkeypatch)
+    tarball = cache / f"{pkg}-1.0.0.tgz"
+    tarball.write_bytes(tarball.read_bytes()[:40])  # a download cut short
+    monkeypatch.setattr(slides.shutil, "which", lambda name: None)
+    with pytest.raises(RuntimeError) as info:
+        slides.fetch_assets(tmp_path / "_static", cache=cache)
+    msg = str(info.value)
+    assert "corrupt" in msg and str(tarball) in msg and "delete" in msg, msg
+    assert "npm is needed" not in msg
+
+
+def test_a_corrupt_cached_tarball_is_fetched_again_with_npm(tmp_path: Path, monkeypatch) -> None:
+    import subprocess
+
+    cache, pkg = _fake_package(tmp_path, monkeypatch)
+    tarball = cache / f"{pkg}-1.0.0.tgz"
+    good = tarball.read_bytes()
+    tarball.write_bytes(b"garbage")
+
+    def fake_npm(cmd, **kwargs):
+        dest = Path(cmd[cmd.index("--pack-destination") + 1])
+        (dest / tarball.name).write_bytes(good)
+        return subprocess.CompletedProcess(cmd, 0, "[]", "")
+
+    monkeypatch.setattr(slides.shutil, "which", lambda name: "/usr/bin/npm")
+    monkeypatch.setattr(slides.subprocess, "run", fake_npm)
+    slides.fetch_assets(tmp_path / "_static", cache=cache)
+    assert tarball.read_bytes() == good and (tmp_path / "_static" / pkg / "dist" / "a.js").exists()
+
+
+@pytest.mark.parametrize(
+    "content", ["{}", '{"cells": "x", "nbformat": 4, "nbformat_minor": 5, "metadata": {}}', "[1, 2]", "x", ""]
+)
+@pytest.mark.parametrize("command", ["tag", "export"])
+def test_cli_on_a_broken_notebook_is_one_line_naming_the_file(
+    tmp_path: Path, capsys, content: str, command: str
+) -> None:
+    bad = tmp_path / "broken.ipynb"
+    bad.write_text(content)
+    extra = ["--out", str(tmp_path / "deck")] if command == "export" else []
+    rc = slides.main([command, str(bad), *extra])
+    err = capsys.readouterr().err.strip()
+    assert rc == 1
+    assert len(err.splitlines()) == 1 and str(bad) in err and "Traceback" not in err, err
+    assert not (tmp_path / "deck" / "broken.slides.html").exists()
