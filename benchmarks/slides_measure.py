@@ -152,11 +152,16 @@ def _pick_shots(rows: list[dict]) -> list[int]:
 
 
 def measure_decks(
-    decks: list[Path], shots: Path | None = None, chromium: str | None = None, timeout_s: float = 300.0
+    decks: list[Path],
+    shots: Path | None = None,
+    chromium: str | None = None,
+    timeout_s: float = 300.0,
+    pick: list[int] | None = None,
 ) -> dict:
     """Measure every deck (all in one folder, beside its ``_static/``); returns
     ``{"viewport": …, "decks": {name: {"summary": …, "slides": […], "screenshots": […]}}}``.
 
+    ``pick``: slide positions (from 0) to screenshot instead of the three chosen by :func:`_pick_shots`.
     Raises ``RuntimeError`` when a deck does not load, asks for another host or fails to render.
     """
     from playwright.sync_api import sync_playwright
@@ -204,7 +209,7 @@ def measure_decks(
                 if shots is not None:
                     shots.mkdir(parents=True, exist_ok=True)
                     prefix = deck.name.split("_", 1)[0]
-                    for k in _pick_shots(rows):
+                    for k in [p for p in pick if 0 <= p < n] if pick else _pick_shots(rows):
                         page.evaluate(_MEASURE_JS, k)
                         page.wait_for_timeout(300)
                         target = shots / f"{prefix}_slide_{k}.png"
@@ -248,6 +253,14 @@ def table(result: dict) -> str:
     return "\n".join(lines)
 
 
+def _rel(path: Path) -> str:
+    """``path`` relative to the repository when inside it (results stay the same on every checkout)."""
+    try:
+        return str(Path(path).resolve().relative_to(REPO))
+    except ValueError:
+        return str(path)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -255,15 +268,18 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--json", type=Path, default=REPO / "results" / "benchmarks" / "slides.json")
     parser.add_argument("--shots", type=Path, default=REPO / "output" / "slides")
+    parser.add_argument("--pick", default="", help="slide positions to screenshot, e.g. 2,4 (default: 3 chosen)")
     parser.add_argument("--label", default="", help="stored with the result (e.g. 'before', 'after')")
     args = parser.parse_args(argv)
     decks = sorted(args.folder.glob("[0-9][0-9]_*.slides.html"))
     if not decks:
         print(f"error: no NN_*.slides.html in {args.folder} (run make slides)", file=sys.stderr)
         return 1
-    result = measure_decks(decks, shots=args.shots)
+    result = measure_decks(decks, shots=args.shots, pick=[int(k) for k in args.pick.split(",") if k.strip()] or None)
     result["label"] = args.label
-    result["folder"] = str(args.folder)
+    result["folder"] = _rel(args.folder)
+    for d in result["decks"].values():
+        d["screenshots"] = [_rel(Path(p)) for p in d["screenshots"]]
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(result, indent=1) + "\n")
     print(table(result))

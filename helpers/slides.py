@@ -161,6 +161,19 @@ require({waitSeconds: 15},
         right = Math.max(right, (e.getBoundingClientRect().right - box.left) / k);
       });
       var w = Math.max(slide.scrollWidth, W, right), h = slide.scrollHeight;
+      if (h * __FLOOR__ > H) {
+        // too tall even at the smallest scale: a long text output (printed JSON, a list of values)
+        // flows into two columns
+        slide.querySelectorAll('.jp-RenderedText pre').forEach(function (pre) {
+          // the median line length (the longer lines wrap inside their column)
+          var lens = pre.textContent.split('\\n').map(function (l) { return l.length; }).sort(function (a, b) { return a - b; });
+          var typical = Math.max(lens[Math.floor(0.5 * (lens.length - 1))], 24);
+          var col = typical * 0.62 * parseFloat(getComputedStyle(pre).fontSize) + 32;
+          var n = Math.min(2, Math.floor(pre.clientWidth / col));
+          if (pre.offsetHeight > 240 && n >= 2) { pre.style.columnCount = n; pre.style.columnGap = '32px'; }
+        });
+        h = slide.scrollHeight;
+      }
       var s = Math.min(1, W / w, H / h);
       slide.dataset.fit = s.toFixed(3);
       if (s >= 0.999) return;
