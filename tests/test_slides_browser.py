@@ -12,8 +12,10 @@ come from the npm cache (``build/.npm-cache``). Takes ~20 s.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
+import os
 from pathlib import Path
 
 import nbformat
@@ -121,3 +123,68 @@ def test_measure_counts_what_a_projector_shows(tmp_path: Path) -> None:
     assert rows[1]["words"] >= 200 and rows[2]["words"] <= 6  # notes not counted
     assert rows[3]["cut"], rows[3]  # 40 unwrappable columns do not fit even at the fitter's floor
     assert rows[4]["taller"] and not rows[0]["taller"], rows[4]
+
+
+@pytest.mark.slow
+def test_rise_shows_the_same_slides_as_the_deck(tmp_path: Path) -> None:
+    """jupyterlab-rise reads the same metadata: the committed lesson 02 opened with RISE (``/rise/<nb>``
+    in a private JupyterLab) has the deck's slides and subslides, and its notes are not on the slides."""
+    try:
+        chromium = ui.chromium_executable()
+    except ui.BrowserMissing as exc:
+        pytest.fail(str(exc), pytrace=False)
+    from playwright.sync_api import sync_playwright
+
+    src = next(p for p in course_notebooks() if p.name.startswith("02_"))
+    folder = tmp_path / "lesson"
+    folder.mkdir()
+    (folder / src.name).write_bytes(src.read_bytes())
+    expected = slides.count_slides(src)
+    (deck,) = slides.export([src], tmp_path / "deck", with_assets=False)
+    assert slides.html_slide_count(deck.read_text(encoding="utf-8")) == expected
+    server = ui.LabServer(folder, tmp_path / "state")
+    profile = tmp_path / "profile"
+    watchdog = ui.Watchdog(
+        150, lambda: (server.kill_now(), ui.kill_processes(ui.processes_with_arg(str(profile)), grace=0))
+    ).start()
+    pw = context = None
+    try:
+        server.start(timeout=60)
+        pw = sync_playwright().start()
+        context = pw.chromium.launch_persistent_context(
+            str(profile),
+            executable_path=chromium,
+            headless=True,
+            args=ui.chromium_args(),
+            env={**os.environ, **ui.isolated_home_env(tmp_path / "home")},
+            viewport={"width": 1280, "height": 800},
+        )
+        page = context.pages[0] if context.pages else context.new_page()
+        page.goto(server.url(f"rise/{src.name}"), wait_until="load", timeout=60_000)
+        page.wait_for_function(
+            "() => document.querySelectorAll('.reveal .slides > section').length > 0", timeout=60_000, polling=250
+        )
+        page.wait_for_timeout(1500)
+        got = page.evaluate("""() => {
+          const top = document.querySelectorAll('.reveal .slides > section');
+          const leaves = Array.from(document.querySelectorAll('.reveal .slides section'))
+            .filter(s => !s.querySelector('section'));
+          const notes = Array.from(document.querySelectorAll('.reveal .slides .notes'));
+          return {top: top.length, leaves: leaves.length, notes: notes.length,
+                  notes_shown: notes.filter(n => n.getBoundingClientRect().height > 0).length};
+        }""")
+        page.screenshot(path=str(tmp_path / "rise.png"))
+    finally:
+        if context is not None:
+            with contextlib.suppress(Exception):
+                context.close()
+        if pw is not None:
+            with contextlib.suppress(Exception):
+                pw.stop()
+        ui.kill_processes(ui.processes_with_arg(str(profile)))
+        server.stop()
+        watchdog.cancel()
+    n_notes = sum(c.metadata["slideshow"]["slide_type"] == "notes" for c in slides.read_notebook(src).cells)
+    assert got["top"] == expected["slides"], got
+    assert got["leaves"] == expected["slides"] + expected["subslides"], got
+    assert got["notes"] >= n_notes > 0 and got["notes_shown"] == 0, got
