@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
@@ -57,17 +56,119 @@ def test_tag_notebook_in_place_idempotent_and_keep_existing(tmp_path: Path) -> N
 
 
 @pytest.mark.parametrize("path", course_notebooks(), ids=lambda p: p.name)
-def test_tagging_a_real_notebook_changes_only_slide_metadata(path: Path, tmp_path: Path) -> None:
+def test_committed_notebooks_are_arranged_for_the_lecture(path: Path, tmp_path: Path) -> None:
+    """The committed notebooks carry what `python -m helpers.slides tag` writes (so RISE shows the
+    deck's slides): tagging a copy again changes no byte; every slide keeps its text short."""
     copy = tmp_path / path.name
     shutil.copy(path, copy)
     slides.tag_notebook(copy)
-    old, new = json.loads(path.read_text()), json.loads(copy.read_text())
-    for a, b in zip(old["cells"], new["cells"], strict=True):
-        b["metadata"].pop("slideshow")
-        a["metadata"].pop("slideshow", None)
-        assert a == b
-    assert old["metadata"] == new["metadata"]
-    assert slides.count_slides(copy)["slides"] >= 3
+    assert copy.read_bytes() == path.read_bytes(), f"run: python -m helpers.slides tag {path}"
+    nb = nbformat.read(path, as_version=4)
+    assert slides.count_slides(nb)["slides"] >= 3
+    for cell in nb.cells:
+        t = cell.metadata["slideshow"]["slide_type"]
+        assert t in slides.SLIDE_TYPES, (cell.id, t)
+        if cell.cell_type == "markdown" and t != "notes":
+            body = cell.source.partition("\n")[2] if cell.source.lstrip().startswith("#") else cell.source
+            assert slides._words(body) <= slides.SLIDE_WORDS, (cell.id, cell.source[:80])
+
+
+def _nb(*cells) -> nbformat.NotebookNode:
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_code_cell(src) if kind == "code" else nbformat.v4.new_markdown_cell(src) for kind, src in cells
+    ]
+    for i, c in enumerate(nb.cells):
+        c.id = f"c{i}"
+    return nb
+
+
+LONG = " ".join(["word"] * 60) + "."
+
+
+@pytest.mark.parametrize(
+    "source, expected",
+    [
+        ("## Short\n\nA few words.", None),
+        (
+            f"## Head\n\n*Student time (estimate): 3 min.*\n\n{LONG}",
+            len("## Head\n\n*Student time (estimate): 3 min.*\n\n"),
+        ),
+        (f"## Head\n{LONG}", len("## Head\n")),  # heading and text in one block
+        (f"{LONG}\n\nmore", 0),  # no heading, first block too long: all notes
+        ("## T\n\nIn this lesson we\n\n1. " + LONG, len("## T\n\n")),  # an open sentence goes with its list
+        ("## T\n\nIntro.\n\n| a | b |\n|---|---|\n| 1 | 2 |", len("## T\n\nIntro.\n\n")),  # tables: notes
+        ("## T\n\n```python\nx = 1\n\ny = 2\n```\n\n" + LONG, len("## T\n\n```python\nx = 1\n\ny = 2\n```\n\n")),
+        ("", None),
+    ],
+)
+def test_split_point(source: str, expected: int | None) -> None:
+    assert slides.split_point(source) == expected
+
+
+def test_split_point_rejects_a_negative_budget() -> None:
+    with pytest.raises(ValueError, match="budget"):
+        slides.split_point("x", budget=-1)
+
+
+def test_lecture_cells_one_idea_per_slide() -> None:
+    nb = _nb(
+        ("markdown", f"# 01 · Title\n\n{LONG}"),
+        ("code", "from helpers.envcheck import check_environment\ncheck_environment('01')"),
+        ("code", "import pandas as pd\n%matplotlib inline"),
+        ("markdown", "## 1 · Idea\n\nOne sentence."),
+        ("code", "x = 1\nx"),
+        ("code", "y = 2"),
+        ("markdown", "Short text after code."),
+        ("code", "fig = plotting.histogram(x)\nfig"),
+        ("markdown", "## 2 · Walk\n\nWalk through it:"),
+        ("code", "\n".join(f"a{i} = {i}" for i in range(20))),
+        ("markdown", LONG),
+    )
+    before = [c.source for c in nb.cells]
+    cells = slides.lecture_cells(nb)
+    assert [c.source for c in nb.cells] == before  # the notebook itself is not changed
+    got = [(c.id, c.metadata["slideshow"]["slide_type"]) for c in cells]
+    assert got == [
+        ("c0", "slide"),
+        ("c0-slide-notes", "notes"),
+        ("c1", "skip"),
+        ("c2", "skip"),
+        ("c3", "slide"),
+        ("c4", "-"),  # short code with its text
+        ("c5", "subslide"),  # a second code cell: a slide of its own
+        ("c6", "subslide"),
+        ("c7", "subslide"),  # a figure: a slide of its own
+        ("c8", "slide"),
+        ("c9", "-"),  # long code introduced by 'Walk through it:' stays with it
+        ("c10", "notes"),  # prose whose first block is too long: speaker notes
+    ]
+    assert cells[0].source == "# 01 · Title" and cells[1].source.strip() == LONG
+    nb.cells = cells
+    again = slides.lecture_cells(nb)
+    assert [(c.id, c.source, c.metadata) for c in again] == [(c.id, c.source, c.metadata) for c in cells]
+    assert slides.lecture_cells(nb, code="fragment")[5].metadata["slideshow"]["slide_type"] == "fragment"
+
+
+def test_lecture_cells_never_reuses_an_id_and_keeps_tags() -> None:
+    nb = _nb(("markdown", f"# T\n\n{LONG}"), ("markdown", f"## A\n\n{LONG}"), ("code", "x"))
+    nb.cells[2].id = "c1-slide-notes"  # taken: c1 is not split
+    nb.cells[0].metadata["tags"] = ["exercise"]
+    cells = slides.lecture_cells(nb)
+    assert [c.id for c in cells] == ["c0", "c0-slide-notes", "c1", "c1-slide-notes"]
+    assert cells[1].metadata["tags"] == ["exercise"] and cells[2].source == nb.cells[1].source
+    nbformat.validate(nbformat.v4.new_notebook(cells=cells))
+
+
+def test_untagged_notebook_is_arranged_on_export(tmp_path: Path) -> None:
+    nb = _nb(("markdown", f"# T\n\n{LONG}"), ("code", "1 + 1"))
+    path = tmp_path / "nb.ipynb"
+    nbformat.write(nb, path)
+    (deck,) = slides.export([path], tmp_path / "deck", with_assets=False)
+    html = deck.read_text(encoding="utf-8")
+    assert '<aside class="notes">' in html and "word word" in html.split('<aside class="notes">', 1)[1]
+    assert "function fit(slide)" in html and "white-space: pre-wrap" in html
+    assert nbformat.read(path, as_version=4) == nb  # the source file is not changed
 
 
 def test_fixture_is_tagged_as_the_tagger_would() -> None:
@@ -138,3 +239,120 @@ def test_a_changed_tarball_is_refused(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setattr(slides.shutil, "which", lambda name: None)
     with pytest.raises(RuntimeError, match="npm is needed once"):
         slides._npm_pack("jquery", version, integrity, tmp_path)
+
+
+# --------------------------------------------------------------------------- issue 19, item 9: hostile input
+@pytest.mark.parametrize(
+    "html",
+    [
+        '<img src="local.png" srcset="local.png 1x, https://cdn.example/x2.png 2x">',
+        '<img srcset="//cdn.example/a.png 480w">',
+        "<style>@import url(https://fonts.example/css?family=X);</style>",
+        "<style>@import 'http://cdn.example/theme.css';</style>",
+        '<style>body { background: url("https://cdn.example/bg.png") }</style>',
+        '<div style="background-image: url(//cdn.example/bg.png)">x</div>',
+        '<video src="https://cdn.example/clip.mp4"></video>',
+        '<video poster="https://cdn.example/p.jpg"></video>',
+        '<video><source src="https://cdn.example/clip.webm"></video>',
+        '<audio src="https://cdn.example/a.ogg"></audio>',
+        '<object data="https://cdn.example/figure.svg"></object>',
+        '<embed src="https://cdn.example/figure.svg">',
+        "<SCRIPT SRC=https://cdn.example/x.js></SCRIPT>",
+        "<link rel=stylesheet href=//cdn.example/x.css>",
+    ],
+)
+def test_external_urls_finds_every_loading_url(html: str) -> None:
+    assert slides.external_urls(html), html
+
+
+def test_external_urls_ignores_local_and_link_urls() -> None:
+    html = (
+        '<img src="_static/a.png" srcset="_static/a.png 1x, data:image/png;base64,AAAA 2x">'
+        "<style>@import url(fonts/source-sans-pro.css);</style>"
+        '<a href="https://nomad-lab.eu">NOMAD</a><object data="_static/f.svg"></object>'
+        "<p>see https://example.org in the text</p>"
+    )
+    assert slides.external_urls(html) == []
+
+
+def _fake_package(tmp_path: Path, monkeypatch) -> tuple[Path, str]:
+    """A one-package ASSETS of our own (no network): returns the cache folder and the package name."""
+    import io
+    import tarfile
+
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    tarball = cache / "fakepkg-1.0.0.tgz"
+    with tarfile.open(tarball, "w:gz") as tar:
+        for name, data in {"package/dist/a.js": b"var a = 1;\n", "package/LICENSE": b"MIT\n"}.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    monkeypatch.setattr(slides, "ASSETS", {"fakepkg": ("1.0.0", slides._integrity(tarball), ("LICENSE", "dist/a.js"))})
+    return cache, "fakepkg"
+
+
+@pytest.mark.parametrize("damage", ["delete", "edit", "extra-dir-gone"])
+def test_fetch_assets_restores_a_damaged_static_folder(tmp_path: Path, monkeypatch, damage: str) -> None:
+    """The version stamp alone is not trusted: every file is checked against the manifest (sha256)."""
+    cache, pkg = _fake_package(tmp_path, monkeypatch)
+    dest = tmp_path / "_static"
+    slides.fetch_assets(dest, cache=cache)
+    target = dest / pkg / "dist" / "a.js"
+    assert target.read_bytes() == b"var a = 1;\n"
+    if damage == "delete":
+        target.unlink()
+    elif damage == "edit":
+        target.write_bytes(b"fetch('https://evil.example')")
+    else:
+        shutil.rmtree(target.parent)
+    slides.fetch_assets(dest, cache=cache)
+    assert target.read_bytes() == b"var a = 1;\n"
+
+
+def test_a_corrupt_cached_tarball_is_named_not_blamed_on_npm(tmp_path: Path, monkeypatch) -> None:
+    cache, pkg = _fake_package(tmp_path, monkeypatch)
+    tarball = cache / f"{pkg}-1.0.0.tgz"
+    tarball.write_bytes(tarball.read_bytes()[:40])  # a download cut short
+    monkeypatch.setattr(slides.shutil, "which", lambda name: None)
+    with pytest.raises(RuntimeError) as info:
+        slides.fetch_assets(tmp_path / "_static", cache=cache)
+    msg = str(info.value)
+    assert "corrupt" in msg and str(tarball) in msg and "delete" in msg, msg
+    assert "npm is needed" not in msg
+
+
+def test_a_corrupt_cached_tarball_is_fetched_again_with_npm(tmp_path: Path, monkeypatch) -> None:
+    import subprocess
+
+    cache, pkg = _fake_package(tmp_path, monkeypatch)
+    tarball = cache / f"{pkg}-1.0.0.tgz"
+    good = tarball.read_bytes()
+    tarball.write_bytes(b"garbage")
+
+    def fake_npm(cmd, **kwargs):
+        dest = Path(cmd[cmd.index("--pack-destination") + 1])
+        (dest / tarball.name).write_bytes(good)
+        return subprocess.CompletedProcess(cmd, 0, "[]", "")
+
+    monkeypatch.setattr(slides.shutil, "which", lambda name: "/usr/bin/npm")
+    monkeypatch.setattr(slides.subprocess, "run", fake_npm)
+    slides.fetch_assets(tmp_path / "_static", cache=cache)
+    assert tarball.read_bytes() == good and (tmp_path / "_static" / pkg / "dist" / "a.js").exists()
+
+
+@pytest.mark.parametrize(
+    "content", ["{}", '{"cells": "x", "nbformat": 4, "nbformat_minor": 5, "metadata": {}}', "[1, 2]", "x", ""]
+)
+@pytest.mark.parametrize("command", ["tag", "export"])
+def test_cli_on_a_broken_notebook_is_one_line_naming_the_file(
+    tmp_path: Path, capsys, content: str, command: str
+) -> None:
+    bad = tmp_path / "broken.ipynb"
+    bad.write_text(content)
+    extra = ["--out", str(tmp_path / "deck")] if command == "export" else []
+    rc = slides.main([command, str(bad), *extra])
+    err = capsys.readouterr().err.strip()
+    assert rc == 1
+    assert len(err.splitlines()) == 1 and str(bad) in err and "Traceback" not in err, err
+    assert not (tmp_path / "deck" / "broken.slides.html").exists()
