@@ -240,7 +240,7 @@ def _browser(tmp_path: Path, budget: ui.Budget):
         context.route("**/*", route)
         page = context.pages[0] if context.pages else context.new_page()
         page.on("pageerror", lambda e: log["pageerror"].append(str(e)))
-        page.on("requestfailed", lambda r: log["failed"].append(f"failed {r.url}"))
+        page.on("requestfailed", lambda r: log["failed"].append(f"failed ({r.failure}) {r.url}"))
         page.on("response", lambda r: r.status >= 400 and log["failed"].append(f"{r.status} {r.url}"))
         yield page, log
     finally:
@@ -256,6 +256,7 @@ def _browser(tmp_path: Path, budget: ui.Budget):
 _IMAGES_JS = """async () => {
   const imgs = Array.from(document.images);
   await Promise.all(imgs.map(i => i.complete ? null : new Promise(r => { i.onload = i.onerror = r; })));
+  await document.fonts.ready;  // the theme's icon font: loaded before the test moves on
   return imgs.map(i => ({src: i.getAttribute('src'), natural: i.naturalWidth,
                          shown: i.getBoundingClientRect().width,
                          output: !!i.closest('.cell_output')}));
@@ -266,7 +267,9 @@ _MATH_JS = """async () => {
   if (!math.length) return {math: 0, typeset: 0};
   if (!window.MathJax || !MathJax.startup) return {math: math.length, typeset: -1};
   await MathJax.startup.promise;
+  await document.fonts.ready;  // MathJax's web fonts come from _static/mathjax too; wait for them before leaving
   return {math: math.length,
+          fonts_failed: Array.from(document.fonts).filter(f => f.status === 'error').map(f => f.family),
           typeset: Array.from(math).filter(m => m.querySelector('mjx-container')).length,
           script: Array.from(document.scripts).map(s => s.src).find(s => s.includes('tex-chtml')) || ''};
 }"""
@@ -293,6 +296,8 @@ def check_site(site: Path, page, log: dict, base: str, budget: ui.Budget, shots:
             problems.append(f"{rel}: {math['typeset']} of {math['math']} math elements typeset by MathJax")
         elif math["math"] and not math["script"].startswith(base + "/_static/mathjax/"):
             problems.append(f"{rel}: MathJax not from the site: {math['script']!r}")
+        elif math["math"] and math["fonts_failed"]:
+            problems.append(f"{rel}: fonts failed to load: {math['fonts_failed']}")
     assert not problems, "\n".join(problems)
     assert summary["math"] > 0, "no page has math: the check above checked nothing"
     assert summary["images"] > 0, "no page has an image"
@@ -379,6 +384,7 @@ def test_real_book_offline_in_headless_chromium(tmp_path: Path) -> None:
     print(f"real site: {summary}; screenshots in {shots}")
 
 
+@pytest.mark.slow
 def test_build_refuses_lessons_without_a_run(tmp_path: Path) -> None:
     """No executed copy of a lesson: the build stops and names it and `make course`, unless allowed."""
     python = _require_book_env()
