@@ -68,4 +68,6 @@ html_theme_options = {
     "home_page_in_toc": True,
     # pydata-sphinx-theme: no analytics, no external icon fonts
     "icon_links": [],
+    # one search field (the sidebar's): no second one in a header bar above the page
+    "navbar_persistent": [],
 }

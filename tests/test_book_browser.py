@@ -326,6 +326,10 @@ def check_site(site: Path, page, log: dict, base: str, budget: ui.Budget, shots:
     assert answer.is_visible(), "unfolding does not show the quiz answer"
     terms = page.locator("a.glossary-term").evaluate_all("as => as.map(a => a.getAttribute('href'))")
     assert terms and all(t.startswith("../glossary.html#") for t in terms), terms
+    assert len(terms) == len(set(terms)), f"a glossary entry linked more than once on {first}: {terms}"
+    misplaced = ":is(h1, h2, h3, h4, pre, code, .cell_output, .cell_input) a.glossary-term"
+    assert page.locator(misplaced).count() == 0, "a glossary link in a heading, code or a cell's output"
+    assert page.locator("a.glossary-term[title]").count() == len(terms), "glossary links without a tooltip"
     summary["glossary_links"] = len(terms)
     figure = page.locator(".cell_output img").first
     figure.scroll_into_view_if_needed(timeout=budget.ms(10))
@@ -382,6 +386,36 @@ def test_real_book_offline_in_headless_chromium(tmp_path: Path) -> None:
     with _served(REAL_SITE) as base, _browser(tmp_path, budget) as (page, log):
         summary = check_site(REAL_SITE, page, log, base, budget, shots, "book")
     print(f"real site: {summary}; screenshots in {shots}")
+
+
+@pytest.mark.slow
+def test_glossary_terms_of_headings_and_their_patterns() -> None:
+    """book/glossary_links.py (needs docutils, so it runs in .venv-book): the terms each heading of
+    docs/glossary.md defines and how they match running text."""
+    python = _require_book_env()
+    code = """
+import json, sys
+sys.path.insert(0, "book")
+from glossary_links import terms_of, term_pattern
+heads = ["band gap", "direct and indirect gap", "DFT / PBE", "uncertainty / σ", "quick / full mode", "R²", "t-SNE"]
+texts = {"band gap": "Band gaps of metals", "eV": "in eV.", "eV ": "level", "split": "two splits",
+         "MAE": "the mae", "t-SNE": "a t-SNE map"}
+hits = {t: bool(term_pattern(t.strip()).search(x)) for t, x in texts.items()}
+print(json.dumps({"terms": {h: terms_of(h) for h in heads}, "hits": hits}))
+"""
+    proc = subprocess.run([str(python), "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    got = json.loads(proc.stdout)
+    assert got["terms"] == {
+        "band gap": ["band gap"],
+        "direct and indirect gap": ["direct gap", "indirect gap"],
+        "DFT / PBE": ["DFT", "PBE"],
+        "uncertainty / σ": ["uncertainty"],
+        "quick / full mode": ["quick mode", "full mode"],
+        "R²": ["R²"],
+        "t-SNE": ["t-SNE"],
+    }
+    assert got["hits"] == {"band gap": True, "eV": True, "eV ": False, "split": True, "MAE": False, "t-SNE": True}
 
 
 @pytest.mark.slow
