@@ -12,7 +12,7 @@ endif
 # setup_env.sh builds/updates $(VENV), or completes the environment of any other PY in place
 ENV_ARGS := $(if $(filter $(VENV)/bin/python,$(PY)),,--python $(PY))
 
-.PHONY: help env env-test course test test-fast lint lab benchmark lock clean student instructor slides
+.PHONY: help env env-test course test test-fast lint lab benchmark lock clean student instructor slides book
 
 help:
 	@echo "make env        create/update the Python 3.11 environment (now: $(PY); CPU torch 2.13.0, crabnet 2.0.8)"
@@ -25,6 +25,7 @@ help:
 	@echo "make student    student version of every notebook (solutions -> NotImplementedError stubs) -> build/student/"
 	@echo "make instructor instructor version (solutions kept, markers removed) -> build/instructor/"
 	@echo "make slides     offline reveal.js slides of every notebook -> build/slides/ (executed copies from make course if present)"
+	@echo "make book       static website of the executed course (make course first) -> build/book/html/ (Sphinx + MyST-NB, offline)"
 	@echo "make lock       re-resolve requirements*.txt and rewrite requirements.lock (every package pinned)"
 	@echo "make clean      remove generated data and output (keeps $(VENV))"
 	@echo "PY=python       use the active, already complete environment (Binder, conda) instead of $(VENV)"
@@ -70,8 +71,19 @@ slides: env
 	  echo "slides from: $$src"; \
 	  $(PY) -m helpers.slides export $$src --out build/slides
 
+# The website shows make course's executed copies (output/notebooks/) and offers the student versions
+# (make student) for download. Build tools live in their own .venv-book (scripts/setup_book_env.sh).
+# BOOK_REPO / BOOK_BRANCH: the repository the Binder and source links point to (a placeholder by default);
+# BOOK_ALLOW_STRIPPED=1: lessons make course has not run are shown without outputs, with a banner.
+BOOK_VENV ?= .venv-book
+book: student
+	BANDGAP_BOOK_VENV=$(BOOK_VENV) bash scripts/setup_book_env.sh
+	$(BOOK_VENV)/bin/python scripts/build_book.py \
+	  $(if $(BOOK_REPO),--repo-url $(BOOK_REPO)) $(if $(BOOK_BRANCH),--branch $(BOOK_BRANCH)) \
+	  $(if $(filter 1,$(BOOK_ALLOW_STRIPPED)),--allow-stripped)
+
 lock:
 	$(PY) scripts/lock.py
 
 clean:
-	rm -rf output data/nomad data/processed models build/student build/instructor build/slides
+	rm -rf output data/nomad data/processed models build/student build/instructor build/slides build/book
