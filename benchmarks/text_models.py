@@ -3,7 +3,7 @@
 
 One seeded random split by formula of data/mp_computed_materials.csv (helpers.splits.split_by_formula,
 seed 42). Rows: predict-the-mean, a random forest on the numbers the structured text contains
-(helpers.descriptions.numeric_features), CrabNet (helpers.crabnet_tools, full CPU configuration) on the
+(helpers.descriptions.numeric_features), CrabNet (helpers.crabnet, full CPU configuration) on the
 same formulas, and every encoder x format x regime (the shipped bandgap-roberta-tiny and MiniLM; full
 fine-tuning and frozen encoder + head). Settings: configs/text_regression.yaml, ``full`` preset (``--quick``:
 the quick preset, written to a separate file). Epochs are chosen on validation; the test split is
@@ -137,7 +137,7 @@ def run_row(name: str, quick: bool, split_kind: str = "random") -> dict:
     elif kind == "crabnet":
         import pandas as pd
 
-        from helpers import crabnet_tools
+        from helpers import crabnet as crabnet_tools
 
         cfg, _ = crabnet_tools.config_for("quick" if quick else "full", "cpu")
         data = {

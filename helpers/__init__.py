@@ -9,12 +9,12 @@ One module per concept:
 - :mod:`helpers.fileio`   atomic file writes, the file lock, sha256, CSV reading with clear errors
 - :mod:`helpers.schema`   column names and file names of the course's CSVs
 - :mod:`helpers.nomad`    NOMAD ``/entries/query`` client (cursor pagination, retries, locked resumable pulls)
-- :mod:`helpers.nomad_standin`  local HTTP stand-in for NOMAD serving recorded entries
-- :mod:`helpers.nomad_faults`   fault injection for the stand-in (tests only)
-- :mod:`helpers.datasource` live NOMAD or the recorded snapshot on the stand-in
-- :mod:`helpers.course_data` the frozen course data release in data/release/ (built by scripts/build_course_data.py)
+- :mod:`coursetools.nomad_standin`  local HTTP stand-in for NOMAD serving recorded entries
+- :mod:`coursetools.nomad_faults`   fault injection for the stand-in (tests only)
+- :mod:`coursetools.datasource` live NOMAD or the recorded snapshot on the stand-in
+- :mod:`coursetools.course_data` the frozen course data release in data/release/ (built by scripts/build_course_data.py)
 - :mod:`helpers.mp_data`  the committed Materials Project set: path, manifest, columns, reader
-- :mod:`helpers.mp_build` building that set (scripts/build_mp_dataset.py and tests only)
+- :mod:`coursetools.mp_build` building that set (scripts/build_mp_dataset.py and tests only)
 - :mod:`helpers.formulas` formula parsing, abbreviations, normalized formulas (the one formula parser)
 - :mod:`helpers.units`    every unit conversion (J <-> eV, A/m^2 <-> mA/cm^2, m^3 <-> A^3)
 - :mod:`helpers.symmetry` crystal system and symbol from a space-group number, spglib space groups
@@ -28,17 +28,17 @@ One module per concept:
 - :mod:`helpers.descriptions` materials as text (structured, natural, composition, robocrys) with feature spans
 - :mod:`helpers.text_models` encoders by name, shipped RoBERTa, regression head, YAML config, training loop
 - :mod:`helpers.baselines` mean/median and random forest on Magpie/Oliynyk features
-- :mod:`helpers.crabnet_tools` CrabNet wrapper: configs, guards, fit, safe checkpoints
+- :mod:`helpers.crabnet` CrabNet wrapper: configs, guards, fit, safe checkpoints
 - :mod:`helpers.evaluation` metrics, parity/residual/calibration plots
 - :mod:`helpers.interpret` lesson 05: pooled embeddings, t-SNE, kNN scores, attention per feature category, occlusion
 - :mod:`helpers.interpret_plots` lesson 05's figures (embedding maps, attention heatmaps, CrabNet attention)
-- :mod:`helpers.crab_attention` CrabNet's element-to-element attention (hooks) and learned element embeddings
+- :mod:`helpers.crabnet.attention` CrabNet's element-to-element attention (hooks) and learned element embeddings
 - :mod:`helpers.predictor` formula -> band gap +- uncertainty, as a function and a widget
 - :mod:`helpers.lesson`   StopLesson: stop a notebook with a message, not a traceback
-- :mod:`helpers.envcheck` the first cell: one-line environment check with the fix
-- :mod:`helpers.check`    automatic checks of the exercises, and the quiz
-- :mod:`helpers.assignments` student/instructor versions (``python -m helpers.assignments``)
-- :mod:`helpers.slides`   slide metadata and offline reveal.js export (``python -m helpers.slides``)
-- :mod:`helpers.nbcheck`  expected outputs of ``# NBVAL_CHECK_OUTPUT`` cells
-- :mod:`helpers.course`   headless course runner (``python -m helpers.course``)
+- :mod:`coursetools.readiness` the first cell: one-line environment check with the fix
+- :mod:`exercises.checks`    automatic checks of the exercises, and the quiz
+- :mod:`coursetools.assignments` student/instructor versions (``python -m coursetools.assignments``)
+- :mod:`coursetools.slides`   slide metadata and offline reveal.js export (``python -m coursetools.slides``)
+- :mod:`coursetools.expected_outputs`  expected outputs of ``# NBVAL_CHECK_OUTPUT`` cells
+- :mod:`coursetools.course`   headless course runner (``python -m coursetools.course``)
 """

@@ -575,7 +575,7 @@ def cell_formula(obj: Any) -> str:
     Accepts a pymatgen ``Structure``/``Composition``, a mapping element ->
     count, or formula text (``"Mn4K4O8"`` -> ``"K4Mn4O8"``, ``"Rb2 Te"`` ->
     ``"Rb2Te1"``; repeated elements are summed). This is the join key of
-    matbench's ``mp_gap`` (see :mod:`helpers.mp_build`).
+    matbench's ``mp_gap`` (see :mod:`coursetools.mp_build`).
 
     Raises:
         FormulaError: for text that is not a formula (see :func:`parse_formula`).

@@ -39,7 +39,7 @@ def nomad_dir() -> Path:
 @pytest.fixture(scope="module")
 def exact_entries(nomad_dir: Path) -> list[dict]:
     """The 60 recorded solar-cell entries in exact NOMAD format."""
-    from helpers import nomad_standin
+    from coursetools import nomad_standin
 
     return nomad_standin.psc_exact_entries(nomad_dir)
 
@@ -47,7 +47,7 @@ def exact_entries(nomad_dir: Path) -> list[dict]:
 @pytest.fixture(scope="module")
 def dft(nomad_dir: Path) -> list[dict]:
     """The 200 recorded computed-material entries."""
-    from helpers import nomad_standin
+    from coursetools import nomad_standin
 
     return nomad_standin.dft_entries(nomad_dir)
 
@@ -56,7 +56,7 @@ def dft(nomad_dir: Path) -> list[dict]:
 def module_server(exact_entries: list[dict], dft: list[dict]):
     """One stand-in per test module serving the 60 solar cells and the 200 DFT entries,
     with fault injection plugged into its hook (``server.inject(...)``)."""
-    from helpers import nomad_faults
+    from coursetools import nomad_faults
 
     with nomad_faults.FaultyStandinServer(exact_entries + dft) as server:
         yield server

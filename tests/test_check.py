@@ -1,4 +1,4 @@
-"""Tests for helpers.check: every check passes the reference solution and fails typical wrong answers."""
+"""Tests for exercises.checks: every check passes the reference solution and fails typical wrong answers."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from helpers import check, cleaning, composition, evaluation, formulas, nomad, schema, splits, units
+from helpers import cleaning, composition, evaluation, formulas, nomad, schema, splits, units
+from exercises import checks as check
 
 
 def _verdict_line(capsys) -> str:

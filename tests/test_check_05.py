@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from test_check import assert_not_yet, assert_ok
 
-from helpers import check
+from exercises import checks as check
 
 
 def test_registered_easy_to_hard_with_quiz() -> None:

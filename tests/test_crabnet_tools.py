@@ -1,4 +1,4 @@
-"""helpers.crabnet_tools: CrabNet 2.0.8's sharp edges, each pinned down by a test.
+"""helpers.crabnet: CrabNet 2.0.8's sharp edges, each pinned down by a test.
 
 All training here uses the tiny SubCrab of ``_crab_fixtures`` (about a second
 per fit on one thread).
@@ -22,7 +22,7 @@ import torch
 
 from _crab_fixtures import TINY, tiny_model, tiny_split
 from helpers import config
-from helpers import crabnet_tools as ct
+from helpers import crabnet as ct
 from helpers.composition import FormulaError
 
 pytestmark = pytest.mark.slow
@@ -174,7 +174,7 @@ def test_import_crabnet_restores_rng_and_rcparams() -> None:
         "torch.manual_seed(7); np.random.seed(7)\n"
         "t = torch.random.get_rng_state().clone(); n = np.random.get_state()[1].copy()\n"
         "font = matplotlib.rcParams['font.size']\n"
-        "from helpers.crabnet_tools import import_crabnet\n"
+        "from helpers.crabnet import import_crabnet\n"
         "import_crabnet()\n"
         "assert torch.equal(t, torch.random.get_rng_state()), 'torch RNG changed'\n"
         "assert (n == np.random.get_state()[1]).all(), 'numpy RNG changed'\n"

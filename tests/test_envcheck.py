@@ -1,4 +1,4 @@
-"""Tests for helpers.envcheck: one friendly line, a fix on every problem, never a traceback."""
+"""Tests for coursetools.readiness: one friendly line, a fix on every problem, never a traceback."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import envcheck
+from coursetools import readiness as envcheck
 
 
 def _line(capsys) -> str:

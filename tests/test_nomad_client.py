@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from helpers import fileio, nomad, schema
-from helpers import nomad_standin as standin
+from coursetools import nomad_standin as standin
 
 REPO = Path(__file__).resolve().parent.parent
 PULL_SCRIPT = Path(__file__).resolve().parent / "_nomad_pull_subprocess.py"

@@ -1,4 +1,4 @@
-"""Tests for helpers.nomad_standin: data loaders, NOMAD-shaped answers, faults, CLI."""
+"""Tests for coursetools.nomad_standin: data loaders, NOMAD-shaped answers, faults, CLI."""
 
 from __future__ import annotations
 
@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 import requests
 
-from helpers import nomad, nomad_faults, schema, units
-from helpers import nomad_standin as standin
+from helpers import nomad, schema, units
+from coursetools import nomad_faults
+from coursetools import nomad_standin as standin
 
 REPO = Path(__file__).resolve().parent.parent
 SOLAR = "results.properties.optoelectronic.solar_cell"
@@ -370,7 +371,7 @@ def test_cli_serves_recorded_data(nomad_dir: Path) -> None:
         [
             sys.executable,
             "-m",
-            "helpers.nomad_standin",
+            "coursetools.nomad_standin",
             "--port",
             "0",
             "--dataset",
@@ -395,7 +396,7 @@ def test_cli_serves_recorded_data(nomad_dir: Path) -> None:
         proc.wait(timeout=10)
     assert proc.returncode == 0
     bad = subprocess.run(
-        [sys.executable, "-m", "helpers.nomad_standin", "--port", "0", "--data", "/nonexistent/nomad"],
+        [sys.executable, "-m", "coursetools.nomad_standin", "--port", "0", "--data", "/nonexistent/nomad"],
         cwd=REPO,
         env=env,
         capture_output=True,
@@ -408,7 +409,7 @@ def test_cli_serves_recorded_data(nomad_dir: Path) -> None:
 def test_without_the_shared_folder_the_standin_serves_the_course_data_release(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, nomad_dir: Path
 ) -> None:
-    """Binder / an offline laptop: no ../shared, yet `python -m helpers.nomad_standin` has data."""
+    """Binder / an offline laptop: no ../shared, yet `python -m coursetools.nomad_standin` has data."""
     monkeypatch.setenv("BANDGAP_NOMAD_DATA", str(tmp_path / "no-shared"))
     from_release = standin.load_datasets(["psc60", "dft"])
     assert from_release == standin.load_datasets(["psc60", "dft"], nomad_dir)

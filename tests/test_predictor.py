@@ -11,7 +11,7 @@ import pytest
 
 from _crab_fixtures import tiny_model, tiny_split
 from helpers import config
-from helpers import crabnet_tools as ct
+from helpers import crabnet as ct
 from helpers import predictor
 
 pytestmark = pytest.mark.slow

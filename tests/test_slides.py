@@ -1,4 +1,4 @@
-"""Tests for helpers.slides: slide metadata from headings, offline reveal.js export."""
+"""Tests for coursetools.slides: slide metadata from headings, offline reveal.js export."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from helpers import slides
-from helpers.course import course_notebooks
+from coursetools import slides
+from coursetools.course import course_notebooks
 
 FIXTURE = Path(__file__).parent / "fixtures" / "lesson_demo.ipynb"
 

@@ -62,8 +62,8 @@ from typing import Any, Iterable, Iterator, Sequence
 import numpy as np
 import pandas as pd
 
-from . import config
-from .composition import FormulaError, ParsedFormula, crabnet_formula, read_formula  # noqa: F401 (FormulaError re-exported)
+from .. import config
+from ..composition import FormulaError, ParsedFormula, crabnet_formula, read_formula  # noqa: F401 (FormulaError re-exported)
 
 #: Format tag written into every checkpoint's metadata.
 CHECKPOINT_FORMAT = "bandgap-course-crabnet/2"
@@ -556,7 +556,7 @@ def count_parameters(model) -> int:
 # progress display
 # ---------------------------------------------------------------------------
 def _in_notebook() -> bool:
-    from .lesson import in_notebook
+    from ..lesson import in_notebook
 
     return in_notebook()
 

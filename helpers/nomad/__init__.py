@@ -48,8 +48,8 @@ from typing import Any, Protocol
 
 import requests
 
-from . import fileio
-from .units import joule_to_ev, m3_to_a3
+from .. import fileio
+from ..units import joule_to_ev, m3_to_a3
 
 log = logging.getLogger(__name__)
 
@@ -1124,7 +1124,7 @@ def _fetch_all(run: _Run, state: PullState) -> None:
                     state.total_first = total
                 state.total_last = total
                 if run.progress and bar is None:
-                    from .lesson import ProgressLine
+                    from ..lesson import ProgressLine
 
                     shown = min(total, run.max_entries) if (total is not None and run.max_entries) else total
                     bar = ProgressLine(run.paths["csv"].name, total=shown, initial=state.rows, unit="entries")

@@ -24,7 +24,7 @@ NOMAD's request/response JSON:
 * A documented hook (:class:`StandinHook`) for tests: it decides how each
   ``/entries/query`` request is answered and owns the ``{base}/_standin/...`` routes.
   The fault injection of the tests (429/5xx with ``Retry-After``, hangs, truncated
-  or dropped bodies, empty pages, delays) lives in :mod:`helpers.nomad_faults`;
+  or dropped bodies, empty pages, delays) lives in :mod:`coursetools.nomad_faults`;
   without a hook the stand-in answers every request normally and ``_standin/`` is 404.
 
 Not implemented (422 says so): ordering by anything but ``entry_id``, ``page``/
@@ -37,7 +37,7 @@ entry shape): :func:`psc_snapshot_entries` (43k-row export), :func:`psc_exact_en
 
 Run for a notebook or by hand::
 
-    python -m helpers.nomad_standin --port 8009 [--data DIR] [--dataset psc,dft]
+    python -m coursetools.nomad_standin --port 8009 [--data DIR] [--dataset psc,dft]
 """
 
 from __future__ import annotations
@@ -59,10 +59,10 @@ from pathlib import Path
 from typing import Any, Callable, Protocol
 from urllib.parse import urlsplit
 
-from . import config
-from .formulas import symbols_in
-from .nomad import DFT_INCLUDE, NOMAD_MAX_PAGE_SIZE, PSC_INCLUDE, SOLAR_CELL_SECTION
-from .units import tutorial_ev_to_joule
+from helpers import config
+from helpers.formulas import symbols_in
+from helpers.nomad import DFT_INCLUDE, NOMAD_MAX_PAGE_SIZE, PSC_INCLUDE, SOLAR_CELL_SECTION
+from helpers.units import tutorial_ev_to_joule
 
 PSC_EXPORT_CSV = "perovskite_solar_cells/perovskite_bandgap_devices_2025-02.csv"
 PSC_EXACT_JSON = "perovskite_solar_cells/psc_60_results_sections.json.gz"
@@ -529,7 +529,7 @@ def _in_range(quantity: str, value: Any, bounds: Mapping[str, Any]) -> bool:
 
 
 class StandinHook(Protocol):
-    """What a test hook (e.g. :class:`helpers.nomad_faults.FaultInjector`) provides.
+    """What a test hook (e.g. :class:`coursetools.nomad_faults.FaultInjector`) provides.
 
     ``on_query(handler, n, raw)`` answers ``/entries/query`` request number ``n`` (body
     ``raw``) itself. It normally calls ``handler.server.standin.query_and_log(n, raw)``
@@ -553,7 +553,7 @@ class StandinServer:
             :func:`psc_exact_entries`; served sorted by entry_id.
         host, port: bind address; port 0 picks a free port.
         hook: optional :class:`StandinHook` that answers each query request itself and
-            owns the ``/_standin/`` routes (tests use :mod:`helpers.nomad_faults`).
+            owns the ``/_standin/`` routes (tests use :mod:`coursetools.nomad_faults`).
 
     Attributes: ``base_url`` (``http://127.0.0.1:PORT/api/v1``), ``request_count``
     (``/entries/query`` requests so far, faulted ones included), ``request_log`` (one dict
@@ -926,7 +926,7 @@ DATASETS: dict[str, Callable[[Path | None], list[dict[str, Any]]]] = {
 }
 
 
-#: stand-in dataset name -> dataset key of the course data release (helpers.course_data.FILES)
+#: stand-in dataset name -> dataset key of the course data release (coursetools.course_data.FILES)
 _RELEASE_KEYS = {"psc": "psc", "psc60": "psc_devices", "dft": "dft"}
 
 
@@ -935,14 +935,14 @@ def load_datasets(names: Iterable[str], nomad_dir: str | Path | None = None) -> 
 
     Read from the original recordings in ``nomad_dir`` (default ``config.nomad_data_dir()``).
     Without ``nomad_dir`` and without that folder (Binder, a student's laptop), the same
-    entries come from the committed course data release (:mod:`helpers.course_data`).
+    entries come from the committed course data release (:mod:`coursetools.course_data`).
     """
     entries: list[dict[str, Any]] = []
     for name in names:
         if name not in DATASETS:
             raise ValueError(f"unknown dataset {name!r}; choose from {sorted(DATASETS)}")
         if nomad_dir is None and not config.nomad_data_dir().is_dir():
-            from . import course_data  # late: course_data builds on this module
+            from coursetools import course_data  # late: course_data builds on this module
 
             entries.extend(course_data.release_entries(_RELEASE_KEYS[name]))
             continue
@@ -951,14 +951,14 @@ def load_datasets(names: Iterable[str], nomad_dir: str | Path | None = None) -> 
 
 
 def _release_error() -> type[Exception]:
-    from .course_data import ReleaseError
+    from coursetools.course_data import ReleaseError
 
     return ReleaseError
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m helpers.nomad_standin``: serve recorded data until Ctrl-C / SIGTERM."""
-    parser = argparse.ArgumentParser(prog="python -m helpers.nomad_standin", description=__doc__.split("\n")[0])
+    """``python -m coursetools.nomad_standin``: serve recorded data until Ctrl-C / SIGTERM."""
+    parser = argparse.ArgumentParser(prog="python -m coursetools.nomad_standin", description=__doc__.split("\n")[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8009, help="TCP port (0 = any free port); default 8009")
     parser.add_argument(

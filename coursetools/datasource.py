@@ -5,8 +5,8 @@ is the base URL it talks to:
 
 * **live** -- ``https://nomad-lab.eu/prod/v1/api/v1`` when it answers;
 * **replay** -- otherwise (or with ``BANDGAP_NOMAD_OFFLINE=1``), a
-  :class:`~helpers.nomad_standin.StandinServer` on 127.0.0.1 serving the course's
-  frozen data release committed in ``data/release/`` (:mod:`helpers.course_data`),
+  :class:`~coursetools.nomad_standin.StandinServer` on 127.0.0.1 serving the course's
+  frozen data release committed in ``data/release/`` (:mod:`coursetools.course_data`),
   which is always there: Binder, an offline laptop, CI. Tests can replay the original
   recordings instead by passing ``nomad_dir`` (``../shared/data/nomad``).
 
@@ -21,8 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import config, course_data, nomad, nomad_standin
-from .lesson import StopLesson
+from coursetools import course_data, nomad_standin
+from helpers import config, nomad
+from helpers.lesson import StopLesson
 
 #: Entries a *live* pull of each data set stops after in quick mode (``max_entries``),
 #: first ones in ``entry_id`` order; ``None`` = no cap. Full mode pulls everything
@@ -75,7 +76,7 @@ class NomadSource:
         recording: the replayed file (replay only): a file of the course data release,
             or an original recording when ``open_source`` got ``nomad_dir``.
         release: True when the replay serves the committed course data release.
-        coverage: :func:`helpers.nomad_standin.describe_snapshot` of the replayed
+        coverage: :func:`coursetools.nomad_standin.describe_snapshot` of the replayed
             entries -- which fields the snapshot has and lacks (replay only).
         server: the running stand-in (replay only).
     """

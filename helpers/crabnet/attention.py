@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .crabnet_tools import (
+from helpers.crabnet import (
     CRABNET_LOCK,
     CrabModel,
     _crab_frame,
@@ -167,7 +167,7 @@ def element_attention(
     """Element-to-element attention of a trained CrabNet for ``formulas``.
 
     Args:
-        model: a :class:`helpers.crabnet_tools.CrabModel` (e.g. from ``load_model``).
+        model: a :class:`helpers.crabnet.CrabModel` (e.g. from ``load_model``).
         formulas: formulas in any spelling :func:`helpers.composition.read_formula` reads.
         member: which ensemble member to look into (0 for a single model).
         threads: torch CPU threads for the call.

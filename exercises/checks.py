@@ -12,10 +12,10 @@ Every exercise has one check function ``ex_<notebook>_<name>``. A check
 * never raises on a wrong answer: a wrong type, a crash inside the student's function
   or a missing column all become a ``✗ not yet`` line with a hint.
 
-In a notebook (the solution region is what ``python -m helpers.assignments student``
+In a notebook (the solution region is what ``python -m coursetools.assignments student``
 replaces by a stub; see ``docs/teaching.md``)::
 
-    from helpers import check
+    from exercises import checks as check
 
     def my_joule_to_ev(value_J):
         ### BEGIN SOLUTION
