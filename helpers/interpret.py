@@ -42,13 +42,13 @@ from . import config
 def fine_tuned_checkpoint(name: str) -> Path:
     """Folder where notebook 04 saves its fully fine-tuned text model for encoder ``name``.
 
-    The structured-format, full-fine-tuning checkpoint of :func:`helpers.text_models.default_checkpoint`
+    The structured-format, full-fine-tuning checkpoint of :func:`helpers.config.default_checkpoint` (kind ``"text"``)
     (``models/text/<encoder>_structured_full``, git-ignored; written by
     :func:`helpers.text_models.save_regressor`).
     """
     from . import text_models as tm
 
-    return tm.default_checkpoint(tm.checkpoint_name(name, "structured", "full"))
+    return config.default_checkpoint("text", tm.checkpoint_name(name, "structured", "full"))
 
 
 def load_or_train_regressor(

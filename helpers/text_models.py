@@ -297,6 +297,10 @@ class TextConfig:
         for key in positive:
             if getattr(self, key) <= 0:
                 raise ValueError(f"{where}: {key} must be > 0, got {getattr(self, key)!r}")
+        if self.threads > config.max_threads():
+            raise ValueError(
+                f"{where}: threads must be <= {config.max_threads()} (4 x the CPU cores), got {self.threads}"
+            )
         for key in ("warmup_ratio", "dropout"):
             if not 0 <= getattr(self, key) < 1:
                 raise ValueError(f"{where}: {key} must be in [0, 1), got {getattr(self, key)!r}")
@@ -467,17 +471,6 @@ class FitResult:
     trainable_params: int = 0
 
 
-def choose_device(cfg: TextConfig) -> tuple[str, int]:
-    """CUDA if present, else CPU with ``cfg.threads`` threads (``BANDGAP_THREADS`` wins).
-
-    One thread is the default: on a shared 2-core machine one thread per training
-    process was measured several times faster than two.
-    """
-    threads = int(os.environ.get("BANDGAP_THREADS") or cfg.threads)
-    torch.set_num_threads(threads)
-    return ("cuda" if torch.cuda.is_available() else "cpu"), threads
-
-
 def _prepare(
     model: TextRegressor,
     tokenizer: Any,
@@ -489,12 +482,14 @@ def _prepare(
 ) -> tuple[Encoded, Encoded, np.ndarray, np.ndarray, FitResult]:
     """Set-up shared by :func:`train_regressor` and :func:`train_frozen_head`.
 
-    Chooses device and threads, seeds everything, tokenises both parts once (truncated texts
+    Chooses device (:func:`helpers.config.select_device`) and threads, seeds everything, tokenises both parts once (truncated texts
     counted and stated), sets the target scale from the *training* gaps (eV) only, freezes the
     encoder in the frozen regime and moves the model to the device. Returns (train, val
     encodings, train and val gaps as float32, a fresh :class:`FitResult`).
     """
-    device, threads = choose_device(cfg)
+    threads = config.cpu_threads(default=cfg.threads)  # BANDGAP_THREADS wins (validated there)
+    torch.set_num_threads(threads)
+    device = config.select_device(set_threads=False).name  # the course's one probe: CUDA -> MPS -> CPU
     config.seed_everything(cfg.seed)
     train = encode_texts(tokenizer, train_texts, cfg.max_length)
     val = encode_texts(tokenizer, val_texts, cfg.max_length)
@@ -697,7 +692,7 @@ def fit_text_model(
     """Load ``encoder_name``, train a head (full: :func:`train_regressor`; frozen: :func:`train_frozen_head`)
     on ``texts["train"]``/``y["train"]`` choosing the epoch on ``"val"``, predict every part (eV).
 
-    ``save_as``: a :func:`checkpoint_name`; the model is saved in :func:`default_checkpoint` (safetensors).
+    ``save_as``: a :func:`checkpoint_name`; the model is saved in ``config.default_checkpoint("text", save_as)``.
     ``predict_parts``: the parts to predict (default: all of ``texts``; skipping ``"train"`` saves time).
     """
     enc = load_encoder(encoder_name)
@@ -712,7 +707,9 @@ def fit_text_model(
     run = TextRun(Path(encoder_name).name, cfg.format, cfg.regime, enc.n_params, fit, preds, len(texts["train"]))
     if save_as:
         meta = {"encoder": encoder_name, "source": enc.source, "fit": asdict(fit), **(extra or {})}
-        run.checkpoint = save_regressor(model, enc.tokenizer, default_checkpoint(save_as), cfg, extra=meta)
+        run.checkpoint = save_regressor(
+            model, enc.tokenizer, config.default_checkpoint("text", save_as), cfg, extra=meta
+        )
     return run
 
 
@@ -756,17 +753,6 @@ def load_regressor(folder: str | Path, attn_implementation: str | None = None) -
     return model.eval(), tf.AutoTokenizer.from_pretrained(folder), cfg
 
 
-#: Where notebook 04 saves its fine-tuned text models (git-ignored); ``BANDGAP_MODELS_DIR`` overrides.
-MODELS_SUBDIR = "text"
-
-
-def models_dir() -> Path:
-    """Folder of the saved text regressors: ``<repo>/models/text`` (``BANDGAP_MODELS_DIR``/text if set)."""
-    root = os.environ.get("BANDGAP_MODELS_DIR", "").strip()
-    base = Path(root).expanduser() if root else config.REPO_ROOT / "models"
-    return (base / MODELS_SUBDIR).resolve()
-
-
 def checkpoint_name(encoder: str, fmt: str, regime: str) -> str:
     """Canonical name of a saved text model, e.g. ``bandgap-roberta-tiny_structured_full``.
 
@@ -780,27 +766,10 @@ def checkpoint_name(encoder: str, fmt: str, regime: str) -> str:
     return f"{Path(encoder).name}_{fmt}_{regime}"
 
 
-#: The model notebook 05 analyses: the shipped RoBERTa fine-tuned on structured text.
+#: The model notebook 05 analyses: the shipped RoBERTa fine-tuned on structured text. Notebook 04 saves
+#: it and ``bandgap-roberta-tiny_structured_frozen`` in the model store,
+#: ``config.default_checkpoint("text", name)`` (read back with :func:`load_regressor`).
 DEFAULT_CHECKPOINT = checkpoint_name(SHIPPED_NAME, "structured", "full")
-
-
-def default_checkpoint(name: str = DEFAULT_CHECKPOINT) -> Path:
-    """Folder where notebook 04 saves the text model ``name`` (read it with :func:`load_regressor`).
-
-    Names come from :func:`checkpoint_name`; notebook 04 saves at least
-    :data:`DEFAULT_CHECKPOINT` (``bandgap-roberta-tiny_structured_full``) and
-    ``bandgap-roberta-tiny_structured_frozen``, plus ``split.json`` (the seeded
-    split by formula, entry ids per side) in :func:`models_dir`.
-    """
-    if not name or "/" in name or name.startswith("."):
-        raise ValueError(f"checkpoint name must be a plain folder name, got {name!r}")
-    return models_dir() / name
-
-
-def saved_checkpoints() -> list[str]:
-    """Names of the text models saved so far (folders in :func:`models_dir` with ``regressor.json``)."""
-    folder = models_dir()
-    return sorted(p.name for p in folder.iterdir() if (p / "regressor.json").is_file()) if folder.is_dir() else []
 
 
 @lru_cache(maxsize=1)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import fileio, nomad, schema
+from helpers import config, fileio, nomad, schema
 from coursetools import nomad_standin as standin
 
 REPO = Path(__file__).resolve().parent.parent
@@ -377,7 +377,7 @@ def test_nomad_reachable(srv, monkeypatch: pytest.MonkeyPatch) -> None:
     assert nomad.nomad_reachable("http://127.0.0.1:1/api/v1", timeout=0.5) is False
     assert nomad.nomad_reachable(srv.base_url + "/nowhere", timeout=2) is False
     monkeypatch.setenv("BANDGAP_NOMAD_OFFLINE", "1")
-    assert nomad.nomad_offline() is True
+    assert config.nomad_offline() is True
     assert nomad.nomad_reachable(srv.base_url, timeout=2) is False
 
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 from pymatgen.core import Composition
 
-from helpers import splits
+from helpers import config, splits
 from helpers import text_models as tm
 from helpers.descriptions import describe, describe_rows, token_categories
 from helpers.mp_data import read_dataset_csv
@@ -131,6 +131,33 @@ def test_training_reduces_loss_and_reports_progress(tiny, data, capsys):
     assert "truncation: " in out and "1 of 33 texts were longer than 128 tokens" in out
     assert "100%" in out  # the plain-text bar (no widget) ends full
     assert model.y_std.item() == pytest.approx(float(np.std(y[:64], ddof=1)), rel=1e-4)
+
+
+def test_training_uses_the_course_device_probe_and_thread_rule(tiny, data, monkeypatch):
+    """One device probe (config.select_device: CUDA -> MPS -> CPU) and one validated BANDGAP_THREADS."""
+    encoder, tokenizer = tiny
+    texts, y = data
+    calls = []
+
+    def probe(prefer=None, set_threads=True):
+        calls.append(set_threads)
+        return config.DeviceChoice("cpu", "test probe", 1)
+
+    monkeypatch.setattr(config, "select_device", probe)
+    monkeypatch.setenv("BANDGAP_THREADS", "1")
+    model = tm.TextRegressor(encoder, head_hidden=16)
+    fit = tm.train_regressor(
+        model, tokenizer, texts[:16], y[:16], texts[64:72], y[64:72], _cfg(epochs=1), progress=False
+    )
+    assert calls == [False] and fit.device == "cpu" and fit.threads == 1
+    for bad in ("0", "100000"):
+        monkeypatch.setenv("BANDGAP_THREADS", bad)  # read raw before: 0 was accepted
+        with pytest.raises(ValueError, match="BANDGAP_THREADS"):
+            tm.train_regressor(
+                model, tokenizer, texts[:16], y[:16], texts[64:72], y[64:72], _cfg(epochs=1), progress=False
+            )
+    with pytest.raises(ValueError, match="threads must be <="):
+        _cfg(threads=100000)
 
 
 def test_frozen_regime_really_freezes(tiny, data):
@@ -259,17 +286,11 @@ def test_default_checkpoint_names_and_folder(monkeypatch, tmp_path):
         tm.checkpoint_name("minilm", "structured", "half")
     with pytest.raises(ValueError, match="format"):
         tm.checkpoint_name("minilm", "poem", "full")
-    assert tm.default_checkpoint() == tm.models_dir() / "bandgap-roberta-tiny_structured_full"
-    monkeypatch.delenv("BANDGAP_MODELS_DIR", raising=False)
-    assert tm.models_dir() == (tm.config.REPO_ROOT / "models" / "text").resolve()
+    assert not hasattr(tm, "default_checkpoint") and not hasattr(tm, "models_dir")  # one store: helpers.config
     monkeypatch.setenv("BANDGAP_MODELS_DIR", str(tmp_path))
-    assert tm.default_checkpoint("x") == tmp_path.resolve() / "text" / "x"
-    assert tm.saved_checkpoints() == []
-    (tmp_path / "text" / "x").mkdir(parents=True)
-    (tmp_path / "text" / "x" / "regressor.json").write_text("{}")
-    assert tm.saved_checkpoints() == ["x"]
-    with pytest.raises(ValueError, match="plain folder"):
-        tm.default_checkpoint("../escape")
+    assert (
+        config.default_checkpoint("text", tm.DEFAULT_CHECKPOINT) == tmp_path.resolve() / "text" / tm.DEFAULT_CHECKPOINT
+    )
 
 
 def test_train_frozen_head_matches_the_frozen_regime(tiny, data):

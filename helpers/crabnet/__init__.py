@@ -67,6 +67,8 @@ from ..composition import FormulaError, ParsedFormula, crabnet_formula, read_for
 
 #: Format tag written into every checkpoint's metadata.
 CHECKPOINT_FORMAT = "bandgap-course-crabnet/2"
+#: File name of a CrabNet checkpoint inside its folder of the model store.
+CHECKPOINT_FILE = "model.safetensors"
 
 _SCALER_KEYS = ("__scaler__.mean", "__scaler__.std")
 
@@ -758,21 +760,22 @@ class CrabModel:
 
     # -- checkpoints -------------------------------------------------------
     def save(self, path: str | os.PathLike) -> Path:
-        """Write a safetensors checkpoint (weights + scaler tensors + JSON metadata).
+        """Write a safetensors checkpoint (weights + scaler tensors + JSON metadata); returns the file.
 
-        safetensors stores raw tensors and a JSON header only, so loading it can
-        never execute code (unlike a pickled ``.pth``).
+        ``path`` is a checkpoint folder of the model store
+        (``config.default_checkpoint("crabnet", name)``; the file is ``model.safetensors``
+        inside it) or a file name ending in ``.safetensors``. safetensors stores raw
+        tensors and a JSON header only, so loading it can never execute code (unlike a
+        pickled ``.pth``).
 
         Raises:
-            ValueError: ``path`` does not end in ``.safetensors``.
+            ValueError: ``path`` has a suffix other than ``.safetensors``.
             CheckpointError: the model fails a check :func:`load_model` makes (e.g. a
                 weight is nan, ``max_elements`` exceeds :data:`FIELD_LIMITS`); nothing is written.
         """
         from safetensors.torch import save_file
 
-        path = Path(path)
-        if path.suffix != ".safetensors":
-            raise ValueError(f"checkpoint path must end in .safetensors, got {path.name}")
+        path = checkpoint_file(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         tensors = {}
         for i, crab in enumerate(self.crabs):
@@ -1185,8 +1188,26 @@ def _checked_tensors(
     return owned, scalers
 
 
+def checkpoint_file(path: str | os.PathLike) -> Path:
+    """The safetensors file of a CrabNet checkpoint: ``path`` itself when it ends in ``.safetensors``,
+    else ``path/model.safetensors`` (a folder of the model store, ``<store>/crabnet/<name>/``).
+
+    Raises:
+        ValueError: ``path`` has another suffix (e.g. ``.pth``: the course never writes pickles).
+    """
+    path = Path(path)
+    if path.suffix == ".safetensors":
+        return path
+    if path.suffix:
+        raise ValueError(f"checkpoint path must be a folder or end in .safetensors, got {path.name}")
+    return path / CHECKPOINT_FILE
+
+
 def load_model(path: str | os.PathLike, device: str = "cpu") -> CrabModel:
     """Load a checkpoint written by :meth:`CrabModel.save` (safetensors; no pickle, no code).
+
+    ``path``: a checkpoint folder (``<store>/crabnet/<name>/``) or a ``.safetensors`` file
+    (see :func:`checkpoint_file`).
 
     Everything in the file is checked before a network is built: every metadata field
     against its type and :data:`FIELD_LIMITS`, every tensor's name, shape and dtype
@@ -1203,7 +1224,7 @@ def load_model(path: str | os.PathLike, device: str = "cpu") -> CrabModel:
     """
     import torch
 
-    path = Path(path)
+    path = checkpoint_file(path)
     meta, tensors = _read_checkpoint(path)
     checked = _checked_metadata(path, meta)
     cfg = checked.config
@@ -1233,8 +1254,3 @@ def load_model(path: str | os.PathLike, device: str = "cpu") -> CrabModel:
         history=checked.history,
         info={**checked.info, "precision": resolve_precision(cfg.precision, device)[0]},
     )
-
-
-def default_checkpoint(name: str = "crabnet_perovskite") -> Path:
-    """Where notebooks save their model: ``<output>/models/<name>.safetensors``."""
-    return config.output_dir() / "models" / f"{name}.safetensors"

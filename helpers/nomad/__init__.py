@@ -48,7 +48,7 @@ from typing import Any, Protocol
 
 import requests
 
-from .. import fileio
+from .. import config, fileio
 from ..units import joule_to_ev, m3_to_a3
 
 log = logging.getLogger(__name__)
@@ -459,18 +459,13 @@ class NomadClient:
             pagination["page_after_value"] = cursor
 
 
-def nomad_offline() -> bool:
-    """True when ``BANDGAP_NOMAD_OFFLINE`` is set to 1/true/yes (no network wanted)."""
-    return os.environ.get("BANDGAP_NOMAD_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
-
-
 def nomad_reachable(base_url: str = NOMAD_BASE_URL, timeout: float = 5) -> bool:
     """Can we talk to NOMAD (or a stand-in) at ``base_url``? Never raises.
 
     Returns False at once, without any network access, when ``BANDGAP_NOMAD_OFFLINE=1``.
     Otherwise GETs ``{base_url}/info`` (timeout in seconds) and checks for a JSON object.
     """
-    if nomad_offline():
+    if config.nomad_offline():
         return False
     try:
         resp = requests.get(f"{base_url.rstrip('/')}/info", timeout=timeout)
