@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from coursetools import course_data, nomad_standin
+from coursetools import course_data, nomad_recordings, nomad_standin
 from helpers import config, nomad
 from helpers.lesson import StopLesson
 
@@ -44,22 +44,22 @@ class Recording:
 RECORDINGS: dict[str, Recording] = {
     "psc": Recording(
         "psc",
-        nomad_standin.PSC_EXPORT_CSV,
-        nomad_standin.psc_snapshot_entries,
+        nomad_recordings.PSC_EXPORT_CSV,
+        nomad_recordings.psc_snapshot_entries,
         "43,108 perovskite solar-cell entries exported from NOMAD in 2025-02 (the FAIRmat tutorial's query): "
         "formulas and band gaps only -- the export has NO device fields (efficiency, Voc, Jsc, FF, stack, HTL, ETL).",
     ),
     "psc_devices": Recording(
         "psc_devices",
-        nomad_standin.PSC_EXACT_JSON,
-        nomad_standin.psc_exact_entries,
+        nomad_recordings.PSC_EXACT_JSON,
+        nomad_recordings.psc_exact_entries,
         "60 solar-cell entries in exact NOMAD format (Perovskite Database records processed by nomad-lab 2.0), "
         "with all device fields.",
     ),
     "dft": Recording(
         "dft",
-        nomad_standin.DFT_JSON,
-        nomad_standin.dft_entries,
+        nomad_recordings.DFT_JSON,
+        nomad_recordings.dft_entries,
         "200 computed (DFT) materials with NOMAD results sections: formula, symmetry, method, band gap, cell.",
     ),
 }

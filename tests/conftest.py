@@ -39,17 +39,17 @@ def nomad_dir() -> Path:
 @pytest.fixture(scope="module")
 def exact_entries(nomad_dir: Path) -> list[dict]:
     """The 60 recorded solar-cell entries in exact NOMAD format."""
-    from coursetools import nomad_standin
+    from coursetools import nomad_recordings as recordings
 
-    return nomad_standin.psc_exact_entries(nomad_dir)
+    return recordings.psc_exact_entries(nomad_dir)
 
 
 @pytest.fixture(scope="module")
 def dft(nomad_dir: Path) -> list[dict]:
     """The 200 recorded computed-material entries."""
-    from coursetools import nomad_standin
+    from coursetools import nomad_recordings as recordings
 
-    return nomad_standin.dft_entries(nomad_dir)
+    return recordings.dft_entries(nomad_dir)
 
 
 @pytest.fixture(scope="module")
