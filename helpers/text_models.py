@@ -569,20 +569,45 @@ def train_regressor(
 
 
 @torch.no_grad()
-def embed_texts(
-    model: TextRegressor,
+def pooled_embeddings(
+    model: Any,
     tokenizer: Any,
     texts: Sequence[str] | Encoded,
     max_length: int = 128,
+    pooling: str | None = None,
     batch_size: int = 64,
-    device: str | None = None,
-) -> torch.Tensor:
-    """Pooled encoder vectors, shape (n, hidden), in the model's pooling (encoder in eval mode)."""
+) -> np.ndarray:
+    """One vector per text, pooled exactly as the regression head pools (model units).
+
+    Args:
+        model: a :class:`TextRegressor` (its own pooling is used) or
+            a bare encoder (then ``pooling`` is required and the encoder is wrapped in a
+            ``TextRegressor`` whose :meth:`pooled` does the pooling; its head is unused).
+        texts: the descriptions, tokenised and truncated by :func:`encode_texts` (the same as
+            training), or an :class:`Encoded` already tokenised.
+        pooling: ``"mean"`` or ``"first"`` for a bare encoder; must match the regressor's
+            when both are given.
+
+    Returns:
+        ``(len(texts), hidden_size)`` float32 array.
+    """
+    if hasattr(model, "pooled"):
+        if pooling is not None and pooling != model.pooling:
+            raise ValueError(f"pooling {pooling!r} differs from the regressor's {model.pooling!r}")
+        regressor = model
+    else:
+        if pooling is None:
+            raise ValueError("a bare encoder needs pooling='mean' or 'first' (use the regressor's setting)")
+        regressor = TextRegressor(model, pooling=pooling)
     enc = texts if isinstance(texts, Encoded) else encode_texts(tokenizer, texts, max_length)
-    device = device or next(model.parameters()).device.type
-    model.encoder.eval()
-    out = [model.pooled(**batch) for batch in _batches(enc, tokenizer.pad_token_id, device, batch_size)]
-    return torch.cat(out)
+    device = next(regressor.parameters()).device.type
+    regressor.eval()
+    out = []
+    with torch.no_grad():
+        for i in range(0, len(enc.input_ids), batch_size):
+            batch = _batch(enc.input_ids[i : i + batch_size], tokenizer.pad_token_id, device)
+            out.append(regressor.pooled(**batch).float().cpu().numpy())
+    return np.concatenate(out) if out else np.zeros((0, regressor.encoder.config.hidden_size), np.float32)
 
 
 def train_frozen_head(
@@ -613,8 +638,7 @@ def train_frozen_head(
         f"{len(y_train) + len(y_val)} texts once, then training the head ({result.trainable_params:,} parameters), {cfg.epochs} epochs"
     )
     x_train, x_val = (
-        embed_texts(model, tokenizer, train, device=device),
-        embed_texts(model, tokenizer, val, device=device),
+        torch.as_tensor(pooled_embeddings(model, tokenizer, part), device=device) for part in (train, val)
     )
     optimizer = torch.optim.AdamW(model.head.parameters(), lr=cfg.lr_head, weight_decay=cfg.weight_decay)
     steps_per_epoch = math.ceil(len(y_train) / cfg.batch_size)

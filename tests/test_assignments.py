@@ -14,6 +14,7 @@ from nbclient import NotebookClient
 from helpers import config
 from coursetools import assignments
 from exercises import checks as check
+from exercises import quiz
 from coursetools.course import course_notebooks
 
 FIXTURE = Path(__file__).parent / "fixtures" / "lesson_demo.ipynb"
@@ -245,11 +246,11 @@ def test_real_lessons_have_the_frame(path: Path) -> None:
     assert all("slideshow" in c.metadata for c in nb.cells), (
         "run: python -m coursetools.slides tag notebooks/NN_*.ipynb"
     )
-    checks = {m for c in nb.cells if c.cell_type == "code" for m in re.findall(r"check\.(ex_\d\d_\w+)\(", c.source)}
+    checks = {m for c in nb.cells if c.cell_type == "code" for m in re.findall(r"checks\.(ex_\d\d_\w+)\(", c.source)}
     assert len(checks) >= 3, (path.name, checks)
     assert checks <= set(check.EXERCISES), checks - set(check.EXERCISES)
     for i in assignments.exercise_cells(nb):
         if nb.cells[i].cell_type == "code":
             assert "# HINT:" in nb.cells[i].source, (path.name, i)
-    quizzes = set(re.findall(r'check\.show_quiz\("(\d\d\.\d)"\)', text))
-    assert 3 <= len(quizzes) <= 5 and quizzes <= set(check.QUIZ), quizzes
+    quizzes = set(re.findall(r'quiz\.show\("(\d\d\.\d)"\)', text))
+    assert 3 <= len(quizzes) <= 5 and quizzes <= set(quiz.questions()), quizzes

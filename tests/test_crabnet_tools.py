@@ -290,13 +290,13 @@ def test_load_rejects_foreign_safetensors(tmp_path: Path) -> None:
 
 
 def test_progress_prints_sparingly(capsys: pytest.CaptureFixture[str]) -> None:
-    bar = ct.Progress("demo", 100, max_lines=5)
+    bar = ct.EpochProgress("demo", 100, max_lines=5)
     for epoch in range(1, 101):
         bar.update(epoch, "info")
     bar.update(100, "done", final=True)
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) <= 6 and lines[-1].startswith("demo: 100/100 epochs | done")
-    silent = ct.Progress("quiet", 10, enabled=False)
+    silent = ct.EpochProgress("quiet", 10, enabled=False)
     silent.update(10, "x", final=True)
     assert capsys.readouterr().out == "" and "10/10" in silent.last_text
 
@@ -407,9 +407,9 @@ def test_resolve_precision(monkeypatch: pytest.MonkeyPatch) -> None:
     assert ct.resolve_precision("float32")[0] == "float32"
     assert ct.resolve_precision("bfloat16", "cpu")[0] == "bfloat16"
     assert ct.resolve_precision("auto", "cuda")[0] == "float32"
-    monkeypatch.setattr(ct, "cpu_has_native_bf16", lambda: True)
+    monkeypatch.setattr(ct.configs, "cpu_has_native_bf16", lambda: True)
     assert ct.resolve_precision("auto", "cpu")[0] == "bfloat16"
-    monkeypatch.setattr(ct, "cpu_has_native_bf16", lambda: False)
+    monkeypatch.setattr(ct.configs, "cpu_has_native_bf16", lambda: False)
     precision, why = ct.resolve_precision("auto", "cpu")
     assert precision == "float32" and "no native bfloat16" in why
     with pytest.raises(ValueError, match="precision"):
@@ -606,7 +606,8 @@ def test_a_lying_config_is_caught_from_the_tensor_shapes_before_building(
         built.append(device)
         return real(cfg, device=device, seed=seed)
 
-    monkeypatch.setattr(ct, "build_subcrab", spy)
+    for module in (ct.model, ct.checkpoint):  # where load_model and the checks build networks
+        monkeypatch.setattr(module, "build_subcrab", spy)
     with pytest.raises(ct.CheckpointError, match="shape") as info:
         ct.load_model(bad)
     assert "lying.safetensors" in str(info.value) and "d_model=1024" in str(info.value)

@@ -520,10 +520,10 @@ def test_crash_while_publishing_is_finished_without_new_requests(
             raise KeyboardInterrupt("killed while publishing")
         return real_replace(src, dst)
 
-    monkeypatch.setattr(nomad.os, "replace", crash_on_publish)
+    monkeypatch.setattr(os, "replace", crash_on_publish)
     with pytest.raises(KeyboardInterrupt):
         _pull(client, out, page_size=4)
-    monkeypatch.setattr(nomad.os, "replace", real_replace)
+    monkeypatch.setattr(os, "replace", real_replace)
     assert not out.exists() and json.loads(nomad.pull_paths(out)["state"].read_text())["complete"]
 
     def crash_on_manifest(path, obj):

@@ -472,7 +472,7 @@ def test_misspelled_include_path_is_refused_by_stand_in_and_client(release_serve
             "type": "value_error",
         }
     ]
-    monkeypatch.setattr(nomad, "DFT_INCLUDE", [*nomad.DFT_INCLUDE, typo])
+    monkeypatch.setattr(nomad.client, "DFT_INCLUDE", [*nomad.DFT_INCLUDE, typo])  # where dft_query reads it
     client = nomad.NomadClient(release_server.base_url, max_retries=0)
     with pytest.raises(nomad.NomadAPIError, match=rf"HTTP 422 .*required\.include\.{typo}: {typo} is not a known"):
         client.post_query(nomad.dft_query(5))

@@ -310,7 +310,7 @@ def test_train_frozen_head_matches_the_frozen_regime(tiny, data):
     # the head trained on cached vectors predicts the same through the whole model
     pred = tm.predict(model, tokenizer, texts[64:], 128)
     assert float(np.mean(np.abs(pred - np.asarray(y[64:])))) == pytest.approx(fit.best_val_mae, abs=1e-5)
-    assert tm.embed_texts(model, tokenizer, texts[:3], 128).shape == (3, encoder.config.hidden_size)
+    assert tm.pooled_embeddings(model, tokenizer, texts[:3], 128).shape == (3, encoder.config.hidden_size)
 
 
 def test_hub_model_available_offline_says_why(monkeypatch):
