@@ -137,13 +137,13 @@ def run_row(name: str, quick: bool, split_kind: str = "random") -> dict:
     elif kind == "crabnet":
         import pandas as pd
 
-        from helpers import crabnet as crabnet_tools
+        from helpers import crabnet
 
-        cfg, _ = crabnet_tools.config_for("quick" if quick else "full", "cpu")
+        cfg, _ = crabnet.config_for("quick" if quick else "full", "cpu")
         data = {
             p: pd.DataFrame({"formula": df["formula_reduced"].to_numpy(), "target": y[p]}) for p, df in parts.items()
         }
-        model = crabnet_tools.fit_crabnet(
+        model = crabnet.fit_crabnet(
             data["train"], data["val"], cfg, device="cpu", seed=SEED, threads=1, progress=False
         )
         pred = {p: model.predict(d["formula"], threads=1)["prediction_eV"].to_numpy() for p, d in data.items()}

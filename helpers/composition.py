@@ -3,7 +3,7 @@
 Parsing itself lives in :mod:`helpers.formulas` (:func:`~helpers.formulas.element_amounts`,
 :func:`~helpers.formulas.expand_abbreviations`, :class:`~helpers.formulas.FormulaError`,
 the rules for what is refused); this thin layer adds what the modelling code needs on
-top. It is a separate module so that modelling code (crabnet_tools, baselines, splits,
+top. It is a separate module so that modelling code (helpers.crabnet, baselines, splits,
 predictor) depends on a small, stable interface rather than on the parser's internals:
 
 - :func:`atomic_fractions` -> :class:`ParsedFormula` (atomic fractions, elements,

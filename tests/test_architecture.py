@@ -198,7 +198,7 @@ def test_helpers_stays_within_its_line_ceiling() -> None:
     assert n <= HELPERS_LINE_CEILING, f"helpers/ has {n} lines, more than its ceiling {HELPERS_LINE_CEILING}"
 
 
-@pytest.mark.xfail(strict=True, reason="issue 15 target not reached yet: helpers/ is ~10.3k lines (see the README)")
+@pytest.mark.xfail(strict=True, reason="issue 15 target not reached yet: helpers/ holds HELPERS_LINE_CEILING lines")
 def test_helpers_meets_the_issue_15_line_target() -> None:
     assert helpers_lines(ROOT) <= HELPERS_LINE_TARGET
 
