@@ -143,9 +143,7 @@ def run_row(name: str, quick: bool, split_kind: str = "random") -> dict:
         data = {
             p: pd.DataFrame({"formula": df["formula_reduced"].to_numpy(), "target": y[p]}) for p, df in parts.items()
         }
-        model = crabnet.fit_crabnet(
-            data["train"], data["val"], cfg, device="cpu", seed=SEED, threads=1, progress=False
-        )
+        model = crabnet.fit_crabnet(data["train"], data["val"], cfg, device="cpu", seed=SEED, threads=1, progress=False)
         pred = {p: model.predict(d["formula"], threads=1)["prediction_eV"].to_numpy() for p, d in data.items()}
         rec.update(params=int(model.n_parameters), config=cfg.name)
     elif kind == "text":
