@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-from test_check import assert_not_yet, assert_ok
+from test_checks import assert_not_yet, assert_ok
 
 from exercises import checks as check
 from exercises import quiz
