@@ -200,7 +200,7 @@ class DeviceChoice:
         return f"device={self.name} threads={self.threads} -- {self.reason}"
 
 
-def select_device(prefer: str | None = None, set_threads: bool = True) -> DeviceChoice:
+def select_device(prefer: str | None = None, set_threads: bool = True, threads: int | None = None) -> DeviceChoice:
     """Pick CUDA, then Apple MPS, then the CPU (see :func:`gpu_backend`), and set torch's CPU threads.
 
     The one device choice of the course: CrabNet (notebook 03) and the text models
@@ -208,7 +208,9 @@ def select_device(prefer: str | None = None, set_threads: bool = True) -> Device
 
     Args:
         prefer: force ``"cpu"``, ``"cuda"`` or ``"mps"``; raises if unavailable.
-        set_threads: call ``torch.set_num_threads(cpu_threads())``.
+        set_threads: call ``torch.set_num_threads`` with the thread count.
+        threads: the CPU thread count to use; default :func:`cpu_threads` (the text models pass
+            ``cpu_threads(default=cfg.threads)``).
 
     Returns:
         A :class:`DeviceChoice`. How much work a device gets is decided by the
@@ -220,7 +222,7 @@ def select_device(prefer: str | None = None, set_threads: bool = True) -> Device
     """
     import torch
 
-    threads = cpu_threads()
+    threads = cpu_threads() if threads is None else int(threads)
     if set_threads:
         torch.set_num_threads(threads)
     gpu = gpu_backend()

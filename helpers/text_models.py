@@ -487,9 +487,9 @@ def _prepare(
     encoder in the frozen regime and moves the model to the device. Returns (train, val
     encodings, train and val gaps as float32, a fresh :class:`FitResult`).
     """
-    threads = config.cpu_threads(default=cfg.threads)  # BANDGAP_THREADS wins (validated there)
-    torch.set_num_threads(threads)
-    device = config.select_device(set_threads=False).name  # the course's one probe: CUDA -> MPS -> CPU
+    # the course's one device probe (CUDA -> MPS -> CPU); BANDGAP_THREADS wins over cfg.threads (validated there)
+    choice = config.select_device(threads=config.cpu_threads(default=cfg.threads))
+    device, threads = choice.name, choice.threads
     config.seed_everything(cfg.seed)
     train = encode_texts(tokenizer, train_texts, cfg.max_length)
     val = encode_texts(tokenizer, val_texts, cfg.max_length)

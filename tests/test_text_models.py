@@ -139,9 +139,9 @@ def test_training_uses_the_course_device_probe_and_thread_rule(tiny, data, monke
     texts, y = data
     calls = []
 
-    def probe(prefer=None, set_threads=True):
-        calls.append(set_threads)
-        return config.DeviceChoice("cpu", "test probe", 1)
+    def probe(prefer=None, set_threads=True, threads=None):
+        calls.append((set_threads, threads))
+        return config.DeviceChoice("cpu", "test probe", threads)
 
     monkeypatch.setattr(config, "select_device", probe)
     monkeypatch.setenv("BANDGAP_THREADS", "1")
@@ -149,7 +149,7 @@ def test_training_uses_the_course_device_probe_and_thread_rule(tiny, data, monke
     fit = tm.train_regressor(
         model, tokenizer, texts[:16], y[:16], texts[64:72], y[64:72], _cfg(epochs=1), progress=False
     )
-    assert calls == [False] and fit.device == "cpu" and fit.threads == 1
+    assert calls == [(True, 1)] and fit.device == "cpu" and fit.threads == 1
     for bad in ("0", "100000"):
         monkeypatch.setenv("BANDGAP_THREADS", bad)  # read raw before: 0 was accepted
         with pytest.raises(ValueError, match="BANDGAP_THREADS"):
