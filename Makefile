@@ -42,7 +42,7 @@ test: env-test lint
 	BANDGAP_MODE=quick BANDGAP_NOMAD_OFFLINE=1 $(PY) -m pytest -p no:cacheprovider tests notebooks \
 	  --nbval-lax --nbval-current-env --nbval-cell-timeout=1800 -o addopts= -rfE
 
-# The edit loop: lint + unit tests of helpers/, without notebooks, model training, browser or slow process tests.
+# The edit loop: lint + unit tests of helpers/, exercises/ and coursetools/, without notebooks, model training, browser or slow process tests.
 test-fast: env-test lint
 	BANDGAP_MODE=quick BANDGAP_NOMAD_OFFLINE=1 $(PY) -m pytest -p no:cacheprovider tests -q \
 	  -m "not slow and not browser" -o addopts= -rfE

@@ -3,6 +3,8 @@
 Imports :mod:`helpers` (the lesson API); :mod:`helpers` never imports this package.
 
 - :mod:`coursetools.nomad_standin`   local HTTP stand-in for NOMAD serving recorded entries
+- :mod:`coursetools.nomad_recordings` reading the recorded NOMAD data (../shared/data/nomad) into entries
+- :mod:`coursetools.nomad_quantities.json` (data) the NOMAD fields the stand-in knows, recorded, never from the client
 - :mod:`coursetools.nomad_faults`    fault injection for the stand-in (tests only)
 - :mod:`coursetools.course_data`     the frozen course data release in data/release/ (built by scripts/build_course_data.py)
 - :mod:`coursetools.datasource`      live NOMAD or the recorded snapshot on the stand-in (notebook 01)

@@ -246,7 +246,7 @@ def release_path(dataset: str, release_dir: str | Path | None = None) -> Path:
 def release_entries(dataset: str, release_dir: str | Path | None = None) -> list[dict[str, Any]]:
     """NOMAD entries of ``dataset`` from the release, checked against the manifest's sha256.
 
-    Returns exactly what the matching :mod:`coursetools.nomad_standin` loader returns for the
+    Returns exactly what the matching :mod:`coursetools.nomad_recordings` loader returns for the
     originals (``psc_snapshot_entries``, ``psc_exact_entries``, ``dft_entries``).
 
     Raises:

@@ -224,6 +224,20 @@ def test_every_package_is_installed() -> None:
         ".".join(p.parent.relative_to(ROOT).parts) for pkg in PACKAGES for p in (ROOT / pkg).rglob("__init__.py")
     }
     assert listed == folders
+    # data files inside the packages (the quiz, the stand-in's known NOMAD quantities) are installed too
+    import fnmatch
+    import tomllib
+
+    package_data = tomllib.loads(text)["tool"]["setuptools"]["package-data"]
+    for pkg in PACKAGES:
+        for path in (ROOT / pkg).rglob("*"):
+            if path.is_file() and path.suffix not in (".py", ".pyc") and "__pycache__" not in path.parts:
+                owner = ".".join(path.parent.relative_to(ROOT).parts)
+                while owner not in package_data and "." in owner:
+                    owner = owner.rpartition(".")[0]
+                base = ROOT.joinpath(*owner.split("."))
+                rel = path.relative_to(base).as_posix()
+                assert any(fnmatch.fnmatch(rel, g) for g in package_data.get(owner, [])), f"{rel} not in package-data"
 
 
 # ------------------------------------------------------------------- each rule fails on a planted violation
