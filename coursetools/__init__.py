@@ -13,5 +13,6 @@ Imports :mod:`helpers` (the lesson API); :mod:`helpers` never imports this packa
 - :mod:`coursetools.expected_outputs` expected outputs of ``# NBVAL_CHECK_OUTPUT`` cells
 - :mod:`coursetools.slides`          slide metadata and offline reveal.js export (``python -m coursetools.slides``)
 - :mod:`coursetools.assignments`     student/instructor versions (``python -m coursetools.assignments``)
+- :mod:`coursetools.pretraining`     tokenizer training and masking for the shipped small RoBERTa (scripts/pretrain_text_encoder.py)
 - :mod:`coursetools.course`          headless course runner (``python -m coursetools.course``)
 """

@@ -52,7 +52,6 @@ MINILM_NAME = "minilm"
 #: The settings file (quick/full presets).
 CONFIG_PATH: Path = config.REPO_ROOT / "configs" / "text_regression.yaml"
 #: Special tokens of the course's byte-level BPE tokenizer (RoBERTa's).
-SPECIAL_TOKENS = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
 
 
 # --------------------------------------------------------------------------- loading
@@ -183,24 +182,6 @@ def show_tokens(tokenizer: Any, text: str) -> list[str]:
 # --------------------------------------------------------------------------- the shipped model's parts
 
 
-def train_bpe_tokenizer(texts: Sequence[str], vocab_size: int = 1000, model_max_length: int = 256) -> Any:
-    """Train a byte-level BPE tokenizer (RoBERTa's kind) on ``texts``; returns a ``RobertaTokenizer``.
-
-    Built with ``RobertaTokenizer(vocab=..., merges=...)``: in transformers 5
-    ``RobertaTokenizerFast(vocab_file=..., merges_file=...)`` silently ignores its files.
-    """
-    from tokenizers import ByteLevelBPETokenizer
-
-    tf = _transformers()
-    bpe = ByteLevelBPETokenizer()
-    bpe.train_from_iterator(
-        texts, vocab_size=vocab_size, min_frequency=2, special_tokens=SPECIAL_TOKENS, show_progress=False
-    )
-    model = json.loads(bpe.to_str())["model"]
-    merges = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in model["merges"]]
-    return tf.RobertaTokenizer(vocab=model["vocab"], merges=merges, model_max_length=model_max_length)
-
-
 def tiny_roberta(
     vocab_size: int, hidden: int = 128, layers: int = 4, heads: int = 4, max_length: int = 256, masked_lm: bool = True
 ) -> Any:
@@ -221,25 +202,6 @@ def tiny_roberta(
         eos_token_id=2,
     )
     return (tf.RobertaForMaskedLM if masked_lm else tf.RobertaModel)(cfg)
-
-
-def mask_tokens(
-    input_ids: torch.Tensor, tokenizer: Any, generator: torch.Generator, p: float = 0.15
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """BERT-style masking for MLM: of a ``p`` share of real tokens, 80 % -> ``<mask>``, 10 % random, 10 % kept.
-
-    Returns ``(masked_ids, labels)``; labels are -100 where nothing is predicted.
-    """
-    labels = input_ids.clone()
-    special = torch.isin(input_ids, torch.tensor(tokenizer.all_special_ids))
-    chosen = (torch.rand(input_ids.shape, generator=generator) < p) & ~special
-    labels[~chosen] = -100
-    ids = input_ids.clone()
-    roll = torch.rand(input_ids.shape, generator=generator)
-    ids[chosen & (roll < 0.8)] = tokenizer.mask_token_id
-    rand = chosen & (roll >= 0.8) & (roll < 0.9)
-    ids[rand] = torch.randint(len(SPECIAL_TOKENS), len(tokenizer), (int(rand.sum()),), generator=generator)
-    return ids, labels
 
 
 # --------------------------------------------------------------------------- settings

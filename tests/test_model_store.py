@@ -9,6 +9,7 @@ import pytest
 
 from helpers import config, model_store
 from helpers import crabnet as ct
+from coursetools import pretraining
 from helpers import text_models as tm
 
 
@@ -50,7 +51,7 @@ def test_crabnet_saves_into_the_store_and_loads_checked(store: Path) -> None:
 
 
 def test_text_model_saves_into_the_store_and_loads(store: Path) -> None:
-    tokenizer = tm.train_bpe_tokenizer(["GaAs is a semiconductor", "NaCl is an insulator"] * 4, vocab_size=120)
+    tokenizer = pretraining.train_bpe_tokenizer(["GaAs is a semiconductor", "NaCl is an insulator"] * 4, vocab_size=120)
     encoder = tm.tiny_roberta(len(tokenizer), hidden=16, layers=1, heads=2, max_length=32, masked_lm=False)
     cfg = tm.TextConfig(model="tiny", max_length=32, head_hidden=8).validate()
     model = tm.TextRegressor(encoder, head_hidden=8).eval()

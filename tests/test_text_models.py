@@ -10,6 +10,7 @@ import torch
 from pymatgen.core import Composition
 
 from helpers import config, splits
+from coursetools import pretraining
 from helpers import text_models as tm
 from helpers.descriptions import describe, describe_rows, token_categories
 from helpers.mp_data import read_dataset_csv
@@ -30,7 +31,7 @@ def data(mp):
 @pytest.fixture(scope="module")
 def tiny(data):
     """A one-layer RoBERTa (hidden 32) with a BPE tokenizer trained on the fixture texts."""
-    tokenizer = tm.train_bpe_tokenizer(data[0], vocab_size=300, model_max_length=128)
+    tokenizer = pretraining.train_bpe_tokenizer(data[0], vocab_size=300, model_max_length=128)
     torch.manual_seed(0)
     encoder = tm.tiny_roberta(len(tokenizer), hidden=32, layers=1, heads=2, max_length=128, masked_lm=False)
     return encoder, tokenizer
@@ -195,7 +196,7 @@ def test_save_load_gives_identical_predictions(tiny, data, tmp_path):
 def test_mask_tokens_masks_only_real_tokens(tiny, data):
     _, tokenizer = tiny
     batch = tm._batch(tm.encode_texts(tokenizer, data[0][:32], 128).input_ids, tokenizer.pad_token_id, "cpu")
-    ids, labels = tm.mask_tokens(batch["input_ids"], tokenizer, torch.Generator().manual_seed(0))
+    ids, labels = pretraining.mask_tokens(batch["input_ids"], tokenizer, torch.Generator().manual_seed(0))
     chosen = labels != -100
     special = torch.isin(batch["input_ids"], torch.tensor(tokenizer.all_special_ids))
     assert not (chosen & special).any()
