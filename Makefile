@@ -2,11 +2,11 @@
 VENV ?= .venv
 # The Python that runs the course. Unless PY is given (`make course PY=python`): $(VENV) when it
 # exists; else the active `python` when it already is a complete course environment (Binder, a
-# finished conda env; checked by scripts/check_env.py), so no second environment is built;
+# finished conda env; checked by scripts/verify_install.py), so no second environment is built;
 # else $(VENV), which `make env` creates.
 ifeq ($(origin PY),undefined)
 PY := $(shell if [ -x "$(VENV)/bin/python" ]; then echo "$(VENV)/bin/python"; \
-  elif python scripts/check_env.py --quiet >/dev/null 2>&1; then command -v python; \
+  elif python scripts/verify_install.py --quiet >/dev/null 2>&1; then command -v python; \
   else echo "$(VENV)/bin/python"; fi)
 endif
 # setup_env.sh builds/updates $(VENV), or completes the environment of any other PY in place
@@ -37,13 +37,13 @@ env-test:
 	BANDGAP_VENV=$(VENV) bash scripts/setup_env.sh $(ENV_ARGS) --test
 
 course: env
-	BANDGAP_NOMAD_OFFLINE=$${BANDGAP_NOMAD_OFFLINE:-0} $(PY) -m helpers.course
+	BANDGAP_NOMAD_OFFLINE=$${BANDGAP_NOMAD_OFFLINE:-0} $(PY) -m coursetools.course
 
 test: env-test lint
 	BANDGAP_MODE=quick BANDGAP_NOMAD_OFFLINE=1 $(PY) -m pytest -p no:cacheprovider tests notebooks \
 	  --nbval-lax --nbval-current-env --nbval-cell-timeout=1800 -o addopts= -rfE
 
-# The edit loop: lint + unit tests of helpers/, without notebooks, model training, browser or slow process tests.
+# The edit loop: lint + unit tests of helpers/, exercises/ and coursetools/, without notebooks, model training, browser or slow process tests.
 test-fast: env-test lint
 	BANDGAP_MODE=quick BANDGAP_NOMAD_OFFLINE=1 $(PY) -m pytest -p no:cacheprovider tests -q \
 	  -m "not slow and not browser" -o addopts= -rfE
@@ -51,7 +51,7 @@ test-fast: env-test lint
 # ruff: the rule set is in pyproject.toml ([tool.ruff]); format check on the Python sources.
 lint: env-test
 	$(PY) -m ruff check .
-	$(PY) -m ruff format --check helpers tests scripts benchmarks
+	$(PY) -m ruff format --check helpers coursetools exercises tests scripts benchmarks
 
 lab: env
 	$(PY) -m jupyter lab notebooks
@@ -60,16 +60,16 @@ benchmark: env
 	$(PY) benchmarks/crabnet_matbench.py --config both --threads 1 --jobs 2 --perovskite --perovskite-configs quick,full
 
 student: env
-	$(PY) -m helpers.assignments student
+	$(PY) -m coursetools.assignments student
 
 instructor: env
-	$(PY) -m helpers.assignments instructor
+	$(PY) -m coursetools.assignments instructor
 
 # Slides show figures when `make course` ran first (output/notebooks/); otherwise the stripped sources.
 slides: env
 	@src=$$(ls output/notebooks/[0-9][0-9]_*.ipynb 2>/dev/null || ls notebooks/[0-9][0-9]_*.ipynb); \
 	  echo "slides from: $$src"; \
-	  $(PY) -m helpers.slides export $$src --out build/slides
+	  $(PY) -m coursetools.slides export $$src --out build/slides
 
 # The website shows make course's executed copies (output/notebooks/) and offers the student versions
 # (make student) for download. Build tools live in their own .venv-book (scripts/setup_book_env.sh).

@@ -57,7 +57,7 @@ peak_cg=""
 oom=""
 export BANDGAP_SHARED_DIR="$WORK/no-shared" BANDGAP_NOMAD_OFFLINE=1 BANDGAP_OUTPUT_DIR="$WORK/output"
 set +e
-run_limited binder/start python -m helpers.course   # every lesson, 01-05, each in its own kernel
+run_limited binder/start python -m coursetools.course   # every lesson, 01-05, each in its own kernel
 course_rc=$?
 set -e
 [ -d "$CG" ] && rmdir "$CG" 2>/dev/null || true

@@ -57,7 +57,10 @@ def main(argv: list[str] | None = None) -> int:
         row["machine"] = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
         row["load_average_at_end"] = round(os.getloadavg()[0], 2)
         if name == "course":
-            run_json = Path(os.environ.get("BANDGAP_OUTPUT_DIR", REPO / "output")) / "course_run.json"
+            sys.path.insert(0, str(REPO))
+            from helpers import config  # BANDGAP_OUTPUT_DIR is read there only
+
+            run_json = config.output_dir() / "course_run.json"
             if run_json.exists():
                 row["notebooks"] = json.loads(run_json.read_text())["notebooks"]
         results[name] = row

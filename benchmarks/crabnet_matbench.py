@@ -93,7 +93,7 @@ def _peak_rss_mb() -> float:
 
 
 def _config(name: str, overrides: dict):
-    from helpers import crabnet_tools as ct
+    from helpers import crabnet as ct
 
     base = {"quick": ct.QUICK, "full": ct.FULL_CPU, "gpu": ct.FULL_GPU}[name]
     return replace(base, **overrides) if overrides else base
@@ -106,7 +106,7 @@ def _worker(task: dict) -> dict:
     import numpy as np
     import pandas as pd
 
-    from helpers import baselines, crabnet_tools as ct, evaluation
+    from helpers import baselines, crabnet as ct, evaluation
 
     threads = int(task["threads"])
     os.environ["BANDGAP_THREADS"] = str(threads)
@@ -221,8 +221,8 @@ def run_config(
     """Train and score ``cfg`` on ``folds``; ``jobs`` training processes run at the same time.
 
     Every ensemble member of every fold is its own process (``cfg.members`` per fold, with
-    the seeds of :func:`helpers.crabnet_tools.member_seeds`); the parent combines a fold's
-    members with :func:`helpers.crabnet_tools.combine_members`, exactly as
+    the seeds of :func:`helpers.crabnet.member_seeds`); the parent combines a fold's
+    members with :func:`helpers.crabnet.combine_members`, exactly as
     ``fit_crabnet(..., cfg)`` followed by ``predict`` would in one process (a unit test
     pins that equivalence down). ``total_wall_s`` is the elapsed time of the whole
     configuration (with ``jobs=1`` the sum of the processes). With ``jobs=2`` and
@@ -231,7 +231,7 @@ def run_config(
     """
     from concurrent.futures import ThreadPoolExecutor
 
-    from helpers import crabnet_tools as ct, evaluation
+    from helpers import crabnet as ct, evaluation
 
     load_start = os.getloadavg()[0]
     seeds = ct.member_seeds(seed, cfg.members)

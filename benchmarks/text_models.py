@@ -3,7 +3,7 @@
 
 One seeded random split by formula of data/mp_computed_materials.csv (helpers.splits.split_by_formula,
 seed 42). Rows: predict-the-mean, a random forest on the numbers the structured text contains
-(helpers.descriptions.numeric_features), CrabNet (helpers.crabnet_tools, full CPU configuration) on the
+(helpers.descriptions.numeric_features), CrabNet (helpers.crabnet, full CPU configuration) on the
 same formulas, and every encoder x format x regime (the shipped bandgap-roberta-tiny and MiniLM; full
 fine-tuning and frozen encoder + head). Settings: configs/text_regression.yaml, ``full`` preset (``--quick``:
 the quick preset, written to a separate file). Epochs are chosen on validation; the test split is
@@ -137,15 +137,13 @@ def run_row(name: str, quick: bool, split_kind: str = "random") -> dict:
     elif kind == "crabnet":
         import pandas as pd
 
-        from helpers import crabnet_tools
+        from helpers import crabnet
 
-        cfg, _ = crabnet_tools.config_for("quick" if quick else "full", "cpu")
+        cfg, _ = crabnet.config_for("quick" if quick else "full", "cpu")
         data = {
             p: pd.DataFrame({"formula": df["formula_reduced"].to_numpy(), "target": y[p]}) for p, df in parts.items()
         }
-        model = crabnet_tools.fit_crabnet(
-            data["train"], data["val"], cfg, device="cpu", seed=SEED, threads=1, progress=False
-        )
+        model = crabnet.fit_crabnet(data["train"], data["val"], cfg, device="cpu", seed=SEED, threads=1, progress=False)
         pred = {p: model.predict(d["formula"], threads=1)["prediction_eV"].to_numpy() for p, d in data.items()}
         rec.update(params=int(model.n_parameters), config=cfg.name)
     elif kind == "text":

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from . import config
-from .composition import ParsedFormula, read_formula
+from .composition import ParsedFormula, atomic_fractions
 
 #: Element-property tables available for features (file stems in crabnet's element_properties).
 TABLES: tuple[str, ...] = ("magpie", "oliynyk")
@@ -74,7 +74,7 @@ def featurize(
     unknown = set(stats) - set(STATS)
     if unknown:
         raise ValueError(f"unknown stats {sorted(unknown)}; choose from {STATS}")
-    parsed = [read_formula(f if isinstance(f, ParsedFormula) else str(f)) for f in formulas]
+    parsed = [atomic_fractions(f if isinstance(f, ParsedFormula) else str(f)) for f in formulas]
     n = len(parsed)
     k = max((p.n_elements for p in parsed), default=1)
     blocks = []

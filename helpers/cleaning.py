@@ -21,7 +21,7 @@ The steps, in the order notebook 02 teaches them:
 
 Formula parsing and the normalized-formula convention live in :mod:`helpers.formulas`;
 unit conversions in :mod:`helpers.units`. The formula names the lesson uses
-(``cleaning.parse_formula``, ``cleaning.normalize_formula``, ``cleaning.expand_abbreviations``,
+(``cleaning.element_amounts``, ``cleaning.normalize_formula``, ``cleaning.expand_abbreviations``,
 ``cleaning.abbreviations_table``, ...) are imported here from there.
 """
 
@@ -43,7 +43,7 @@ from .formulas import (  # noqa: F401  (abbreviations_table, expand_abbreviation
     elements_of,
     expand_abbreviations,
     normalize_formula,
-    parse_formula,
+    element_amounts,
     same_composition,
     symbols_in,
 )
@@ -397,12 +397,12 @@ def compare_descriptive_reduced(df: pd.DataFrame) -> FormulaComparison:
         except FormulaError:  # ambiguous, e.g. PMA2PbI4 (P + MA or an unknown cation PMA?)
             expanded = desc
         try:
-            a = parse_formula(red)
+            a = element_amounts(red)
         except FormulaError:
             reason = "reduced unparsable"
         else:
             try:
-                b = parse_formula(desc, expand=True)
+                b = element_amounts(desc, expand=True)
             except FormulaError as exc:
                 reason = (
                     "unknown symbol in descriptive" if exc.reason == "non-element symbol" else "descriptive unparsable"

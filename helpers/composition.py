@@ -1,12 +1,12 @@
 """Formulas as *model inputs*: validated element fractions and the keys built from them.
 
-Parsing itself lives in :mod:`helpers.formulas` (:func:`~helpers.formulas.parse_formula`,
+Parsing itself lives in :mod:`helpers.formulas` (:func:`~helpers.formulas.element_amounts`,
 :func:`~helpers.formulas.expand_abbreviations`, :class:`~helpers.formulas.FormulaError`,
 the rules for what is refused); this thin layer adds what the modelling code needs on
-top. It is a separate module so that modelling code (crabnet_tools, baselines, splits,
+top. It is a separate module so that modelling code (helpers.crabnet, baselines, splits,
 predictor) depends on a small, stable interface rather than on the parser's internals:
 
-- :func:`read_formula` -> :class:`ParsedFormula` (atomic fractions, elements,
+- :func:`atomic_fractions` -> :class:`ParsedFormula` (atomic fractions, elements,
   and how the text was read, e.g. ``MAPbI3`` -> ``(CH6N)PbI3``);
 - :func:`chemical_system` (``"Br-Cs-I-Pb"``) and :func:`composition_key`, the keys
   used to group formulas and to match ``PbI3CH6N`` with ``CH6I3NPb``;
@@ -18,9 +18,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .formulas import FormulaError, check_model_fractions, expand_abbreviations, parse_formula
+from .formulas import FormulaError, check_model_fractions, expand_abbreviations, element_amounts
 
-__all__ = ["FormulaError", "ParsedFormula", "read_formula", "chemical_system", "composition_key", "crabnet_formula"]
+__all__ = ["FormulaError", "ParsedFormula", "atomic_fractions", "chemical_system", "composition_key", "crabnet_formula"]
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,7 @@ class ParsedFormula:
         return len(self.fractions)
 
 
-def read_formula(formula: str | ParsedFormula) -> ParsedFormula:
+def atomic_fractions(formula: str | ParsedFormula) -> ParsedFormula:
     """Validate a formula and return its atomic fractions.
 
     Abbreviations such as ``MA``/``FA`` are expanded (see
@@ -65,7 +65,7 @@ def read_formula(formula: str | ParsedFormula) -> ParsedFormula:
         return formula
     if not isinstance(formula, str):
         raise FormulaError(f"a formula must be text, got {type(formula).__name__}", "unparsable formula")
-    amounts = parse_formula(formula, expand=True)  # checks length first, then expands
+    amounts = element_amounts(formula, expand=True)  # checks length first, then expands
     text = formula.strip()
     expanded = expand_abbreviations(text)
     total = sum(amounts.values())
@@ -76,12 +76,12 @@ def read_formula(formula: str | ParsedFormula) -> ParsedFormula:
 
 def chemical_system(formula: str | ParsedFormula) -> str:
     """Alphabetically sorted element set joined by dashes, e.g. ``"Br-Cs-I-Pb"``."""
-    return "-".join(read_formula(formula).elements)
+    return "-".join(atomic_fractions(formula).elements)
 
 
 def composition_key(formula: str | ParsedFormula, decimals: int = 4) -> tuple[tuple[str, float], ...]:
     """Order- and multiple-independent key: sorted (element, atomic fraction rounded to ``decimals``)."""
-    return tuple((el, round(frac, decimals)) for el, frac in read_formula(formula).fractions.items())
+    return tuple((el, round(frac, decimals)) for el, frac in atomic_fractions(formula).fractions.items())
 
 
 def crabnet_formula(formula: str | ParsedFormula) -> str:
@@ -93,6 +93,6 @@ def crabnet_formula(formula: str | ParsedFormula) -> str:
     element in fixed-point notation (``CsPbI3`` -> ``Cs1.000000I3.000000Pb1.000000``),
     so equal compositions are byte-identical inputs.
     """
-    fractions = read_formula(formula).fractions
+    fractions = atomic_fractions(formula).fractions
     smallest = min(fractions.values())
     return "".join(f"{el}{frac / smallest:.6f}" for el, frac in fractions.items())

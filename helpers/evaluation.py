@@ -108,7 +108,7 @@ def collect_predictions(
     Args:
         models: ``{name: model}``; a model has ``predict(formulas)`` returning an
             array (baselines) or a frame with ``prediction_eV``/``uncertainty_eV``
-            (:class:`helpers.crabnet_tools.CrabModel`).
+            (:class:`helpers.crabnet.CrabModel`).
         split: the split the models were trained on.
 
     Returns:

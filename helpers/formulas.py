@@ -94,7 +94,7 @@ __all__ = [
     "tokenize",
     "expand_abbreviations",
     "abbreviations_table",
-    "parse_formula",
+    "element_amounts",
     "integer_amounts",
     "format_formula",
     "normalize_formula",
@@ -210,7 +210,7 @@ def tokenize(formula: str) -> list[Token]:
     """Split formula text into tokens in one left-to-right pass (linear time, no regular expressions).
 
     Symbols are ``[A-Z][a-z]*`` (membership in the 118 elements is checked by
-    :func:`parse_formula`), amounts are ``12``, ``0.5``, ``.5`` or ``2.``,
+    :func:`element_amounts`), amounts are ``12``, ``0.5``, ``.5`` or ``2.``,
     brackets ``()``/``[]`` must match; spaces are skipped.
 
     Raises:
@@ -295,7 +295,7 @@ def expand_abbreviations(formula: str) -> str:
     * A bracketed name -- letters and digits that start and end with a letter,
       e.g. ``(PEA)``, ``(ThMA)``, ``(F3EA)``, ``(pF1PEA)`` -- is one token,
       expanded only when the whole name is known; otherwise it is left as it
-      is, and :func:`parse_formula` reports it (``(F3EA)`` -> non-element
+      is, and :func:`element_amounts` reports it (``(F3EA)`` -> non-element
       symbol, ``(pF1PEA)`` -> unparsable). A bracket whose content ends with an
       amount, ``(FA0.83MA0.17)``, is a mixture and its parts are expanded.
     * Outside such names a known abbreviation (longest first; never followed by
@@ -474,7 +474,7 @@ def check_model_fractions(text: str, fractions: Mapping[str, float]) -> None:
         )
 
 
-def parse_formula(formula: str, expand: bool = False) -> dict[str, float]:
+def element_amounts(formula: str, expand: bool = False) -> dict[str, float]:
     """Element amounts of a formula, e.g. ``"CH6I3NPb"`` -> ``{"C": 1, "H": 6, "I": 3, "N": 1, "Pb": 1}``.
 
     Args:
@@ -558,10 +558,10 @@ def normalize_formula(formula: str, expand: bool = False) -> str:
     this convention (NOMAD's) and not pymatgen's ``reduced_formula``.
 
     Raises:
-        FormulaError: see :func:`parse_formula` and :func:`integer_amounts`
+        FormulaError: see :func:`element_amounts` and :func:`integer_amounts`
             (``"Cs0.00001Pb"`` is refused, never ``"Cs0Pb"``).
     """
-    amounts = parse_formula(formula, expand=expand)
+    amounts = element_amounts(formula, expand=expand)
     try:
         return format_formula(integer_amounts(amounts))
     except FormulaError as exc:
@@ -572,9 +572,9 @@ def elements_of(formula: str, expand: bool = False) -> list[str]:
     """Element symbols of a formula, **alphabetical** (``"MAPbI3"``, expand -> ``["C", "H", "I", "N", "Pb"]``).
 
     Raises:
-        FormulaError: see :func:`parse_formula`.
+        FormulaError: see :func:`element_amounts`.
     """
-    return sorted(parse_formula(formula, expand=expand))
+    return sorted(element_amounts(formula, expand=expand))
 
 
 def symbols_in(text: str) -> list[str]:
@@ -622,15 +622,15 @@ def cell_formula(obj: Any) -> str:
     Accepts a pymatgen ``Structure``/``Composition``, a mapping element ->
     count, or formula text (``"Mn4K4O8"`` -> ``"K4Mn4O8"``, ``"Rb2 Te"`` ->
     ``"Rb2Te1"``; repeated elements are summed). This is the join key of
-    matbench's ``mp_gap`` (see :mod:`helpers.mp_build`).
+    matbench's ``mp_gap`` (see :mod:`coursetools.mp_build`).
 
     Raises:
-        FormulaError: for text that is not a formula (see :func:`parse_formula`).
+        FormulaError: for text that is not a formula (see :func:`element_amounts`).
         ValueError: for fractional (disordered) or non-positive amounts.
         TypeError: for any other input.
     """
     if isinstance(obj, str):
-        obj = parse_formula(obj)
+        obj = element_amounts(obj)
     if hasattr(obj, "composition"):  # Structure / Molecule
         obj = obj.composition
     if hasattr(obj, "get_el_amt_dict"):  # Composition

@@ -2,7 +2,7 @@
 
 Four questions, one section each:
 
-1. **What does the embedding space look like?** :func:`pooled_embeddings` gives one
+1. **What does the embedding space look like?** :func:`helpers.text_models.pooled_embeddings` gives one
    vector per text with exactly the pooling of the regression head
    (:meth:`helpers.text_models.TextRegressor.pooled`); :func:`tsne_2d` projects them
    to 2-D (seeded, perplexity stated); :func:`embedding_scores` puts numbers on it:
@@ -42,13 +42,13 @@ from . import config
 def fine_tuned_checkpoint(name: str) -> Path:
     """Folder where notebook 04 saves its fully fine-tuned text model for encoder ``name``.
 
-    The structured-format, full-fine-tuning checkpoint of :func:`helpers.text_models.default_checkpoint`
+    The structured-format, full-fine-tuning checkpoint of :func:`helpers.config.default_checkpoint` (kind ``"text"``)
     (``models/text/<encoder>_structured_full``, git-ignored; written by
     :func:`helpers.text_models.save_regressor`).
     """
     from . import text_models as tm
 
-    return tm.default_checkpoint(tm.checkpoint_name(name, "structured", "full"))
+    return config.default_checkpoint("text", tm.checkpoint_name(name, "structured", "full"))
 
 
 def load_or_train_regressor(
@@ -92,52 +92,6 @@ def load_or_train_regressor(
 def _encoder_of(model: Any) -> Any:
     """The bare encoder of a ``TextRegressor`` (``.encoder``) or the model itself."""
     return getattr(model, "encoder", model) if hasattr(model, "head") else model
-
-
-def pooled_embeddings(
-    model: Any,
-    tokenizer: Any,
-    texts: Sequence[str],
-    max_length: int = 128,
-    pooling: str | None = None,
-    batch_size: int = 64,
-) -> np.ndarray:
-    """One vector per text, pooled exactly as the regression head pools (model units).
-
-    Args:
-        model: a :class:`helpers.text_models.TextRegressor` (its own pooling is used) or
-            a bare encoder (then ``pooling`` is required and the encoder is wrapped in a
-            ``TextRegressor`` whose :meth:`pooled` does the pooling; its head is unused).
-        texts: the descriptions; tokenised and truncated by
-            :func:`helpers.text_models.encode_texts` (the same as training).
-        pooling: ``"mean"`` or ``"first"`` for a bare encoder; must match the regressor's
-            when both are given.
-
-    Returns:
-        ``(len(texts), hidden_size)`` float32 array.
-    """
-    import torch
-
-    from . import text_models as tm
-
-    if hasattr(model, "pooled"):
-        if pooling is not None and pooling != model.pooling:
-            raise ValueError(f"pooling {pooling!r} differs from the regressor's {model.pooling!r}")
-        regressor = model
-    else:
-        if pooling is None:
-            raise ValueError("a bare encoder needs pooling='mean' or 'first' (use the regressor's setting)")
-        regressor = tm.TextRegressor(model, pooling=pooling)
-    tm.check_max_length(regressor, max_length)
-    enc = tm.encode_texts(tokenizer, texts, max_length)
-    device = next(regressor.parameters()).device.type
-    regressor.eval()
-    out = []
-    with torch.no_grad():
-        for i in range(0, len(enc.input_ids), batch_size):
-            batch = tm._batch(enc.input_ids[i : i + batch_size], tokenizer.pad_token_id, device)
-            out.append(regressor.pooled(**batch).float().cpu().numpy())
-    return np.concatenate(out) if out else np.zeros((0, _encoder_of(regressor).config.hidden_size), np.float32)
 
 
 def tsne_2d(X: np.ndarray, perplexity: float = 30.0, seed: int = config.DEFAULT_SEED) -> np.ndarray:

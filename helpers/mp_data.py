@@ -3,7 +3,7 @@
 This is what notebooks 04-05 import: where the file and its manifest are, the
 meaning of its columns, and :func:`read_dataset_csv`. How the file is built
 (from matminer 0.3.9 and crabnet's matbench ``mp_gap``) is
-:mod:`helpers.mp_build`, used only by ``scripts/build_mp_dataset.py`` and tests.
+:mod:`coursetools.mp_build`, used only by ``scripts/build_mp_dataset.py`` and tests.
 
 Columns (:data:`COLUMNS` = :data:`helpers.schema.DFT_COLUMNS`): ``entry_id`` (MP id),
 ``formula_reduced`` (alphabetical, :func:`helpers.formulas.normalize_formula`),

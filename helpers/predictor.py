@@ -23,8 +23,8 @@ from typing import Any, Iterable
 
 import pandas as pd
 
-from .composition import FormulaError, composition_key, read_formula
-from .crabnet_tools import CrabModel, InvalidPredictionError, TooManyElementsError
+from .composition import FormulaError, composition_key, atomic_fractions
+from .crabnet import CrabModel, InvalidPredictionError, TooManyElementsError
 
 #: Example formulas shown in the widget's placeholder and docs.
 EXAMPLES: tuple[str, ...] = ("CsPbI3", "MAPbI3", "FA0.85MA0.15PbI2.55Br0.45", "CsSnBr3")
@@ -182,7 +182,7 @@ class Predictor:
     def _predict(self, formula: str) -> PredictionResult:
         query = formula
         try:
-            parsed = read_formula(formula)
+            parsed = atomic_fractions(formula)
         except FormulaError as exc:
             return PredictionResult(query=query, ok=False, message=f"Cannot read this formula: {exc}")
         try:

@@ -1,7 +1,7 @@
 """Crystal symmetry: crystal system and symbol from a space-group number, space group of a structure.
 
 One home for symmetry in the course: the Materials Project builder
-(:mod:`helpers.mp_build`) and notebooks 04-05 use these functions; NOMAD's
+(:mod:`coursetools.mp_build`) and notebooks 04-05 use these functions; NOMAD's
 own symmetry fields are read as served (:mod:`helpers.nomad`).
 
 * :func:`crystal_system_from_spacegroup` -- the seven crystal systems by the

@@ -60,7 +60,6 @@ MINILM_NAME = "minilm"
 #: The settings file (quick/full presets).
 CONFIG_PATH: Path = config.REPO_ROOT / "configs" / "text_regression.yaml"
 #: Special tokens of the course's byte-level BPE tokenizer (RoBERTa's).
-SPECIAL_TOKENS = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
 
 
 # --------------------------------------------------------------------------- loading
@@ -191,24 +190,6 @@ def show_tokens(tokenizer: Any, text: str) -> list[str]:
 # --------------------------------------------------------------------------- the shipped model's parts
 
 
-def train_bpe_tokenizer(texts: Sequence[str], vocab_size: int = 1000, model_max_length: int = 256) -> Any:
-    """Train a byte-level BPE tokenizer (RoBERTa's kind) on ``texts``; returns a ``RobertaTokenizer``.
-
-    Built with ``RobertaTokenizer(vocab=..., merges=...)``: in transformers 5
-    ``RobertaTokenizerFast(vocab_file=..., merges_file=...)`` silently ignores its files.
-    """
-    from tokenizers import ByteLevelBPETokenizer
-
-    tf = _transformers()
-    bpe = ByteLevelBPETokenizer()
-    bpe.train_from_iterator(
-        texts, vocab_size=vocab_size, min_frequency=2, special_tokens=SPECIAL_TOKENS, show_progress=False
-    )
-    model = json.loads(bpe.to_str())["model"]
-    merges = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in model["merges"]]
-    return tf.RobertaTokenizer(vocab=model["vocab"], merges=merges, model_max_length=model_max_length)
-
-
 def tiny_roberta(
     vocab_size: int, hidden: int = 128, layers: int = 4, heads: int = 4, max_length: int = 256, masked_lm: bool = True
 ) -> Any:
@@ -229,25 +210,6 @@ def tiny_roberta(
         eos_token_id=2,
     )
     return (tf.RobertaForMaskedLM if masked_lm else tf.RobertaModel)(cfg)
-
-
-def mask_tokens(
-    input_ids: torch.Tensor, tokenizer: Any, generator: torch.Generator, p: float = 0.15
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """BERT-style masking for MLM: of a ``p`` share of real tokens, 80 % -> ``<mask>``, 10 % random, 10 % kept.
-
-    Returns ``(masked_ids, labels)``; labels are -100 where nothing is predicted.
-    """
-    labels = input_ids.clone()
-    special = torch.isin(input_ids, torch.tensor(tokenizer.all_special_ids))
-    chosen = (torch.rand(input_ids.shape, generator=generator) < p) & ~special
-    labels[~chosen] = -100
-    ids = input_ids.clone()
-    roll = torch.rand(input_ids.shape, generator=generator)
-    ids[chosen & (roll < 0.8)] = tokenizer.mask_token_id
-    rand = chosen & (roll >= 0.8) & (roll < 0.9)
-    ids[rand] = torch.randint(len(SPECIAL_TOKENS), len(tokenizer), (int(rand.sum()),), generator=generator)
-    return ids, labels
 
 
 # --------------------------------------------------------------------------- settings
@@ -366,6 +328,10 @@ class TextConfig:
         for key in positive:
             if getattr(self, key) <= 0:
                 raise ValueError(f"{where}: {key} must be > 0, got {getattr(self, key)!r}")
+        if self.threads > config.max_threads():
+            raise ValueError(
+                f"{where}: threads must be <= {config.max_threads()} (4 x the CPU cores), got {self.threads}"
+            )
         for key in ("warmup_ratio", "dropout"):
             if not 0 <= getattr(self, key) < 1:
                 raise ValueError(f"{where}: {key} must be in [0, 1), got {getattr(self, key)!r}")
@@ -698,17 +664,6 @@ class FitResult:
     trainable_params: int = 0
 
 
-def choose_device(cfg: TextConfig) -> tuple[str, int]:
-    """CUDA if present, else CPU with ``cfg.threads`` threads (``BANDGAP_THREADS`` wins).
-
-    One thread is the default: on a shared 2-core machine one thread per training
-    process was measured several times faster than two.
-    """
-    threads = int(os.environ.get("BANDGAP_THREADS") or cfg.threads)
-    torch.set_num_threads(threads)
-    return ("cuda" if torch.cuda.is_available() else "cpu"), threads
-
-
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
@@ -756,7 +711,7 @@ def _prepare(
     that fails :meth:`TextConfig.validate` (e.g. a nan learning rate), texts that fail
     :func:`check_texts`, an empty part, a gap that is not a finite number >= 0 eV, and
     a different number of texts and gaps (no broadcasting). Then it
-    chooses device and threads, seeds everything, tokenises both parts once (truncated texts
+    chooses device (:func:`helpers.config.select_device`) and threads, seeds everything, tokenises both parts once (truncated texts
     counted and stated), sets the target scale from the *training* gaps (eV) only, freezes the
     encoder in the frozen regime and moves the model to the device. Returns (train, val
     encodings, train and val gaps as float32, a fresh :class:`FitResult`).
@@ -772,7 +727,9 @@ def _prepare(
             raise ValueError(
                 f"{len(texts)} {name}_texts but {len(y)} {name}_y: every text needs exactly one band gap (eV)"
             )
-    device, threads = choose_device(cfg)
+    # the course's one device probe (CUDA -> MPS -> CPU); BANDGAP_THREADS wins over cfg.threads (validated there)
+    choice = config.select_device(threads=config.cpu_threads(default=cfg.threads))
+    device, threads = choice.name, choice.threads
     config.seed_everything(cfg.seed)
     train = encode_texts(tokenizer, train_texts, cfg.max_length)
     val = encode_texts(tokenizer, val_texts, cfg.max_length)
@@ -861,26 +818,46 @@ def train_regressor(
 
 
 @torch.no_grad()
-def embed_texts(
-    model: TextRegressor,
+def pooled_embeddings(
+    model: Any,
     tokenizer: Any,
     texts: Sequence[str] | Encoded,
     max_length: int = 128,
+    pooling: str | None = None,
     batch_size: int = 64,
-    device: str | None = None,
-) -> torch.Tensor:
-    """Pooled encoder vectors, shape (n, hidden), in the model's pooling (encoder in eval mode).
+) -> np.ndarray:
+    """One vector per text, pooled exactly as the regression head pools (model units).
 
-    ``texts`` as in :func:`predict` (one bare str or bytes: ``TypeError``; none: shape (0, hidden)).
+    Args:
+        model: a :class:`TextRegressor` (its own pooling is used) or
+            a bare encoder (then ``pooling`` is required and the encoder is wrapped in a
+            ``TextRegressor`` whose :meth:`pooled` does the pooling; its head is unused).
+        texts: the descriptions, tokenised and truncated by :func:`encode_texts` (the same as
+            training), or an :class:`Encoded` already tokenised.
+        pooling: ``"mean"`` or ``"first"`` for a bare encoder; must match the regressor's
+            when both are given.
+
+    Returns:
+        ``(len(texts), hidden_size)`` float32 array.
     """
-    check_max_length(model, texts.max_length if isinstance(texts, Encoded) else max_length)
+    if hasattr(model, "pooled"):
+        if pooling is not None and pooling != model.pooling:
+            raise ValueError(f"pooling {pooling!r} differs from the regressor's {model.pooling!r}")
+        regressor = model
+    else:
+        if pooling is None:
+            raise ValueError("a bare encoder needs pooling='mean' or 'first' (use the regressor's setting)")
+        regressor = TextRegressor(model, pooling=pooling)
+    check_max_length(regressor, texts.max_length if isinstance(texts, Encoded) else max_length)
     enc = texts if isinstance(texts, Encoded) else encode_texts(tokenizer, texts, max_length)
-    device = device or next(model.parameters()).device.type
-    if not enc.input_ids:
-        return torch.zeros((0, model.encoder.config.hidden_size), device=device)
-    model.encoder.eval()
-    out = [model.pooled(**batch) for batch in _batches(enc, tokenizer.pad_token_id, device, batch_size)]
-    return torch.cat(out)
+    device = next(regressor.parameters()).device.type
+    regressor.eval()
+    out = []
+    with torch.no_grad():
+        for i in range(0, len(enc.input_ids), batch_size):
+            batch = _batch(enc.input_ids[i : i + batch_size], tokenizer.pad_token_id, device)
+            out.append(regressor.pooled(**batch).float().cpu().numpy())
+    return np.concatenate(out) if out else np.zeros((0, regressor.encoder.config.hidden_size), np.float32)
 
 
 def train_frozen_head(
@@ -911,8 +888,7 @@ def train_frozen_head(
         f"{len(y_train) + len(y_val)} texts once, then training the head ({result.trainable_params:,} parameters), {cfg.epochs} epochs"
     )
     x_train, x_val = (
-        embed_texts(model, tokenizer, train, device=device),
-        embed_texts(model, tokenizer, val, device=device),
+        torch.as_tensor(pooled_embeddings(model, tokenizer, part), device=device) for part in (train, val)
     )
     optimizer = torch.optim.AdamW(model.head.parameters(), lr=cfg.lr_head, weight_decay=cfg.weight_decay)
     steps_per_epoch = math.ceil(len(y_train) / cfg.batch_size)
@@ -992,7 +968,7 @@ def fit_text_model(
     """Load ``encoder_name``, train a head (full: :func:`train_regressor`; frozen: :func:`train_frozen_head`)
     on ``texts["train"]``/``y["train"]`` choosing the epoch on ``"val"``, predict every part (eV).
 
-    ``save_as``: a :func:`checkpoint_name`; the model is saved in :func:`default_checkpoint` (safetensors).
+    ``save_as``: a :func:`checkpoint_name`; the model is saved in ``config.default_checkpoint("text", save_as)``.
     ``predict_parts``: the parts to predict (default: all of ``texts``; skipping ``"train"`` saves time).
     """
     enc = load_encoder(encoder_name)
@@ -1007,7 +983,9 @@ def fit_text_model(
     run = TextRun(Path(encoder_name).name, cfg.format, cfg.regime, enc.n_params, fit, preds, len(texts["train"]))
     if save_as:
         meta = {"encoder": encoder_name, "source": enc.source, "fit": asdict(fit), **(extra or {})}
-        run.checkpoint = save_regressor(model, enc.tokenizer, default_checkpoint(save_as), cfg, extra=meta)
+        run.checkpoint = save_regressor(
+            model, enc.tokenizer, config.default_checkpoint("text", save_as), cfg, extra=meta
+        )
     return run
 
 
@@ -1084,7 +1062,7 @@ def _checked_folder(folder: Path) -> None:
     Checked with ``os.stat`` only, before anything is opened (opening a FIFO blocks forever).
     """
     from . import fileio
-    from .crabnet_tools import CheckpointError
+    from .checkpoint_checks import CheckpointError
 
     if not folder.is_dir():
         raise CheckpointError(f"text model folder {folder} does not exist or is not a folder")
@@ -1102,7 +1080,8 @@ def _checked_folder(folder: Path) -> None:
 
 def _checked_encoder_config(path: Path, raw: Any, saved: dict[str, Any]) -> None:
     """``config.json`` against :data:`CONFIG_LIMITS` and the architecture saved with the weights."""
-    from .crabnet_tools import CheckpointError, _shown
+    from .checkpoint_checks import CheckpointError
+    from .crabnet.configs import _shown
 
     if not isinstance(raw, dict):
         raise CheckpointError(f"{path}: must be a JSON object, got {type(raw).__name__}")
@@ -1125,7 +1104,7 @@ def _checked_encoder_config(path: Path, raw: Any, saved: dict[str, Any]) -> None
 def load_regressor(folder: str | Path, attn_implementation: str | None = None) -> tuple[TextRegressor, Any, TextConfig]:
     """Read what :func:`save_regressor` wrote; returns ``(model, tokenizer, config)`` in eval mode.
 
-    Everything is checked before the model is built, as :func:`helpers.crabnet_tools.load_model`
+    Everything is checked before the model is built, as :func:`helpers.crabnet.load_model`
     does for CrabNet: every file present and a regular file (a FIFO is refused without being
     opened), ``regressor.json``'s settings, ``config.json``'s sizes (:data:`CONFIG_LIMITS`,
     :data:`LAYER_NORM_EPS_RANGE`) and architecture (equal to what the weight file's metadata
@@ -1141,7 +1120,7 @@ def load_regressor(folder: str | Path, attn_implementation: str | None = None) -
     from safetensors.torch import load_file
 
     from . import fileio
-    from .crabnet_tools import CheckpointError, check_finite_tensor, check_target_scale
+    from .checkpoint_checks import CheckpointError, check_finite_tensor, check_target_scale
 
     tf = _transformers()
     folder = Path(folder)
@@ -1207,17 +1186,6 @@ def load_regressor(folder: str | Path, attn_implementation: str | None = None) -
     return model.eval(), tokenizer, cfg
 
 
-#: Where notebook 04 saves its fine-tuned text models (git-ignored); ``BANDGAP_MODELS_DIR`` overrides.
-MODELS_SUBDIR = "text"
-
-
-def models_dir() -> Path:
-    """Folder of the saved text regressors: ``<repo>/models/text`` (``BANDGAP_MODELS_DIR``/text if set)."""
-    root = os.environ.get("BANDGAP_MODELS_DIR", "").strip()
-    base = Path(root).expanduser() if root else config.REPO_ROOT / "models"
-    return (base / MODELS_SUBDIR).resolve()
-
-
 def checkpoint_name(encoder: str, fmt: str, regime: str) -> str:
     """Canonical name of a saved text model, e.g. ``bandgap-roberta-tiny_structured_full``.
 
@@ -1231,27 +1199,10 @@ def checkpoint_name(encoder: str, fmt: str, regime: str) -> str:
     return f"{Path(encoder).name}_{fmt}_{regime}"
 
 
-#: The model notebook 05 analyses: the shipped RoBERTa fine-tuned on structured text.
+#: The model notebook 05 analyses: the shipped RoBERTa fine-tuned on structured text. Notebook 04 saves
+#: it and ``bandgap-roberta-tiny_structured_frozen`` in the model store,
+#: ``config.default_checkpoint("text", name)`` (read back with :func:`load_regressor`).
 DEFAULT_CHECKPOINT = checkpoint_name(SHIPPED_NAME, "structured", "full")
-
-
-def default_checkpoint(name: str = DEFAULT_CHECKPOINT) -> Path:
-    """Folder where notebook 04 saves the text model ``name`` (read it with :func:`load_regressor`).
-
-    Names come from :func:`checkpoint_name`; notebook 04 saves at least
-    :data:`DEFAULT_CHECKPOINT` (``bandgap-roberta-tiny_structured_full``) and
-    ``bandgap-roberta-tiny_structured_frozen``, plus ``split.json`` (the seeded
-    split by formula, entry ids per side) in :func:`models_dir`.
-    """
-    if not name or "/" in name or name.startswith("."):
-        raise ValueError(f"checkpoint name must be a plain folder name, got {name!r}")
-    return models_dir() / name
-
-
-def saved_checkpoints() -> list[str]:
-    """Names of the text models saved so far (folders in :func:`models_dir` with ``regressor.json``)."""
-    folder = models_dir()
-    return sorted(p.name for p in folder.iterdir() if (p / "regressor.json").is_file()) if folder.is_dir() else []
 
 
 @lru_cache(maxsize=1)

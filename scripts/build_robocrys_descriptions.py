@@ -44,7 +44,8 @@ sys.path.insert(0, str(REPO_ROOT))
 sys.path.insert(0, str(REPO_ROOT / "scripts"))
 
 import build_mp_dataset  # noqa: E402  (sdist download/extraction: one home)
-from helpers import fileio, mp_build, mp_data, robocrys_data, symmetry  # noqa: E402
+from helpers import fileio, mp_data, robocrys_data, symmetry  # noqa: E402
+from coursetools import mp_build  # noqa: E402
 
 #: PYTHONHASHSEED the builder runs under (it re-executes itself with it).
 HASH_SEED = "0"

@@ -39,6 +39,7 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from helpers import config, splits  # noqa: E402
+from coursetools import pretraining  # noqa: E402
 from helpers import text_models as tm  # noqa: E402
 from helpers.descriptions import describe, describe_rows, texts_by_part  # noqa: E402
 from helpers.mp_data import read_dataset_csv  # noqa: E402
@@ -118,7 +119,7 @@ def mlm_accuracy(model, tokenizer, texts: list[str], max_length: int, seed: int,
     with torch.no_grad():
         for i in range(0, len(texts), batch_size):
             batch = tm._batch(enc.input_ids[i : i + batch_size], tokenizer.pad_token_id, "cpu")
-            ids, labels = tm.mask_tokens(batch["input_ids"], tokenizer, gen)
+            ids, labels = pretraining.mask_tokens(batch["input_ids"], tokenizer, gen)
             logits = model(input_ids=ids, attention_mask=batch["attention_mask"]).logits
             sel = labels != -100
             right += int((logits.argmax(-1)[sel] == labels[sel]).sum())
@@ -130,7 +131,7 @@ def pretrain(args: argparse.Namespace, train: list[str], held: list[str]):
     import torch
 
     tf = tm._transformers()
-    tokenizer = tm.train_bpe_tokenizer(train, vocab_size=args.vocab, model_max_length=args.max_positions)
+    tokenizer = pretraining.train_bpe_tokenizer(train, vocab_size=args.vocab, model_max_length=args.max_positions)
     torch.manual_seed(args.seed)
     model = tm.tiny_roberta(
         len(tokenizer), hidden=args.hidden, layers=args.layers, heads=args.heads, max_length=args.max_positions
@@ -145,7 +146,7 @@ def pretrain(args: argparse.Namespace, train: list[str], held: list[str]):
     for step in range(1, args.steps + 1):
         idx = rng.integers(0, len(enc.input_ids), args.batch_size)
         batch = tm._batch([enc.input_ids[j] for j in idx], tokenizer.pad_token_id, "cpu")
-        ids, labels = tm.mask_tokens(batch["input_ids"], tokenizer, gen)
+        ids, labels = pretraining.mask_tokens(batch["input_ids"], tokenizer, gen)
         loss = model(input_ids=ids, attention_mask=batch["attention_mask"], labels=labels).loss
         optimizer.zero_grad()
         loss.backward()

@@ -24,10 +24,10 @@
 #      Requires-Python <3.11, so pip on 3.11 would silently pick the old 1.0.x.
 #      2.0.8 is pure Python and tested here on 3.11 (tests/test_environment.py);
 #      its runtime dependencies are listed in requirements.txt.
-#   4. the course's own helpers package, editable.
-#   5. scripts/check_env.py verifies the result.
+#   4. the course's own packages (helpers, coursetools, exercises), editable.
+#   5. scripts/verify_install.py verifies the result.
 # A stamp file makes a second run instant when nothing changed (venv mode); in place, a
-# complete environment is detected by check_env.py and left untouched.
+# complete environment is detected by verify_install.py and left untouched.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 TORCH_CPU_INDEX=https://download.pytorch.org/whl/cpu
@@ -97,7 +97,7 @@ if [ "$MODE" = venv ]; then
 else
   check_args=()
   [ -n "$TEST" ] && check_args+=(--test)
-  if "$TARGET_PY" scripts/check_env.py --quiet "${check_args[@]}"; then
+  if "$TARGET_PY" scripts/verify_install.py --quiet "${check_args[@]}"; then
     exit 0   # already complete (Binder, a finished conda env): nothing to install
   fi
   "$TARGET_PY" -c 'import sys; assert sys.version_info[:2] == (3, 11), f"Python 3.11 required, found {sys.version}"'
@@ -121,6 +121,6 @@ $PIP install --quiet --no-deps --ignore-requires-python crabnet==2.0.8
 $PIP install --quiet --no-deps -e .
 check_args=()
 [ -n "$TEST" ] && check_args+=(--test)
-"$TARGET_PY" scripts/check_env.py "${check_args[@]}"
+"$TARGET_PY" scripts/verify_install.py "${check_args[@]}"
 [ "$MODE" = venv ] && echo "$want" > "$STAMP"
 exit 0

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from helpers import crabnet_tools as ct
+from helpers import crabnet as ct
 
 #: A SubCrab small enough for unit tests (4 epochs, 2 SWA check-ins).
 TINY = ct.CrabConfig(

@@ -1,6 +1,6 @@
 """Support for the real-browser test of the predictor widget.
 
-* :func:`write_predictor_notebook` saves a trained :class:`~helpers.crabnet_tools.CrabModel`
+* :func:`write_predictor_notebook` saves a trained :class:`~helpers.crabnet.CrabModel`
   (safetensors, via ``CrabModel.save``), a tiny dataset CSV and a notebook that
   loads both and displays ``Predictor(...).widget(initial="CsPbI3")``.
 * :class:`LabServer` runs a private JupyterLab on 127.0.0.1 with a random token
@@ -170,7 +170,7 @@ def write_predictor_notebook(folder: Path, model, dataset: pd.DataFrame) -> Path
         ),
         nbformat.v4.new_code_cell(
             "import pandas as pd\n"
-            "from helpers.crabnet_tools import load_model\n"
+            "from helpers.crabnet import load_model\n"
             "from helpers.predictor import Predictor\n"
             "\n"
             f"model = load_model({checkpoint!r})\n"

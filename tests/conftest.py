@@ -39,24 +39,24 @@ def nomad_dir() -> Path:
 @pytest.fixture(scope="module")
 def exact_entries(nomad_dir: Path) -> list[dict]:
     """The 60 recorded solar-cell entries in exact NOMAD format."""
-    from helpers import nomad_standin
+    from coursetools import nomad_recordings as recordings
 
-    return nomad_standin.psc_exact_entries(nomad_dir)
+    return recordings.psc_exact_entries(nomad_dir)
 
 
 @pytest.fixture(scope="module")
 def dft(nomad_dir: Path) -> list[dict]:
     """The 200 recorded computed-material entries."""
-    from helpers import nomad_standin
+    from coursetools import nomad_recordings as recordings
 
-    return nomad_standin.dft_entries(nomad_dir)
+    return recordings.dft_entries(nomad_dir)
 
 
 @pytest.fixture(scope="module")
 def module_server(exact_entries: list[dict], dft: list[dict]):
     """One stand-in per test module serving the 60 solar cells and the 200 DFT entries,
     with fault injection plugged into its hook (``server.inject(...)``)."""
-    from helpers import nomad_faults
+    from coursetools import nomad_faults
 
     with nomad_faults.FaultyStandinServer(exact_entries + dft) as server:
         yield server
@@ -74,3 +74,25 @@ def srv(module_server):
 # tests/fixtures/*.ipynb are inputs of tests (test_assignments runs their generated versions under
 # nbval and nbclient); `pytest tests --nbval-lax` must not collect them a second time.
 collect_ignore_glob = ["fixtures/*.ipynb"]
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Fail the run when a course module was imported from another checkout.
+
+    An editable install of another checkout (a shared virtual environment) can answer an
+    import of a module this tree no longer has -- e.g. one that moved between packages --
+    and a test would then pass against foreign code.
+    """
+    import sys
+
+    root = Path(__file__).resolve().parent.parent
+    foreign = sorted(
+        name
+        for name, module in list(sys.modules.items())
+        if name.split(".")[0] in ("helpers", "coursetools", "exercises")
+        and getattr(module, "__file__", None)
+        and not Path(module.__file__).resolve().is_relative_to(root)
+    )
+    if foreign:
+        print(f"\nERROR: course modules imported from outside {root}: {', '.join(foreign)}", file=sys.stderr)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -1,4 +1,4 @@
-"""Tests for helpers.assignments: student and instructor versions from one source notebook."""
+"""Tests for coursetools.assignments: student and instructor versions from one source notebook."""
 
 from __future__ import annotations
 
@@ -11,8 +11,11 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from helpers import assignments, check, config
-from helpers.course import course_notebooks
+from helpers import config
+from coursetools import assignments
+from exercises import checks as check
+from exercises import quiz
+from coursetools.course import course_notebooks
 
 FIXTURE = Path(__file__).parent / "fixtures" / "lesson_demo.ipynb"
 
@@ -191,7 +194,7 @@ def student_course(tmp_path_factory) -> list[nbformat.NotebookNode]:
     """Build the student versions of the real lessons and run them in course order (01 -> 02 -> 03), each in a
     fresh kernel, as a student pressing Run All would. Data and outputs go to a temporary folder, so the files the
     source notebooks write for nbval are not touched. Costs one quick-mode course run (~1.5 min on 2 idle cores)."""
-    from helpers import course
+    from coursetools import course
 
     root = tmp_path_factory.mktemp("student-course")
     assert assignments.main(["student", *map(str, course_notebooks()), "--out", str(root / "build")]) == 0
@@ -240,15 +243,17 @@ def test_real_lessons_have_the_frame(path: Path) -> None:
     assert "After this lesson you can" in text and "| concept | why it matters here |" in text
     assert "student time" in text.lower() and "**total**" in text
     assert "docs/glossary.md" in text
-    assert all("slideshow" in c.metadata for c in nb.cells), "run: python -m helpers.slides tag notebooks/NN_*.ipynb"
-    checks = {m for c in nb.cells if c.cell_type == "code" for m in re.findall(r"check\.(ex_\d\d_\w+)\(", c.source)}
+    assert all("slideshow" in c.metadata for c in nb.cells), (
+        "run: python -m coursetools.slides tag notebooks/NN_*.ipynb"
+    )
+    checks = {m for c in nb.cells if c.cell_type == "code" for m in re.findall(r"checks\.(ex_\d\d_\w+)\(", c.source)}
     assert len(checks) >= 3, (path.name, checks)
     assert checks <= set(check.EXERCISES), checks - set(check.EXERCISES)
     for i in assignments.exercise_cells(nb):
         if nb.cells[i].cell_type == "code":
             assert "# HINT:" in nb.cells[i].source, (path.name, i)
-    quizzes = set(re.findall(r'check\.show_quiz\("(\d\d\.\d)"\)', text))
-    assert 3 <= len(quizzes) <= 5 and quizzes <= set(check.QUIZ), quizzes
+    quizzes = set(re.findall(r'quiz\.show\("(\d\d\.\d)"\)', text))
+    assert 3 <= len(quizzes) <= 5 and quizzes <= set(quiz.questions()), quizzes
 
 
 # ------------------------------------------------------------------ hostile sources (issue 19, item 1)

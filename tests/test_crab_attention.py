@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from _crab_fixtures import TINY, tiny_model
 
-from helpers import crab_attention as ca
+from helpers.crabnet import attention as ca
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""Tests for helpers.datasource: live vs replay, honest descriptions, clear stop when data is missing."""
+"""Tests for coursetools.datasource: live vs replay, honest descriptions, clear stop when data is missing."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from helpers import course_data, datasource, nomad, schema
+from helpers import nomad, schema
+from coursetools import course_data, datasource
 from helpers.lesson import StopLesson
 
 

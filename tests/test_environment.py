@@ -47,9 +47,9 @@ def test_installed_versions_match_pins() -> None:
 
 
 def test_every_installed_package_is_at_its_locked_version() -> None:
-    """Not only the direct pins: all ~140 packages match requirements.lock (scripts/check_env.py)."""
+    """Not only the direct pins: all ~140 packages match requirements.lock (scripts/verify_install.py)."""
     result = subprocess.run(
-        [sys.executable, "scripts/check_env.py", "--test"], cwd=config.REPO_ROOT, capture_output=True, text=True
+        [sys.executable, "scripts/verify_install.py", "--test"], cwd=config.REPO_ROOT, capture_output=True, text=True
     )
     assert result.returncode == 0, result.stdout + result.stderr
 

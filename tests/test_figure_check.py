@@ -11,7 +11,7 @@ from pathlib import Path
 import nbformat
 from nbformat.v4 import new_code_cell, new_notebook, new_output
 
-from helpers import nbcheck
+from coursetools import expected_outputs as nbcheck
 from helpers.config import REPO_ROOT
 
 TEXT_ONLY = new_output("execute_result", data={"text/plain": "<Figure size 600x400 with 1 Axes>"}, execution_count=1)

@@ -289,19 +289,19 @@ def test_pooled_embeddings_match_the_head_pooling(shipped, description):
     from helpers import text_models as tm
 
     texts = [description.text, "formula: NaCl"]
-    X = ip.pooled_embeddings(shipped.model, shipped.tokenizer, texts, 128, pooling="mean")
+    X = tm.pooled_embeddings(shipped.model, shipped.tokenizer, texts, 128, pooling="mean")
     ids = torch.tensor([tm.encode_texts(shipped.tokenizer, texts[1:], 128).input_ids[0]])
     with torch.no_grad():
         hidden = shipped.model(input_ids=ids, attention_mask=torch.ones_like(ids)).last_hidden_state[0]
     np.testing.assert_allclose(X[1], hidden.mean(dim=0).numpy(), atol=1e-5)  # padding in the batch changes nothing
-    first = ip.pooled_embeddings(shipped.model, shipped.tokenizer, texts, 128, pooling="first")
+    first = tm.pooled_embeddings(shipped.model, shipped.tokenizer, texts, 128, pooling="first")
     np.testing.assert_allclose(first[1], hidden[0].numpy(), atol=1e-5)
     reg = tm.TextRegressor(shipped.model, pooling="first")
-    np.testing.assert_allclose(ip.pooled_embeddings(reg, shipped.tokenizer, texts, 128), first, atol=1e-6)
+    np.testing.assert_allclose(tm.pooled_embeddings(reg, shipped.tokenizer, texts, 128), first, atol=1e-6)
     with pytest.raises(ValueError, match="differs"):
-        ip.pooled_embeddings(reg, shipped.tokenizer, texts, 128, pooling="mean")
+        tm.pooled_embeddings(reg, shipped.tokenizer, texts, 128, pooling="mean")
     with pytest.raises(ValueError, match="bare encoder"):
-        ip.pooled_embeddings(shipped.model, shipped.tokenizer, texts, 128)
+        tm.pooled_embeddings(shipped.model, shipped.tokenizer, texts, 128)
 
 
 def test_shipped_attention_rows_and_categories(shipped, description):

@@ -1,4 +1,4 @@
-"""Tests for helpers.mp_build, helpers.mp_data and the committed data/mp_computed_materials.csv.
+"""Tests for coursetools.mp_build, helpers.mp_data and the committed data/mp_computed_materials.csv.
 
 Offline: the build logic is exercised on tiny hand-made files; the real
 dataset is only read (scripts/build_mp_dataset.py --check rebuilds it).
@@ -15,7 +15,7 @@ from pymatgen.core import Lattice, Structure
 from pymatgen.io.vasp.inputs import Poscar
 
 from helpers import formulas, mp_data, schema, symmetry
-from helpers import mp_build as mp
+from coursetools import mp_build as mp
 
 # --------------------------------------------------------------------------- formulas
 

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from helpers import fileio, nomad, schema
-from helpers import nomad_standin as standin
+from helpers import config, fileio, nomad, schema
+from coursetools import nomad_standin as standin
 
 REPO = Path(__file__).resolve().parent.parent
 PULL_SCRIPT = Path(__file__).resolve().parent / "_nomad_pull_subprocess.py"
@@ -377,7 +377,7 @@ def test_nomad_reachable(srv, monkeypatch: pytest.MonkeyPatch) -> None:
     assert nomad.nomad_reachable("http://127.0.0.1:1/api/v1", timeout=0.5) is False
     assert nomad.nomad_reachable(srv.base_url + "/nowhere", timeout=2) is False
     monkeypatch.setenv("BANDGAP_NOMAD_OFFLINE", "1")
-    assert nomad.nomad_offline() is True
+    assert config.nomad_offline() is True
     assert nomad.nomad_reachable(srv.base_url, timeout=2) is False
 
 
@@ -520,10 +520,10 @@ def test_crash_while_publishing_is_finished_without_new_requests(
             raise KeyboardInterrupt("killed while publishing")
         return real_replace(src, dst)
 
-    monkeypatch.setattr(nomad.os, "replace", crash_on_publish)
+    monkeypatch.setattr(os, "replace", crash_on_publish)
     with pytest.raises(KeyboardInterrupt):
         _pull(client, out, page_size=4)
-    monkeypatch.setattr(nomad.os, "replace", real_replace)
+    monkeypatch.setattr(os, "replace", real_replace)
     assert not out.exists() and json.loads(nomad.pull_paths(out)["state"].read_text())["complete"]
 
     def crash_on_manifest(path, obj):

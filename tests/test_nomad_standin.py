@@ -1,4 +1,4 @@
-"""Tests for helpers.nomad_standin: data loaders, NOMAD-shaped answers, faults, CLI."""
+"""Tests for coursetools.nomad_standin: data loaders, NOMAD-shaped answers, faults, CLI."""
 
 from __future__ import annotations
 
@@ -14,8 +14,10 @@ from pathlib import Path
 import pytest
 import requests
 
-from helpers import nomad, nomad_faults, schema, units
-from helpers import nomad_standin as standin
+from helpers import nomad, schema, units
+from coursetools import nomad_faults
+from coursetools import nomad_recordings as recordings
+from coursetools import nomad_standin as standin
 
 REPO = Path(__file__).resolve().parent.parent
 SOLAR = "results.properties.optoelectronic.solar_cell"
@@ -23,7 +25,7 @@ SOLAR = "results.properties.optoelectronic.solar_cell"
 
 @pytest.fixture(scope="module")
 def snapshot(nomad_dir: Path) -> list[dict]:
-    return standin.psc_snapshot_entries(nomad_dir)
+    return recordings.psc_snapshot_entries(nomad_dir)
 
 
 def post(srv: standin.StandinServer, body, *, raw: bytes | None = None) -> requests.Response:
@@ -37,7 +39,7 @@ def post(srv: standin.StandinServer, body, *, raw: bytes | None = None) -> reque
 
 
 def test_snapshot_maps_every_export_row(snapshot, nomad_dir: Path) -> None:
-    with open(nomad_dir / standin.PSC_EXPORT_CSV, newline="") as fh:
+    with open(nomad_dir / recordings.PSC_EXPORT_CSV, newline="") as fh:
         rows = list(csv.DictReader(fh))
     assert len(snapshot) == len(rows) == 43_108
     ids = [e["entry_id"] for e in snapshot]
@@ -54,7 +56,7 @@ def test_snapshot_maps_every_export_row(snapshot, nomad_dir: Path) -> None:
 
 
 def test_snapshot_round_trip_recovers_clean_band_gaps(snapshot) -> None:
-    entry = standin.export_row_to_entry(
+    entry = recordings.export_row_to_entry(
         {"reduced_formulas": "CH6I3NPb", "descriptive_formulas": "MAPbI3", "bandgap": "1.6000001706098266"}, 7
     )
     assert entry["entry_id"] == "psc-export-00007"
@@ -79,7 +81,7 @@ def test_snapshot_mapping_agrees_with_genuine_entries(exact_entries, nomad_dir: 
             "descriptive_formulas": ref["chemical_formula_descriptive"],
             "bandgap": repr(float(ref["band_gap_J"]) * units.TUTORIAL_EV_PER_J) if ref["band_gap_J"] else "",
         }
-        mapped = standin.export_row_to_entry(export_row, i)
+        mapped = recordings.export_row_to_entry(export_row, i)
         g_mat, m_mat = genuine["results"]["material"], mapped["results"].get("material", {})
         for key in ("chemical_formula_reduced", "chemical_formula_descriptive", "elements"):
             assert m_mat.get(key) == g_mat.get(key), (genuine["entry_id"], key)
@@ -109,7 +111,7 @@ def test_exact_and_dft_loaders(exact_entries, dft) -> None:
 
 
 def test_describe_snapshot_says_what_is_missing(snapshot, exact_entries, dft) -> None:
-    snap = standin.describe_snapshot(snapshot)
+    snap = standin.describe_snapshot(snapshot, nomad.PSC_INCLUDE)
     device = [
         f"{SOLAR}.{f}"
         for f in (
@@ -125,20 +127,20 @@ def test_describe_snapshot_says_what_is_missing(snapshot, exact_entries, dft) ->
     assert snap["n_entries"] == 43_108 and snap["absent"] == device
     assert snap["fields"]["results.properties.electronic.band_gap.value"] == 32_454
     assert "results.material.chemical_formula_reduced" in snap["partial"]
-    exact = standin.describe_snapshot(exact_entries)
+    exact = standin.describe_snapshot(exact_entries, nomad.PSC_INCLUDE)
     assert set(device) <= set(exact["complete"]) and not exact["absent"]
-    d = standin.describe_snapshot(dft)
+    d = standin.describe_snapshot(dft, nomad.DFT_INCLUDE)
     assert "results.properties.structures.structure_original.n_sites" in d["absent"]
     assert "results.material.symmetry.space_group_number" in d["complete"]
 
 
 def test_missing_data_folder_gives_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    with pytest.raises(standin.NomadDataMissingError, match="BANDGAP_NOMAD_DATA") as info:
-        standin.psc_snapshot_entries(tmp_path)
+    with pytest.raises(recordings.NomadDataMissingError, match="BANDGAP_NOMAD_DATA") as info:
+        recordings.psc_snapshot_entries(tmp_path)
     assert str(tmp_path) in str(info.value) and "../shared/data/nomad" in str(info.value)
     monkeypatch.setenv("BANDGAP_NOMAD_DATA", str(tmp_path / "nowhere"))
     with pytest.raises(FileNotFoundError, match="nowhere"):
-        standin.dft_entries()
+        recordings.dft_entries()
 
 
 # --------------------------------------------------------------------------- NOMAD-shaped answers
@@ -370,7 +372,7 @@ def test_cli_serves_recorded_data(nomad_dir: Path) -> None:
         [
             sys.executable,
             "-m",
-            "helpers.nomad_standin",
+            "coursetools.nomad_standin",
             "--port",
             "0",
             "--dataset",
@@ -395,7 +397,7 @@ def test_cli_serves_recorded_data(nomad_dir: Path) -> None:
         proc.wait(timeout=10)
     assert proc.returncode == 0
     bad = subprocess.run(
-        [sys.executable, "-m", "helpers.nomad_standin", "--port", "0", "--data", "/nonexistent/nomad"],
+        [sys.executable, "-m", "coursetools.nomad_standin", "--port", "0", "--data", "/nonexistent/nomad"],
         cwd=REPO,
         env=env,
         capture_output=True,
@@ -408,8 +410,73 @@ def test_cli_serves_recorded_data(nomad_dir: Path) -> None:
 def test_without_the_shared_folder_the_standin_serves_the_course_data_release(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, nomad_dir: Path
 ) -> None:
-    """Binder / an offline laptop: no ../shared, yet `python -m helpers.nomad_standin` has data."""
+    """Binder / an offline laptop: no ../shared, yet `python -m coursetools.nomad_standin` has data."""
     monkeypatch.setenv("BANDGAP_NOMAD_DATA", str(tmp_path / "no-shared"))
     from_release = standin.load_datasets(["psc60", "dft"])
     assert from_release == standin.load_datasets(["psc60", "dft"], nomad_dir)
     assert len(from_release) == 260
+
+
+# ------------------------------------------------------------- the stand-in knows NOMAD, not the client
+
+
+def test_stand_in_does_not_learn_fields_from_the_client() -> None:
+    """Issue 15 item 3: the known fields come from recorded NOMAD data, never from helpers.nomad."""
+    import ast
+    import inspect
+
+    tree = ast.parse(inspect.getsource(standin))
+    imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)} | {
+        a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names
+    }
+    assert not any(m and m.startswith("helpers.nomad") for m in imported)
+    assert "PSC_INCLUDE" not in inspect.getsource(standin) and "DFT_INCLUDE" not in inspect.getsource(standin)
+
+
+def test_known_quantities_file_is_current() -> None:
+    """The committed list equals a fresh recording (from the release, plus the API recordings when present)."""
+    data = json.loads(standin.KNOWN_QUANTITIES_FILE.read_text())
+    fresh = set(standin.recorded_quantities())
+    if (standin.config.nomad_data_dir() / standin.API_RECORDINGS_DIR).is_dir():
+        assert sorted(fresh) == data["recorded"], (
+            "re-record: python -c 'from coursetools import nomad_standin as s; s.write_known_quantities()'"
+        )
+    else:  # Binder, a fresh clone: the release alone must reproduce its part
+        assert fresh <= set(data["recorded"])
+    assert all(isinstance(why, str) and len(why) > 40 for why in data["metainfo"].values())
+    assert not set(data["metainfo"]) & set(data["recorded"]), "a recorded path needs no metainfo note"
+    # the client's fields are all known, but not because the client lists them
+    assert set(nomad.PSC_INCLUDE + nomad.DFT_INCLUDE) <= standin.known_quantities()
+
+
+@pytest.fixture(scope="module")
+def release_server():
+    from coursetools import course_data
+
+    server = standin.StandinServer(course_data.release_entries("dft") + course_data.release_entries("psc_devices"))
+    yield server
+    server.stop()
+
+
+def test_misspelled_include_path_is_refused_by_stand_in_and_client(release_server, monkeypatch) -> None:
+    """A wrong field path in the client fails against the stand-in (422) with a clear client error."""
+    typo = "results.material.symetry.crystal_system"
+    body = nomad.dft_query(5)
+    body["required"]["include"] = [*body["required"]["include"], typo]
+    resp = requests.post(f"{release_server.base_url}/entries/query", json=body, timeout=10)
+    assert resp.status_code == 422
+    assert resp.json()["detail"] == [
+        {
+            "loc": ["body", "required", "include", typo],
+            "msg": f"{typo} is not a known quantity or section",
+            "type": "value_error",
+        }
+    ]
+    monkeypatch.setattr(nomad.client, "DFT_INCLUDE", [*nomad.DFT_INCLUDE, typo])  # where dft_query reads it
+    client = nomad.NomadClient(release_server.base_url, max_retries=0)
+    with pytest.raises(nomad.NomadAPIError, match=rf"HTTP 422 .*required\.include\.{typo}: {typo} is not a known"):
+        client.post_query(nomad.dft_query(5))
+    # the genuine paths pass, and so does a whole section
+    assert client.post_query(dict(body, required={"include": ["results.material.symmetry"]}))["data"]
+    assert standin.NOMAD_MAX_PAGE_SIZE == nomad.NOMAD_MAX_PAGE_SIZE
+    assert recordings.SOLAR_CELL_SECTION == nomad.SOLAR_CELL_SECTION

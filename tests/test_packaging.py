@@ -68,7 +68,7 @@ def test_environment_yml_binder_and_venv_install_the_same_pins() -> None:
 def test_binder_post_build_completes_and_checks_the_environment() -> None:
     post = (ROOT / "binder" / "postBuild").read_text()
     assert "set -e" in post and os.access(ROOT / "binder" / "postBuild", os.X_OK)
-    assert "python scripts/check_env.py" in post
+    assert "python scripts/verify_install.py" in post
 
 
 def test_test_only_packages_stay_out_of_the_students_environments() -> None:
@@ -148,12 +148,12 @@ def test_make_uses_an_already_complete_environment(tmp_path) -> None:
     explicit = subprocess.run(
         ["make", "-n", "course", "PY=python"], cwd=ROOT, capture_output=True, text=True, check=True
     ).stdout
-    assert "setup_env.sh --python python" in explicit and "python -m helpers.course" in explicit
+    assert "setup_env.sh --python python" in explicit and "python -m coursetools.course" in explicit
     # auto-detection: no venv at VENV, the active python is complete -> it is used
     bindir = Path(sys.executable).parent
     env = {**os.environ, "PATH": f"{bindir}:{os.environ['PATH']}"}
-    if subprocess.run([sys.executable, "scripts/check_env.py", "--quiet"], cwd=ROOT).returncode != 0:
-        pytest.fail("this test environment is not complete (scripts/check_env.py); run make env")
+    if subprocess.run([sys.executable, "scripts/verify_install.py", "--quiet"], cwd=ROOT).returncode != 0:
+        pytest.fail("this test environment is not complete (scripts/verify_install.py); run make env")
     auto = subprocess.run(
         ["make", "-n", "course", f"VENV={tmp_path / 'none'}"],
         cwd=ROOT,
@@ -163,7 +163,7 @@ def test_make_uses_an_already_complete_environment(tmp_path) -> None:
         check=True,
     ).stdout
     python = shutil.which("python", path=env["PATH"])
-    assert f"setup_env.sh --python {python}" in auto and f"{python} -m helpers.course" in auto
+    assert f"setup_env.sh --python {python}" in auto and f"{python} -m coursetools.course" in auto
     # default with an existing venv: the venv, built by setup_env.sh without --python
     venv = tmp_path / "venv" / "bin"
     venv.mkdir(parents=True)
@@ -172,11 +172,11 @@ def test_make_uses_an_already_complete_environment(tmp_path) -> None:
         ["make", "-n", "course", f"VENV={tmp_path / 'venv'}"], cwd=ROOT, capture_output=True, text=True, check=True
     ).stdout
     assert f"BANDGAP_VENV={tmp_path / 'venv'} bash scripts/setup_env.sh \n" in default
-    assert f"{venv / 'python'} -m helpers.course" in default
+    assert f"{venv / 'python'} -m coursetools.course" in default
 
 
 def test_setup_env_in_place_leaves_a_complete_environment_alone() -> None:
-    """In place on a complete environment: check_env.py says so and pip is never called."""
+    """In place on a complete environment: verify_install.py says so and pip is never called."""
     out = subprocess.run(
         ["bash", "scripts/setup_env.sh", "--python", sys.executable, "--test"],
         cwd=ROOT,

@@ -11,7 +11,7 @@ import pytest
 
 from _crab_fixtures import tiny_model, tiny_split
 from helpers import config
-from helpers import crabnet_tools as ct
+from helpers import crabnet as ct
 from helpers import predictor
 
 pytestmark = pytest.mark.slow
@@ -105,8 +105,9 @@ def _calls_input(source: str) -> bool:
 def test_no_input_calls_in_notebook_03_or_its_helpers() -> None:
     """input() blocks headless runs (CI, nbval)."""
     root = config.REPO_ROOT
-    for module in ("crabnet_tools", "splits", "baselines", "predictor", "evaluation", "composition"):
-        assert not _calls_input((root / "helpers" / f"{module}.py").read_text()), module
+    paths = [root / "helpers" / f"{m}.py" for m in ("splits", "baselines", "predictor", "evaluation", "composition")]
+    for path in paths + sorted((root / "helpers" / "crabnet").glob("*.py")):
+        assert not _calls_input(path.read_text()), path.name
     nb = json.loads((root / "notebooks" / "03_crabnet.ipynb").read_text())
     for cell in nb["cells"]:
         if cell["cell_type"] == "code":

@@ -1,4 +1,4 @@
-"""Tests for helpers.slides: slide metadata from headings, offline reveal.js export."""
+"""Tests for coursetools.slides: slide metadata from headings, offline reveal.js export."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from helpers import slides
-from helpers.course import course_notebooks
+from coursetools import slides
+from coursetools.course import course_notebooks
 
 FIXTURE = Path(__file__).parent / "fixtures" / "lesson_demo.ipynb"
 
@@ -57,12 +57,12 @@ def test_tag_notebook_in_place_idempotent_and_keep_existing(tmp_path: Path) -> N
 
 @pytest.mark.parametrize("path", course_notebooks(), ids=lambda p: p.name)
 def test_committed_notebooks_are_arranged_for_the_lecture(path: Path, tmp_path: Path) -> None:
-    """The committed notebooks carry what `python -m helpers.slides tag` writes (so RISE shows the
+    """The committed notebooks carry what `python -m coursetools.slides tag` writes (so RISE shows the
     deck's slides): tagging a copy again changes no byte; every slide keeps its text short."""
     copy = tmp_path / path.name
     shutil.copy(path, copy)
     slides.tag_notebook(copy)
-    assert copy.read_bytes() == path.read_bytes(), f"run: python -m helpers.slides tag {path}"
+    assert copy.read_bytes() == path.read_bytes(), f"run: python -m coursetools.slides tag {path}"
     nb = nbformat.read(path, as_version=4)
     assert slides.count_slides(nb)["slides"] >= 3
     for cell in nb.cells:
@@ -114,7 +114,7 @@ def test_split_point_rejects_a_negative_budget() -> None:
 def test_lecture_cells_one_idea_per_slide() -> None:
     nb = _nb(
         ("markdown", f"# 01 · Title\n\n{LONG}"),
-        ("code", "from helpers.envcheck import check_environment\ncheck_environment('01')"),
+        ("code", "from coursetools.readiness import check_environment\ncheck_environment('01')"),
         ("code", "import pandas as pd\n%matplotlib inline"),
         ("markdown", "## 1 · Idea\n\nOne sentence."),
         ("code", "x = 1\nx"),

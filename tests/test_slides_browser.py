@@ -22,8 +22,9 @@ import nbformat
 import pytest
 
 import _ui_notebook as ui
-from helpers import config, slides
-from helpers.course import course_notebooks
+from coursetools import slides
+from helpers import config
+from coursetools.course import course_notebooks
 
 pytestmark = [
     pytest.mark.browser,

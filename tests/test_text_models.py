@@ -10,7 +10,8 @@ import pytest
 import torch
 from pymatgen.core import Composition
 
-from helpers import splits
+from helpers import config, splits
+from coursetools import pretraining
 from helpers import text_models as tm
 from helpers.descriptions import describe, describe_rows, token_categories
 from helpers.mp_data import read_dataset_csv
@@ -31,7 +32,7 @@ def data(mp):
 @pytest.fixture(scope="module")
 def tiny(data):
     """A one-layer RoBERTa (hidden 32) with a BPE tokenizer trained on the fixture texts."""
-    tokenizer = tm.train_bpe_tokenizer(data[0], vocab_size=300, model_max_length=128)
+    tokenizer = pretraining.train_bpe_tokenizer(data[0], vocab_size=300, model_max_length=128)
     torch.manual_seed(0)
     encoder = tm.tiny_roberta(len(tokenizer), hidden=32, layers=1, heads=2, max_length=128, masked_lm=False)
     return encoder, tokenizer
@@ -134,6 +135,33 @@ def test_training_reduces_loss_and_reports_progress(tiny, data, capsys):
     assert model.y_std.item() == pytest.approx(float(np.std(y[:64], ddof=1)), rel=1e-4)
 
 
+def test_training_uses_the_course_device_probe_and_thread_rule(tiny, data, monkeypatch):
+    """One device probe (config.select_device: CUDA -> MPS -> CPU) and one validated BANDGAP_THREADS."""
+    encoder, tokenizer = tiny
+    texts, y = data
+    calls = []
+
+    def probe(prefer=None, set_threads=True, threads=None):
+        calls.append((set_threads, threads))
+        return config.DeviceChoice("cpu", "test probe", threads)
+
+    monkeypatch.setattr(config, "select_device", probe)
+    monkeypatch.setenv("BANDGAP_THREADS", "1")
+    model = tm.TextRegressor(encoder, head_hidden=16)
+    fit = tm.train_regressor(
+        model, tokenizer, texts[:16], y[:16], texts[64:72], y[64:72], _cfg(epochs=1), progress=False
+    )
+    assert calls == [(True, 1)] and fit.device == "cpu" and fit.threads == 1
+    for bad in ("0", "100000"):
+        monkeypatch.setenv("BANDGAP_THREADS", bad)  # read raw before: 0 was accepted
+        with pytest.raises(ValueError, match="BANDGAP_THREADS"):
+            tm.train_regressor(
+                model, tokenizer, texts[:16], y[:16], texts[64:72], y[64:72], _cfg(epochs=1), progress=False
+            )
+    with pytest.raises(ValueError, match="threads must be <="):
+        _cfg(threads=100000)
+
+
 def test_frozen_regime_really_freezes(tiny, data):
     encoder, tokenizer = tiny
     texts, y = data
@@ -169,7 +197,7 @@ def test_save_load_gives_identical_predictions(tiny, data, tmp_path):
 def test_mask_tokens_masks_only_real_tokens(tiny, data):
     _, tokenizer = tiny
     batch = tm._batch(tm.encode_texts(tokenizer, data[0][:32], 128).input_ids, tokenizer.pad_token_id, "cpu")
-    ids, labels = tm.mask_tokens(batch["input_ids"], tokenizer, torch.Generator().manual_seed(0))
+    ids, labels = pretraining.mask_tokens(batch["input_ids"], tokenizer, torch.Generator().manual_seed(0))
     chosen = labels != -100
     special = torch.isin(batch["input_ids"], torch.tensor(tokenizer.all_special_ids))
     assert not (chosen & special).any()
@@ -260,17 +288,11 @@ def test_default_checkpoint_names_and_folder(monkeypatch, tmp_path):
         tm.checkpoint_name("minilm", "structured", "half")
     with pytest.raises(ValueError, match="format"):
         tm.checkpoint_name("minilm", "poem", "full")
-    assert tm.default_checkpoint() == tm.models_dir() / "bandgap-roberta-tiny_structured_full"
-    monkeypatch.delenv("BANDGAP_MODELS_DIR", raising=False)
-    assert tm.models_dir() == (tm.config.REPO_ROOT / "models" / "text").resolve()
+    assert not hasattr(tm, "default_checkpoint") and not hasattr(tm, "models_dir")  # one store: helpers.config
     monkeypatch.setenv("BANDGAP_MODELS_DIR", str(tmp_path))
-    assert tm.default_checkpoint("x") == tmp_path.resolve() / "text" / "x"
-    assert tm.saved_checkpoints() == []
-    (tmp_path / "text" / "x").mkdir(parents=True)
-    (tmp_path / "text" / "x" / "regressor.json").write_text("{}")
-    assert tm.saved_checkpoints() == ["x"]
-    with pytest.raises(ValueError, match="plain folder"):
-        tm.default_checkpoint("../escape")
+    assert (
+        config.default_checkpoint("text", tm.DEFAULT_CHECKPOINT) == tmp_path.resolve() / "text" / tm.DEFAULT_CHECKPOINT
+    )
 
 
 def test_train_frozen_head_matches_the_frozen_regime(tiny, data):
@@ -290,7 +312,7 @@ def test_train_frozen_head_matches_the_frozen_regime(tiny, data):
     # the head trained on cached vectors predicts the same through the whole model
     pred = tm.predict(model, tokenizer, texts[64:], 128)
     assert float(np.mean(np.abs(pred - np.asarray(y[64:])))) == pytest.approx(fit.best_val_mae, abs=1e-5)
-    assert tm.embed_texts(model, tokenizer, texts[:3], 128).shape == (3, encoder.config.hidden_size)
+    assert tm.pooled_embeddings(model, tokenizer, texts[:3], 128).shape == (3, encoder.config.hidden_size)
 
 
 def test_hub_model_available_offline_says_why(monkeypatch):
@@ -466,7 +488,7 @@ def small_model(tiny):
 def test_predict_refuses_a_bare_string_and_bytes(small_model):
     """Rule: ``texts`` is a sequence of str; one str would be read character by character, so it is a TypeError."""
     model, tokenizer = small_model
-    for fn in (tm.predict, tm.embed_texts):
+    for fn in (tm.predict, tm.pooled_embeddings):
         with pytest.raises(TypeError, match=r"texts must be a list of strings, not one str; wrap it: \['GaAs'\]"):
             fn(model, tokenizer, "GaAs")
         with pytest.raises(TypeError, match=r"texts must be a list of strings, not bytes"):
@@ -484,7 +506,7 @@ def test_predict_of_no_texts_is_an_empty_array(small_model):
     model, tokenizer = small_model
     out = tm.predict(model, tokenizer, [])
     assert isinstance(out, np.ndarray) and out.shape == (0,) and out.dtype == np.float32
-    assert tm.embed_texts(model, tokenizer, []).shape == (0, 32)
+    assert tm.pooled_embeddings(model, tokenizer, []).shape == (0, 32)
     assert tm.predict(model, tokenizer, (t for t in ["formula: GaAs"])).shape == (1,)  # any iterable of str
 
 
@@ -711,7 +733,7 @@ def test_max_length_beyond_the_positions_is_named_everywhere(tiny, data, max_len
     with pytest.raises(ValueError, match=rf"max_length {max_length}.*{usable}"):
         tm.predict(model, tokenizer, long_texts, max_length)
     with pytest.raises(ValueError, match=rf"max_length {max_length}.*{usable}"):
-        tm.embed_texts(model, tokenizer, long_texts, max_length)
+        tm.pooled_embeddings(model, tokenizer, long_texts, max_length)
     with pytest.raises(ValueError, match=rf"max_length {max_length}.*{usable}"):
         # dataclasses.replace skips validate(): the training set-up itself must refuse it
         cfg = dataclasses.replace(_cfg(epochs=1), max_length=max_length)

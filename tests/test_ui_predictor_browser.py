@@ -418,7 +418,8 @@ class _QuietHandler(SimpleHTTPRequestHandler):
 def test_slide_deck_offline_in_headless_chromium(tmp_path: Path, playwright_driver) -> None:
     """The reveal.js deck `make slides` writes, opened from a loopback server with every other
     host unreachable: it must render (reveal.js, MathJax) from its own _static folder."""
-    from helpers import config, slides
+    from helpers import config
+    from coursetools import slides
 
     chromium = _chromium()
     fixture = Path(__file__).parent / "fixtures" / "lesson_demo.ipynb"

@@ -1,4 +1,4 @@
-"""Tests for helpers.envcheck: one friendly line, a fix on every problem, never a traceback."""
+"""Tests for coursetools.readiness: one friendly line, a fix on every problem, never a traceback."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import envcheck
+from coursetools import readiness as envcheck
 
 
 def _line(capsys) -> str:
@@ -100,7 +100,7 @@ def test_later_notebooks_read_the_committed_set(nb: str, capsys) -> None:
 
 def test_lessons_without_a_model_do_not_import_torch(tmp_path: Path) -> None:
     # the GPU probe imports torch (~200 MB of kernel memory); notebooks 01-02 never need it
-    code = "import sys; from helpers import envcheck; envcheck.check_environment('02'); print('torch' in sys.modules)"
+    code = "import sys; from coursetools import readiness; readiness.check_environment('02'); print('torch' in sys.modules)"
     import subprocess
     import sys
 

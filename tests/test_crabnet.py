@@ -1,4 +1,4 @@
-"""helpers.crabnet_tools: CrabNet 2.0.8's sharp edges, each pinned down by a test.
+"""helpers.crabnet: CrabNet 2.0.8's sharp edges, each pinned down by a test.
 
 All training here uses the tiny SubCrab of ``_crab_fixtures`` (about a second
 per fit on one thread).
@@ -22,7 +22,7 @@ import torch
 
 from _crab_fixtures import TINY, tiny_model, tiny_split
 from helpers import config
-from helpers import crabnet_tools as ct
+from helpers import crabnet as ct
 from helpers.composition import FormulaError
 
 pytestmark = pytest.mark.slow
@@ -174,7 +174,7 @@ def test_import_crabnet_restores_rng_and_rcparams() -> None:
         "torch.manual_seed(7); np.random.seed(7)\n"
         "t = torch.random.get_rng_state().clone(); n = np.random.get_state()[1].copy()\n"
         "font = matplotlib.rcParams['font.size']\n"
-        "from helpers.crabnet_tools import import_crabnet\n"
+        "from helpers.crabnet import import_crabnet\n"
         "import_crabnet()\n"
         "assert torch.equal(t, torch.random.get_rng_state()), 'torch RNG changed'\n"
         "assert (n == np.random.get_state()[1]).all(), 'numpy RNG changed'\n"
@@ -290,13 +290,13 @@ def test_load_rejects_foreign_safetensors(tmp_path: Path) -> None:
 
 
 def test_progress_prints_sparingly(capsys: pytest.CaptureFixture[str]) -> None:
-    bar = ct.Progress("demo", 100, max_lines=5)
+    bar = ct.EpochProgress("demo", 100, max_lines=5)
     for epoch in range(1, 101):
         bar.update(epoch, "info")
     bar.update(100, "done", final=True)
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) <= 6 and lines[-1].startswith("demo: 100/100 epochs | done")
-    silent = ct.Progress("quiet", 10, enabled=False)
+    silent = ct.EpochProgress("quiet", 10, enabled=False)
     silent.update(10, "x", final=True)
     assert capsys.readouterr().out == "" and "10/10" in silent.last_text
 
@@ -407,9 +407,9 @@ def test_resolve_precision(monkeypatch: pytest.MonkeyPatch) -> None:
     assert ct.resolve_precision("float32")[0] == "float32"
     assert ct.resolve_precision("bfloat16", "cpu")[0] == "bfloat16"
     assert ct.resolve_precision("auto", "cuda")[0] == "float32"
-    monkeypatch.setattr(ct, "cpu_has_native_bf16", lambda: True)
+    monkeypatch.setattr(ct.configs, "cpu_has_native_bf16", lambda: True)
     assert ct.resolve_precision("auto", "cpu")[0] == "bfloat16"
-    monkeypatch.setattr(ct, "cpu_has_native_bf16", lambda: False)
+    monkeypatch.setattr(ct.configs, "cpu_has_native_bf16", lambda: False)
     precision, why = ct.resolve_precision("auto", "cpu")
     assert precision == "float32" and "no native bfloat16" in why
     with pytest.raises(ValueError, match="precision"):
@@ -606,7 +606,8 @@ def test_a_lying_config_is_caught_from_the_tensor_shapes_before_building(
         built.append(device)
         return real(cfg, device=device, seed=seed)
 
-    monkeypatch.setattr(ct, "build_subcrab", spy)
+    for module in (ct.model, ct.checkpoint):  # where load_model and the checks build networks
+        monkeypatch.setattr(module, "build_subcrab", spy)
     with pytest.raises(ct.CheckpointError, match="shape") as info:
         ct.load_model(bad)
     assert "lying.safetensors" in str(info.value) and "d_model=1024" in str(info.value)
@@ -684,7 +685,7 @@ def test_load_refuses_a_fifo_instead_of_hanging(tmp_path: Path) -> None:
     fifo = tmp_path / "pipe.safetensors"
     os.mkfifo(fifo)
     code = (
-        "from helpers import crabnet_tools as ct\n"
+        "from helpers import crabnet as ct\n"
         "try:\n"
         f"    ct.load_model({str(fifo)!r})\n"
         "except ct.CheckpointError as exc:\n"

@@ -24,7 +24,7 @@ NOMAD's request/response JSON:
 * A documented hook (:class:`StandinHook`) for tests: it decides how each
   ``/entries/query`` request is answered and owns the ``{base}/_standin/...`` routes.
   The fault injection of the tests (429/5xx with ``Retry-After``, hangs, truncated
-  or dropped bodies, empty pages, delays) lives in :mod:`helpers.nomad_faults`;
+  or dropped bodies, empty pages, delays) lives in :mod:`coursetools.nomad_faults`;
   without a hook the stand-in answers every request normally and ``_standin/`` is 404.
 
 Not implemented (422 says so): ordering by anything but ``entry_id``, ``page``/
@@ -37,7 +37,7 @@ entry shape): :func:`psc_snapshot_entries` (43k-row export), :func:`psc_exact_en
 
 Run for a notebook or by hand::
 
-    python -m helpers.nomad_standin --port 8009 [--data DIR] [--dataset psc,dft]
+    python -m coursetools.nomad_standin --port 8009 [--data DIR] [--dataset psc,dft]
 """
 
 from __future__ import annotations
@@ -45,8 +45,6 @@ from __future__ import annotations
 import argparse
 import bisect
 import copy
-import csv
-import gzip
 import json
 import signal
 import socket
@@ -59,14 +57,10 @@ from pathlib import Path
 from typing import Any, Callable, Protocol
 from urllib.parse import urlsplit
 
-from . import config
-from .formulas import symbols_in
-from .nomad import DFT_INCLUDE, NOMAD_MAX_PAGE_SIZE, PSC_INCLUDE, SOLAR_CELL_SECTION
-from .units import tutorial_ev_to_joule
+from coursetools import course_data, nomad_recordings
+from coursetools.nomad_recordings import NomadDataMissingError
+from helpers import config
 
-PSC_EXPORT_CSV = "perovskite_solar_cells/perovskite_bandgap_devices_2025-02.csv"
-PSC_EXACT_JSON = "perovskite_solar_cells/psc_60_results_sections.json.gz"
-DFT_JSON = "dft_materials/dft_200_results_sections.json.gz"
 
 API_PREFIX = "/api/v1"
 
@@ -100,17 +94,86 @@ METADATA_QUANTITIES = frozenset(
     }
 )
 
-#: NOMAD quantities the course's queries use, known even if a snapshot lacks their data.
-EXTRA_KNOWN_QUANTITIES = frozenset(
-    {p for p in PSC_INCLUDE + DFT_INCLUDE}
-    | {
-        "results.method.method_name",
-        "results.properties.available_properties",
-        "results.properties.optoelectronic.solar_cell.device_architecture",
-        "results.material.n_elements",
-        "results.material.structural_type",
+#: NOMAD's largest page (its Elasticsearch result window): larger ``page_size`` values get a 422.
+NOMAD_MAX_PAGE_SIZE = 10_000
+
+#: The NOMAD quantities the stand-in knows, committed beside this module; see :func:`recorded_quantities`.
+KNOWN_QUANTITIES_FILE = Path(__file__).with_name("nomad_quantities.json")
+
+#: Recorded NOMAD API responses (``../shared/data/nomad/api_recordings``; read when present).
+API_RECORDINGS_DIR = "api_recordings"
+
+
+def _leaf_paths(entries: Iterable[Mapping[str, Any]]) -> set[str]:
+    """Quantity paths (not sections) of entries: every path that is not a prefix of another."""
+    present: set[str] = set()
+    for entry in entries:
+        present |= entry_paths(entry)
+    prefixes = {p.rsplit(".", 1)[0] for p in present if "." in p}
+    return present - prefixes
+
+
+def recorded_quantities(release_dir: str | Path | None = None, nomad_dir: str | Path | None = None) -> list[str]:
+    """NOMAD quantity paths found in recorded NOMAD data, independent of the course's client.
+
+    Sources: the full NOMAD ``results`` sections of the committed course data release
+    (``psc_devices`` and ``dft``: entries as NOMAD returned them) and, when the folder
+    exists, the recorded responses of NOMAD's own web GUI in
+    ``<nomad_dir>/api_recordings/*.json`` (the paths of every entry served and every
+    quantity its aggregations ask for; ``/entries/query`` requests only).
+    Never the client's include lists: a wrong path in the client must fail against these.
+
+    Returns:
+        Sorted, unique dotted paths.
+    """
+    found: set[str] = set()
+    for dataset in ("psc_devices", "dft"):
+        found |= _leaf_paths(course_data.release_entries(dataset, release_dir))
+    folder = Path(nomad_dir) if nomad_dir is not None else config.nomad_data_dir()
+    for path in sorted((folder / API_RECORDINGS_DIR).glob("*.json")):
+        for records in json.loads(path.read_text()).values():
+            for record in records:
+                if not str(record.get("request", {}).get("url", "")).endswith("/entries/query"):
+                    continue  # other indexes (e.g. /materials/query) have other quantities
+                body = record.get("response", {}).get("body")
+                if isinstance(body, dict):
+                    found |= _leaf_paths(e for e in body.get("data", []) if isinstance(e, dict))
+                for agg in ((record.get("request", {}).get("body") or {}).get("aggregations") or {}).values():
+                    for spec in agg.values() if isinstance(agg, dict) else ():
+                        if isinstance(spec, dict) and isinstance(spec.get("quantity"), str):
+                            found.add(spec["quantity"])
+    return sorted(found)
+
+
+def known_quantities() -> frozenset[str]:
+    """Every NOMAD quantity the stand-in accepts in a query or ``required.include``.
+
+    The committed :data:`KNOWN_QUANTITIES_FILE`: ``recorded`` (:func:`recorded_quantities`,
+    re-recorded by ``scripts/build_course_data.py``; a test checks it is current) plus
+    ``metainfo``, quantities of NOMAD's ``results`` schema that no recording holds, each with
+    the reason it is there; plus :data:`METADATA_QUANTITIES`.
+    """
+    data = json.loads(KNOWN_QUANTITIES_FILE.read_text())
+    return frozenset(data["recorded"]) | frozenset(data["metainfo"]) | METADATA_QUANTITIES
+
+
+def write_known_quantities(path: str | Path | None = None, nomad_dir: str | Path | None = None) -> Path:
+    """Re-record :data:`KNOWN_QUANTITIES_FILE` (keeps its ``metainfo`` part); returns the path."""
+    path = Path(path) if path is not None else KNOWN_QUANTITIES_FILE
+    old = json.loads(KNOWN_QUANTITIES_FILE.read_text()) if KNOWN_QUANTITIES_FILE.is_file() else {}
+    data = {
+        "about": (
+            "NOMAD quantities the course's NOMAD stand-in accepts (coursetools.nomad_standin.known_quantities). "
+            "'recorded': paths found in recorded NOMAD data (data/release/ results sections and NOMAD's recorded "
+            "API responses), written by coursetools.nomad_standin.write_known_quantities; 'metainfo': quantities "
+            "of NOMAD's results schema that no recording holds, each with its reason. Never derived from the client."
+        ),
+        "recorded": recorded_quantities(nomad_dir=nomad_dir),
+        "metainfo": old.get("metainfo", {}),
     }
-)
+    path.write_text(json.dumps(data, indent=1, sort_keys=False) + "\n")
+    return path
+
 
 _OWNERS_PUBLIC = ("public", "visible", "all")
 _OWNERS_LOGIN = ("shared", "user", "staging")
@@ -119,168 +182,19 @@ _OPS = ("any", "all", "none", "gt", "gte", "lt", "lte")
 _RANGE_OPS = ("gt", "gte", "lt", "lte")
 
 # results sub-sections -> NOMAD section definitions (for the ``sections`` metadata)
-_SECTION_CLASSES = {
-    "material": "Material",
-    "material.symmetry": "Symmetry",
-    "method": "Method",
-    "method.simulation": "Simulation",
-    "properties": "Properties",
-    "properties.electronic": "ElectronicProperties",
-    "properties.optoelectronic": "OptoelectronicProperties",
-    "properties.optoelectronic.solar_cell": "SolarCell",
-    "properties.structures": "Structures",
-}
 
 
-# =========================================================================== data loaders
-
-
-class NomadDataMissingError(FileNotFoundError):
-    """The recorded NOMAD data folder (or one of its files) is not where it was looked for."""
-
-
-def _data_file(nomad_dir: str | Path | None, relative: str) -> Path:
-    base = Path(nomad_dir) if nomad_dir is not None else config.nomad_data_dir()
-    path = base / relative
-    if not path.is_file():
-        raise NomadDataMissingError(
-            f"recorded NOMAD data not found: {path} does not exist. Set BANDGAP_NOMAD_DATA to the "
-            "folder that holds perovskite_solar_cells/ and dft_materials/, or place the shared "
-            "folder beside the checkout (../shared/data/nomad)."
-        )
-    return path
-
-
-def _sections_for(results: Mapping[str, Any], *extra: str) -> list[str]:
-    """NOMAD-style ``sections`` list derived from which results sub-sections are present."""
-    found = {"nomad.datamodel.results.Results", *extra}
-    for dotted, cls in _SECTION_CLASSES.items():
-        node: Any = results
-        for key in dotted.split("."):
-            node = node.get(key) if isinstance(node, Mapping) else None
-        if node:
-            found.add(f"nomad.datamodel.results.{cls}")
-    return sorted(found)
-
-
-def export_row_to_entry(row: Mapping[str, str], index: int) -> dict[str, Any]:
-    """Map one row of the tutorial's CSV export back to NOMAD's entry shape.
-
-    ``row`` has the export's columns ``reduced_formulas``, ``descriptive_formulas``,
-    ``bandgap`` (eV, converted by the tutorial with 6.24150974e18; empty = no gap).
-
-    * ``entry_id`` = ``psc-export-{index:05d}`` (deterministic; sorts like the rows).
-    * ``results.material.{chemical_formula_reduced, chemical_formula_descriptive,
-      elements}``, elements read from the reduced formula by :func:`helpers.formulas.symbols_in`
-      (alphabetical, as NOMAD lists them).
-    * The gap goes back to joules with the export's *own* factor,
-      ``J = bandgap / 6.24150974e18`` (:func:`helpers.units.tutorial_ev_to_joule`), i.e. exactly the joule value NOMAD served.
-      The client's exact conversion (J / e) then yields the clean value: 1.6000001706
-      in the export -> 1.6 eV. It is stored at ``results.properties.electronic.band_gap[0].value``
-      and at the deprecated ``band_structure_electronic[0].band_gap[0].value``;
-      no gap -> no electronic section at all.
-    * ``sections`` includes ``nomad.datamodel.results.SolarCell`` (the export came from
-      the solar-cell query). The export has no device fields (efficiency, Voc, Jsc, FF,
-      layers): they are left absent, not invented.
-    """
-    material: dict[str, Any] = {}
-    reduced = (row.get("reduced_formulas") or "").strip()
-    descriptive = (row.get("descriptive_formulas") or "").strip()
-    if reduced:
-        material["elements"] = symbols_in(reduced)  # as written, even for a formula NOMAD could not parse
-        material["chemical_formula_reduced"] = reduced
-    if descriptive:
-        material["chemical_formula_descriptive"] = descriptive
-    results: dict[str, Any] = {"material": material} if material else {}
-    gap = (row.get("bandgap") or "").strip()
-    if gap:
-        value_J = tutorial_ev_to_joule(float(gap))
-        results["properties"] = {
-            "electronic": {
-                "band_gap": [{"value": value_J}],
-                "band_structure_electronic": [{"band_gap": [{"value": value_J}]}],
-            }
-        }
-    return {
-        "entry_id": f"psc-export-{index:05d}",
-        "results": results,
-        "sections": _sections_for(results, SOLAR_CELL_SECTION),
-    }
-
-
-def psc_snapshot_entries(nomad_dir: str | Path | None = None) -> list[dict[str, Any]]:
-    """All 43,108 rows of the tutorial's perovskite export as NOMAD entries (see
-    :func:`export_row_to_entry`). ``nomad_dir`` defaults to ``config.nomad_data_dir()``.
-
-    Raises:
-        NomadDataMissingError: the export is not there (message says where and what to do).
-    """
-    path = _data_file(nomad_dir, PSC_EXPORT_CSV)
-    with open(path, newline="", encoding="utf-8") as fh:
-        return [export_row_to_entry(row, i) for i, row in enumerate(csv.DictReader(fh))]
-
-
-def psc_exact_entries(nomad_dir: str | Path | None = None) -> list[dict[str, Any]]:
-    """The 60 genuine NOMAD solar-cell entries (with device fields), plus ``sections``.
-
-    Entry ids are the recording's local ids (``local-<ID>``); ``results`` is untouched.
-    """
-    path = _data_file(nomad_dir, PSC_EXACT_JSON)
-    with gzip.open(path, "rt", encoding="utf-8") as fh:
-        raw = json.load(fh)
-    return [
-        {
-            "entry_id": item["entry_id"],
-            "mainfile": item.get("mainfile"),
-            "results": item["results"],
-            "sections": _sections_for(item["results"], SOLAR_CELL_SECTION),
-        }
-        for item in raw
-    ]
-
-
-def dft_entries(nomad_dir: str | Path | None = None) -> list[dict[str, Any]]:
-    """The 200 recorded computed-material results sections as NOMAD entries.
-
-    Each becomes ``{entry_id: "local-dft-<key:03d>", results, sections}``. ``results``
-    keeps NOMAD's ``material``, ``method`` and ``properties``; the recording's extra
-    top-level keys added by matsciml (``energies``, ``reference_energy``,
-    ``reference_structure``, ``relative_energy``) are not part of NOMAD's results and
-    are dropped. ``properties.electronic.band_structure_electronic`` and
-    ``dos_electronic`` are dicts in the recording and become one-element lists, the
-    shape ``/entries/query`` returns.
-    """
-    path = _data_file(nomad_dir, DFT_JSON)
-    with gzip.open(path, "rt", encoding="utf-8") as fh:
-        raw = json.load(fh)
-    entries = []
-    for key in sorted(raw, key=int):
-        results = {k: raw[key][k] for k in ("material", "method", "properties") if k in raw[key]}
-        electronic = results.get("properties", {}).get("electronic", {})
-        for name in ("band_structure_electronic", "dos_electronic"):
-            if isinstance(electronic.get(name), dict):
-                electronic[name] = [electronic[name]]
-        entries.append(
-            {"entry_id": f"local-dft-{int(key):03d}", "results": results, "sections": _sections_for(results)}
-        )
-    return entries
-
-
-def describe_snapshot(entries: Sequence[Mapping[str, Any]], fields: Sequence[str] | None = None) -> dict[str, Any]:
+def describe_snapshot(entries: Sequence[Mapping[str, Any]], fields: Sequence[str]) -> dict[str, Any]:
     """Which fields a snapshot has and lacks, for an honest "what this data can show".
 
     Args:
         entries: entries as served by the stand-in.
-        fields: dotted paths to check; default: the client's ``PSC_INCLUDE`` when most
-            entries are solar cells, else ``DFT_INCLUDE``.
+        fields: dotted paths to check (e.g. the fields the client asks for).
 
     Returns:
         ``{"n_entries", "fields": {path: n entries having it}, "complete": [...],
         "partial": [...], "absent": [...]}``.
     """
-    if fields is None:
-        n_solar = sum(SOLAR_CELL_SECTION in e.get("sections", ()) for e in entries)
-        fields = PSC_INCLUDE if n_solar * 2 >= len(entries) else DFT_INCLUDE
     counts = {f: sum(1 for e in entries if _values(e, f)) for f in fields}
     n = len(entries)
     return {
@@ -529,7 +443,7 @@ def _in_range(quantity: str, value: Any, bounds: Mapping[str, Any]) -> bool:
 
 
 class StandinHook(Protocol):
-    """What a test hook (e.g. :class:`helpers.nomad_faults.FaultInjector`) provides.
+    """What a test hook (e.g. :class:`coursetools.nomad_faults.FaultInjector`) provides.
 
     ``on_query(handler, n, raw)`` answers ``/entries/query`` request number ``n`` (body
     ``raw``) itself. It normally calls ``handler.server.standin.query_and_log(n, raw)``
@@ -553,7 +467,7 @@ class StandinServer:
             :func:`psc_exact_entries`; served sorted by entry_id.
         host, port: bind address; port 0 picks a free port.
         hook: optional :class:`StandinHook` that answers each query request itself and
-            owns the ``/_standin/`` routes (tests use :mod:`helpers.nomad_faults`).
+            owns the ``/_standin/`` routes (tests use :mod:`coursetools.nomad_faults`).
 
     Attributes: ``base_url`` (``http://127.0.0.1:PORT/api/v1``), ``request_count``
     (``/entries/query`` requests so far, faulted ones included), ``request_log`` (one dict
@@ -582,7 +496,11 @@ class StandinServer:
         present = set().union(*interned) if interned else set()
         prefixes = {p.rsplit(".", 1)[0] for p in present if "." in p}
         leaves = present - prefixes  # quantities, not sections
-        self.known_quantities = frozenset(leaves | METADATA_QUANTITIES | EXTRA_KNOWN_QUANTITIES)
+        self.known_quantities = frozenset(leaves) | known_quantities()
+        #: sections above a known quantity (``required.include`` may name a whole section)
+        self.known_sections = frozenset(
+            p.rsplit(".", i)[0] for p in self.known_quantities for i in range(1, p.count(".") + 1)
+        )
         self._lock = threading.Lock()
         self.hook = hook
         self._stop = threading.Event()
@@ -764,6 +682,24 @@ class StandinServer:
                 echo_required["include"].append(order_by)  # NOMAD adds the order_by quantity
             if exclude is not None and "entry_id" in exclude:
                 echo_required["exclude"] = [p for p in exclude if p != "entry_id"]
+            for key in ("include", "exclude"):
+                unknown = [
+                    p
+                    for p in echo_required.get(key, ())
+                    if p not in self.known_quantities and p not in self.known_sections
+                ]
+                if unknown:  # NOMAD refuses paths its metainfo does not have, e.g. a misspelled section
+                    raise _RequestError(
+                        422,
+                        [
+                            {
+                                "loc": ["body", "required", key, p],
+                                "msg": f"{p} is not a known quantity or section",
+                                "type": "value_error",
+                            }
+                            for p in unknown
+                        ],
+                    )
             # any other shape (e.g. the tutorial's nested dict) is ignored: full entries
 
         compiler = _QueryCompiler(self.known_quantities, lambda e: self._paths[e["entry_id"]])
@@ -920,13 +856,13 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 DATASETS: dict[str, Callable[[Path | None], list[dict[str, Any]]]] = {
-    "psc": psc_snapshot_entries,
-    "psc60": psc_exact_entries,
-    "dft": dft_entries,
+    "psc": nomad_recordings.psc_snapshot_entries,
+    "psc60": nomad_recordings.psc_exact_entries,
+    "dft": nomad_recordings.dft_entries,
 }
 
 
-#: stand-in dataset name -> dataset key of the course data release (helpers.course_data.FILES)
+#: stand-in dataset name -> dataset key of the course data release (coursetools.course_data.FILES)
 _RELEASE_KEYS = {"psc": "psc", "psc60": "psc_devices", "dft": "dft"}
 
 
@@ -935,30 +871,22 @@ def load_datasets(names: Iterable[str], nomad_dir: str | Path | None = None) -> 
 
     Read from the original recordings in ``nomad_dir`` (default ``config.nomad_data_dir()``).
     Without ``nomad_dir`` and without that folder (Binder, a student's laptop), the same
-    entries come from the committed course data release (:mod:`helpers.course_data`).
+    entries come from the committed course data release (:mod:`coursetools.course_data`).
     """
     entries: list[dict[str, Any]] = []
     for name in names:
         if name not in DATASETS:
             raise ValueError(f"unknown dataset {name!r}; choose from {sorted(DATASETS)}")
         if nomad_dir is None and not config.nomad_data_dir().is_dir():
-            from . import course_data  # late: course_data builds on this module
-
             entries.extend(course_data.release_entries(_RELEASE_KEYS[name]))
             continue
         entries.extend(DATASETS[name](Path(nomad_dir) if nomad_dir else None))
     return entries
 
 
-def _release_error() -> type[Exception]:
-    from .course_data import ReleaseError
-
-    return ReleaseError
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m helpers.nomad_standin``: serve recorded data until Ctrl-C / SIGTERM."""
-    parser = argparse.ArgumentParser(prog="python -m helpers.nomad_standin", description=__doc__.split("\n")[0])
+    """``python -m coursetools.nomad_standin``: serve recorded data until Ctrl-C / SIGTERM."""
+    parser = argparse.ArgumentParser(prog="python -m coursetools.nomad_standin", description=__doc__.split("\n")[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8009, help="TCP port (0 = any free port); default 8009")
     parser.add_argument(
@@ -973,7 +901,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         entries = load_datasets([d.strip() for d in args.dataset.split(",") if d.strip()], args.data)
-    except (NomadDataMissingError, ValueError, _release_error()) as exc:
+    except (NomadDataMissingError, ValueError, course_data.ReleaseError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     server = StandinServer(entries, host=args.host, port=args.port)

@@ -8,10 +8,10 @@ the course instead is a compact, derived release of the recorded NOMAD data, com
 * ``psc_export_2025-02.csv.gz`` -- the 43,108 rows of the perovskite solar-cell export
   (formulas and band gap in eV with the export's factor; empty = no gap), re-serialised as
   gzip'd CSV with the export's three columns. The stand-in turns each row into a NOMAD entry
-  with :func:`helpers.nomad_standin.export_row_to_entry`, exactly as for the original.
+  with :func:`coursetools.nomad_recordings.export_row_to_entry`, exactly as for the original.
 * ``psc_devices_60.json.gz`` and ``dft_materials_200.json.gz`` -- the 60 solar-cell and 200
-  computed-material entries *as the stand-in serves them* (:func:`helpers.nomad_standin.
-  psc_exact_entries` / :func:`~helpers.nomad_standin.dft_entries` applied to the originals:
+  computed-material entries *as the stand-in serves them* (:func:`coursetools.nomad_recordings.
+  psc_exact_entries` / :func:`~coursetools.nomad_recordings.dft_entries` applied to the originals:
   NOMAD ``results`` in SI units, the recording's non-NOMAD keys dropped), gzip'd JSON.
 
 Every file is written deterministically (sorted keys, gzip without name or time stamp),
@@ -31,7 +31,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from . import config, fileio, nomad_standin
+from coursetools import nomad_recordings
+from helpers import config, fileio
 
 #: Folder of the committed release.
 RELEASE_DIR = config.REPO_ROOT / "data" / "release"
@@ -42,11 +43,11 @@ GENERATOR = "python scripts/build_course_data.py"
 EXPORT_COLUMNS = ("reduced_formulas", "descriptive_formulas", "bandgap")
 LICENSE = "CC BY 4.0 (https://creativecommons.org/licenses/by/4.0/); see data/README.md for attribution"
 
-#: dataset key (as in :data:`helpers.datasource.RECORDINGS`) -> release file and its provenance
+#: dataset key (as in :data:`coursetools.datasource.RECORDINGS`) -> release file and its provenance
 FILES: dict[str, dict[str, Any]] = {
     "psc": {
         "file": "psc_export_2025-02.csv.gz",
-        "source": nomad_standin.PSC_EXPORT_CSV,
+        "source": nomad_recordings.PSC_EXPORT_CSV,
         "format": "gzip'd CSV, columns reduced_formulas, descriptive_formulas, bandgap (eV, export factor "
         "6.24150974e18 eV/J; empty = no gap); one row per NOMAD entry, in the export's order",
         "query": "NOMAD POST /entries/query, owner public, query {'sections:all': "
@@ -56,7 +57,7 @@ FILES: dict[str, dict[str, Any]] = {
     },
     "psc_devices": {
         "file": "psc_devices_60.json.gz",
-        "source": nomad_standin.PSC_EXACT_JSON,
+        "source": nomad_recordings.PSC_EXACT_JSON,
         "format": "gzip'd JSON list of NOMAD entries {entry_id, mainfile, results, sections}; SI units",
         "query": "60 Perovskite Database records processed by nomad-lab 2.0.0 with the "
         "perovskite-solar-cell-database plugin (results sections as /entries/query returns them)",
@@ -64,7 +65,7 @@ FILES: dict[str, dict[str, Any]] = {
     },
     "dft": {
         "file": "dft_materials_200.json.gz",
-        "source": nomad_standin.DFT_JSON,
+        "source": nomad_recordings.DFT_JSON,
         "format": "gzip'd JSON list of NOMAD entries {entry_id, results, sections}; SI units",
         "query": "200 computed materials downloaded from NOMAD's archive endpoint (results.material, "
         "results.method, results.properties)",
@@ -90,7 +91,7 @@ def _json_bytes(entries: list[dict[str, Any]]) -> bytes:
 
 
 def _export_rows(nomad_dir: Path) -> list[dict[str, str]]:
-    path = nomad_standin._data_file(nomad_dir, nomad_standin.PSC_EXPORT_CSV)
+    path = nomad_recordings.data_file(nomad_dir, nomad_recordings.PSC_EXPORT_CSV)
     with open(path, newline="", encoding="utf-8") as fh:
         reader = csv.DictReader(fh)
         missing = [c for c in EXPORT_COLUMNS if c not in (reader.fieldnames or [])]
@@ -118,13 +119,13 @@ def build_release(nomad_dir: str | Path | None = None, out_dir: str | Path | Non
             replaced atomically, other files left alone).
 
     Raises:
-        helpers.nomad_standin.NomadDataMissingError: an original is missing (names it).
+        coursetools.nomad_recordings.NomadDataMissingError: an original is missing (names it).
     """
     src = Path(nomad_dir) if nomad_dir is not None else config.nomad_data_dir()
     out = Path(out_dir if out_dir is not None else RELEASE_DIR)
     psc_rows = _export_rows(src)
-    devices = nomad_standin.psc_exact_entries(src)
-    dft = nomad_standin.dft_entries(src)
+    devices = nomad_recordings.psc_exact_entries(src)
+    dft = nomad_recordings.dft_entries(src)
     payloads = {
         "psc": (
             _gzip(_csv_bytes(psc_rows)),
@@ -245,7 +246,7 @@ def release_path(dataset: str, release_dir: str | Path | None = None) -> Path:
 def release_entries(dataset: str, release_dir: str | Path | None = None) -> list[dict[str, Any]]:
     """NOMAD entries of ``dataset`` from the release, checked against the manifest's sha256.
 
-    Returns exactly what the matching :mod:`helpers.nomad_standin` loader returns for the
+    Returns exactly what the matching :mod:`coursetools.nomad_recordings` loader returns for the
     originals (``psc_snapshot_entries``, ``psc_exact_entries``, ``dft_entries``).
 
     Raises:
@@ -278,7 +279,7 @@ def release_entries(dataset: str, release_dir: str | Path | None = None) -> list
             entries = []
             for i, row in enumerate(rows):
                 try:
-                    entries.append(nomad_standin.export_row_to_entry(row, i))
+                    entries.append(nomad_recordings.export_row_to_entry(row, i))
                 except (ValueError, TypeError) as exc:
                     raise ValueError(f"line {i + 2}: {exc}") from None
             return entries

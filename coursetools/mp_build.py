@@ -51,11 +51,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from . import fileio, schema
-from .fileio import sha256_file
-from .formulas import cell_formula, elements_of, normalize_formula
-from .mp_data import CRABNET_VERSION, MATMINER_VERSION, SOURCE_LABEL, XC_FUNCTIONAL_LABEL
-from .symmetry import (
+from helpers import fileio, schema
+from helpers.fileio import sha256_file
+from helpers.formulas import cell_formula, elements_of, normalize_formula
+from helpers.mp_data import CRABNET_VERSION, MATMINER_VERSION, SOURCE_LABEL, XC_FUNCTIONAL_LABEL
+from helpers.symmetry import (
     CRYSTAL_SYSTEMS,
     SYMPREC,
     compute_space_group_number,

@@ -27,14 +27,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .crabnet_tools import (
-    CRABNET_LOCK,
-    CrabModel,
-    _crab_frame,
-    quiet_crabnet,
-    torch_threads,
-    working_directory,
-)
+from .compat import CRABNET_LOCK, quiet_crabnet, torch_threads, working_directory
+from .model import CrabModel, _crab_frame
 
 
 @dataclass
@@ -167,8 +161,8 @@ def element_attention(
     """Element-to-element attention of a trained CrabNet for ``formulas``.
 
     Args:
-        model: a :class:`helpers.crabnet_tools.CrabModel` (e.g. from ``load_model``).
-        formulas: formulas in any spelling :func:`helpers.composition.read_formula` reads.
+        model: a :class:`helpers.crabnet.CrabModel` (e.g. from ``load_model``).
+        formulas: formulas in any spelling :func:`helpers.composition.atomic_fractions` reads.
         member: which ensemble member to look into (0 for a single model).
         threads: torch CPU threads for the call.
 

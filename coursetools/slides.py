@@ -1,6 +1,6 @@
 """Slides from the lesson notebooks: RISE/reveal.js slide metadata and an offline reveal.js export.
 
-Three jobs, one command each (``python -m helpers.slides …``):
+Three jobs, one command each (``python -m coursetools.slides …``):
 
 ``tag NB…``
     Give every cell its ``metadata.slideshow.slide_type`` from the notebook's own
@@ -694,7 +694,7 @@ def external_urls(html: str) -> list[str]:
 
 # --------------------------------------------------------------------------- CLI
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m helpers.slides", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m coursetools.slides", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     tag = sub.add_parser("tag", help="write slide metadata into notebooks (in place)")
     tag.add_argument("notebooks", nargs="+")

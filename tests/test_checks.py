@@ -1,15 +1,18 @@
-"""Tests for helpers.check: every check passes the reference solution and fails typical wrong answers."""
+"""Tests for exercises.checks: every check passes the reference solution and fails typical wrong answers."""
 
 from __future__ import annotations
 
 import copy
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from helpers import check, cleaning, composition, evaluation, formulas, nomad, schema, splits, units
+from helpers import cleaning, composition, evaluation, formulas, nomad, schema, splits, units
+from exercises import checks as check
+from exercises import quiz
 
 
 def _verdict_line(capsys) -> str:
@@ -244,11 +247,11 @@ def test_ex_02_hampel_accepts_floating_point_ties_at_the_threshold_only(clean: p
 # ------------------------------------------------------------------ notebook 03
 def test_ex_03_chemical_system(capsys) -> None:
     def solution(formula):
-        return "-".join(composition.read_formula(formula).elements)
+        return "-".join(composition.atomic_fractions(formula).elements)
 
     assert_ok(check.ex_03_chemical_system(solution), capsys)
     assert_not_yet(
-        check.ex_03_chemical_system(lambda f: "-".join(reversed(composition.read_formula(f).elements))),
+        check.ex_03_chemical_system(lambda f: "-".join(reversed(composition.atomic_fractions(f).elements))),
         capsys,
         "another order",
     )
@@ -257,7 +260,9 @@ def test_ex_03_chemical_system(capsys) -> None:
         capsys,
         "expand abbreviations",
     )
-    assert_not_yet(check.ex_03_chemical_system(lambda f: composition.read_formula(f).elements), capsys, "got a tuple")
+    assert_not_yet(
+        check.ex_03_chemical_system(lambda f: composition.atomic_fractions(f).elements), capsys, "got a tuple"
+    )
 
 
 def test_ex_03_metrics(capsys) -> None:
@@ -305,32 +310,59 @@ def test_ex_03_coverage(rows: pd.DataFrame, capsys) -> None:
 
 # ------------------------------------------------------------------ quiz
 def test_quiz_reveals_answer_only_after_trying(capsys) -> None:
-    check._quiz_tries.clear()
-    q = check.QUIZ["03.2"]
+    quiz._tries.clear()
+    q = quiz.questions()["03.2"]
     wrong = next(letter for letter in q.options if letter != q.answer)
-    line = assert_not_yet(check.quiz("03.2", wrong), capsys, "try another option")
+    line = assert_not_yet(quiz.answer("03.2", wrong), capsys, "try another option")
     assert q.why[q.answer] not in line  # first wrong try: no reveal
-    line = assert_not_yet(check.quiz("03.2", wrong), capsys, f"The answer is ({q.answer})")
-    assert_ok(check.quiz("03.2", f"({q.answer.upper()})"), capsys)
-    assert_not_yet(check.quiz("03.2", "z"), capsys, "not one of the options")
-    assert_not_yet(check.quiz("99.9", "a"), capsys, "no question '99.9'")
+    line = assert_not_yet(quiz.answer("03.2", wrong), capsys, f"The answer is ({q.answer})")
+    assert_ok(quiz.answer("03.2", f"({q.answer.upper()})"), capsys)
+    assert_not_yet(quiz.answer("03.2", "z"), capsys, "not one of the options")
+    assert_not_yet(quiz.answer("99.9", "a"), capsys, "no question '99.9'")
 
 
 def test_every_quiz_question_is_well_formed() -> None:
     per_notebook: dict[str, int] = {}
-    for qid, q in check.QUIZ.items():
+    for qid, q in quiz.questions().items():
         assert q.answer in q.options and set(q.why) == set(q.options), qid
         per_notebook[qid.split(".")[0]] = per_notebook.get(qid.split(".")[0], 0) + 1
-    assert all(per_notebook.get(nb, 0) >= 3 for nb in ("01", "02", "03")), per_notebook
+    assert all(per_notebook.get(nb, 0) >= 3 for nb in ("01", "02", "03", "04", "05")), per_notebook
+
+
+def test_quiz_is_data_one_yaml_file_per_lesson() -> None:
+    assert sorted(p.name for p in quiz.QUIZ_DIR.glob("*.yaml")) == [f"0{i}.yaml" for i in range(1, 6)]
+    assert "QuizQuestion(" not in Path(check.__file__).read_text()  # no questions as Python literals
+
+
+@pytest.mark.parametrize(
+    "text, problem",
+    [
+        ("'03.1': {question: Q, options: {a: x, b: y}, answer: c, why: {a: r, b: s}}", "answer 'c' is not one of"),
+        ("'03.1': {question: Q, options: {a: x, b: y}, answer: a, why: {a: r, c: s}}", "why explains"),
+        ("'03.1': {question: Q, options: {a: x, b: y}, answer: a}", "needs exactly the fields"),
+        ("'04.1': {question: Q, options: {a: x, b: y}, answer: a, why: {a: r, b: s}}", "ids in 03.yaml"),
+        ("'03.1': {question: '', options: {a: x, b: y}, answer: a, why: {a: r, b: s}}", "non-empty text"),
+        ("'03.1': [unclosed", "not valid YAML"),
+        ("- just a list", "must map question ids"),
+    ],
+)
+def test_quiz_loader_names_file_and_question(tmp_path: Path, text: str, problem: str) -> None:
+    (tmp_path / "03.yaml").write_text(text + "\n")
+    with pytest.raises(ValueError, match="03.yaml") as info:
+        quiz.load_quiz(tmp_path)
+    assert problem in str(info.value)
+    with pytest.raises(FileNotFoundError, match="no quiz files"):
+        quiz.load_quiz(tmp_path / "empty")
 
 
 def test_quiz_html_hides_answer_in_details_and_show_quiz(capsys) -> None:
-    text = check.quiz_html("02.1")
-    assert text.index("<details>") < text.index(check.QUIZ["02.1"].why["b"].split(":")[0].replace("'", "&#x27;"))
+    text = quiz.as_html("02.1")
+    why = quiz.questions()["02.1"].why["b"]
+    assert text.index("<details>") < text.index(why.split(":")[0].replace("'", "&#x27;"))
     assert "<summary>" in text and text.count("<li>") == 3
-    check.show_quiz("02.1")
+    quiz.show("02.1")
     out = capsys.readouterr().out
-    assert "Quiz 02.1" in out and "(b)" in out and check.QUIZ["02.1"].why["b"] not in out
+    assert "Quiz 02.1" in out and "(b)" in out and why not in out
 
 
 def test_verdict_displays_nothing_extra_in_ipython() -> None:

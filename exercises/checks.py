@@ -1,4 +1,4 @@
-"""Automatic checks for the exercises in the notebooks, and a small quiz.
+"""Automatic checks for the exercises in the notebooks (the quiz is :mod:`exercises.quiz`).
 
 Every exercise has one check function ``ex_<notebook>_<name>``. A check
 
@@ -12,29 +12,23 @@ Every exercise has one check function ``ex_<notebook>_<name>``. A check
 * never raises on a wrong answer: a wrong type, a crash inside the student's function
   or a missing column all become a ``✗ not yet`` line with a hint.
 
-In a notebook (the solution region is what ``python -m helpers.assignments student``
+In a notebook (the solution region is what ``python -m coursetools.assignments student``
 replaces by a stub; see ``docs/teaching.md``)::
 
-    from helpers import check
+    from exercises import checks
 
     def my_joule_to_ev(value_J):
         ### BEGIN SOLUTION
         return value_J / 1.602176634e-19
         ### END SOLUTION
 
-    check.ex_01_joule_to_ev(my_joule_to_ev)
+    checks.ex_01_joule_to_ev(my_joule_to_ev)
 
 Units: energies in eV unless a name says J; fractions in 0..1.
-
-The quiz: :func:`quiz` checks a multiple-choice answer (the explanation and, after
-:data:`QUIZ_REVEAL_AFTER` wrong tries, the right option are shown only after trying),
-:func:`show_quiz` prints a question, :func:`quiz_html` renders one as a collapsible
-``<details>`` block for a markdown cell.
 """
 
 from __future__ import annotations
 
-import html
 import math
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -63,11 +57,6 @@ __all__ = [
     "ex_05_knn_mae",
     "ex_05_token_categories",
     "ex_05_category_attention",
-    "QuizQuestion",
-    "QUIZ",
-    "quiz",
-    "show_quiz",
-    "quiz_html",
 ]
 
 OK_MARK = "✓ correct"
@@ -351,7 +340,7 @@ def ex_02_normalize(answer: Mapping[str, str]) -> str:
             continue
         if any(abbr in got for abbr in formulas.ORGANIC_CATIONS if abbr in formula):
             raise _NotYet(f"{formula}: {got!r} keeps the abbreviation.", "expand MA/FA first (expand=True).")
-        same = _parses(got) and cleaning.same_composition(cleaning.parse_formula(got), cleaning.parse_formula(want))
+        same = _parses(got) and cleaning.same_composition(cleaning.element_amounts(got), cleaning.element_amounts(want))
         if same:
             raise _NotYet(
                 f"{formula}: {got!r} is the right composition, written differently from {want!r}.",
@@ -367,7 +356,7 @@ def _parses(formula: str) -> bool:
     from helpers import cleaning
 
     try:
-        cleaning.parse_formula(formula)
+        cleaning.element_amounts(formula)
     except Exception:
         return False
     return True
@@ -512,7 +501,7 @@ def ex_03_chemical_system(fn: Callable[[str], str]) -> str:
             raise _NotYet(f"{formula}: got a {type(got).__name__}.", "join the sorted symbols with '-'.")
         raise _NotYet(
             f"{formula}: got {got!r}, expected {want!r}.",
-            "expand abbreviations (MA, FA) first: composition.read_formula(formula).elements.",
+            "expand abbreviations (MA, FA) first: composition.atomic_fractions(formula).elements.",
         )
     return f"e.g. MAPbBr3 -> {composition.chemical_system('MAPbBr3')}."
 
@@ -871,271 +860,3 @@ def ex_04_freeze(fn: Callable[[Any], Any]) -> str:
         )
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     return f"only the head trains: {trainable:,} of {sum(p.numel() for p in model.parameters()):,} parameters."
-
-
-# --------------------------------------------------------------------------- quiz
-@dataclass(frozen=True)
-class QuizQuestion:
-    """A multiple-choice question: ``options`` maps a letter to its text; ``why`` explains each option."""
-
-    question: str
-    options: Mapping[str, str]
-    answer: str
-    why: Mapping[str, str]
-
-
-#: Questions by id ``"<notebook>.<n>"``. The lead adds more per notebook.
-QUIZ: dict[str, QuizQuestion] = {
-    "01.1": QuizQuestion(
-        "NOMAD returns a band gap of 2.56e-19. In which unit, and what is it in eV?",
-        {"a": "eV; 2.56e-19 eV", "b": "J; 1.60 eV", "c": "kJ/mol; 2.65e-21 eV"},
-        "b",
-        {
-            "a": "NOMAD stores bare SI numbers; an energy is in joules.",
-            "b": "SI joules; divided by e = 1.602176634e-19 C that is 1.60 eV.",
-            "c": "NOMAD does not use molar units.",
-        },
-    ),
-    "01.2": QuizQuestion(
-        "You send required = {'results': {'material': '*'}} to /entries/query. What comes back?",
-        {
-            "a": "only results.material",
-            "b": "an error 422",
-            "c": "the full entries: the nested dict is silently ignored",
-        },
-        "c",
-        {
-            "a": "That nested syntax belongs to the archive endpoint.",
-            "b": "NOMAD does not complain -- which is why the mistake is common.",
-            "c": "/entries/query accepts only {'include': [dotted paths]}; anything else is ignored.",
-        },
-    ),
-    "01.3": QuizQuestion(
-        "When is a cursor-paginated pull finished?",
-        {
-            "a": "when the number of pages reaches total / page_size",
-            "b": "when the response has no next_page_after_value OR its data list is empty",
-            "c": "when a request fails",
-        },
-        "b",
-        {
-            "a": "Entries can be added while you pull; count on the cursor, not on arithmetic.",
-            "b": "If the last page is exactly full NOMAD still sends a cursor, and one more request comes back empty.",
-            "c": "A failed request is retried (or the pull resumes later); it does not mean the data ended.",
-        },
-    ),
-    "02.1": QuizQuestion(
-        "MAPbI3 has hundreds of entries near 1.6 eV and one at 2.3 eV. What does the course do with the 2.3 eV entry?",
-        {
-            "a": "delete it",
-            "b": "flag it (Hampel rule) and report it; keep it in the data",
-            "c": "replace it by the median",
-        },
-        "b",
-        {
-            "a": "Deleting hides the decision; the course flags and reports.",
-            "b": "Flag, don't delete: it is far from the median of its own formula, so it is reported for a human to judge.",
-            "c": "Inventing a value is worse than keeping or dropping it.",
-        },
-    ),
-    "02.2": QuizQuestion(
-        "Why not flag formulas whose gap is far from the mean of ALL formulas (a z-score across formulas)?",
-        {
-            "a": "it would flag chemistry (bromides have wider gaps than iodides), not errors",
-            "b": "it is too slow",
-            "c": "z-scores need normally distributed data, so they are never allowed",
-        },
-        "a",
-        {
-            "a": "Different compounds differ for physical reasons; compare a measurement with its own formula.",
-            "b": "Speed is not the issue.",
-            "c": "The robust z-score exists for non-normal data; the problem is what it compares.",
-        },
-    ),
-    "02.3": QuizQuestion(
-        "MAPbI3 and CH6I3NPb: one material or two?",
-        {
-            "a": "two: the strings differ",
-            "b": "one: the same composition, descriptive vs reduced formula",
-            "c": "it depends on the band gap",
-        },
-        "b",
-        {
-            "a": "Spelling is not chemistry; compare compositions.",
-            "b": "MA = CH3NH3, so MAPbI3 = CH6NPbI3 = CH6I3NPb.",
-            "c": "Identity comes from the composition, not from a measured property.",
-        },
-    ),
-    "03.1": QuizQuestion(
-        "A model scores MAE 0.10 eV on a random split and 0.25 eV on a chemical-system hold-out. Which number do you report for new chemistry?",
-        {"a": "0.10 eV", "b": "0.25 eV", "c": "their mean, 0.175 eV"},
-        "b",
-        {
-            "a": "On a random split close relatives of every test formula are in training: it flatters the model.",
-            "b": "The hold-out asks about element sets never seen in training, like a new material would.",
-            "c": "Averaging two different questions answers neither.",
-        },
-    ),
-    "03.2": QuizQuestion(
-        "R² = 0 on the test set means ...",
-        {
-            "a": "every prediction is wrong",
-            "b": "no better than predicting the mean of the test gaps",
-            "c": "the model is perfectly calibrated",
-        },
-        "b",
-        {
-            "a": "Predictions can be close and still explain no variance.",
-            "b": "R² = 1 - SS_res/SS_tot; predicting the mean gives SS_res = SS_tot.",
-            "c": "R² says nothing about the uncertainty.",
-        },
-    ),
-    "03.3": QuizQuestion(
-        "For a calibrated σ, about what fraction of test errors should lie within 1σ (Laplace errors, as CrabNet assumes)?",
-        {"a": "about 76 %", "b": "exactly 50 %", "c": "100 %"},
-        "a",
-        {
-            "a": "1 - exp(-√2) = 0.757 for a Laplace distribution (68 % for a Gaussian).",
-            "b": "50 % within ±σ would mean σ is too large for Laplace errors.",
-            "c": "σ is a spread, not a bound.",
-        },
-    ),
-    "05.1": QuizQuestion(
-        "In a t-SNE map of embeddings, cluster A lies far from cluster B. What can you conclude?",
-        {
-            "a": "A and B are very different materials",
-            "b": "little: t-SNE keeps neighbourhoods, not distances between clusters",
-            "c": "the model failed to learn",
-        },
-        "b",
-        {
-            "a": "t-SNE distorts large distances; far apart on the map need not be far apart in the embedding space.",
-            "b": "t-SNE preserves who is near whom; cluster sizes and gaps depend on perplexity and seed. Measure in the original space (kNN scores).",
-            "c": "a map says nothing about prediction error; that is what the kNN MAE is for.",
-        },
-    ),
-    "05.2": QuizQuestion(
-        "The first token gives the composition tokens the most attention. Does the composition matter most for the prediction?",
-        {
-            "a": "yes, by definition",
-            "b": "not necessarily: test it, e.g. by occluding each category and measuring the change",
-            "c": "only if it is the last layer",
-        },
-        "b",
-        {
-            "a": "attention weights say where information is read from, not how much it changes the output (value vectors, later layers and the head intervene).",
-            "b": "an intervention such as occlusion measures the effect on the prediction; compare its ranking with the attention ranking.",
-            "c": "the last layer's attention is still only a weighting of value vectors, not an effect on the output.",
-        },
-    ),
-    "05.3": QuizQuestion(
-        "Why report attention per token of a category next to the summed attention?",
-        {
-            "a": "a category with many tokens wins summed attention by length alone",
-            "b": "per-token values are always larger",
-            "c": "the softmax requires it",
-        },
-        "a",
-        {
-            "a": "a formula split into ten sub-tokens collects more attention in total than a one-word field even if each token gets less.",
-            "b": "per token = summed / number of tokens, so it is never larger than the sum.",
-            "c": "the softmax only makes each row sum to 1; how we aggregate is our choice.",
-        },
-    ),
-    "04.1": QuizQuestion(
-        "A frozen encoder + head reaches almost the validation MAE of full fine-tuning. What does that tell you?",
-        {
-            "a": "fine-tuning is broken",
-            "b": "the pooled vectors already carry most of what the head needs",
-            "c": "the head is too big",
-        },
-        "b",
-        {
-            "a": "Both runs use the same loop; only which parameters get gradients differs.",
-            "b": "Yeh et al. saw the same with roberta-base: the encoder's features are usable as they are, and training only the head is far cheaper.",
-            "c": "The head has ~17k parameters; its size is not what the comparison measures.",
-        },
-    ),
-    "04.2": QuizQuestion(
-        "The uncased MiniLM tokenizer turns 'In' (indium) and 'As' (arsenic) into ...",
-        {"a": "element tokens", "b": "the English words 'in' and 'as'", "c": "unknown tokens"},
-        "b",
-        {
-            "a": "An uncased vocabulary has no capital letters, so the element symbol is lost.",
-            "b": "Lower-casing makes them the common words -- a reason chemistry text needs a cased tokenizer.",
-            "c": "They are very common words, so they are in the vocabulary.",
-        },
-    ),
-    "04.3": QuizQuestion(
-        "Where do you choose the number of epochs and the learning rate?",
-        {"a": "on the test split", "b": "on the validation split", "c": "on the training split"},
-        "b",
-        {
-            "a": "The test split is scored once, at the end; choosing on it makes its MAE optimistic.",
-            "b": "The loop keeps the epoch with the lowest validation MAE; settings are compared on validation too.",
-            "c": "The training loss always falls; it cannot tell you when the model starts to overfit.",
-        },
-    ),
-}
-
-#: After this many wrong tries, :func:`quiz` reveals the right option.
-QUIZ_REVEAL_AFTER: int = 2
-_quiz_tries: dict[str, int] = {}
-
-
-def _question(question_id: str) -> QuizQuestion:
-    if question_id not in QUIZ:
-        raise _NotYet(f"there is no question {question_id!r}.", f"questions: {', '.join(sorted(QUIZ))}.")
-    return QUIZ[question_id]
-
-
-def show_quiz(question_id: str) -> None:
-    """Print question ``question_id`` and its options (no answer)."""
-    try:
-        q = _question(question_id)
-    except _NotYet as wrong:
-        print(f"{NOT_YET_MARK}: {wrong.problem} hint: {wrong.hint}")
-        return
-    print(f"Quiz {question_id}: {q.question}")
-    for letter, text in q.options.items():
-        print(f"  ({letter}) {text}")
-    print(f"Answer with check.quiz({question_id!r}, 'a'|'b'|...).")
-
-
-def quiz(question_id: str, answer: str) -> Verdict:
-    """Check a multiple-choice ``answer`` (a letter) to ``question_id`` and explain it.
-
-    A wrong answer gets the reason that option is wrong; after :data:`QUIZ_REVEAL_AFTER`
-    wrong tries the right option is revealed too. Never raises.
-    """
-    exercise = f"quiz {question_id}"
-    try:
-        q = _question(question_id)
-        if isinstance(answer, NotImplementedError):
-            raise answer
-        letter = str(answer).strip().lower().strip("()")
-        if letter not in q.options:
-            raise _NotYet(f"{answer!r} is not one of the options {', '.join(q.options)}.", "answer with a letter.")
-        if letter == q.answer:
-            _quiz_tries.pop(question_id, None)
-            return _verdict(exercise, True, f"({letter}) {q.why[letter]}")
-        _quiz_tries[question_id] = _quiz_tries.get(question_id, 0) + 1
-        reveal = ""
-        if _quiz_tries[question_id] >= QUIZ_REVEAL_AFTER:
-            reveal = f" The answer is ({q.answer}): {q.why[q.answer]}"
-        return _verdict(exercise, False, f"({letter}) {q.why[letter]}{reveal}", "" if reveal else "try another option.")
-    except _NotYet as wrong:
-        return _verdict(exercise, False, wrong.problem, wrong.hint)
-    except NotImplementedError:
-        return _verdict(exercise, False, "pick a letter.", attempted=False)
-
-
-def quiz_html(question_id: str) -> str:
-    """HTML for a markdown cell: the question, its options, and the answer in a closed ``<details>`` block."""
-    q = QUIZ[question_id]
-    options = "".join(f"<li>({html.escape(k)}) {html.escape(v)}</li>" for k, v in q.options.items())
-    return (
-        f"<p><b>Quiz {html.escape(question_id)}.</b> {html.escape(q.question)}</p><ul>{options}</ul>"
-        f"<details><summary>Answer (try first)</summary><p>({html.escape(q.answer)}) "
-        f"{html.escape(q.why[q.answer])}</p></details>"
-    )

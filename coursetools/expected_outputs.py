@@ -8,9 +8,9 @@ During ``pytest --nbval-lax`` the expected text is injected into the cells as
 stdout before nbval compares, so a wrong number fails the build.
 
 Record or refresh the expected outputs from an executed notebook (e.g. the one
-``python -m helpers.course`` writes) with::
+``python -m coursetools.course`` writes) with::
 
-    python -m helpers.nbcheck record output/notebooks/02_clean_and_explore.ipynb
+    python -m coursetools.expected_outputs record output/notebooks/02_clean_and_explore.ipynb
 
 and review the diff of ``notebooks/expected/*.json`` like any other change.
 """
@@ -25,8 +25,8 @@ from typing import Any
 
 import nbformat
 
-from . import fileio
-from .config import REPO_ROOT
+from helpers import fileio
+from helpers.config import REPO_ROOT
 
 MARKER = "NBVAL_CHECK_OUTPUT"
 
@@ -107,7 +107,7 @@ def inject(nb: Any, expected: dict[str, str], source: str = "<notebook>") -> Any
         if cell_id not in expected:
             raise KeyError(
                 f"{source}: cell {cell_id!r} is marked # {MARKER} but has no expected output; "
-                "run the course and `python -m helpers.nbcheck record <executed notebook>`"
+                "run the course and `python -m coursetools.expected_outputs record <executed notebook>`"
             )
         cell["outputs"] = [nbformat.v4.new_output("stream", name="stdout", text=expected[cell_id])]
         # nbval refuses reference outputs of a cell that was never run
@@ -138,7 +138,7 @@ def read_expected(exp_file: Path) -> dict[str, str]:
             not an object of strings (names the file and the cell id).
     """
     expected = fileio.read_json(
-        exp_file, "; fix it or re-record it with `python -m helpers.nbcheck record <executed notebook>`"
+        exp_file, "; fix it or re-record it with `python -m coursetools.expected_outputs record <executed notebook>`"
     )
     if not isinstance(expected, dict):
         raise ValueError(f"{exp_file}: expected a JSON object of cell id -> output text, got {type(expected).__name__}")
@@ -203,7 +203,7 @@ def figure_problems(nb: Any) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     """Command line: ``record EXECUTED.ipynb [...]``."""
-    parser = argparse.ArgumentParser(prog="python -m helpers.nbcheck", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m coursetools.expected_outputs", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     rec = sub.add_parser("record", help="store the stdout of # NBVAL_CHECK_OUTPUT cells of executed notebooks")
     rec.add_argument("notebooks", nargs="+", type=Path)

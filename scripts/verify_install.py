@@ -4,7 +4,7 @@
 Complete means: CPython 3.11; every package pinned in requirements.txt (and, with
 ``--test``, requirements-test.txt) installed at the version requirements.lock pins;
 no installed package that the lock names at another version; crabnet 2.0.8; the
-course's ``helpers`` importable from *this* checkout; and torch the CPU build (unless
+course's packages (``helpers``, ``coursetools``, ``exercises``) importable from *this* checkout; and torch the CPU build (unless
 ``BANDGAP_TORCH=cuda``). Standard library only, so it runs in any Python.
 
 Used by the Makefile (to run the course in an already complete environment such as
@@ -23,6 +23,9 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+
+#: The course's own packages (pyproject.toml), each must import from this checkout.
+PACKAGES = ("helpers", "coursetools", "exercises")
 
 
 def _canonical(name: str) -> str:
@@ -71,10 +74,11 @@ def problems(test: bool = False) -> list[str]:
         found.append(f"{name} {version} installed, lock pins {want}")
     if installed.get("crabnet") != "2.0.8":
         found.append(f"crabnet 2.0.8 required, found {installed.get('crabnet')}")
-    spec = importlib.util.find_spec("helpers")
-    origin = Path(spec.origin).resolve() if spec and spec.origin else None
-    if origin is None or origin.parent.parent != ROOT:
-        found.append(f"the course's helpers are not installed from {ROOT} (found {origin})")
+    for package in PACKAGES:
+        spec = importlib.util.find_spec(package)
+        origin = Path(spec.origin).resolve() if spec and spec.origin else None
+        if origin is None or origin.parent.parent != ROOT:
+            found.append(f"the course's {package} package is not installed from {ROOT} (found {origin})")
     if not cuda and "torch" in installed and not installed["torch"].endswith("+cpu"):
         found.append(f"torch {installed['torch']} is not the CPU build (set BANDGAP_TORCH=cuda if that is intended)")
     return found

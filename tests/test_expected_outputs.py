@@ -1,4 +1,4 @@
-"""Tests for helpers.nbcheck (expected outputs for nbval) and helpers.course (headless runner)."""
+"""Tests for coursetools.expected_outputs (expected outputs for nbval) and coursetools.course (headless runner)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from helpers import course, nbcheck
+from coursetools import course, expected_outputs as nbcheck
 
 
 def _notebook(*sources: str) -> nbformat.NotebookNode:

@@ -1,6 +1,6 @@
 """Fault injection for the NOMAD stand-in (tests and robustness demos only).
 
-The stand-in the notebooks use (:class:`helpers.nomad_standin.StandinServer`) answers
+The stand-in the notebooks use (:class:`coursetools.nomad_standin.StandinServer`) answers
 every request normally. For tests, a :class:`FaultInjector` plugs into its documented
 hook and breaks chosen requests the ways real networks and NOMAD do:
 
@@ -28,7 +28,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .nomad_standin import StandinServer, _dumps
+from coursetools.nomad_standin import StandinServer, _dumps
 
 FAULT_KINDS = ("status", "hang", "truncate", "drop", "empty", "delay")
 
@@ -86,7 +86,7 @@ class Fault:
 
 
 class FaultInjector:
-    """A :class:`helpers.nomad_standin.StandinHook` that breaks requests as queued.
+    """A :class:`coursetools.nomad_standin.StandinHook` that breaks requests as queued.
 
     Thread-safe: the stand-in serves each request in its own thread.
     """
@@ -206,7 +206,7 @@ class FaultInjector:
 
 
 class FaultyStandinServer(StandinServer):
-    """A :class:`~helpers.nomad_standin.StandinServer` with a :class:`FaultInjector` plugged in.
+    """A :class:`~coursetools.nomad_standin.StandinServer` with a :class:`FaultInjector` plugged in.
 
     Adds ``faults`` (the injector), :meth:`inject` and :meth:`clear_faults`.
     """

@@ -66,12 +66,10 @@ def _data_status(notebook: str) -> tuple[str, str | None]:
     from helpers import config, schema
 
     if notebook == "01":
-        from helpers import nomad
-
         recorded = config.nomad_data_dir()
         if (recorded / "perovskite_solar_cells").is_dir():
             return "recorded NOMAD data present", None
-        if nomad.nomad_offline():
+        if config.nomad_offline():
             return "", (
                 f"the recorded NOMAD data are not at {recorded} and BANDGAP_NOMAD_OFFLINE is set -- "
                 "fix: unset BANDGAP_NOMAD_OFFLINE to pull live from nomad-lab.eu, or set BANDGAP_NOMAD_DATA to the recording"
@@ -126,9 +124,9 @@ def check_environment(notebook: str = "01") -> EnvReport:
         needs_torch = "torch" in REQUIRED_PACKAGES[nb]
         gpu = None
         if "torch" in facts and needs_torch:
-            from helpers import device
+            from helpers import config
 
-            gpu = device.gpu_backend()
+            gpu = config.gpu_backend()
             facts["torch"] += f" ({gpu.upper()})" if gpu else " (CPU)"
         try:
             from helpers import config

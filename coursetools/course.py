@@ -1,6 +1,6 @@
 """Run the whole course headless: every notebook in order, in its own kernel.
 
-``python -m helpers.course`` (or ``make course``) executes
+``python -m coursetools.course`` (or ``make course``) executes
 ``notebooks/NN_*.ipynb`` in order, writes the executed copies to
 ``<output>/notebooks/``, and prints and writes ``<output>/course_run.json``:
 one row per notebook with status, wall time (s) and the kernel's peak resident
@@ -25,7 +25,7 @@ import nbformat
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
-from . import config, fileio
+from helpers import config, fileio
 
 #: Printed by the extra cell run in each kernel after the notebook finishes.
 _RSS_PROBE = (
@@ -170,7 +170,7 @@ def format_table(rows: list[NotebookRun]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Command line entry point; exit status 1 when any notebook failed."""
-    parser = argparse.ArgumentParser(prog="python -m helpers.course", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m coursetools.course", description=__doc__.splitlines()[0])
     parser.add_argument("notebooks", nargs="*", type=Path, help="notebooks to run (default: all lessons)")
     parser.add_argument(
         "--output", type=Path, default=None, help="output folder (default: BANDGAP_OUTPUT_DIR or output/)"

@@ -5,8 +5,8 @@ is the base URL it talks to:
 
 * **live** -- ``https://nomad-lab.eu/prod/v1/api/v1`` when it answers;
 * **replay** -- otherwise (or with ``BANDGAP_NOMAD_OFFLINE=1``), a
-  :class:`~helpers.nomad_standin.StandinServer` on 127.0.0.1 serving the course's
-  frozen data release committed in ``data/release/`` (:mod:`helpers.course_data`),
+  :class:`~coursetools.nomad_standin.StandinServer` on 127.0.0.1 serving the course's
+  frozen data release committed in ``data/release/`` (:mod:`coursetools.course_data`),
   which is always there: Binder, an offline laptop, CI. Tests can replay the original
   recordings instead by passing ``nomad_dir`` (``../shared/data/nomad``).
 
@@ -21,8 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import config, course_data, nomad, nomad_standin
-from .lesson import StopLesson
+from coursetools import course_data, nomad_recordings, nomad_standin
+from helpers import config, nomad
+from helpers.lesson import StopLesson
 
 #: Entries a *live* pull of each data set stops after in quick mode (``max_entries``),
 #: first ones in ``entry_id`` order; ``None`` = no cap. Full mode pulls everything
@@ -43,22 +44,22 @@ class Recording:
 RECORDINGS: dict[str, Recording] = {
     "psc": Recording(
         "psc",
-        nomad_standin.PSC_EXPORT_CSV,
-        nomad_standin.psc_snapshot_entries,
+        nomad_recordings.PSC_EXPORT_CSV,
+        nomad_recordings.psc_snapshot_entries,
         "43,108 perovskite solar-cell entries exported from NOMAD in 2025-02 (the FAIRmat tutorial's query): "
         "formulas and band gaps only -- the export has NO device fields (efficiency, Voc, Jsc, FF, stack, HTL, ETL).",
     ),
     "psc_devices": Recording(
         "psc_devices",
-        nomad_standin.PSC_EXACT_JSON,
-        nomad_standin.psc_exact_entries,
+        nomad_recordings.PSC_EXACT_JSON,
+        nomad_recordings.psc_exact_entries,
         "60 solar-cell entries in exact NOMAD format (Perovskite Database records processed by nomad-lab 2.0), "
         "with all device fields.",
     ),
     "dft": Recording(
         "dft",
-        nomad_standin.DFT_JSON,
-        nomad_standin.dft_entries,
+        nomad_recordings.DFT_JSON,
+        nomad_recordings.dft_entries,
         "200 computed (DFT) materials with NOMAD results sections: formula, symmetry, method, band gap, cell.",
     ),
 }
@@ -75,7 +76,7 @@ class NomadSource:
         recording: the replayed file (replay only): a file of the course data release,
             or an original recording when ``open_source`` got ``nomad_dir``.
         release: True when the replay serves the committed course data release.
-        coverage: :func:`helpers.nomad_standin.describe_snapshot` of the replayed
+        coverage: :func:`coursetools.nomad_standin.describe_snapshot` of the replayed
             entries -- which fields the snapshot has and lacks (replay only).
         server: the running stand-in (replay only).
     """

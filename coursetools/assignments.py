@@ -13,13 +13,13 @@ In markdown the markers may also be written as HTML comments
 notebook renders without a stray heading. ``### BEGIN HIDDEN TESTS`` /
 ``### END HIDDEN TESTS`` regions are dropped from the student version.
 
-``python -m helpers.assignments student`` writes ``build/student/``: every code
+``python -m coursetools.assignments student`` writes ``build/student/``: every code
 solution region becomes ``raise NotImplementedError("<hint>")`` at the region's
 indentation (the hint is the region's ``# HINT:`` lines, or a default), every
 markdown region becomes ``YOUR ANSWER HERE`` (nbgrader's stub texts), the cell is
 tagged ``exercise`` and, for code, ``raises-exception`` -- so *Run All* in
 JupyterLab (and nbclient, and nbval) goes on past an unsolved exercise instead of
-stopping there. ``python -m helpers.assignments instructor`` writes
+stopping there. ``python -m coursetools.assignments instructor`` writes
 ``build/instructor/``: the source without the marker lines. Both have their
 outputs stripped, and ``build/docs/`` gets a copy of ``docs/`` so the notebooks'
 ``../docs/...`` links work from ``build/<version>/``.
@@ -437,12 +437,12 @@ def build(version: str, notebooks: Iterable[str | Path], out_root: str | Path | 
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m helpers.assignments", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m coursetools.assignments", description=__doc__.split("\n\n")[0])
     parser.add_argument("version", choices=VERSIONS)
     parser.add_argument("notebooks", nargs="*", help="default: notebooks/NN_*.ipynb")
     parser.add_argument("--out", default=None, help="output root (default: <repo>/build)")
     args = parser.parse_args(argv)
-    from helpers.course import course_notebooks
+    from coursetools.course import course_notebooks
 
     notebooks = [Path(p) for p in args.notebooks] or course_notebooks()
     try:

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import numpy as np
-from test_check import assert_not_yet, assert_ok
+from test_checks import assert_not_yet, assert_ok
 
-from helpers import check
+from exercises import checks as check
+from exercises import quiz
 
 
 def test_registered_easy_to_hard_with_quiz() -> None:
     levels = [lvl for (nb, lvl, _task) in check.EXERCISES.values() if nb == "05"]
     assert len(levels) >= 3 and {"easy", "hard"} <= set(levels)
-    assert sum(q.startswith("05.") for q in check.QUIZ) >= 3
+    assert sum(q.startswith("05.") for q in quiz.questions()) >= 3
 
 
 def test_ex_05_knn_mae(capsys) -> None:
