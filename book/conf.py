@@ -7,11 +7,11 @@ Nothing a page loads comes from another host. Why not `myst build --html` (jupyt
 docs/book.md.
 
 Settings from the environment (scripts/build_book.py sets them):
-  BANDGAP_BOOK_REPO     repository URL, https://github.com/OWNER/NAME (a placeholder by default;
+  BOOK_CONF_REPO     repository URL, https://github.com/OWNER/NAME (a placeholder by default;
                         `make book BOOK_REPO=...`): source links and the Binder launch links
-  BANDGAP_BOOK_BRANCH   branch for those links (main)
-  BANDGAP_BOOK_EXTRA    the staged folder copied as is into the site (downloads/)
-  BANDGAP_BOOK_MATHJAX  folder mathjax/ holding MathJax's tex-chtml.js (.venv-book/share/bandgap-book/mathjax)
+  BOOK_CONF_BRANCH   branch for those links (main)
+  BOOK_CONF_EXTRA    the staged folder copied as is into the site (downloads/)
+  BOOK_CONF_MATHJAX  folder mathjax/ holding MathJax's tex-chtml.js (.venv-book/share/bandgap-book/mathjax)
 """
 
 from __future__ import annotations
@@ -27,9 +27,9 @@ project = "Predicting band gaps from data"
 author = "the band-gap course authors"
 copyright = "the band-gap course authors; lessons MIT, data as stated in data/README.md"
 
-REPO_URL = os.environ.get("BANDGAP_BOOK_REPO", "https://github.com/OWNER/bandgap-course")
-BRANCH = os.environ.get("BANDGAP_BOOK_BRANCH", "main")
-MATHJAX_DIR = Path(os.environ.get("BANDGAP_BOOK_MATHJAX", Path(sys.prefix) / "share" / "bandgap-book" / "mathjax"))
+REPO_URL = os.environ.get("BOOK_CONF_REPO", "https://github.com/OWNER/bandgap-course")
+BRANCH = os.environ.get("BOOK_CONF_BRANCH", "main")
+MATHJAX_DIR = Path(os.environ.get("BOOK_CONF_MATHJAX", Path(sys.prefix) / "share" / "bandgap-book" / "mathjax"))
 
 extensions = ["myst_nb", "glossary_links"]
 
@@ -54,7 +54,7 @@ html_title = "Band gaps from data: the course"
 html_css_files = ["book.css"]
 # downloads/: executed notebooks and student versions, staged beside the pages (a relative path here
 # would be taken relative to this folder, not to the staged source)
-html_extra_path = [os.environ.get("BANDGAP_BOOK_EXTRA", "_extra")]
+html_extra_path = [os.environ.get("BOOK_CONF_EXTRA", "_extra")]
 html_last_updated_fmt = "%Y-%m-%d"
 html_copy_source = False
 html_show_sourcelink = False

@@ -17,6 +17,7 @@ Runtime settings
 - :mod:`helpers.config`   every ``BANDGAP_*`` variable: paths, quick/full mode, seeds, the validated CPU thread
   count, the one device probe (CUDA -> MPS -> CPU, ``select_device``), NOMAD offline switch, model store layout
 - :mod:`helpers.model_store` the one checked loader of every saved model, by kind (``load_checkpoint``)
+- :mod:`helpers.checkpoint_checks` the checks every checkpoint loader shares (``CheckpointError``, finite weights, target scale > 0)
 - :mod:`helpers.fileio`   atomic file writes, the file lock, sha256, CSV reading with clear errors
 - :mod:`helpers.lesson`   StopLesson (stop a notebook with a message), ``require_file``, ``ProgressLine``
 

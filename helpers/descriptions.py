@@ -18,7 +18,7 @@ Missing fields are left out, never written as ``nan``; the band gap never appear
 
 Input rules (each refusal is a ``ValueError`` naming the field):
 
-- The formula is read by the course's one reader, :func:`helpers.formulas.parse_formula`
+- The formula is read by the course's one reader, :func:`helpers.formulas.element_amounts`
   (organic-cation abbreviations expanded), with the model-input check
   :func:`helpers.formulas.check_model_fractions`: a dot hydrate (``CuSO4.5H2O``), a zero
   amount (``Fe0O``), an isotope label (``D2O``), an exponent (``Pb1e300I3``), an element
@@ -48,7 +48,7 @@ import pandas as pd
 from pymatgen.core import Composition, Element
 from scipy.constants import physical_constants
 
-from helpers.formulas import check_model_fractions, parse_formula
+from helpers.formulas import check_model_fractions, element_amounts
 from helpers.symmetry import crystal_system_from_spacegroup, space_group_settings
 
 Format = Literal["structured", "natural", "composition", "robocrys"]
@@ -147,7 +147,7 @@ def composition_features(formula: str) -> dict[str, Any]:
     ``valence_per_atom`` (electrons per atom, :func:`valence_electrons`),
     ``mass_per_fu`` (u per reduced formula unit) and ``atoms_per_fu``.
 
-    The formula is read by :func:`helpers.formulas.parse_formula` (see the module
+    The formula is read by :func:`helpers.formulas.element_amounts` (see the module
     docstring). The result is computed once per formula and cached; each call returns
     a fresh copy, so changing it changes nothing else.
 
@@ -162,7 +162,7 @@ def composition_features(formula: str) -> dict[str, Any]:
 @lru_cache(maxsize=200_000)
 def _composition_features_cached(formula: str) -> dict[str, Any]:
     """:func:`composition_features`, computed once per formula (never hand this dict out)."""
-    amounts = parse_formula(formula, expand=True)  # the course's one reader: FormulaError names the problem
+    amounts = element_amounts(formula, expand=True)  # the course's one reader: FormulaError names the problem
     total = sum(amounts.values())
     check_model_fractions(formula.strip(), {el: a / total for el, a in amounts.items()})
     with warnings.catch_warnings():  # pymatgen warns for noble gases without a Pauling value

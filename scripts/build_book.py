@@ -39,7 +39,7 @@ from urllib.parse import quote
 import nbformat
 
 REPO = Path(__file__).resolve().parents[1]
-#: Placeholder repository (``BANDGAP_BOOK_REPO`` / ``make book BOOK_REPO=...`` replaces it).
+#: Placeholder repository (``--repo-url`` / ``make book BOOK_REPO=...`` replaces it).
 DEFAULT_REPO_URL = "https://github.com/OWNER/bandgap-course"
 DEFAULT_BRANCH = "main"
 LESSON_GLOB = "[0-9][0-9]_*.ipynb"
@@ -436,10 +436,10 @@ def build(
         shutil.rmtree(html)
     env = {
         **os.environ,
-        "BANDGAP_BOOK_REPO": repo_url,
-        "BANDGAP_BOOK_BRANCH": branch,
-        "BANDGAP_BOOK_MATHJAX": str(mathjax_dir),
-        "BANDGAP_BOOK_EXTRA": str(src / "_extra"),
+        "BOOK_CONF_REPO": repo_url,
+        "BOOK_CONF_BRANCH": branch,
+        "BOOK_CONF_MATHJAX": str(mathjax_dir),
+        "BOOK_CONF_EXTRA": str(src / "_extra"),
     }
     cmd = [sys.executable, "-m", "sphinx", "-b", "html", "-q", "-c", str(REPO / "book"), str(src), str(html)]
     cmd += ["-d", str(out / "doctrees"), "-E"]
@@ -457,8 +457,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--executed", type=Path, default=None, help="default: <root>/output/notebooks")
     parser.add_argument("--student", type=Path, default=None, help="default: <root>/build/student")
     parser.add_argument("--allow-stripped", action="store_true", help="lessons without a run: no outputs + banner")
-    parser.add_argument("--repo-url", default=os.environ.get("BANDGAP_BOOK_REPO") or DEFAULT_REPO_URL)
-    parser.add_argument("--branch", default=os.environ.get("BANDGAP_BOOK_BRANCH") or DEFAULT_BRANCH)
+    parser.add_argument(
+        "--repo-url",
+        default=DEFAULT_REPO_URL,
+        help="repository for the Binder and source links (make book BOOK_REPO=...)",
+    )
+    parser.add_argument("--branch", default=DEFAULT_BRANCH, help="branch for those links (make book BOOK_BRANCH=...)")
     args = parser.parse_args(argv)
     root = args.root.resolve()
     out_dir = (args.out or root / "build" / "book").resolve()

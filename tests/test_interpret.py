@@ -454,6 +454,6 @@ def test_pooled_embeddings_and_tokenizing_refuse_max_length_beyond_the_positions
 
     usable = tm.max_positions(shipped.model)
     with pytest.raises(ValueError, match=rf"max_length {max_length}.*{usable}"):
-        ip.pooled_embeddings(shipped.model, shipped.tokenizer, [description.text * 20], max_length, pooling="mean")
+        tm.pooled_embeddings(shipped.model, shipped.tokenizer, [description.text * 20], max_length, pooling="mean")
     with pytest.raises(ValueError, match=rf"max_length {max_length}.*{usable}"):
         ip.tokenize_with_categories(shipped.tokenizer, description, max_length=max_length)

@@ -655,7 +655,7 @@ def test_load_regressor_checks_sizes_before_allocating(tiny, tmp_path):
 def test_load_regressor_tokenizer_must_match_the_embeddings(tiny, tmp_path, data):
     """Issue 19 item 3: a tokenizer of another vocabulary loaded silently and every text predicted one value."""
     folder = _saved_regressor(tiny, tmp_path / "reg")
-    other = tm.train_bpe_tokenizer(data[0], vocab_size=280, model_max_length=128)
+    other = pretraining.train_bpe_tokenizer(data[0], vocab_size=280, model_max_length=128)
     assert len(other) != len(tiny[1])
     other.save_pretrained(folder)
     with pytest.raises(ValueError, match=r"tokenizer.*vocabulary.*(280|\d+ tokens).*embedding"):
