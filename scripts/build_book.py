@@ -308,7 +308,7 @@ def prepare_lesson(lesson: Lesson, box_html: str, pages: dict[str, str], repo_ur
         if cell.cell_type == "markdown":
             cell.source = rewrite_links(cell.source, repo_path, page, pages, repo_url, branch)
         elif cell.cell_type == "code":
-            if re.search(r"\bcheck\.quiz\(", cell.source):
+            if re.search(r"\bquiz\.answer\(", cell.source):  # exercises.quiz.answer: the answer cell
                 _hide(cell, "hide-cell", QUIZ_PROMPT)
             elif "### BEGIN SOLUTION" in cell.source:
                 _hide(cell, "hide-input", SOLUTION_PROMPT)

@@ -90,7 +90,7 @@ def _lesson_nb(title: str, code: str = "x = 1") -> nbformat.NotebookNode:
         nbformat.v4.new_markdown_cell(f"# {title}\n\nWhy this lesson."),
         nbformat.v4.new_code_cell(code),
         nbformat.v4.new_code_cell("### BEGIN SOLUTION\ny = 2\n### END SOLUTION"),
-        nbformat.v4.new_code_cell('check.quiz("01.1", "b")'),
+        nbformat.v4.new_code_cell('quiz.answer("01.1", "b")'),
     ]
     return nb
 

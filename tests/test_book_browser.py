@@ -89,7 +89,7 @@ def _lesson(number: str, title: str, with_outputs: bool) -> nbformat.NotebookNod
         "### BEGIN SOLUTION\nanswer = 1.602176634e-19 / 1.602176634e-19\n### END SOLUTION\ncheck.joules(answer)",
         execution_count=2,
     )
-    quiz = nbformat.v4.new_code_cell('check.quiz("01.1", "b")', execution_count=3)
+    quiz = nbformat.v4.new_code_cell('quiz.answer("01.1", "b")', execution_count=3)
     if with_outputs:
         figure.outputs = [
             nbformat.v4.new_output(
