@@ -624,7 +624,7 @@ def predict(
     batch_size: int = 64,
     device: str | None = None,
     clip_negative: bool = True,
-    verbose: bool = True,
+    verbose: bool = False,
 ) -> np.ndarray:
     """Band gaps (eV, float32, one per text, in order) predicted for ``texts``.
 
@@ -633,8 +633,10 @@ def predict(
             ``bytes`` is a ``TypeError`` (see :func:`check_texts`); no texts give an empty array.
         max_length: tokens per text (longer texts are truncated).
         clip_negative: rule for gaps below 0 eV: ``True`` (default) reports them as 0 eV
-            and prints how many there were (:func:`clip_gaps`; ``verbose=False`` stays quiet);
-            ``False`` returns the model's raw values (for analysis), with no message.
+            (:func:`clip_gaps`; ``verbose=True`` also prints how many there were -- quiet by default,
+            so a notebook that predicts many times is not filled with the same line: :class:`TextRun`
+            counts them per part for the results table); ``False`` returns the model's raw values
+            (for analysis).
     """
     check_max_length(model, texts.max_length if isinstance(texts, Encoded) else max_length)
     enc = texts if isinstance(texts, Encoded) else encode_texts(tokenizer, texts, max_length)
@@ -939,9 +941,14 @@ class TextRun:
     predictions: dict[str, np.ndarray]
     n_train: int
     checkpoint: Path | None = None
+    #: per predicted part, how many raw predictions were below 0 eV (reported as 0 eV in ``predictions``)
+    below_zero: dict[str, int] = field(default_factory=dict)
+    #: the lowest raw prediction over the predicted parts (eV; negative = the model predicted an impossible gap)
+    min_prediction_eV: float = float("nan")
 
     def row(self) -> dict[str, Any]:
-        """Table row: encoder, format, regime, parameters, training time (s), best validation MAE (eV)."""
+        """Table row: encoder, format, regime, parameters, training time (s), best validation MAE (eV), and how
+        many test predictions were below 0 eV before the course's rule set them to 0 eV (with the lowest, eV)."""
         return {
             "encoder": self.encoder,
             "format": self.format,
@@ -952,6 +959,8 @@ class TextRun:
             "wall_s": round(self.fit.wall_s, 1),
             "best_epoch": self.fit.best_epoch,
             "val_MAE_eV": round(self.fit.best_val_mae, 4),
+            "test_below_0eV": self.below_zero.get("test", 0),
+            "min_pred_eV": round(self.min_prediction_eV, 3),
         }
 
 
@@ -975,12 +984,18 @@ def fit_text_model(
     model = build_regressor(enc, cfg)
     train = train_frozen_head if cfg.regime == "frozen" else train_regressor
     fit = train(model, enc.tokenizer, texts["train"], y["train"], texts["val"], y["val"], cfg, progress=progress)
-    preds = {
-        part: predict(model, enc.tokenizer, t, cfg.max_length)
+    raw = {
+        part: predict(model, enc.tokenizer, t, cfg.max_length, clip_negative=False)
         for part, t in texts.items()
         if predict_parts is None or part in predict_parts
     }
-    run = TextRun(Path(encoder_name).name, cfg.format, cfg.regime, enc.n_params, fit, preds, len(texts["train"]))
+    preds = {part: clip_gaps(r, verbose=False) for part, r in raw.items()}  # the course's rule: < 0 eV -> 0 eV
+    below = {part: int((r < 0).sum()) for part, r in raw.items()}
+    lowest = min((float(r.min()) for r in raw.values() if r.size), default=float("nan"))
+    run = TextRun(
+        Path(encoder_name).name, cfg.format, cfg.regime, enc.n_params, fit, preds, len(texts["train"]),
+        below_zero=below, min_prediction_eV=lowest,
+    )
     if save_as:
         meta = {"encoder": encoder_name, "source": enc.source, "fit": asdict(fit), **(extra or {})}
         run.checkpoint = save_regressor(

@@ -519,6 +519,8 @@ def test_predict_clips_negative_gaps_and_says_how_many(small_model, capsys):
     raw = tm.predict(model, tokenizer, texts, clip_negative=False)
     assert (raw < 0).all() and capsys.readouterr().out == ""
     clipped = tm.predict(model, tokenizer, texts)
+    assert clipped.tolist() == [0.0, 0.0, 0.0] and capsys.readouterr().out == ""  # quiet by default
+    clipped = tm.predict(model, tokenizer, texts, verbose=True)
     assert clipped.tolist() == [0.0, 0.0, 0.0]
     assert capsys.readouterr().out.strip() == (
         "3 of 3 predictions were below 0 eV and are reported as 0 eV (a band gap cannot be negative; "
@@ -529,7 +531,7 @@ def test_predict_clips_negative_gaps_and_says_how_many(small_model, capsys):
     shift = -float(np.sort(mixed)[1])  # the middle prediction at exactly 0 eV: one below, one above
     model.y_mean.fill_(shift)
     mixed = tm.predict(model, tokenizer, texts, clip_negative=False)
-    clipped = tm.predict(model, tokenizer, texts)
+    clipped = tm.predict(model, tokenizer, texts, verbose=True)
     assert np.array_equal(clipped, np.maximum(mixed, 0.0))
     assert "1 of 3 predictions were below 0 eV" in capsys.readouterr().out
     tm.predict(model, tokenizer, texts, verbose=False)
@@ -744,3 +746,26 @@ def test_max_length_beyond_the_positions_is_named_everywhere(tiny, data, max_len
 def test_config_refuses_an_absurd_max_length():
     with pytest.raises(ValueError, match="max_length"):
         _cfg(max_length=10**9)
+
+
+def test_fit_text_model_counts_the_predictions_below_zero_once(data, monkeypatch, capsys):
+    """Negative gaps are reported as 0 eV without a line per prediction call; the run counts them per part and keeps
+    the lowest raw value, and the results-table row shows both (a notebook that fits five models prints nothing)."""
+    texts, y = data
+    parts = {"train": texts[:48], "val": texts[48:72], "test": texts[72:96]}
+    targets = {"train": y[:48], "val": y[48:72], "test": y[72:96]}
+    real_predict = tm.predict
+
+    def shifted(model, tokenizer, t, max_length=128, clip_negative=True, **kw):
+        raw = np.linspace(-1.0, 1.0, len(t)).astype(np.float32)  # half of every part below 0 eV
+        assert real_predict(model, tokenizer, t[:2], max_length).shape == (2,)  # the real model still predicts
+        return raw if not clip_negative else tm.clip_gaps(raw, verbose=False)
+
+    monkeypatch.setattr(tm, "predict", shifted)
+    cfg = tm.load_config(model=tm.SHIPPED_NAME, format="composition", regime="frozen", epochs=2)
+    run = tm.fit_text_model(tm.SHIPPED_NAME, parts, targets, cfg, progress=False, predict_parts=("val", "test"))
+    assert set(run.predictions) == {"val", "test"} and all((p >= 0).all() for p in run.predictions.values())
+    assert run.below_zero == {"val": 12, "test": 12} and run.min_prediction_eV == pytest.approx(-1.0)
+    row = run.row()
+    assert row["test_below_0eV"] == 12 and row["min_pred_eV"] == pytest.approx(-1.0)
+    assert "below 0 eV" not in capsys.readouterr().out
