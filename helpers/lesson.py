@@ -1,6 +1,10 @@
-"""Notebook conveniences: stopping a lesson with a clear message instead of a traceback."""
+"""Notebook conveniences: stopping a lesson with a clear message instead of a traceback, and sentences
+about this run's results that the run itself checks (:func:`claim`, :func:`claim_either`)."""
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
 
 
 class StopLesson(RuntimeError):
@@ -14,6 +18,85 @@ class StopLesson(RuntimeError):
 
     def _render_traceback_(self) -> list[str]:
         return ["", "LESSON STOPPED: " + str(self), ""]
+
+
+class ClaimError(AssertionError):
+    """A sentence of the lesson is contradicted by the numbers of this run.
+
+    An ``AssertionError`` so that nbval, nbclient and CI fail the cell; the message quotes the
+    sentence and the values that contradict it, so the author knows what to reword.
+    """
+
+
+def _fill(text: str, values: Mapping[str, Any]) -> str:
+    """``text.format(**values)``; a placeholder without a value is a ``KeyError`` naming it."""
+    try:
+        return text.format(**values)
+    except KeyError as exc:
+        raise KeyError(f"the sentence {text!r} uses {{{exc.args[0]}}}, but no value of that name was given") from None
+
+
+def _shown(values: Mapping[str, Any]) -> str:
+    def one(v: Any) -> str:
+        return f"{v:.4g}" if isinstance(v, float) else repr(v)
+
+    return ", ".join(f"{k}={one(v)}" for k, v in values.items()) or "no values given"
+
+
+def _is_bool(value: Any) -> bool:
+    import numpy as np
+
+    return isinstance(value, (bool, np.bool_))
+
+
+def claim(condition: bool, text: str, **values: Any) -> str:
+    """Print a sentence about this run's results -- only if the run supports it.
+
+    ``text`` is a ``str.format`` template filled with ``values`` (numbers computed in the notebook,
+    e.g. ``"{ratio:.2f}"``); ``condition`` is the test that makes the sentence true, computed from
+    the same values. When it holds, the filled sentence is printed (and returned); when the data
+    contradict it, :class:`ClaimError` is raised, so the notebook's cell -- and nbval in CI -- fails
+    instead of the lesson telling the student something their own run does not show.
+
+    Example::
+
+        claim(rf_mae < crab_mae, "On the hold-out the forest beats CrabNet: {rf:.2f} vs {crab:.2f} eV.",
+              rf=rf_mae, crab=crab_mae)
+
+    Raises:
+        ClaimError: ``condition`` is false; the message quotes the filled sentence and every value.
+        TypeError: ``condition`` is not a bool (a numpy bool is fine) -- e.g. a Series, whose truth is ambiguous.
+        KeyError: the sentence uses a placeholder that has no value.
+    """
+    if not _is_bool(condition):
+        raise TypeError(f"claim() needs a single True/False condition, got {type(condition).__name__}")
+    sentence = _fill(text, values)
+    if not condition:
+        raise ClaimError(
+            f"this run contradicts the lesson's sentence: {sentence!r} ({_shown(values)}). "
+            "Reword the sentence so it states only what the data show, or print the alternative with claim_either()."
+        )
+    print(sentence)
+    return sentence
+
+
+def claim_either(condition: bool, if_true: str, if_false: str, **values: Any) -> str:
+    """Print the one of two sentences that this run's ``values`` support (both are ``str.format`` templates).
+
+    For results whose *direction* may change from run to run (which model wins, whether a score
+    improves): the lesson states both outcomes and the run picks -- nothing to contradict. Returns
+    the printed sentence.
+
+    Raises:
+        TypeError: ``condition`` is not a bool (a numpy bool is fine).
+        KeyError: a sentence uses a placeholder that has no value.
+    """
+    if not _is_bool(condition):
+        raise TypeError(f"claim_either() needs a single True/False condition, got {type(condition).__name__}")
+    sentences = (_fill(if_true, values), _fill(if_false, values))  # both filled: a typo fails on every run
+    sentence = sentences[0] if condition else sentences[1]
+    print(sentence)
+    return sentence
 
 
 def require_file(path: "object", what: str, how_to_fix: str) -> None:
