@@ -49,7 +49,7 @@ def _is_bool(value: Any) -> bool:
     return isinstance(value, (bool, np.bool_))
 
 
-def claim(condition: bool, text: str, **values: Any) -> str:
+def claim(condition: bool, text: str, /, **values: Any) -> str:
     """Print a sentence about this run's results -- only if the run supports it.
 
     ``text`` is a ``str.format`` template filled with ``values`` (numbers computed in the notebook,
@@ -80,7 +80,7 @@ def claim(condition: bool, text: str, **values: Any) -> str:
     return sentence
 
 
-def claim_either(condition: bool, if_true: str, if_false: str, **values: Any) -> str:
+def claim_either(condition: bool, if_true: str, if_false: str, /, **values: Any) -> str:
     """Print the one of two sentences that this run's ``values`` support (both are ``str.format`` templates).
 
     For results whose *direction* may change from run to run (which model wins, whether a score

@@ -118,3 +118,10 @@ def test_claim_either_prints_the_sentence_the_data_support(capsys) -> None:
         0.54 >= 0.8, "they predict well (R² {r2:.2f})", "they predict only roughly (R² {r2:.2f})", r2=0.54
     )
     assert text == "they predict only roughly (R² 0.54)" and capsys.readouterr().out == text + "\n"
+
+
+def test_claim_values_may_use_any_name() -> None:
+    from helpers.lesson import claim, claim_either
+
+    assert claim(True, "ratios {text}", text="1.2x") == "ratios 1.2x"
+    assert claim_either(False, "{if_true}", "{if_false}", if_true="a", if_false="b") == "b"
