@@ -3,7 +3,6 @@ about this run's results that the run itself checks (:func:`claim`, :func:`claim
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 
@@ -21,79 +20,53 @@ class StopLesson(RuntimeError):
 
 
 class ClaimError(AssertionError):
-    """A sentence of the lesson is contradicted by the numbers of this run.
-
-    An ``AssertionError`` so that nbval, nbclient and CI fail the cell; the message quotes the
-    sentence and the values that contradict it, so the author knows what to reword.
-    """
+    """This run's numbers contradict a sentence of the lesson (an ``AssertionError``: nbval and CI fail the cell)."""
 
 
-def _fill(text: str, values: Mapping[str, Any]) -> str:
-    """``text.format(**values)``; a placeholder without a value is a ``KeyError`` naming it."""
-    try:
-        return text.format(**values)
-    except KeyError as exc:
-        raise KeyError(f"the sentence {text!r} uses {{{exc.args[0]}}}, but no value of that name was given") from None
-
-
-def _shown(values: Mapping[str, Any]) -> str:
-    def one(v: Any) -> str:
-        return f"{v:.4g}" if isinstance(v, float) else repr(v)
-
-    return ", ".join(f"{k}={one(v)}" for k, v in values.items()) or "no values given"
-
-
-def _is_bool(value: Any) -> bool:
+def _sentences(condition: Any, fn: str, templates: tuple[str, ...], values: dict[str, Any]) -> list[str]:
+    """Every template filled with ``values``; TypeError for a non-bool condition, KeyError for a missing value."""
     import numpy as np
 
-    return isinstance(value, (bool, np.bool_))
+    if not isinstance(condition, (bool, np.bool_)):
+        raise TypeError(f"{fn}() needs a single True/False condition, got {type(condition).__name__}")
+    try:
+        return [t.format(**values) for t in templates]
+    except KeyError as exc:
+        raise KeyError(f"a sentence of {fn}() uses {{{exc.args[0]}}}, but no value of that name was given") from None
 
 
 def claim(condition: bool, text: str, /, **values: Any) -> str:
-    """Print a sentence about this run's results -- only if the run supports it.
+    """Print ``text.format(**values)`` -- a sentence about this run -- when ``condition`` (computed from the
+    same values) holds; otherwise raise :class:`ClaimError` quoting the sentence and the values, so the cell,
+    and nbval in CI, fails instead of the lesson stating what the run contradicts. Returns the sentence.
 
-    ``text`` is a ``str.format`` template filled with ``values`` (numbers computed in the notebook,
-    e.g. ``"{ratio:.2f}"``); ``condition`` is the test that makes the sentence true, computed from
-    the same values. When it holds, the filled sentence is printed (and returned); when the data
-    contradict it, :class:`ClaimError` is raised, so the notebook's cell -- and nbval in CI -- fails
-    instead of the lesson telling the student something their own run does not show.
-
-    Example::
-
-        claim(rf_mae < crab_mae, "On the hold-out the forest beats CrabNet: {rf:.2f} vs {crab:.2f} eV.",
-              rf=rf_mae, crab=crab_mae)
+    Example: ``claim(rf < crab, "The forest beats CrabNet: {rf:.2f} vs {crab:.2f} eV.", rf=rf, crab=crab)``.
 
     Raises:
-        ClaimError: ``condition`` is false; the message quotes the filled sentence and every value.
-        TypeError: ``condition`` is not a bool (a numpy bool is fine) -- e.g. a Series, whose truth is ambiguous.
+        ClaimError: ``condition`` is false.
+        TypeError: ``condition`` is not a bool or numpy bool (e.g. a Series, whose truth is ambiguous).
         KeyError: the sentence uses a placeholder that has no value.
     """
-    if not _is_bool(condition):
-        raise TypeError(f"claim() needs a single True/False condition, got {type(condition).__name__}")
-    sentence = _fill(text, values)
+    (sentence,) = _sentences(condition, "claim", (text,), values)
     if not condition:
+        shown = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v!r}" for k, v in values.items())
         raise ClaimError(
-            f"this run contradicts the lesson's sentence: {sentence!r} ({_shown(values)}). "
-            "Reword the sentence so it states only what the data show, or print the alternative with claim_either()."
+            f"this run contradicts the lesson's sentence: {sentence!r} ({shown or 'no values'}). Reword it to state "
+            "only what the data show, or let the run pick the sentence with claim_either()."
         )
     print(sentence)
     return sentence
 
 
 def claim_either(condition: bool, if_true: str, if_false: str, /, **values: Any) -> str:
-    """Print the one of two sentences that this run's ``values`` support (both are ``str.format`` templates).
-
-    For results whose *direction* may change from run to run (which model wins, whether a score
-    improves): the lesson states both outcomes and the run picks -- nothing to contradict. Returns
-    the printed sentence.
+    """Print the one of two ``str.format`` sentences that this run supports, for results whose direction may
+    change between runs (which model wins); both are filled, so a typo fails on every run. Returns it.
 
     Raises:
-        TypeError: ``condition`` is not a bool (a numpy bool is fine).
+        TypeError: ``condition`` is not a bool or numpy bool.
         KeyError: a sentence uses a placeholder that has no value.
     """
-    if not _is_bool(condition):
-        raise TypeError(f"claim_either() needs a single True/False condition, got {type(condition).__name__}")
-    sentences = (_fill(if_true, values), _fill(if_false, values))  # both filled: a typo fails on every run
+    sentences = _sentences(condition, "claim_either", (if_true, if_false), values)
     sentence = sentences[0] if condition else sentences[1]
     print(sentence)
     return sentence
