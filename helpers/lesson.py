@@ -35,10 +35,10 @@ def _sentences(condition: Any, fn: str, templates: tuple[str, ...], values: dict
         raise KeyError(f"a sentence of {fn}() uses {{{exc.args[0]}}}, but no value of that name was given") from None
 
 
-def claim(condition: bool, text: str, /, **values: Any) -> str:
+def claim(condition: bool, text: str, /, **values: Any) -> None:
     """Print ``text.format(**values)`` -- a sentence about this run -- when ``condition`` (computed from the
     same values) holds; otherwise raise :class:`ClaimError` quoting the sentence and the values, so the cell,
-    and nbval in CI, fails instead of the lesson stating what the run contradicts. Returns the sentence.
+    and nbval in CI, fails instead of the lesson stating what the run contradicts. Returns None (no ``Out[...]`` echo).
 
     Example: ``claim(rf < crab, "The forest beats CrabNet: {rf:.2f} vs {crab:.2f} eV.", rf=rf, crab=crab)``.
 
@@ -55,21 +55,18 @@ def claim(condition: bool, text: str, /, **values: Any) -> str:
             "only what the data show, or let the run pick the sentence with claim_either()."
         )
     print(sentence)
-    return sentence
 
 
-def claim_either(condition: bool, if_true: str, if_false: str, /, **values: Any) -> str:
+def claim_either(condition: bool, if_true: str, if_false: str, /, **values: Any) -> None:
     """Print the one of two ``str.format`` sentences that this run supports, for results whose direction may
-    change between runs (which model wins); both are filled, so a typo fails on every run. Returns it.
+    change between runs (which model wins); both are filled, so a typo fails on every run.
 
     Raises:
         TypeError: ``condition`` is not a bool or numpy bool.
         KeyError: a sentence uses a placeholder that has no value.
     """
     sentences = _sentences(condition, "claim_either", (if_true, if_false), values)
-    sentence = sentences[0] if condition else sentences[1]
-    print(sentence)
-    return sentence
+    print(sentences[0] if condition else sentences[1])
 
 
 def require_file(path: "object", what: str, how_to_fix: str) -> None:
