@@ -10,7 +10,7 @@ Imports :mod:`helpers` (the lesson API); :mod:`helpers` never imports this packa
 - :mod:`coursetools.datasource`      live NOMAD or the recorded snapshot on the stand-in (notebook 01)
 - :mod:`coursetools.mp_build`        building the committed Materials Project set (scripts/build_mp_dataset.py)
 - :mod:`coursetools.readiness`       the first cell of every notebook: one-line environment check with the fix
-- :mod:`coursetools.expected_outputs` expected outputs of ``# NBVAL_CHECK_OUTPUT`` cells
+- :mod:`coursetools.expected_outputs` expected outputs of cells tagged ``nbval-check-output``
 - :mod:`coursetools.slides`          slide metadata and offline reveal.js export (``python -m coursetools.slides``)
 - :mod:`coursetools.assignments`     student/instructor versions (``python -m coursetools.assignments``)
 - :mod:`coursetools.pretraining`     tokenizer training and masking for the shipped small RoBERTa (scripts/pretrain_text_encoder.py)

@@ -2,8 +2,10 @@
 
 Notebooks are committed without outputs, but some cells print numbers that
 must not silently change (row counts, split sizes, column lists). Those cells
-start with the comment ``# NBVAL_CHECK_OUTPUT``; their expected printed text is
-stored in ``notebooks/expected/<notebook stem>.json`` keyed by the cell id.
+carry the cell tag ``nbval-check-output`` (nbval's tag; a tag, not a comment, so the
+student never reads it); their expected printed text is stored in
+``notebooks/expected/<notebook stem>.json`` keyed by the cell id. The older comment
+form ``# NBVAL_CHECK_OUTPUT`` is refused with a message saying to use the tag.
 During ``pytest --nbval-lax`` the expected text is injected into the cells as
 stdout before nbval compares, so a wrong number fails the build.
 
@@ -28,6 +30,9 @@ import nbformat
 from helpers import fileio
 from helpers.config import REPO_ROOT
 
+#: The cell tag nbval reads (``--nbval-lax`` checks the outputs of tagged cells only).
+CHECK_TAG = "nbval-check-output"
+#: The comment form of the same marker; refused in the course's notebooks (see :func:`legacy_marker`).
 MARKER = "NBVAL_CHECK_OUTPUT"
 
 #: Folder with the expected-output files.
@@ -35,7 +40,15 @@ EXPECTED_DIR: Path = REPO_ROOT / "notebooks" / "expected"
 
 
 def is_checked(cell: Any) -> bool:
-    """True when a code cell carries the ``# NBVAL_CHECK_OUTPUT`` marker comment."""
+    """True when a code cell carries the tag :data:`CHECK_TAG` (``nbval-check-output``)."""
+    if cell.get("cell_type") != "code":
+        return False
+    tags = (cell.get("metadata") or {}).get("tags") or []
+    return isinstance(tags, list) and CHECK_TAG in tags
+
+
+def legacy_marker(cell: Any) -> bool:
+    """True when a code cell still has the comment ``# NBVAL_CHECK_OUTPUT`` (use the tag instead)."""
     if cell.get("cell_type") != "code":
         return False
     return any(line.strip().startswith("#") and MARKER in line for line in cell.get("source", "").splitlines())
@@ -60,7 +73,7 @@ def stdout_text(cell: Any) -> str:
         else:
             kind = out.get("output_type"), out.get("name", "")
             raise ValueError(
-                f"checked cell {cell.get('id')!r} produced {kind}; a # {MARKER} cell may only print to stdout"
+                f"checked cell {cell.get('id')!r} produced {kind}; a cell tagged {CHECK_TAG} may only print to stdout"
             )
     return "".join(parts)
 
@@ -98,15 +111,21 @@ def inject(nb: Any, expected: dict[str, str], source: str = "<notebook>") -> Any
     Raises:
         KeyError: if a checked cell has no expected output recorded, or an
             expected entry names a cell that is no longer checked (stale file).
+        ValueError: a cell still marked with the comment ``# NBVAL_CHECK_OUTPUT``.
     """
     seen: set[str] = set()
     for cell in nb.cells:
+        if legacy_marker(cell):
+            raise ValueError(
+                f"{source}: cell {cell.get('id')!r} is marked with the comment # {MARKER}; remove the comment "
+                f"and give the cell the tag {CHECK_TAG!r} (students see comments, not tags)"
+            )
         if not is_checked(cell):
             continue
         cell_id = cell.get("id")
         if cell_id not in expected:
             raise KeyError(
-                f"{source}: cell {cell_id!r} is marked # {MARKER} but has no expected output; "
+                f"{source}: cell {cell_id!r} is tagged {CHECK_TAG} but has no expected output; "
                 "run the course and `python -m coursetools.expected_outputs record <executed notebook>`"
             )
         cell["outputs"] = [nbformat.v4.new_output("stream", name="stdout", text=expected[cell_id])]
@@ -123,7 +142,7 @@ def inject(nb: Any, expected: dict[str, str], source: str = "<notebook>") -> Any
 def read_with_expected(path: str | Path, as_version: int = 4, expected_dir: Path = EXPECTED_DIR) -> Any:
     """``nbformat.read`` that also injects expected outputs when the notebook has checked cells."""
     nb = nbformat.read(str(path), as_version=as_version)
-    if not any(is_checked(c) for c in nb.cells):
+    if not any(is_checked(c) or legacy_marker(c) for c in nb.cells):
         return nb
     exp_file = expected_path(Path(path), expected_dir)
     expected = read_expected(exp_file) if exp_file.is_file() else {}
@@ -205,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
     """Command line: ``record EXECUTED.ipynb [...]``."""
     parser = argparse.ArgumentParser(prog="python -m coursetools.expected_outputs", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    rec = sub.add_parser("record", help="store the stdout of # NBVAL_CHECK_OUTPUT cells of executed notebooks")
+    rec = sub.add_parser("record", help="store the stdout of the cells tagged nbval-check-output of executed notebooks")
     rec.add_argument("notebooks", nargs="+", type=Path)
     args = parser.parse_args(argv)
     for nb_path in args.notebooks:

@@ -41,6 +41,8 @@ import pandas as pd
 __all__ = [
     "Verdict",
     "EXERCISES",
+    "ROUNDED_TOL",
+    "install_stub_display",
     "ex_01_joule_to_ev",
     "ex_01_query_body",
     "ex_01_band_gap_of_entry",
@@ -115,6 +117,47 @@ def _verdict(exercise: str, ok: bool, text: str, hint: str = "", attempted: bool
     return Verdict(ok=ok, exercise=exercise, message=line, attempted=attempted)
 
 
+def _not_attempted_line(stub: NotImplementedError) -> str:
+    hint = str(stub).strip() or "replace the `raise NotImplementedError` line by your code"
+    return f"{NOT_YET_MARK}: not attempted yet -- {hint}"
+
+
+def _stub_traceback(shell: Any, etype: type, value: BaseException, tb: Any, tb_offset: int | None = None) -> None:
+    """IPython handler: a ``NotImplementedError`` raised by notebook code is shown as ONE line.
+
+    "Notebook code" is code whose globals are the notebook's namespace (a cell, or a function defined
+    in a cell) -- i.e. an exercise stub written by ``coursetools.assignments``. The cell still fails
+    (``raises-exception`` lets *Run All* go on), but the student reads the hint, not a traceback. A
+    ``NotImplementedError`` from a library keeps its full traceback.
+    """
+    last = tb
+    while last is not None and last.tb_next is not None:
+        last = last.tb_next
+    if last is not None and last.tb_frame.f_globals is shell.user_ns:
+        stb = [_not_attempted_line(value)]
+    else:
+        stb = shell.InteractiveTB.structured_traceback(etype, value, tb, tb_offset=tb_offset)
+    shell._showtraceback(etype, value, stb)
+
+
+def install_stub_display(shell: Any = None) -> bool:
+    """Show exercise stubs' ``NotImplementedError`` as one friendly line in IPython (see :func:`_stub_traceback`).
+
+    Called when this module is imported in IPython/Jupyter; returns False outside IPython. It replaces
+    any other custom exception handler of the shell (the course installs no other).
+    """
+    if shell is None:
+        try:
+            from IPython import get_ipython
+        except ImportError:  # pragma: no cover - IPython is part of the environment
+            return False
+        shell = get_ipython()
+    if shell is None:
+        return False
+    shell.set_custom_exc((NotImplementedError,), _stub_traceback)
+    return True
+
+
 #: exercise id -> (notebook, level, one-line task), filled by :func:`_exercise`.
 EXERCISES: dict[str, tuple[str, str, str]] = {}
 
@@ -130,7 +173,7 @@ def _exercise(exercise: str, level: str, task: str):
                 return _verdict(exercise, False, wrong.problem, wrong.hint)
             except NotImplementedError as stub:
                 hint = str(stub).strip() or "replace the `raise NotImplementedError` line by your code"
-                return _verdict(exercise, False, f"{hint}", attempted=False)
+                return _verdict(exercise, False, hint, attempted=False)
             except Exception as exc:  # a crash in the student's code must not show a traceback
                 return _verdict(
                     exercise,
@@ -167,6 +210,27 @@ def _number(value: Any, what: str) -> float:
 
 def _close(a: float, b: float, rel: float = 1e-9, abs_: float = 1e-12) -> bool:
     return math.isclose(a, b, rel_tol=rel, abs_tol=abs_)
+
+
+#: Numbers a student computes and may round: |answer - reference| <= this is right. Rounding to 3 decimals
+#: moves a value by at most 0.0005; the extra 1e-9 absorbs floating point.
+ROUNDED_TOL: float = 5e-4 + 1e-9
+
+
+def _close_rounded(got: float, want: float) -> bool:
+    """True when ``got`` equals ``want`` up to rounding to 3 decimals (:data:`ROUNDED_TOL`, absolute)."""
+    return abs(got - want) <= ROUNDED_TOL
+
+
+def _pair(answer: Any, what: str, hint: str) -> tuple[Any, Any]:
+    """Two values from a tuple, list, 1-d numpy array or pandas Series of length 2; else a named not-yet."""
+    if isinstance(answer, (tuple, list)) and len(answer) == 2:
+        return answer[0], answer[1]
+    if isinstance(answer, (np.ndarray, pd.Series)) and answer.ndim == 1 and len(answer) == 2:
+        values = answer.to_numpy() if isinstance(answer, pd.Series) else answer
+        return values[0], values[1]
+    shown = f"{type(answer).__name__} of length {len(answer)}" if hasattr(answer, "__len__") else repr(answer)
+    raise _NotYet(f"expected {what}, got {shown}.", hint)
 
 
 # --------------------------------------------------------------------------- notebook 01
@@ -333,13 +397,13 @@ def ex_02_normalize(answer: Mapping[str, str]) -> str:
             raise _NotYet(f"no answer for {formula!r}.", f"add the key {formula!r}.")
         got = answer[formula]
         if not isinstance(got, str):
-            raise _NotYet(
-                f"{formula}: expected text, got {got!r}.", "use cleaning.normalize_formula(..., expand=True)."
-            )
+            raise _NotYet(f"{formula}: expected text, got {got!r}.", "each value is a formula written as a string.")
         if got == want:
             continue
         if any(abbr in got for abbr in formulas.ORGANIC_CATIONS if abbr in formula):
-            raise _NotYet(f"{formula}: {got!r} keeps the abbreviation.", "expand MA/FA first (expand=True).")
+            raise _NotYet(
+                f"{formula}: {got!r} keeps the abbreviation.", "expand MA/FA into their elements first (CH6N, CH5N2)."
+            )
         same = _parses(got) and cleaning.same_composition(cleaning.element_amounts(got), cleaning.element_amounts(want))
         if same:
             raise _NotYet(
@@ -347,7 +411,8 @@ def ex_02_normalize(answer: Mapping[str, str]) -> str:
                 "the course's normal form comes from cleaning.normalize_formula (integer amounts, fixed element order).",
             )
         raise _NotYet(
-            f"{formula}: got {got!r}, expected {want!r}.", "use cleaning.normalize_formula(formula, expand=True)."
+            f"{formula}: got {got!r}, expected {want!r}.",
+            "expand MA/FA into elements, then write integer counts with the elements in alphabetical order.",
         )
     return f"e.g. FAPbI3 -> {cleaning.normalize_formula('FAPbI3', expand=True)}; all {len(NORMALIZE_FORMULAS)} match."
 
@@ -415,8 +480,10 @@ def ex_02_hampel(answer: Any, clean: pd.DataFrame) -> str:
     """Check the entries flagged by the Hampel rule against :func:`helpers.cleaning.flag_entry_outliers`
     (``k=3``, ``min_deviation_eV=0.2``, ``min_entries=3``).
 
-    ``answer``: a boolean Series on ``clean``'s index, or the collection of flagged ``entry_id``s.
-    Typical slips (no 1.4826, no 0.2 eV floor) are recognised and named.
+    ``answer`` may take every natural form (see :func:`_flagged_entry_ids`): a boolean (or 0/1)
+    Series on ``clean``'s index, a boolean (or 0/1) numpy array / list with one value per row of
+    ``clean``, the flagged ``entry_id``s, or the flagged index labels. Typical slips (no 1.4826,
+    no 0.2 eV floor) are recognised and named.
     """
     from helpers import cleaning
 
@@ -424,20 +491,7 @@ def ex_02_hampel(answer: Any, clean: pd.DataFrame) -> str:
         out = cleaning.flag_entry_outliers(clean, **kw)
         return set(out.loc[out["is_outlier"], "entry_id"].astype(str))
 
-    if isinstance(answer, pd.Series) and answer.dtype == bool:
-        if not answer.index.equals(clean.index):
-            raise _NotYet("the boolean Series is not aligned with clean's rows.", "compute it from clean itself.")
-        got = set(clean.loc[answer.to_numpy(), "entry_id"].astype(str))
-    elif isinstance(answer, pd.DataFrame):
-        raise _NotYet(
-            "got a whole DataFrame.", "give the boolean Series (e.g. flags['is_outlier']) or the flagged entry_ids."
-        )
-    elif isinstance(answer, Iterable) and not isinstance(answer, (str, bytes)):
-        got = {str(x) for x in answer}
-    else:
-        raise _NotYet(
-            f"expected flagged entry_ids or a boolean Series, got {type(answer).__name__}.", "see the task above."
-        )
+    got = _flagged_entry_ids(answer, clean)
     want = flagged(k=3.0, min_deviation_eV=0.2, min_entries=3)
     if got == want:
         return f"{len(want)} of {len(clean)} entries flagged, the same as cleaning.flag_entry_outliers."
@@ -462,6 +516,69 @@ def ex_02_hampel(answer: Any, clean: pd.DataFrame) -> str:
     raise _NotYet(
         f"you flagged {len(got)} entries ({len(got & want)} right, {len(got - want)} extra, {len(want - got)} missed).",
         "|gap - median of its formula| > max(3 x 1.4826 x MAD, 0.2 eV), only for formulas with >= 3 entries.",
+    )
+
+
+_FLAG_FORMS = (
+    "a boolean Series on clean's index (e.g. my_hampel = ... & (my_size >= 3)), a boolean array with one value "
+    "per row, or the flagged entry_ids"
+)
+
+
+def _is_flag_values(values: np.ndarray) -> bool:
+    """True for booleans, or numbers that are all 0 or 1 (flags, not ids or labels)."""
+    if values.dtype == bool:
+        return True
+    if values.dtype.kind in "iuf":
+        return bool(np.isin(values, (0, 1)).all())
+    return False
+
+
+def _flagged_entry_ids(answer: Any, clean: pd.DataFrame) -> set[str]:
+    """The ``entry_id``s an answer to ex_02_hampel flags, from any natural form of the answer.
+
+    * a pandas Series of booleans or 0/1 numbers: aligned on ``clean``'s index by label, as pandas does;
+    * a numpy array / list / tuple of booleans or 0/1 numbers with one value per row of ``clean`` (by position);
+    * any other collection: ``entry_id``s, or else index labels of ``clean``.
+
+    Raises:
+        _NotYet: a DataFrame, a Series on other labels, flags of the wrong length, or items that are
+            neither entry_ids nor index labels -- each message names the form that is expected.
+    """
+    if isinstance(answer, pd.DataFrame):
+        raise _NotYet("got a whole DataFrame.", f"give {_FLAG_FORMS}.")
+    if isinstance(answer, pd.Series) and _is_flag_values(answer.to_numpy()) and len(answer):
+        if not answer.index.is_unique or set(answer.index) != set(clean.index):
+            raise _NotYet(
+                f"the flag Series is not aligned with clean's rows ({len(answer)} values on other index labels).",
+                "compute it from clean itself (groupby(...).transform keeps clean's index).",
+            )
+        mask = answer.reindex(clean.index).astype(bool).to_numpy()
+        return set(clean.loc[mask, "entry_id"].astype(str))
+    if isinstance(answer, (str, bytes)) or not isinstance(answer, Iterable):
+        raise _NotYet(f"expected flags or entry_ids, got {type(answer).__name__}.", f"give {_FLAG_FORMS}.")
+    items = list(answer.to_numpy() if isinstance(answer, pd.Series) else answer)
+    values = np.asarray(items, dtype=object)
+    as_array = np.asarray(items) if items else np.asarray([], dtype=object)
+    if items and _is_flag_values(as_array) and as_array.ndim == 1:
+        if len(items) == len(clean):
+            return set(clean.loc[as_array.astype(bool), "entry_id"].astype(str))
+        if as_array.dtype == bool:
+            raise _NotYet(
+                f"{len(items)} flags for {len(clean)} rows of clean.", "one True/False per row of clean, in its order."
+            )
+    ids = set(clean["entry_id"].astype(str))
+    as_ids = {str(x) for x in values}
+    if as_ids <= ids:
+        return as_ids
+    labels = set(clean.index)
+    if all(not isinstance(x, (bool, np.bool_)) and x in labels for x in values):
+        return set(clean.loc[list(values), "entry_id"].astype(str))
+    unknown = sorted(as_ids - ids)[:3]
+    raise _NotYet(
+        f"{len(as_ids - ids)} of your {len(as_ids)} items are neither entry_ids nor index labels of clean "
+        f"(e.g. {', '.join(unknown)}).",
+        f"give {_FLAG_FORMS}.",
     )
 
 
@@ -495,13 +612,20 @@ def ex_03_chemical_system(fn: Callable[[str], str]) -> str:
             continue
         if isinstance(got, str) and sorted(got.split("-")) == want.split("-"):
             raise _NotYet(
-                f"{formula}: {got!r} has the right elements in another order.", "sort the symbols alphabetically."
+                f"{formula}: {got!r} has the right elements but not sorted (expected {want!r}).",
+                "sort the symbols alphabetically before joining them.",
+            )
+        if isinstance(got, str) and sorted(set(got.split("-"))) == want.split("-"):
+            repeated = sorted({el for el in got.split("-") if got.split("-").count(el) > 1})
+            raise _NotYet(
+                f"{formula}: {got!r} repeats {', '.join(repeated)} (a chemical system names each element once).",
+                "keep each symbol once (a set), then sort.",
             )
         if isinstance(got, (list, tuple, set)):
             raise _NotYet(f"{formula}: got a {type(got).__name__}.", "join the sorted symbols with '-'.")
         raise _NotYet(
             f"{formula}: got {got!r}, expected {want!r}.",
-            "expand abbreviations (MA, FA) first: composition.atomic_fractions(formula).elements.",
+            "expand abbreviations (MA, FA) into elements first (formulas.expand_abbreviations).",
         )
     return f"e.g. MAPbBr3 -> {composition.chemical_system('MAPbBr3')}."
 
@@ -509,7 +633,8 @@ def ex_03_chemical_system(fn: Callable[[str], str]) -> str:
 @_exercise("ex_03_metrics", "medium", "compute MAE, RMSE and R^2 by hand (eV)")
 def ex_03_metrics(answer: Mapping[str, float], y_true: Iterable[float], y_pred: Iterable[float]) -> str:
     """Check ``{'MAE_eV', 'RMSE_eV', 'R2'}`` against :func:`helpers.evaluation.regression_metrics`
-    of the same ``y_true``/``y_pred`` (eV; relative tolerance 1e-6)."""
+    of the same ``y_true``/``y_pred`` (eV). Values rounded to 3 decimals are right: absolute
+    tolerance :data:`ROUNDED_TOL` (0.0005)."""
     from helpers import evaluation
 
     t = np.asarray(list(y_true), dtype=float)
@@ -521,7 +646,7 @@ def ex_03_metrics(answer: Mapping[str, float], y_true: Iterable[float], y_pred: 
         if key not in answer:
             raise _NotYet(f"{key} is missing.", "use the keys MAE_eV, RMSE_eV and R2.")
         got = _number(answer[key], key)
-        if _close(got, ref[key], rel=1e-6, abs_=1e-9):
+        if _close_rounded(got, ref[key]):
             continue
         err = p - t
         if key == "RMSE_eV" and _close(got, float(np.mean(err**2)), rel=1e-6):
@@ -535,7 +660,7 @@ def ex_03_metrics(answer: Mapping[str, float], y_true: Iterable[float], y_pred: 
                 "R2 is the squared correlation, which ignores a constant offset.", "R² = 1 - SS_res / SS_tot."
             )
         raise _NotYet(
-            f"{key}: got {got:.6g}, expected {ref[key]:.6g}.",
+            f"{key}: got {got:.6g}, expected {ref[key]:.4f} (± 0.0005: rounding to 3 decimals is fine).",
             "MAE = mean|e|, RMSE = sqrt(mean e²), R² = 1 - Σe²/Σ(y-ȳ)².",
         )
     return f"MAE {ref['MAE_eV']:.3f} eV, RMSE {ref['RMSE_eV']:.3f} eV, R² {ref['R2']:.3f} on {ref['n']} materials."
@@ -562,19 +687,44 @@ def ex_03_leakage(answer: Any, split: Any) -> str:
         )
     from helpers import composition
 
-    test_systems = split.test["formula"].map(lambda f: composition.chemical_system(str(f))).nunique()
+    def systems(part: pd.DataFrame) -> pd.Series:
+        if "chemical_system" in part:
+            return part["chemical_system"].astype(str)
+        return part["formula"].map(lambda f: composition.chemical_system(str(f)))
+
+    train_sys, test_sys = systems(split.train), systems(split.test)
+    counted_rows = {
+        int(test_sys.isin(set(train_sys)).sum()): "test formulas (rows) whose system also occurs in training",
+        int(train_sys.isin(set(test_sys)).sum()): "training formulas (rows) whose system also occurs in test",
+    }
+    if got in counted_rows and got != want:
+        raise _NotYet(
+            f"{int(got)} counts formulas, not systems: the number of {counted_rows[int(got)]}.",
+            "several formulas share one system; count each system once (unique values / a set).",
+        )
+    if got == len(split.test):
+        raise _NotYet(f"{int(got)} is the number of formulas in the test part.", "compare the parts' chemical systems.")
+    test_systems = test_sys.nunique()
     if got == test_systems:
         raise _NotYet(
             f"{int(got)} is the number of systems in the test set.",
             "keep only those that are also in train (set intersection).",
         )
-    raise _NotYet(f"got {got:g}, expected a different count.", "len(set(train systems) & set(test systems)).")
+    raise _NotYet(
+        f"got {got:g}, expected another count (the test part has {test_systems} systems, the training part "
+        f"{train_sys.nunique()}).",
+        "the systems that occur in both parts: an intersection of two sets, then its size.",
+    )
 
 
 @_exercise("ex_03_coverage", "hard", "fraction of test errors within 1σ and 2σ")
 def ex_03_coverage(answer: Any, rows: pd.DataFrame) -> str:
     """Check ``(within_1sigma, within_2sigma)`` -- fractions 0..1 of rows with
-    ``|pred_eV - true_eV| <= k * sigma_eV`` -- against :func:`helpers.evaluation.calibration_summary`."""
+    ``|pred_eV - true_eV| <= k * sigma_eV`` -- against :func:`helpers.evaluation.calibration_summary`.
+
+    The pair may be a tuple, list, numpy array or Series of two numbers, or a dict with keys
+    ``within_1sigma``/``within_2sigma``; fractions rounded to 3 decimals are right
+    (absolute tolerance :data:`ROUNDED_TOL`, 0.0005)."""
     from helpers import evaluation
 
     ref = evaluation.calibration_summary(rows)
@@ -583,18 +733,16 @@ def ex_03_coverage(answer: Any, rows: pd.DataFrame) -> str:
             pair = (answer["within_1sigma"], answer["within_2sigma"])
         except KeyError:
             raise _NotYet("the dict needs keys within_1sigma and within_2sigma.", "or give a pair (1σ, 2σ).") from None
-    elif isinstance(answer, (tuple, list)) and len(answer) == 2:
-        pair = tuple(answer)
     else:
-        raise _NotYet(f"expected a pair (within_1sigma, within_2sigma), got {answer!r}.", "return two fractions.")
+        pair = _pair(answer, "a pair (within_1sigma, within_2sigma)", "give two fractions, e.g. (0.55, 0.83).")
     got = [_number(v, f"within {k}σ") for k, v in zip((1, 2), pair, strict=True)]
     want = [ref["within_1sigma"], ref["within_2sigma"]]
-    if all(_close(g, w, rel=1e-9, abs_=1e-9) for g, w in zip(got, want, strict=True)):
+    if all(_close_rounded(g, w) for g, w in zip(got, want, strict=True)):
         return (
             f"{want[0]:.1%} within 1σ, {want[1]:.1%} within 2σ "
             f"(a calibrated Laplace σ: {ref['expected_1sigma']:.1%} and {ref['expected_2sigma']:.1%})."
         )
-    if all(_close(g / 100, w, rel=1e-9, abs_=1e-9) for g, w in zip(got, want, strict=True)):
+    if all(_close_rounded(g / 100, w) for g, w in zip(got, want, strict=True)):
         raise _NotYet("these look like percentages.", "give fractions between 0 and 1.")
     err = (rows.dropna(subset=["sigma_eV"])["pred_eV"] - rows.dropna(subset=["sigma_eV"])["true_eV"]).to_numpy()
     sigma = rows.dropna(subset=["sigma_eV"])["sigma_eV"].to_numpy()
@@ -603,7 +751,7 @@ def ex_03_coverage(answer: Any, rows: pd.DataFrame) -> str:
             "a large negative error counts as 'within' in your answer.", "compare the absolute error |pred - true|."
         )
     raise _NotYet(
-        f"got {got[0]:.4f} and {got[1]:.4f}, expected other fractions.",
+        f"got {got[0]:.4f} and {got[1]:.4f}, expected other fractions (rounding to 3 decimals is fine).",
         "np.mean(np.abs(pred - true) <= k * sigma) for k = 1, 2.",
     )
 
@@ -612,7 +760,8 @@ def ex_03_coverage(answer: Any, rows: pd.DataFrame) -> str:
 @_exercise("ex_05_knn_mae", "hard", "leave-one-out kNN band-gap MAE of an embedding space, by hand")
 def ex_05_knn_mae(fn: Callable[[np.ndarray, np.ndarray, int], float]) -> str:
     """Check ``fn(X, y, k) -> MAE (eV)`` against :func:`helpers.interpret.knn_loo_mae` on two seeded
-    synthetic embedding sets (clustered and random; relative tolerance 1e-6)."""
+    synthetic embedding sets (clustered and random); a result rounded to 3 decimals is right
+    (absolute tolerance :data:`ROUNDED_TOL`, 0.0005 eV)."""
     from helpers import interpret
 
     rng = np.random.default_rng(5)
@@ -623,7 +772,7 @@ def ex_05_knn_mae(fn: Callable[[np.ndarray, np.ndarray, int], float]) -> str:
     for X, y, k in ((X1, y1, 5), (X2, y2, 3)):
         want = interpret.knn_loo_mae(X, y, k)
         got = _number(_call(fn, X.copy(), y.copy(), k), "your MAE")
-        if _close(got, want, rel=1e-6):
+        if _close_rounded(got, want):
             continue
         with_self = interpret.knn_loo_mae(X, y, k, include_self=True)
         if _close(got, with_self, rel=1e-6):
@@ -704,7 +853,8 @@ def ex_05_token_categories(fn: Callable[[list, list], list]) -> str:
 @_exercise("ex_05_category_attention", "medium", "sum the first token's attention over each category's tokens")
 def ex_05_category_attention(fn: Callable[[np.ndarray, list], Mapping[str, tuple[float, float]]]) -> str:
     """Check ``fn(row, cats) -> {category: (summed, per_token)}`` against
-    :func:`helpers.interpret.category_attention` on seeded softmax rows (relative tolerance 1e-6)."""
+    :func:`helpers.interpret.category_attention` on seeded softmax rows. A pair may be a tuple, list or
+    numpy array; values rounded to 3 decimals are right (absolute tolerance :data:`ROUNDED_TOL`)."""
     from helpers import interpret
 
     rng = np.random.default_rng(7)
@@ -721,18 +871,14 @@ def ex_05_category_attention(fn: Callable[[np.ndarray, list], Mapping[str, tuple
                 raise _NotYet(
                     f"category {c!r} is missing.", "one entry per category that has tokens; None is not a category."
                 )
-            pair = got[c]
-            if not isinstance(pair, (tuple, list)) or len(pair) != 2:
-                raise _NotYet(
-                    f"{c}: expected a pair (summed, per_token), got {pair!r}.", "return a tuple of two numbers."
-                )
+            pair = _pair(got[c], f"{c}: a pair (summed, per_token)", "return a tuple of two numbers.")
             s, p = _number(pair[0], f"{c} summed"), _number(pair[1], f"{c} per token")
-            if not _close(s, ref.summed[0, 0, j], rel=1e-6):
+            if not _close_rounded(s, ref.summed[0, 0, j]):
                 raise _NotYet(
                     f"{c}: summed {s:.6g}, expected {ref.summed[0, 0, j]:.6g}.",
                     "add the attention of all tokens of the category.",
                 )
-            if not _close(p, ref.per_token[0, 0, j], rel=1e-6):
+            if not _close_rounded(p, ref.per_token[0, 0, j]):
                 hint = (
                     "divide the sum by the number of the category's tokens."
                     if _close(p, s, rel=1e-6)
@@ -814,24 +960,53 @@ def ex_04_template(fn: Callable[[Mapping[str, Any]], str]) -> str:
     return f"e.g. {fn(dict(TEMPLATE_ROWS[0]))!r}."
 
 
-@_exercise("ex_04_truncated", "easy", "count the descriptions longer than the model's maximum length")
-def ex_04_truncated(answer: Any, tokenizer: Any, texts: Sequence[str], max_length: int) -> str:
-    """Check the number of ``texts`` longer than ``max_length`` tokens (special tokens included)."""
-    lengths = [len(ids) for ids in tokenizer(list(texts), add_special_tokens=True)["input_ids"]]
-    want = sum(n > max_length for n in lengths)
-    got = _number(answer, "the count")
-    if got == want:
-        return f"{want} of {len(texts)} texts are cut at {max_length} tokens; the model never reads their end."
-    if got == sum(n - 2 > max_length for n in lengths) or got == sum(n >= max_length for n in lengths):
+@_exercise("ex_04_truncated", "easy", "count the descriptions longer than a model's maximum length")
+def ex_04_truncated(
+    fn: Callable[[Sequence[str], int], int], tokenizer: Any, texts: Sequence[str], max_length: int
+) -> str:
+    """Check ``fn(texts, max_length) -> int``: how many ``texts`` are longer than ``max_length`` tokens
+    for ``tokenizer``, the special tokens (``<s>``, ``</s>``) included.
+
+    The function is tried at ``max_length`` and at limits placed on the length ``n`` of one of the
+    texts (``n - 2``, ``n - 1``, ``n``): there forgetting the two special tokens, or writing ``>=``
+    instead of ``>``, changes the count, so either slip is named. The texts need at least two
+    different token counts.
+    """
+    lengths = np.array([len(ids) for ids in tokenizer(list(texts), add_special_tokens=True)["input_ids"]])
+    if lengths.size == 0:
+        raise ValueError("ex_04_truncated needs at least one text")
+    n = int(np.sort(lengths)[len(lengths) // 2])  # the length of a real text: limits around it tell the slips apart
+    limits = list(dict.fromkeys([int(max_length), n - 2, n - 1, n]))
+    limits = [lim for lim in limits if lim > 0]
+    for limit in limits:
+        want = int(np.sum(lengths > limit))
+        got = _number(_call(fn, list(texts), limit), f"your count for max_length={limit}")
+        if got == want:
+            continue
+        if got == np.sum(lengths - 2 > limit):
+            raise _NotYet(
+                f"max_length={limit}: got {got:g}, expected {want}: your count leaves out the special tokens.",
+                "the model reads <s> and </s> too: count the ids the tokenizer returns with its default "
+                "add_special_tokens=True.",
+            )
+        if got == np.sum(lengths >= limit):
+            raise _NotYet(
+                f"max_length={limit}: got {got:g}, expected {want}: a text of exactly max_length tokens fits.",
+                "use '>' (longer than), not '>='.",
+            )
+        if got == np.sum(lengths > max_length) and limit != max_length:
+            raise _NotYet(
+                f"max_length={limit}: got {got:g}, the count for {max_length}: your function ignores its max_length.",
+                "compare with the max_length argument, not cfg_full.max_length.",
+            )
+        if 0 < got < 1:
+            raise _NotYet(f"got a fraction {got:g}; expected a count.", "sum the booleans instead of averaging them.")
         raise _NotYet(
-            f"got {got:g}, close: expected {want}.",
-            "count tokens with add_special_tokens=True and use '>' (a text of exactly max_length fits).",
+            f"max_length={limit}: got {got:g}, expected {want}.",
+            "for each text: its number of token ids, compared with max_length.",
         )
-    if 0 < got < 1:
-        raise _NotYet(f"got a fraction {got:g}; expected a count.", "sum the booleans instead of averaging them.")
-    raise _NotYet(
-        f"got {got:g}, expected another count.", "len(tokenizer(text)['input_ids']) > max_length for each text."
-    )
+    cut = int(np.sum(lengths > max_length))
+    return f"{cut} of {len(texts)} texts are cut at {max_length} tokens; the model never reads their end."
 
 
 @_exercise("ex_04_freeze", "medium", "freeze an encoder so only the regression head trains")
@@ -860,3 +1035,6 @@ def ex_04_freeze(fn: Callable[[Any], Any]) -> str:
         )
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     return f"only the head trains: {trainable:,} of {sum(p.numel() for p in model.parameters()):,} parameters."
+
+
+install_stub_display()

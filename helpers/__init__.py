@@ -19,7 +19,7 @@ Runtime settings
 - :mod:`helpers.model_store` the one checked loader of every saved model, by kind (``load_checkpoint``)
 - :mod:`helpers.checkpoint_checks` the checks every checkpoint loader shares (``CheckpointError``, finite weights, target scale > 0)
 - :mod:`helpers.fileio`   atomic file writes, the file lock, sha256, CSV reading with clear errors
-- :mod:`helpers.lesson`   StopLesson (stop a notebook with a message), ``require_file``, ``ProgressLine``
+- :mod:`helpers.lesson`   StopLesson (stop a notebook with a message), ``require_file``, ``ProgressLine``, ``claim``/``claim_either`` (sentences about this run, checked on the run)
 
 Data (lessons 01-02)
 - :mod:`helpers.nomad`    NOMAD: client and query bodies, entries -> rows, resumable pulls (sub-package)

@@ -1,6 +1,9 @@
-"""Notebook conveniences: stopping a lesson with a clear message instead of a traceback."""
+"""Notebook conveniences: stopping a lesson with a clear message instead of a traceback, and sentences
+about this run's results that the run itself checks (:func:`claim`, :func:`claim_either`)."""
 
 from __future__ import annotations
+
+from typing import Any
 
 
 class StopLesson(RuntimeError):
@@ -14,6 +17,56 @@ class StopLesson(RuntimeError):
 
     def _render_traceback_(self) -> list[str]:
         return ["", "LESSON STOPPED: " + str(self), ""]
+
+
+class ClaimError(AssertionError):
+    """This run's numbers contradict a sentence of the lesson (an ``AssertionError``: nbval and CI fail the cell)."""
+
+
+def _sentences(condition: Any, fn: str, templates: tuple[str, ...], values: dict[str, Any]) -> list[str]:
+    """Every template filled with ``values``; TypeError for a non-bool condition, KeyError for a missing value."""
+    import numpy as np
+
+    if not isinstance(condition, (bool, np.bool_)):
+        raise TypeError(f"{fn}() needs a single True/False condition, got {type(condition).__name__}")
+    try:
+        return [t.format(**values) for t in templates]
+    except KeyError as exc:
+        raise KeyError(f"a sentence of {fn}() uses {{{exc.args[0]}}}, but no value of that name was given") from None
+
+
+def claim(condition: bool, text: str, /, **values: Any) -> None:
+    """Print ``text.format(**values)`` -- a sentence about this run -- when ``condition`` (computed from the
+    same values) holds; otherwise raise :class:`ClaimError` quoting the sentence and the values, so the cell,
+    and nbval in CI, fails instead of the lesson stating what the run contradicts. Returns None (no ``Out[...]`` echo).
+
+    Example: ``claim(rf < crab, "The forest beats CrabNet: {rf:.2f} vs {crab:.2f} eV.", rf=rf, crab=crab)``.
+
+    Raises:
+        ClaimError: ``condition`` is false.
+        TypeError: ``condition`` is not a bool or numpy bool (e.g. a Series, whose truth is ambiguous).
+        KeyError: the sentence uses a placeholder that has no value.
+    """
+    (sentence,) = _sentences(condition, "claim", (text,), values)
+    if not condition:
+        shown = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v!r}" for k, v in values.items())
+        raise ClaimError(
+            f"this run contradicts the lesson's sentence: {sentence!r} ({shown or 'no values'}). Reword it to state "
+            "only what the data show, or let the run pick the sentence with claim_either()."
+        )
+    print(sentence)
+
+
+def claim_either(condition: bool, if_true: str, if_false: str, /, **values: Any) -> None:
+    """Print the one of two ``str.format`` sentences that this run supports, for results whose direction may
+    change between runs (which model wins); both are filled, so a typo fails on every run.
+
+    Raises:
+        TypeError: ``condition`` is not a bool or numpy bool.
+        KeyError: a sentence uses a placeholder that has no value.
+    """
+    sentences = _sentences(condition, "claim_either", (if_true, if_false), values)
+    print(sentences[0] if condition else sentences[1])
 
 
 def require_file(path: "object", what: str, how_to_fix: str) -> None:

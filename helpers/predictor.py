@@ -255,9 +255,24 @@ class Predictor:
         Pressing Enter in the field or clicking the button runs :meth:`__call__`
         (serialised; a text change whose answer is already shown is not recomputed).
         The returned box has ``.text``, ``.button`` and ``.output`` attributes so
-        tests (and curious students) can drive it without a browser.
+        tests (and curious students) can drive it without a browser. Where widgets do not
+        render (a static copy of the notebook, a terminal) its ``text/plain`` form is the
+        answer shown last, e.g. ``Band-gap predictor (interactive; ...): CsPbI3: predicted ...``.
         """
         import ipywidgets as widgets
+
+        shown: dict[str, Any] = {"value": None, "text": ""}
+
+        class PredictorBox(widgets.VBox):
+            """The widget's box; its plain-text form is the last answer, not ``VBox(children=...)``."""
+
+            def __repr__(self) -> str:
+                return f"Band-gap predictor (interactive; run the notebook to try a formula): {shown['text']}"
+
+            def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
+                data = super()._repr_mimebundle_(**kwargs)
+                data["text/plain"] = repr(self)  # whole, not cut at 110 characters
+                return data
 
         text = widgets.Text(
             value=initial,
@@ -272,19 +287,19 @@ class Predictor:
         # button click (main thread) concurrently: answer one at a time. A text change
         # whose answer is already shown is not recomputed; a click always is.
         lock = threading.Lock()
-        shown: dict[str, Any] = {"value": None}
 
         def _run(*_: Any, force: bool = True) -> None:
             with lock:
                 value = text.value
                 if not force and value == shown["value"]:
                     return
-                output.value = self(value).to_html()
-                shown["value"] = value
+                answer = self(value)
+                output.value = answer.to_html()
+                shown["value"], shown["text"] = value, str(answer).replace("\n", " ")
 
         text.observe(lambda change: _run(force=False), names="value")
         button.on_click(_run)
-        box = widgets.VBox([widgets.HBox([text, button]), output])
+        box = PredictorBox([widgets.HBox([text, button]), output])
         box.text, box.button, box.output = text, button, output  # type: ignore[attr-defined]
         _run()
         return box

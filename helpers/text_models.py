@@ -121,7 +121,7 @@ def load_encoder(name: str | None = None, attn_implementation: str | None = None
             or :data:`MINILM_NAME`; default: the ``model`` of :func:`load_config`.
         attn_implementation: e.g. ``"eager"`` when attention weights are needed
             (the default SDPA returns none).
-        verbose: print the one-line message saying which model is used and why.
+        verbose: print the one-line message saying which model is used and why (once per process and message).
 
     Returns:
         :class:`Encoder`. A hub model that is neither reachable nor cached falls
@@ -146,7 +146,7 @@ def load_encoder(name: str | None = None, attn_implementation: str | None = None
             model = tf.AutoModel.from_pretrained(requested, local_files_only=not online, **kwargs)
             msg = f"using {requested} from the {'Hugging Face hub' if online else 'local Hugging Face cache'}"
             if verbose:
-                print(msg)
+                _announce(msg)
             return Encoder(model, tokenizer, requested, requested, msg)
         except OSError:
             why = "the hub is unreachable and it is not in the local cache" if not online else "it could not be loaded"
@@ -155,8 +155,19 @@ def load_encoder(name: str | None = None, attn_implementation: str | None = None
     tokenizer = tf.AutoTokenizer.from_pretrained(str(path))
     model = tf.AutoModel.from_pretrained(str(path), **kwargs)
     if verbose:
-        print(msg)
+        _announce(msg)
     return Encoder(model, tokenizer, requested, str(path), msg)
+
+
+#: Messages :func:`load_encoder` has printed in this process: each is said once, not at every load.
+_ANNOUNCED: set[str] = set()
+
+
+def _announce(msg: str) -> None:
+    """Print ``msg`` the first time it comes up in this process (a notebook loads the same model many times)."""
+    if msg not in _ANNOUNCED:
+        _ANNOUNCED.add(msg)
+        print(msg)
 
 
 def hub_model_available(name: str) -> tuple[bool, str]:
@@ -786,7 +797,17 @@ def train_regressor(
         f"{result.trainable_params:,} trainable parameters, {cfg.epochs} epochs x {steps_per_epoch} steps"
     )
     rng, best_state, start = np.random.default_rng(cfg.seed), None, time.perf_counter()
-    bar = tqdm(total=total, disable=not progress, file=sys.stdout, ascii=True, ncols=90, mininterval=2.0, desc="steps")
+    from .lesson import ProgressLine, in_notebook
+
+    # in a notebook one line updated in place (a saved notebook keeps only its final state); elsewhere tqdm
+    in_nb = progress and in_notebook()
+    bar = (
+        ProgressLine("training", total, unit="steps", min_interval_s=2.0)
+        if in_nb
+        else tqdm(
+            total=total, disable=not progress, file=sys.stdout, ascii=True, ncols=90, mininterval=2.0, desc="steps"
+        )
+    )
     for epoch in range(1, cfg.epochs + 1):
         model.train()
         if cfg.regime == "frozen":
@@ -806,8 +827,12 @@ def train_regressor(
         pred = predict(model, tokenizer, val, batch_size=64, device=device, verbose=False)  # gaps < 0 -> 0 eV
         val_mae = float(np.mean(np.abs(pred - y_val)))
         result.history.append({"epoch": epoch, "train_loss": float(np.mean(losses)), "val_mae_eV": val_mae})
-        bar.set_postfix_str(f"val MAE {val_mae:.3f} eV")
-        bar.write(f"epoch {epoch}/{cfg.epochs}: train loss {np.mean(losses):.3f}, validation MAE {val_mae:.3f} eV")
+        line = f"epoch {epoch}/{cfg.epochs}: train loss {np.mean(losses):.3f}, validation MAE {val_mae:.3f} eV"
+        if in_nb:
+            print(line)
+        else:
+            bar.set_postfix_str(f"val MAE {val_mae:.3f} eV")
+            bar.write(line)
         if val_mae < result.best_val_mae:  # keep the best checkpoint
             result.best_val_mae, result.best_epoch = val_mae, epoch
             best_state = copy.deepcopy(model.state_dict())

@@ -1,4 +1,4 @@
-"""nbval glue: inject the expected outputs of ``# NBVAL_CHECK_OUTPUT`` cells; check that figures show.
+"""nbval glue: inject the expected outputs of cells tagged ``nbval-check-output``; check that figures show.
 
 Notebooks are committed with outputs stripped; the expected printed text of
 deterministic cells lives in ``notebooks/expected/*.json`` (see

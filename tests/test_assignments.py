@@ -144,6 +144,9 @@ def test_student_version_runs_with_only_exercise_cells_failing_with_not_implemen
     nb = _execute(versions["student"])  # nbclient goes on past cells tagged raises-exception, like Run All
     failed = assert_only_exercises_fail(nb)
     assert len(failed) == 3, "the three value exercises must fail: their stubs are missing"
+    for i in failed:  # each stub shows its hint as ONE line, no traceback (exercises.checks.install_stub_display)
+        (error,) = [o for o in nb.cells[i].outputs if o.output_type == "error"]
+        assert len(error.traceback) == 1 and error.traceback[0].startswith("✗ not yet: not attempted yet -- "), error
     # the cells after the exercises ran too
     assert nb.cells[-2].outputs and nb.cells[-2].execution_count is not None
 

@@ -28,6 +28,8 @@ def test_ex_05_knn_mae(capsys) -> None:
     assert_ok(check.ex_05_knn_mae(right), capsys)
     assert_not_yet(check.ex_05_knn_mae(with_self), capsys, "counts itself")
     assert_not_yet(check.ex_05_knn_mae(lambda X, y, k: 0.5), capsys, "expected")
+    assert_ok(check.ex_05_knn_mae(lambda X, y, k: round(right(X, y, k), 3)), capsys)  # tolerance 0.0005 eV
+    assert_not_yet(check.ex_05_knn_mae(lambda X, y, k: right(X, y, k) + 0.002), capsys, "expected")
 
 
 def test_ex_05_token_categories(capsys) -> None:
@@ -63,3 +65,16 @@ def test_ex_05_category_attention(capsys) -> None:
     assert_ok(check.ex_05_category_attention(right), capsys)
     assert_not_yet(check.ex_05_category_attention(no_division), capsys, "divide the sum")
     assert_not_yet(check.ex_05_category_attention(lambda r, c: [1, 2]), capsys, "expected a dict")
+    # a numpy pair and 3-decimal rounding are right
+    assert_ok(check.ex_05_category_attention(lambda r, c: {k: np.array(v) for k, v in right(r, c).items()}), capsys)
+    assert_ok(
+        check.ex_05_category_attention(
+            lambda r, c: {k: (round(a, 3), round(b, 3)) for k, (a, b) in right(r, c).items()}
+        ),
+        capsys,
+    )
+    assert_not_yet(
+        check.ex_05_category_attention(lambda r, c: {k: (a,) for k, (a, _b) in right(r, c).items()}),
+        capsys,
+        "a pair (summed, per_token)",
+    )

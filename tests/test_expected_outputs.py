@@ -12,21 +12,27 @@ from coursetools import course, expected_outputs as nbcheck
 
 
 def _notebook(*sources: str) -> nbformat.NotebookNode:
+    """Code cells; a source starting with ``CHECKED:`` gets the tag nbval-check-output (the prefix is removed)."""
     nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell(s) for s in sources]
+    nb.cells = []
+    for s in sources:
+        cell = nbformat.v4.new_code_cell(s.removeprefix("CHECKED:"))
+        if s.startswith("CHECKED:"):
+            cell.metadata["tags"] = [nbcheck.CHECK_TAG]
+        nb.cells.append(cell)
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     return nb
 
 
 def test_record_and_inject_round_trip(tmp_path: Path) -> None:
-    nb = _notebook("# NBVAL_CHECK_OUTPUT\nprint(6 * 7)", "print('free')")
+    nb = _notebook("CHECKED:print(6 * 7)", "print('free')")
     nb.cells[0].outputs = [nbformat.v4.new_output("stream", name="stdout", text="42\n")]
     executed = tmp_path / "01_demo.ipynb"
     nbformat.write(nb, str(executed))
     written = nbcheck.record(executed, expected_dir=tmp_path / "expected")
     assert json.loads(written.read_text()) == {nb.cells[0].id: "42\n"}
 
-    stripped = _notebook("# NBVAL_CHECK_OUTPUT\nprint(6 * 7)", "print('free')")
+    stripped = _notebook("CHECKED:print(6 * 7)", "print('free')")
     stripped.cells[0].id = nb.cells[0].id
     src = tmp_path / "nb" / "01_demo.ipynb"
     src.parent.mkdir()
@@ -38,7 +44,7 @@ def test_record_and_inject_round_trip(tmp_path: Path) -> None:
 
 
 def test_inject_refuses_missing_and_stale_entries() -> None:
-    nb = _notebook("# NBVAL_CHECK_OUTPUT\nprint(1)")
+    nb = _notebook("CHECKED:print(1)")
     with pytest.raises(KeyError, match="no expected output"):
         nbcheck.inject(nb, {})
     with pytest.raises(KeyError, match="not checked any more"):
@@ -46,11 +52,28 @@ def test_inject_refuses_missing_and_stale_entries() -> None:
 
 
 def test_checked_cells_may_only_print() -> None:
-    nb = _notebook("# NBVAL_CHECK_OUTPUT\n1")
+    nb = _notebook("CHECKED:1")
     nb.cells[0].outputs = [nbformat.v4.new_output("execute_result", data={"text/plain": "1"}, execution_count=1)]
     with pytest.raises(ValueError, match="may only print"):
         nbcheck.stdout_text(nb.cells[0])
-    assert not nbcheck.is_checked(nbformat.v4.new_markdown_cell("# NBVAL_CHECK_OUTPUT"))
+    assert not nbcheck.is_checked(nbformat.v4.new_markdown_cell("x", metadata={"tags": [nbcheck.CHECK_TAG]}))
+
+
+def test_checked_cells_are_tagged_and_the_old_comment_is_refused() -> None:
+    """nbval reads the tag nbval-check-output; the comment form would show in the student's cell."""
+    tagged = _notebook("CHECKED:print(1)")
+    assert nbcheck.is_checked(tagged.cells[0]) and "NBVAL" not in tagged.cells[0].source
+    old = _notebook("# NBVAL_CHECK_OUTPUT\nprint(1)")
+    assert not nbcheck.is_checked(old.cells[0])
+    with pytest.raises(ValueError, match="give the cell the tag 'nbval-check-output'"):
+        nbcheck.inject(old, {old.cells[0].id: "1\n"})
+
+
+def test_committed_notebooks_use_tags_not_marker_comments() -> None:
+    for path in course.course_notebooks():
+        nb = nbformat.read(str(path), as_version=4)
+        assert not [c.id for c in nb.cells if nbcheck.legacy_marker(c)], path.name
+        assert any(nbcheck.is_checked(c) for c in nb.cells), f"{path.name}: no checked cell"
 
 
 def test_committed_notebooks_are_stripped_and_expectations_match() -> None:
@@ -96,7 +119,7 @@ def test_course_runner_records_status_time_and_memory(tmp_path: Path, capfd) -> 
 )
 def test_malformed_expected_file_names_file_line_and_column(tmp_path: Path, content: str, match: str) -> None:
     """Issue 11 sibling: a damaged notebooks/expected/*.json is named, with line and column."""
-    nb = _notebook("# NBVAL_CHECK_OUTPUT\nprint(1)")
+    nb = _notebook("CHECKED:print(1)")
     src = tmp_path / "02_demo.ipynb"
     nbformat.write(nb, str(src))
     (tmp_path / "expected").mkdir()

@@ -90,6 +90,17 @@ def test_widget_runs_the_same_function(model: ct.CrabModel, dataset: pd.DataFram
     assert "CsSnI3: predicted band gap" in box.output.value
 
 
+def test_widget_reads_as_a_line_of_text_in_static_copies(model: ct.CrabModel, dataset: pd.DataFrame) -> None:
+    """A static copy (nbconvert, a website) shows text/plain: the answer, not ``VBox(children=...)``."""
+    box = predictor.Predictor(model, dataset).widget(initial="CsPbI3")
+    plain = box._repr_mimebundle_()["text/plain"]
+    assert plain.startswith("Band-gap predictor (interactive") and "VBox" not in plain
+    assert "CsPbI3: predicted band gap" in plain and "\n" not in plain
+    assert "application/vnd.jupyter.widget-view+json" in box._repr_mimebundle_()  # still a live widget in Jupyter
+    box.text.value = "CsSnI3"
+    assert "CsSnI3: predicted band gap" in repr(box)
+
+
 def test_dataset_without_the_column_is_refused(model: ct.CrabModel) -> None:
     with pytest.raises(ValueError, match="no column"):
         predictor.Predictor(model, pd.DataFrame({"formula": ["CsPbI3"]}))

@@ -260,6 +260,7 @@ def test_shipped_model_never_saw_a_test_formula(mp):
 
 def test_offline_hub_falls_back_to_shipped_model(monkeypatch, capsys):
     monkeypatch.setattr(tm, "hub_reachable", lambda timeout_s=2.0: False)
+    monkeypatch.setattr(tm, "_ANNOUNCED", set())
     enc = tm.load_encoder("roberta-base")
     out = capsys.readouterr().out.strip()
     assert (
@@ -769,3 +770,41 @@ def test_fit_text_model_counts_the_predictions_below_zero_once(data, monkeypatch
     row = run.row()
     assert row["test_below_0eV"] == 12 and row["min_pred_eV"] == pytest.approx(-1.0)
     assert "below 0 eV" not in capsys.readouterr().out
+
+
+def test_which_model_is_used_is_said_once_per_process(monkeypatch, capsys):
+    """Notebook 04 loads the shipped model for every run: the message comes once, not seven times."""
+    monkeypatch.setattr(tm, "_ANNOUNCED", set())
+    for _ in range(3):
+        tm.load_encoder(tm.SHIPPED_NAME)
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines == [f"using the course's shipped model {tm.SHIPPED_NAME} (bandgap-roberta-tiny/MODEL_CARD.md)"], lines
+
+
+def test_training_progress_in_a_notebook_is_one_line_updated_in_place(tiny, data, monkeypatch, capsys):
+    """In a kernel the bar is a display handle updated in place: the saved notebook keeps its final line only."""
+    import helpers.lesson as lesson
+
+    shown: list[tuple[str, str]] = []
+
+    class Handle:
+        def update(self, obj):
+            shown.append(("update", obj.data))
+
+    def display(obj, display_id=False):
+        shown.append(("display", obj.data))
+        return Handle()
+
+    import IPython.display
+
+    monkeypatch.setattr(lesson, "in_notebook", lambda: True)
+    monkeypatch.setattr(IPython.display, "display", display)
+    encoder, tokenizer = tiny
+    texts, y = data
+    model = tm.TextRegressor(encoder, head_hidden=16)
+    tm.train_regressor(model, tokenizer, texts[:64], y[:64], texts[64:], y[64:], _cfg(epochs=2))
+    out = capsys.readouterr().out
+    assert [kind for kind, _ in shown].count("display") == 1  # one output, updated in place
+    assert shown[-1][1].startswith("training: ") and "(100 %) in" in shown[-1][1]
+    assert "100%" not in out and "\r" not in out  # no tqdm fragments in the printed stream
+    assert "epoch 2/2: train loss" in out
