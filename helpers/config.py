@@ -301,14 +301,30 @@ class CourseSettings:
             [
                 f"mode            : {self.mode}  (BANDGAP_MODE; quick = small models/epochs)",
                 f"running in CI   : {self.ci}",
-                f"course data     : {self.data_dir}",
-                f"NOMAD recordings: {self.nomad_data_dir}"
+                f"course data     : {shown_path(self.data_dir)}",
+                f"NOMAD recordings: {shown_path(self.nomad_data_dir)}"
                 + ("" if self.nomad_data_dir.is_dir() else "  (absent; offline replay uses data/release/)"),
-                f"output          : {self.output_dir}",
+                f"output          : {shown_path(self.output_dir)}",
                 f"CPU threads     : {self.threads}",
                 f"seed            : {self.seed}",
             ]
         )
+
+
+def shown_path(path: str | os.PathLike) -> str:
+    """``path`` as a notebook prints it: relative to the course folder when inside it (``data``,
+    ``models/text/...``), ``../shared/...`` beside it, else absolute -- so executed notebooks, slides and the
+    website show where a file is in the course, not the folder layout of the machine that ran them."""
+    p = Path(path).resolve()
+    for base, prefix in ((REPO_ROOT, ""), (REPO_ROOT.parent, "..")):
+        try:
+            rel = p.relative_to(base)
+        except ValueError:
+            continue
+        if prefix and rel.parts and rel.parts[0] == REPO_ROOT.name:
+            continue  # inside the course folder but reached through another name: keep it absolute
+        return str(Path(prefix, rel)) if prefix else (str(rel) if rel.parts else ".")
+    return str(p)
 
 
 def settings(seed: int = DEFAULT_SEED) -> CourseSettings:

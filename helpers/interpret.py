@@ -74,13 +74,18 @@ def load_or_train_regressor(
     folder = Path(folder)
     if (folder / "regressor.json").exists():
         model, tokenizer, cfg = tm.load_regressor(folder, attn_implementation="eager")
-        return model, tokenizer, cfg, f"{name}: loaded the fine-tuned model notebook 04 saved in {folder}"
+        return (
+            model,
+            tokenizer,
+            cfg,
+            f"{name}: loaded the fine-tuned model notebook 04 saved in {config.shown_path(folder)}",
+        )
     cfg = tm.load_config(mode="quick", model=name, **overrides)
     enc = tm.load_encoder(name, attn_implementation="eager", verbose=False)
     model = tm.build_regressor(enc, cfg)
     fit = tm.train_regressor(model, enc.tokenizer, train_texts, train_y, val_texts, val_y, cfg, progress=False)
     message = (
-        f"{name}: notebook 04's model is not in {folder}, so the quick version was trained here with the same helpers "
+        f"{name}: notebook 04's model is not in {config.shown_path(folder)}, so the quick version was trained here with the same helpers "
         f"({cfg.epochs} epochs, {fit.wall_s:.0f} s, validation MAE {fit.best_val_mae:.3f} eV)"
     )
     return model.eval(), enc.tokenizer, cfg, message

@@ -1018,8 +1018,15 @@ def fit_text_model(
     below = {part: int((r < 0).sum()) for part, r in raw.items()}
     lowest = min((float(r.min()) for r in raw.values() if r.size), default=float("nan"))
     run = TextRun(
-        Path(encoder_name).name, cfg.format, cfg.regime, enc.n_params, fit, preds, len(texts["train"]),
-        below_zero=below, min_prediction_eV=lowest,
+        Path(encoder_name).name,
+        cfg.format,
+        cfg.regime,
+        enc.n_params,
+        fit,
+        preds,
+        len(texts["train"]),
+        below_zero=below,
+        min_prediction_eV=lowest,
     )
     if save_as:
         meta = {"encoder": encoder_name, "source": enc.source, "fit": asdict(fit), **(extra or {})}

@@ -174,3 +174,15 @@ def test_package_index_lists_exactly_the_modules_that_exist() -> None:
     listed = re.findall(r":mod:`helpers\.(\w+)`", helpers.__doc__ or "")
     assert sorted(listed) == sorted(modules) and len(listed) == len(set(listed))
     assert not hasattr(helpers, "__all__")
+
+
+def test_shown_path_is_relative_to_the_course_folder(tmp_path: Path) -> None:
+    """Executed notebooks, slides and the website show paths in the course, not the machine's folder layout."""
+    assert config.shown_path(config.REPO_ROOT / "data") == "data"
+    assert config.shown_path(config.REPO_ROOT / "models" / "text" / "x") == str(Path("models", "text", "x"))
+    assert config.shown_path(config.REPO_ROOT) == "."
+    assert config.shown_path(config.REPO_ROOT.parent / "shared" / "data") == str(Path("..", "shared", "data"))
+    if not tmp_path.resolve().is_relative_to(config.REPO_ROOT.parent):
+        assert config.shown_path(tmp_path) == str(tmp_path.resolve())  # elsewhere: absolute
+    text = config.settings().describe()
+    assert str(config.REPO_ROOT) not in text
