@@ -117,7 +117,7 @@ DECK_CSS = """
 .reveal .slides { text-align: left; }
 .reveal .jp-InputPrompt, .reveal .jp-OutputPrompt, .reveal .jp-Collapser { display: none !important; }
 .reveal .jp-Cell { padding: 2px 0; }
-.reveal pre, .reveal .jp-RenderedText pre, .reveal .highlight pre {
+.reveal .slides pre, .reveal .jp-RenderedText pre, .reveal .highlight pre {
   white-space: pre-wrap !important; overflow-wrap: anywhere; word-break: break-word;
   font-size: 19px; line-height: 1.3; box-shadow: none; box-sizing: border-box; width: auto; max-width: 100%;
   margin: 4px 0; max-height: none; }

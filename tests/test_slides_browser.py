@@ -87,10 +87,18 @@ def test_lesson_decks_fit_a_1280x800_screen(tmp_path: Path) -> None:
         cut = [(r["index"], r["heading"], c) for r in d["slides"] for c in r["cut"]]
         if cut:
             problems.append(f"{name}: cut elements {cut[:3]}")
+        if s["below_min_font"] > measure.MAX_TALLER_SHARE * s["slides"]:
+            small = [(r["index"], r["heading"], r["fonts"]) for r in d["slides"] if r.get("fonts")][:3]
+            problems.append(f"{name}: {s['below_min_font']} slides with code/text/table below 18 px: {small}")
         if s["median_words"] > measure.MAX_MEDIAN_WORDS:
             problems.append(f"{name}: median {s['median_words']} words on a slide")
         assert len(d["screenshots"]) == 3 and all(Path(p).stat().st_size > 5000 for p in d["screenshots"]), d
     assert not problems, "\n".join(problems)
+
+
+def measure_floor() -> float:
+    """The fitter's floor: a shrunk slide's fonts are at least this share of the presentation size."""
+    return slides.FIT_FLOOR
 
 
 def test_measure_counts_what_a_projector_shows(tmp_path: Path) -> None:
@@ -112,6 +120,10 @@ def test_measure_counts_what_a_projector_shows(tmp_path: Path) -> None:
         ),
         nbformat.v4.new_markdown_cell("notes " * 300, metadata={"slideshow": {"slide_type": "notes"}}),
         nbformat.v4.new_markdown_cell("## Wide\n\n" + wide, metadata={"slideshow": {"slide_type": "slide"}}),
+        nbformat.v4.new_markdown_cell(
+            "## Tall\n\n```\n" + "\n".join(f"x{i} = {i}" for i in range(120)) + "\n```",
+            metadata={"slideshow": {"slide_type": "slide"}},
+        ),
         nbformat.v4.new_code_cell(
             "\n".join(f"x{i} = {i}" for i in range(200)), metadata={"slideshow": {"slide_type": "slide"}}
         ),
@@ -124,6 +136,12 @@ def test_measure_counts_what_a_projector_shows(tmp_path: Path) -> None:
     assert rows[1]["words"] >= 200 and rows[2]["words"] <= 6  # notes not counted
     assert rows[3]["cut"], rows[3]  # 40 unwrappable columns do not fit even at the fitter's floor
     assert rows[4]["taller"] and not rows[0]["taller"], rows[4]
+    # 200 lines of code: cut on the slide (the notebook keeps them), shown at the presentation size
+    assert not rows[5]["taller"] and rows[5]["fit"] == 1, rows[5]
+    assert rows[5]["fonts"]["code"] >= 20 and rows[3]["fonts"]["table"] >= 18 * measure_floor(), rows[3]
+    summary = measure.summarize(rows)
+    assert summary["min_font_px"]["code"] >= 20 * measure_floor(), [(r["index"], r["fonts"], r["fit"]) for r in rows]
+    assert summary["below_min_font"] >= 0
 
 
 @pytest.mark.slow
