@@ -62,14 +62,14 @@ def _require_book_env() -> Path:
 # ----------------------------------------------------------------------------- fixture course
 
 
-def _png_figure() -> str:
-    """A small line plot as base64 PNG (matplotlib, Agg)."""
+def _png_figure(width_in: float = 6) -> str:
+    """A line plot as base64 PNG (matplotlib, Agg), ``width_in`` inches at 100 dpi (6: 600 px)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6, 3.5), dpi=100)
+    fig, ax = plt.subplots(figsize=(width_in, 3.5), dpi=100)
     ax.plot([1.0, 1.34, 2.0, 3.0], [30.0, 33.7, 25.0, 10.0], "o-")
     ax.set_xlabel("band gap (eV)")
     ax.set_ylabel("efficiency limit (%)")
@@ -94,7 +94,13 @@ def _lesson(number: str, title: str, with_outputs: bool) -> nbformat.NotebookNod
         figure.outputs = [
             nbformat.v4.new_output(
                 "display_data", data={"image/png": _png_figure(), "text/plain": "<Figure size 600x350>"}
-            )
+            ),
+            # wider than the page: shown at the page's width, a click opens it at full size
+            nbformat.v4.new_output(
+                "display_data", data={"image/png": _png_figure(18), "text/plain": "<Figure size 1800x350>"}
+            ),
+            # a progress bar: not on the site
+            nbformat.v4.new_output("stream", name="stderr", text="\rsteps: 50%|#####     | 1/2 [00:01<00:01, 1.2it/s]"),
         ]
         solution.outputs = [nbformat.v4.new_output("stream", name="stdout", text="[exercise 1] ✓: right.\n")]
         quiz.outputs = [
@@ -135,6 +141,9 @@ A two-lesson demo of the site builder.
 """
 
 GLOSSARY = """# Glossary
+
+Short definitions. Link to an entry as `../docs/glossary.md#band-gap` (from
+`notebooks/`). Units are SI.
 
 ## Materials
 
@@ -331,12 +340,29 @@ def check_site(site: Path, page, log: dict, base: str, budget: ui.Budget, shots:
     assert page.locator(misplaced).count() == 0, "a glossary link in a heading, code or a cell's output"
     assert page.locator("a.glossary-term[title]").count() == len(terms), "glossary links without a tooltip"
     summary["glossary_links"] = len(terms)
+    assert "it/s" not in page.inner_text("main"), f"{first}: a progress bar on the page"
+    wide = page.evaluate(
+        """() => Array.from(document.querySelectorAll('.cell_output img'))
+          .filter(i => i.naturalWidth > i.getBoundingClientRect().width + 1)
+          .map(i => ({natural: i.naturalWidth, link: i.closest('a.figure-enlarge') ? i.closest('a').href : ''}))"""
+    )
+    assert wide, f"{first}: no figure wider than the page (the fixture has one)"
+    for fig in wide:
+        assert fig["link"], f"{first}: a {fig['natural']} px figure shown narrower without a link to enlarge it"
+        assert page.request.get(fig["link"]).status == 200, fig
     figure = page.locator(".cell_output img").first
     figure.scroll_into_view_if_needed(timeout=budget.ms(10))
     page.screenshot(path=str(shots / f"{prefix}_lesson.png"), timeout=budget.ms(10))
 
     page.goto(f"{base}/index.html", wait_until="load", timeout=budget.ms(30))
     page.screenshot(path=str(shots / f"{prefix}_home.png"), timeout=budget.ms(10))
+    home_links = page.locator("main a").evaluate_all("as => as.map(a => a.getAttribute('href'))")
+    assert any(h.startswith("lessons/") for h in home_links), home_links  # the course map links the lesson pages
+    assert not [h for h in home_links if "/blob/" in h and "/lessons/" in h], home_links  # no source link to lessons/
+    if "github.com/OWNER/" in binder:  # a placeholder repository is named on the home page
+        assert "BOOK_REPO=" in page.inner_text("main"), "placeholder repository links without a note"
+    page.goto(f"{base}/glossary.html", wait_until="load", timeout=budget.ms(30))
+    assert "Link to an entry as" not in page.inner_text("main"), "the glossary's line for authors is on the site"
 
     # Sphinx's client-side search
     page.goto(f"{base}/search.html?q=Shockley", wait_until="load", timeout=budget.ms(30))
