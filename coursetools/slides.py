@@ -13,6 +13,9 @@ Three jobs, one command each (``python -m coursetools.slides …``):
     RequireJS, jQuery and a MathJax 2.7.7 subset into ``DIR`` (:data:`ASSETS`). They come
     from the npm registry with ``npm pack`` (pinned versions, sha512-checked, cached), so the
     exported decks load nothing from a CDN when they are viewed.
+``path NB…``
+    Print each lesson's lecture path (:func:`path_table`): sections with their slide numbers, the
+    figure slides, the exercise slides, minutes at :data:`MINUTES_PER_SLIDE` a slide.
 ``export NB… --out DIR``
     ``jupyter nbconvert --to slides`` through nbconvert's Python API, with every asset URL
     pointing to ``DIR/_static`` (:func:`export`); one ``<name>.slides.html`` per notebook.
@@ -46,6 +49,8 @@ __all__ = [
     "tag_notebook",
     "lecture_cells",
     "deck_cells",
+    "lecture_path",
+    "path_table",
     "slide_code",
     "is_solution",
     "split_point",
@@ -1136,6 +1141,96 @@ def export(notebooks: Iterable[str | Path], out_dir: str | Path, with_assets: bo
     return written
 
 
+#: Minutes per slide a lecture path assumes (a slide of code and its output, or a figure, explained),
+#: and extra minutes for each exercise done in class (left for the lab session by default).
+MINUTES_PER_SLIDE = 1.0
+#: A figure slide (the point of its section) counts this many minutes.
+MINUTES_PER_FIGURE = 2.0
+EXERCISE_MINUTES = 5
+
+
+def _figure_call(source: str) -> str:
+    """The call that draws a figure cell's figure (``plotting.gap_histogram``), for the path table."""
+    code = "\n".join(line for line in source.splitlines() if not line.lstrip().startswith("#"))
+    calls = re.findall(r"([A-Za-z_][\w.]*)\(", code)
+    drawing = [
+        c
+        for c in calls
+        if re.search(r"plot|hist|heatmap|map|scatter|bar|figure|curve|parity|calibration|tsne|pca", c, re.I)
+    ]
+    return (drawing or calls or ["figure"])[0]
+
+
+def lecture_path(nb: nbformat.NotebookNode) -> list[dict]:
+    """The deck's sections in order, as the exported deck shows them (:func:`deck_cells`): one dict per
+    ``#``/``##`` heading with ``heading``, ``first`` and ``last`` slide number (reveal's ``c/t``
+    counter: every slide and subslide, from 1), ``slides`` (count), ``figures`` (slide numbers of the
+    figure slides) and ``exercises`` (slide numbers of the exercise statements). Slides before the first
+    heading belong to a section named after the first cell's text."""
+    cells = deck_cells(nb)
+    sections: list[dict] = []
+    number = 0
+    for k, cell in enumerate(cells):
+        kind = cell.metadata.get("slideshow", {}).get("slide_type", "-")
+        if kind in ("skip", "notes"):
+            continue
+        if kind in ("slide", "subslide") or number == 0:
+            number += 1
+        level = _heading_level(cell.source) if cell.cell_type == "markdown" else 0
+        if level in (1, 2) or not sections:
+            title = cell.source.strip().splitlines()[0].lstrip("#").strip() if cell.source.strip() else f"cell {k}"
+            sections.append({"heading": title, "first": number, "last": number, "figures": [], "exercises": []})
+        sec = sections[-1]
+        sec["last"] = number
+        if cell.cell_type == "code" and FIGURE_TAG in cell.metadata.get("tags", []):
+            if any(
+                isinstance(o.get("data"), dict) and any(t in o["data"] for t in _IMAGE_TYPES)
+                for o in cell.get("outputs", [])
+            ):
+                sec["figures"].append(number)
+                sec.setdefault("figure_calls", []).append(_figure_call(cell.source))
+        if level and _EXERCISE.match(cell.source.lstrip()):
+            sec["exercises"].append(number)
+    for sec in sections:
+        sec["slides"] = sec["last"] - sec["first"] + 1
+    return sections
+
+
+def _minutes(section: dict) -> float:
+    n_fig = len(section["figures"])
+    return (section["slides"] - n_fig) * MINUTES_PER_SLIDE + n_fig * MINUTES_PER_FIGURE
+
+
+def path_table(nb: nbformat.NotebookNode, name: str = "") -> str:
+    """A Markdown table of :func:`lecture_path` for the instructors' guide: section, slides, figure
+    slides, exercise slides, minutes (:data:`MINUTES_PER_SLIDE` a slide, :data:`MINUTES_PER_FIGURE` a
+    figure slide; exercises not included), and
+    a total line with the minutes if every exercise is done in class (+ :data:`EXERCISE_MINUTES` each)."""
+    rows = lecture_path(nb)
+    total = rows[-1]["last"] if rows else 0
+    lines = [
+        f"{name} ({total} slides)" if name else f"{total} slides",
+        "",
+        "| section | slides | figure slides | exercise slides | minutes |",
+        "|---|---|---|---|---:|",
+    ]
+    for r in rows:
+        span = f"{r['first']}" if r["first"] == r["last"] else f"{r['first']}–{r['last']}"
+        lines.append(
+            f"| {r['heading']} | {span} | "
+            + (", ".join(f"{n} (`{c}`)" for n, c in zip(r["figures"], r.get("figure_calls", []), strict=True)) or "–")
+            + " | "
+            f"{', '.join(map(str, r['exercises'])) or '–'} | {_minutes(r):g} |"
+        )
+    n_ex = sum(len(r["exercises"]) for r in rows)
+    lines.append(
+        f"\ntotal: {sum(_minutes(r) for r in rows):g} min at {MINUTES_PER_SLIDE:g} min a slide and "
+        f"{MINUTES_PER_FIGURE:g} min a figure slide; + {n_ex * EXERCISE_MINUTES} min if all {n_ex} exercises "
+        "are done in class"
+    )
+    return "\n".join(lines)
+
+
 def html_slide_count(html: str) -> dict[str, int]:
     """``{"slides": top-level <section>s, "subslides": vertical ones beyond the first of each}``
     of an exported reveal.js deck (nbconvert nests every slide's subslides in its section)."""
@@ -1201,6 +1296,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     tag.add_argument("--keep-existing", action="store_true")
     assets = sub.add_parser("assets", help="fetch the reveal.js/MathJax assets into a folder")
     assets.add_argument("dest")
+    path = sub.add_parser("path", help="print each deck's lecture path: sections, slide numbers, figure slides")
+    path.add_argument("notebooks", nargs="+")
     exp = sub.add_parser("export", help="export notebooks to offline reveal.js HTML")
     exp.add_argument("notebooks", nargs="+")
     exp.add_argument("--out", default=str(config.REPO_ROOT / "build" / "slides"))
@@ -1210,6 +1307,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             for nb in args.notebooks:
                 counts = tag_notebook(nb, code=args.code, keep_existing=args.keep_existing)
                 print(f"{nb}: {json.dumps(counts, sort_keys=True)}")
+        elif args.command == "path":
+            for nb_path in args.notebooks:
+                nb = read_notebook(nb_path)
+                if not any(c.metadata.get("slideshow", {}).get("slide_type") for c in nb.cells):
+                    nb.cells = lecture_cells(nb)
+                print(path_table(nb, Path(nb_path).stem) + "\n")
         elif args.command == "assets":
             sizes = fetch_assets(args.dest)
             print(json.dumps(sizes, sort_keys=True))

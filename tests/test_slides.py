@@ -567,3 +567,27 @@ def test_deck_fonts_are_readable_at_1280x800() -> None:
     assert code and int(code.group(1)) * scale >= 20
     assert table and int(table.group(1)) * scale >= 18
     assert slides.FIT_FLOOR >= 0.8
+
+
+def test_lecture_path_lists_sections_figures_and_exercises() -> None:
+    nb = _nb(
+        ("markdown", "# 01 · Title"),
+        ("markdown", "## 1 · Data\n\nOne sentence."),
+        ("code", "x = 1"),
+        ("markdown", "### Exercise 1 (easy) · by hand\n\nWrite f."),
+        ("code", "def f():\n    ### BEGIN SOLUTION\n    return 1\n    ### END SOLUTION"),
+        ("code", "fig = plotting.gap_histogram(df)"),
+        ("markdown", "## Take-aways\n\n* one.\n* two."),
+    )
+    nb.cells[5].outputs = [nbformat.v4.new_output("display_data", data={"image/png": "iVBORw0KGgo="})]
+    nb.cells = slides.lecture_cells(nb)
+    path = slides.lecture_path(nb)
+    assert [(r["heading"], r["first"], r["last"], r["figures"], r["exercises"]) for r in path] == [
+        ("01 · Title", 1, 1, [], []),
+        ("1 · Data", 2, 4, [4], [3]),  # the solution is not a slide; the figure has its own
+        ("Take-aways", 5, 5, [], []),
+    ]
+    table = slides.path_table(nb, "01_x")
+    assert "01_x (5 slides)" in table and "| 1 · Data | 2–4 | 4 (`plotting.gap_histogram`) | 3 | 4 |" in table
+    assert "total: 6 min" in table and "+ 5 min if all 1 exercises" in table
+    assert slides.main(["path", str(FIXTURE)]) == 0
