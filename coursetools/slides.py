@@ -268,7 +268,9 @@ SHARED_CODE_LINES = 8
 #: Suffix of the id of the notes cell split off a markdown cell (``<id>-slide-notes``).
 NOTES_SUFFIX = "-slide-notes"
 
-_FIGURE = re.compile(r"\bfig\s*=|save_figure\(|_plot\(|\bplt\.|\bplotting\.|interpret_plots\.|\.plot\(")
+_FIGURE = re.compile(
+    r"\bfig\s*=|\bfigs?\[|save_figure\(|_plot\(|\bplt\.|\bplotting\.|interpret_plots\.|\biplots\.|\.plot\("
+)
 _SETUP_LINE = re.compile(r"^\s*(#.*|%.*|import\s.*|from\s+\S+\s+import\s.*|pd\.set_option\(.*\)|warnings\..*)?\s*$")
 _FENCE = re.compile(r"^\s*(```|~~~)")
 _LIST_ITEM = re.compile(r"^\s*([-*+]|\d+[.)])\s")
@@ -1096,6 +1098,19 @@ def deck_cells(nb: nbformat.NotebookNode) -> list:
                 used = need
                 continue
             used += need
+            out.append(cell)
+        elif (
+            cell.cell_type == "markdown"
+            and kind not in ("notes", "skip")
+            and _COMMENT.match(cell.source.lstrip())
+            and out
+            and FIGURE_TAG
+            in out[-2 if out[-1].metadata.get("slideshow", {}).get("slide_type") == "notes" else -1].metadata.get(
+                "tags", []
+            )
+        ):
+            # "What to see" right after a figure: that figure's notes (on its slide when short)
+            show["slide_type"] = "-" if _words(cell.source) <= COMMENT_WORDS else "notes"
             out.append(cell)
         elif cell.cell_type == "markdown" and kind not in ("notes", "skip"):
             slide, rest = _trim_bullets(cell.source)

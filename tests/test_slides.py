@@ -591,3 +591,34 @@ def test_lecture_path_lists_sections_figures_and_exercises() -> None:
     assert "01_x (5 slides)" in table and "| 1 · Data | 2–4 | 4 (`plotting.gap_histogram`) | 3 | 4 |" in table
     assert "total: 6 min" in table and "+ 5 min if all 1 exercises" in table
     assert slides.main(["path", str(FIXTURE)]) == 0
+
+
+def test_what_to_see_after_a_figure_output_goes_with_that_figure_in_the_deck() -> None:
+    nb = _nb(
+        ("markdown", "## A"),
+        ("code", "received = element_attention(crab)\nreceived_bars(received)"),  # the source does not say "figure"
+        (
+            "markdown",
+            "*What to see:* bars above their black outline mark elements that get more attention "
+            + " ".join(["than an even split"] * 8)
+            + ".",
+        ),
+        ("code", "vectors = pca(v)\nshow(vectors)"),
+    )
+    nb.cells[1].outputs = [nbformat.v4.new_output("display_data", data={"image/png": "iVBORw0KGgo="})]
+    nb.cells[3].outputs = [nbformat.v4.new_output("display_data", data={"image/png": "iVBORw0KGgo="})]
+    types = ["slide", "subslide", "subslide", "-"]
+    for c, t in zip(nb.cells, types, strict=True):
+        c.metadata["slideshow"] = {"slide_type": t}
+    cells = slides.deck_cells(nb)
+    got = [
+        (c.id if c.id in {"c0", "c1", "c2", "c3"} else "notes", c.metadata["slideshow"]["slide_type"]) for c in cells
+    ]
+    assert got == [
+        ("c0", "slide"),
+        ("c1", "subslide"),
+        ("notes", "notes"),  # the figure's code
+        ("c2", "notes"),  # the commentary: in the notes of its figure, not above the next one
+        ("c3", "subslide"),
+        ("notes", "notes"),
+    ]
