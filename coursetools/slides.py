@@ -138,6 +138,7 @@ DECK_CSS = """
 .reveal .jp-OutputArea-output h1, .reveal .jp-OutputArea-output h2, .reveal .jp-OutputArea-output h3,
 .reveal .jp-OutputArea-output h4 { font-size: 24px; text-transform: none; margin: 6px 0; }
 .reveal .celltag_deck-figure img { max-height: 610px; max-width: 100%; }
+.reveal .celltag_deck-figure-single img { height: 560px; width: auto; max-width: 100%; object-fit: contain; }
 .reveal .jp-RenderedImage { text-align: center; }
 .reveal h1 { font-size: 44px; } .reveal h2 { font-size: 36px; } .reveal h3 { font-size: 30px; }
 .reveal .jp-RenderedHTMLCommon h1, .reveal .jp-RenderedHTMLCommon h2, .reveal .jp-RenderedHTMLCommon h3 {
@@ -1025,7 +1026,8 @@ def deck_cells(nb: nbformat.NotebookNode) -> list:
     * code: marker lines removed and long code cut (:func:`slide_code`); outputs: progress bars
       dropped, long text and tables cut (:func:`_output_for_slide`);
     * a code cell with a figure output gets a slide of its own (``subslide``) showing only the figure,
-      as large as the slide allows; its code goes to the speaker notes;
+      as large as the slide allows (one figure: 560 of 700 px high, enlarged if smaller); its code goes
+      to the speaker notes;
     * a code cell that would not fit (:func:`estimated_lines`) beside the text before it opens a
       subslide of its own;
     * a markdown slide's list: at most :data:`FRAME_BULLETS` bullets of one sentence each, the rest in
@@ -1081,7 +1083,12 @@ def deck_cells(nb: nbformat.NotebookNode) -> list:
             # a figure, or a table that does not fit beside its code: the output is the point, the code
             # goes to the notes
             if figure or (rich and estimated_lines(cell) > SLIDE_LINES + 2):
-                cell.metadata["tags"] = [*cell.metadata.get("tags", []), FIGURE_TAG]
+                n_images = sum(
+                    isinstance(o.get("data"), dict) and any(t in o["data"] for t in _IMAGE_TYPES) for o in outputs
+                )
+                text_lines = sum(_wrapped(_text_of(o) or "") for o in outputs)
+                single = ["deck-figure-single"] if n_images == 1 and text_lines <= 3 else []
+                cell.metadata["tags"] = [*cell.metadata.get("tags", []), FIGURE_TAG, *single]
                 if kind in ("-", "fragment") and out:
                     own_slide(cell)
                 else:

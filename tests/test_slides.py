@@ -531,7 +531,10 @@ def test_deck_cells_cut_outputs_drop_progress_and_give_figures_a_slide() -> None
     html = by_id["c3"].outputs[0].data["text/html"]
     assert html.count("<tr>") == slides.TABLE_KEEP + 1 and slides.more_line(20, "rows") in html
     fig = by_id["c5"]
-    assert slides.FIGURE_TAG in fig.metadata["tags"] and fig.metadata["slideshow"]["slide_type"] == "subslide"
+    assert (
+        fig.metadata["tags"] == [slides.FIGURE_TAG, "deck-figure-single"]
+        and fig.metadata["slideshow"]["slide_type"] == "subslide"
+    )
     after = cells[cells.index(fig) + 1]
     assert after.metadata["slideshow"]["slide_type"] == "notes" and "fig = plot()" in after.source
     bullets = by_id["c6"].source
