@@ -1018,6 +1018,51 @@ def cut_text_outputs(outputs: list, budget: int = OUTPUT_LINES) -> list:
     return kept
 
 
+def _kind(cell: nbformat.NotebookNode) -> str:
+    return cell.metadata.get("slideshow", {}).get("slide_type", "-")
+
+
+def _fold_lone_prose(cells: list) -> list:
+    """Subslides that would show only a paragraph (no heading, no code, no figure): a lead-in ending in
+    ':' becomes the notes of the slide after it; any other paragraph joins the slide before it when both
+    fit (:func:`estimated_lines`), else becomes that slide's notes. Returns the new list."""
+    groups: list[list] = []
+    for cell in cells:
+        if not groups or _kind(cell) in ("slide", "subslide"):
+            groups.append([cell])
+        else:
+            groups[-1].append(cell)
+    k = 1
+    while k < len(groups):
+        group = groups[k]
+        shown = [c for c in group if _kind(c) not in ("notes", "skip")]
+        lone = (
+            _kind(group[0]) == "subslide"
+            and shown
+            and all(c.cell_type == "markdown" and not _heading_level(c.source) for c in shown)
+        )
+        if not lone:
+            k += 1
+            continue
+        text = "\n".join(c.source for c in shown).rstrip().rstrip("*")
+        if text.endswith(":") and k + 1 < len(groups):
+            for c in group:
+                c.metadata["slideshow"]["slide_type"] = "notes" if _kind(c) != "skip" else "skip"
+            groups[k + 1][1:1] = group  # the notes of the slide it introduces
+            del groups[k]
+            continue
+        before = sum(estimated_lines(c) for c in groups[k - 1] if _kind(c) not in ("notes", "skip"))
+        if any(FIGURE_TAG in c.metadata.get("tags", []) for c in groups[k - 1]):
+            before = SLIDE_LINES  # a figure fills its slide
+        fits = before + sum(estimated_lines(c) for c in shown) <= SLIDE_LINES
+        for c in group:
+            if _kind(c) != "skip":
+                c.metadata["slideshow"]["slide_type"] = "notes" if not fits else ("-" if c is group[0] else _kind(c))
+        groups[k - 1].extend(group)
+        del groups[k]
+    return [c for g in groups for c in g]
+
+
 def deck_cells(nb: nbformat.NotebookNode) -> list:
     """The cells of a (tagged) notebook as the exported deck shows them; the notebook is not changed.
 
@@ -1030,6 +1075,8 @@ def deck_cells(nb: nbformat.NotebookNode) -> list:
       to the speaker notes;
     * a code cell that would not fit (:func:`estimated_lines`) beside the text before it opens a
       subslide of its own;
+    * a subslide that would show only a paragraph joins the slide before it (or its notes; a lead-in
+      ending in ':' becomes the notes of the slide after it);
     * a markdown slide's list: at most :data:`FRAME_BULLETS` bullets of one sentence each, the rest in
       the notes (:func:`_trim_bullets`).
     """
@@ -1130,7 +1177,7 @@ def deck_cells(nb: nbformat.NotebookNode) -> list:
                 out.append(notes)
         else:
             out.append(cell)
-    return out
+    return _fold_lone_prose(out)
 
 
 def export(notebooks: Iterable[str | Path], out_dir: str | Path, with_assets: bool = True) -> list[Path]:

@@ -625,3 +625,33 @@ def test_what_to_see_after_a_figure_output_goes_with_that_figure_in_the_deck() -
         ("c3", "subslide"),
         ("notes", "notes"),
     ]
+
+
+def test_a_paragraph_alone_on_a_subslide_joins_the_slide_before_or_its_notes() -> None:
+    nb = _nb(
+        ("markdown", "## A\n\nText."),
+        ("code", "x = 1"),
+        ("markdown", "A pull with include moves ten times less data."),  # alone: joins the slide before
+        ("code", "fig = plot()"),
+        ("markdown", "The classes are far from balanced: keep it in mind."),  # after a figure: its notes
+        ("markdown", "Last, the element vectors projected to 2-D:"),  # a lead-in: notes of the next slide
+        ("code", "print(1)"),
+    )
+    nb.cells[3].outputs = [nbformat.v4.new_output("display_data", data={"image/png": "iVBORw0KGgo="})]
+    types = ["slide", "-", "subslide", "subslide", "subslide", "subslide", "subslide"]
+    for c, t in zip(nb.cells, types, strict=True):
+        c.metadata["slideshow"] = {"slide_type": t}
+    got = [
+        (c.id if c.id.startswith("c") and len(c.id) == 2 else "notes", c.metadata["slideshow"]["slide_type"])
+        for c in slides.deck_cells(nb)
+    ]
+    assert got == [
+        ("c0", "slide"),
+        ("c1", "-"),
+        ("c2", "-"),
+        ("c3", "subslide"),
+        ("notes", "notes"),  # the figure's code
+        ("c4", "notes"),
+        ("c6", "subslide"),
+        ("c5", "notes"),
+    ]
