@@ -10,6 +10,9 @@ every other host unreachable, steps through every slide with Reveal's API and re
   content is wider than their box (hidden behind a horizontal scroll bar) or that reach past the
   slide's edges;
 * ``words``: words shown on the slide (speaker notes, ``aside.notes``, excluded; code counts).
+* ``fonts``: the smallest rendered font size (CSS px on the 1280×800 screen, after the deck's scale
+  and any shrink) of its code, text output, table cells and prose; the summary counts the slides
+  whose code, text output or table is below 18 px (``below_min_font``).
 
 Writes ``results/benchmarks/slides.json`` (per deck: every slide + a summary) and screenshots of
 three slides per deck (title, the first figure slide, the first code-output slide) as
