@@ -10,6 +10,9 @@ every other host unreachable, steps through every slide with Reveal's API and re
   content is wider than their box (hidden behind a horizontal scroll bar) or that reach past the
   slide's edges;
 * ``words``: words shown on the slide (speaker notes, ``aside.notes``, excluded; code counts).
+* ``fonts``: the smallest rendered font size (CSS px on the 1280×800 screen, after the deck's scale
+  and any shrink) of its code, text output, table cells and prose; the summary counts the slides
+  whose code, text output or table is below 18 px (``below_min_font``).
 
 Writes ``results/benchmarks/slides.json`` (per deck: every slide + a summary) and screenshots of
 three slides per deck (title, the first figure slide, the first code-output slide) as
@@ -50,6 +53,10 @@ VIEWPORT = {"width": 1280, "height": 800}
 MAX_TALLER_SHARE = 0.10
 MAX_CUT = 0
 MAX_MEDIAN_WORDS = 80
+#: Font kinds measured per slide (smallest rendered size, CSS px at 1280×800) and the size below which
+#: a slide counts as hard to read from the back row (code, text output and tables only).
+FONT_KINDS = ("code", "text", "table", "prose")
+MIN_FONT_PX = 18
 
 #: nbconvert loads reveal.js through RequireJS (an AMD module, no window.Reveal global).
 REVEAL = "require.s.contexts._.defined['_static/reveal.js/dist/reveal.js']"
@@ -99,8 +106,23 @@ _MEASURE_JS = f"""async (k) => {{
   const rect = s.getBoundingClientRect();
   const ratio = s.offsetHeight ? rect.height / s.offsetHeight : scale;
   const height = s.scrollHeight * ratio;
+  // smallest rendered font size (CSS px on the 1280x800 screen) per kind: code (cell input),
+  // text (text output), table (cells), prose (markdown paragraphs and list items)
+  const fonts = {{}};
+  const kinds = {{code: '.jp-InputArea pre', text: '.jp-OutputArea-output pre', table: 'td, th', prose: 'p, li'}};
+  for (const [kind, q] of Object.entries(kinds)) {{
+    let m = null;
+    for (const el of s.querySelectorAll(q)) {{
+      if (el.closest('aside.notes') || !(el.innerText || '').trim()) continue;
+      const r = el.getBoundingClientRect();
+      if (r.width === 0 && r.height === 0) continue;
+      const px = parseFloat(getComputedStyle(el).fontSize) * ratio;
+      m = m === null ? px : Math.min(m, px);
+    }}
+    if (m !== null) fonts[kind] = Math.round(m * 10) / 10;
+  }}
   return {{
-    index: k, h: idx.h, v: idx.v,
+    index: k, h: idx.h, v: idx.v, fonts: fonts,
     heading: heading ? heading.innerText.trim().slice(0, 80) : '',
     height_px: Math.round(height),
     taller: height > window.innerHeight + 1 || rect.top + height > window.innerHeight + 1,
@@ -120,7 +142,9 @@ class _QuietHandler(SimpleHTTPRequestHandler):
 
 def summarize(rows: list[dict]) -> dict:
     """Deck summary: ``slides``, ``taller`` (count), ``taller_share`` (0..1), ``cut_slides``,
-    ``cut_elements``, ``median_words``, ``max_words`` and ``meets_targets``."""
+    ``cut_elements``, ``median_words``, ``max_words``, ``min_font_px`` (smallest rendered size per
+    kind of :data:`FONT_KINDS`, CSS px), ``below_min_font`` (slides whose code, text output or table
+    is below :data:`MIN_FONT_PX`) and ``meets_targets``."""
     n = len(rows)
     taller = sum(r["taller"] for r in rows)
     cut_el = sum(len(r["cut"]) for r in rows)
@@ -136,6 +160,13 @@ def summarize(rows: list[dict]) -> dict:
         "shrunk": sum(r.get("fit", 1) < 0.999 for r in rows),
         "min_fit": min((r.get("fit", 1) for r in rows), default=1),
         "max_words": max(words),
+        "min_font_px": {
+            kind: min((r["fonts"][kind] for r in rows if kind in r.get("fonts", {})), default=None)
+            for kind in FONT_KINDS
+        },
+        "below_min_font": sum(
+            any(r.get("fonts", {}).get(kind, 99) < MIN_FONT_PX for kind in ("code", "text", "table")) for r in rows
+        ),
         "meets_targets": bool(n) and taller / n <= MAX_TALLER_SHARE and cut_el <= MAX_CUT and med <= MAX_MEDIAN_WORDS,
     }
 
@@ -241,14 +272,19 @@ def measure_decks(
 def table(result: dict) -> str:
     """Markdown table: deck, slides, taller than the screen, cut elements (slides), median/max words."""
     lines = [
-        "| deck | slides | taller than 800 px | cut code/table/image (slides) | median words | max words |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| deck | slides | taller than 800 px | cut code/table/image (slides) | median words | max words "
+        "| smallest px code/text/table | slides < 18 px |",
+        "|---|---:|---:|---:|---:|---:|---|---:|",
     ]
     for name, d in result["decks"].items():
         s = d["summary"]
         lines.append(
             f"| {name} | {s['slides']} | {s['taller']} ({100 * s['taller_share']:.0f} %) | "
-            f"{s['cut_elements']} ({s['cut_slides']}) | {s['median_words']:g} | {s['max_words']} |"
+            f"{s['cut_elements']} ({s['cut_slides']}) | {s['median_words']:g} | {s['max_words']} | "
+            + "/".join(
+                "–" if s["min_font_px"][k] is None else f"{s['min_font_px'][k]:g}" for k in ("code", "text", "table")
+            )
+            + f" | {s['below_min_font']} |"
         )
     return "\n".join(lines)
 
@@ -287,7 +323,8 @@ def main(argv: list[str] | None = None) -> int:
     s = summarize(total)
     print(
         f"all decks: {s['slides']} slides, {s['taller']} taller than the screen, {s['cut_elements']} cut elements on "
-        f"{s['cut_slides']} slides, median {s['median_words']:g} words; targets met: {s['meets_targets']}"
+        f"{s['cut_slides']} slides, median {s['median_words']:g} words, "
+        f"{s['below_min_font']} slides with code/text/table below {MIN_FONT_PX} px; targets met: {s['meets_targets']}"
     )
     print(f"wrote {args.json} and screenshots in {args.shots}")
     return 0

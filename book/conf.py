@@ -52,6 +52,7 @@ mathjax3_config = {"tex": {"inlineMath": [["\\(", "\\)"]], "displayMath": [["\\[
 html_theme = "sphinx_book_theme"
 html_title = "Band gaps from data: the course"
 html_css_files = ["book.css"]
+html_js_files = ["book.js"]  # wide figures: click to enlarge
 # downloads/: executed notebooks and student versions, staged beside the pages (a relative path here
 # would be taken relative to this folder, not to the staged source)
 html_extra_path = [os.environ.get("BOOK_CONF_EXTRA", "_extra")]

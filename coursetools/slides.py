@@ -13,6 +13,9 @@ Three jobs, one command each (``python -m coursetools.slides …``):
     RequireJS, jQuery and a MathJax 2.7.7 subset into ``DIR`` (:data:`ASSETS`). They come
     from the npm registry with ``npm pack`` (pinned versions, sha512-checked, cached), so the
     exported decks load nothing from a CDN when they are viewed.
+``path NB…``
+    Print each lesson's lecture path (:func:`path_table`): sections with their slide numbers, the
+    figure slides, the exercise slides, minutes at :data:`MINUTES_PER_SLIDE` a slide.
 ``export NB… --out DIR``
     ``jupyter nbconvert --to slides`` through nbconvert's Python API, with every asset URL
     pointing to ``DIR/_static`` (:func:`export`); one ``<name>.slides.html`` per notebook.
@@ -45,6 +48,11 @@ __all__ = [
     "slide_type_for",
     "tag_notebook",
     "lecture_cells",
+    "deck_cells",
+    "lecture_path",
+    "path_table",
+    "slide_code",
+    "is_solution",
     "split_point",
     "count_slides",
     "fetch_assets",
@@ -101,30 +109,36 @@ STATIC = "_static"
 CACHE_DIR_NAME = ".npm-cache"
 
 #: Smallest scale the deck's fitter shrinks a slide to (0..1): below it a slide scrolls instead,
-#: because code at less than ~70 % of the presentation size is hard to read from the back row.
-FIT_FLOOR = 0.7
+#: because code at less than ~80 % of the presentation size is hard to read from the back row (long
+#: outputs, tables and code are cut by :func:`deck_cells` instead of shrunk).
+FIT_FLOOR = 0.8
 #: Design size of a slide (CSS px); reveal.js scales it to the screen (1.14x at 1280x800).
 SLIDE_WIDTH, SLIDE_HEIGHT = 960, 700
 
 #: Presentation styles: prompts hidden (the width goes to code), code and outputs wrap, tables
 #: and figures fit the slide. Sizes in CSS px of the 960x700 design size.
 DECK_CSS = """
-:root { --jp-content-font-size1: 22px; --jp-code-font-size: 16px; --jp-cell-prompt-width: 0px; }
+:root { --jp-content-font-size1: 22px; --jp-code-font-size: 19px; --jp-cell-prompt-width: 0px; }
 .reveal .slides { text-align: left; }
 .reveal .jp-InputPrompt, .reveal .jp-OutputPrompt, .reveal .jp-Collapser { display: none !important; }
 .reveal .jp-Cell { padding: 2px 0; }
-.reveal pre, .reveal .jp-RenderedText pre, .reveal .highlight pre {
+.reveal .slides pre, .reveal .jp-RenderedText pre, .reveal .highlight pre {
   white-space: pre-wrap !important; overflow-wrap: anywhere; word-break: break-word;
-  font-size: 16px; line-height: 1.3; box-shadow: none; box-sizing: border-box; width: auto; max-width: 100%;
+  font-size: 19px; line-height: 1.3; box-shadow: none; box-sizing: border-box; width: auto; max-width: 100%;
   margin: 4px 0; max-height: none; }
 .reveal .jp-OutputArea-output, .reveal .jp-RenderedHTMLCommon, .reveal .jp-OutputArea, .reveal pre code,
 .reveal .jp-OutputArea-child, .reveal .jp-Cell-outputWrapper, .reveal .jp-Cell, .reveal .jp-Cell-inputWrapper {
   overflow: visible !important; max-height: none !important; }
-.reveal .jp-RenderedHTMLCommon table { font-size: 14px; margin: 4px 0; table-layout: auto; }
+.reveal .jp-RenderedHTMLCommon table { font-size: 17px; margin: 4px 0; table-layout: auto; }
 .reveal .jp-RenderedHTMLCommon td, .reveal .jp-RenderedHTMLCommon th {
   padding: 2px 5px; white-space: normal; max-width: 14em; overflow-wrap: anywhere; }
 .reveal .jp-RenderedImage img, .reveal .jp-RenderedHTMLCommon img, .reveal section img {
   max-width: 100%; max-height: 500px; width: auto; height: auto; object-fit: contain; margin: 4px auto; display: block; }
+.reveal .celltag_deck-figure .jp-Cell-inputWrapper { display: none; }
+.reveal .jp-OutputArea-output h1, .reveal .jp-OutputArea-output h2, .reveal .jp-OutputArea-output h3,
+.reveal .jp-OutputArea-output h4 { font-size: 24px; text-transform: none; margin: 6px 0; }
+.reveal .celltag_deck-figure img { max-height: 610px; max-width: 100%; }
+.reveal .celltag_deck-figure-single img { height: 560px; width: auto; max-width: 100%; object-fit: contain; }
 .reveal .jp-RenderedImage { text-align: center; }
 .reveal h1 { font-size: 44px; } .reveal h2 { font-size: 36px; } .reveal h3 { font-size: 30px; }
 .reveal .jp-RenderedHTMLCommon h1, .reveal .jp-RenderedHTMLCommon h2, .reveal .jp-RenderedHTMLCommon h3 {
@@ -255,7 +269,9 @@ SHARED_CODE_LINES = 8
 #: Suffix of the id of the notes cell split off a markdown cell (``<id>-slide-notes``).
 NOTES_SUFFIX = "-slide-notes"
 
-_FIGURE = re.compile(r"\bfig\s*=|save_figure\(|_plot\(|\bplt\.|\bplotting\.|interpret_plots\.|\.plot\(")
+_FIGURE = re.compile(
+    r"\bfig\s*=|\bfigs?\[|save_figure\(|_plot\(|\bplt\.|\bplotting\.|interpret_plots\.|\biplots\.|\.plot\("
+)
 _SETUP_LINE = re.compile(r"^\s*(#.*|%.*|import\s.*|from\s+\S+\s+import\s.*|pd\.set_option\(.*\)|warnings\..*)?\s*$")
 _FENCE = re.compile(r"^\s*(```|~~~)")
 _LIST_ITEM = re.compile(r"^\s*([-*+]|\d+[.)])\s")
@@ -345,34 +361,185 @@ def _heading_level(source: str) -> int:
     return len(m.group(1)) if m else 0
 
 
+#: Headings of a lesson's frame sections: their first list stays on the slide (the export trims
+#: it to :data:`FRAME_BULLETS` bullets of one sentence each, the rest in the notes).
+_FRAME = re.compile(
+    r"^#{1,3}\s+(?:\d+\s*·\s*)?(overview|objectives|learning objectives|discussion|take-?aways|references|"
+    r"quiz(?: questions)?|what'?s next|summary|further reading)\b",
+    re.I,
+)
+#: Heading of an exercise: its statement (first sentences up to :data:`EXERCISE_WORDS`) stays on the slide.
+_EXERCISE = re.compile(r"^#{1,4}\s+.*\bexercise\b", re.I)
+#: Words of an exercise statement kept on its slide (cut at a sentence boundary).
+EXERCISE_WORDS = 60
+#: Bullets of a frame section's list shown on the slide (the export moves the rest to the notes).
+FRAME_BULLETS = 6
+#: A bullet longer than this many words is cut after its first sentence on the slide (export).
+BULLET_WORDS = 22
+#: Commentary on a figure ("What to see: ..."): on the figure's slide when this short, else its notes.
+COMMENT_WORDS = 30
+_COMMENT = re.compile(r"^\W{0,3}what to (?:see|look for)\b", re.I)
+#: A code cell that is the exercise's worked solution, the quiz's answer key or pure housekeeping
+#: (closing a data source, choosing the device): not on the lecture's path (``skip``).
+_SOLUTION = re.compile(r"^\s*###\s*BEGIN SOLUTION", re.M)
+_ANSWER_KEY = re.compile(r"\bquiz\.answer\(")
+_HOUSEKEEPING_LINE = re.compile(r"^\s*(\w+(\.\w+)*\.close\(\)|#.*|%.*)\s*(#.*)?$")
+#: Suffix of the pieces a markdown cell is divided into at its inner headings (``<id>-slide-2`` …).
+PIECE_SUFFIX = "-slide-"
+_SENTENCE_END = re.compile(r"(?<=[.!?])[*_)]*\s+(?=[A-Z*`(\[$])")
+
+
+def is_solution(source: str) -> bool:
+    """A code cell holding an exercise's worked solution (``### BEGIN SOLUTION``) or the quiz's
+    answer key (``quiz.answer(``): kept in the notebook, left out of the deck (the question is shown)."""
+    return bool(_SOLUTION.search(source) or _ANSWER_KEY.search(source))
+
+
+def _is_housekeeping(source: str) -> bool:
+    """Code that only closes sources or picks the compute device (nothing to present)."""
+    if "select_device(" in source:
+        return True
+    lines = [line for line in source.splitlines() if line.strip()]
+    if any("settings().describe()" in line for line in lines) and all(
+        _SETUP_LINE.match(line) or "settings().describe()" in line for line in lines
+    ):
+        return True  # the run's settings (paths of the build machine): the notebook shows them
+    lines = [line for line in source.splitlines() if line.strip()]
+    return bool(lines) and all(_HOUSEKEEPING_LINE.match(line) for line in lines) and ".close()" in source
+
+
+def _sentence_cut(text: str, budget: int) -> int | None:
+    """Offset in ``text`` after the last sentence that keeps the words within ``budget`` (at least one
+    sentence), or ``None`` when the whole text fits."""
+    if _words(text) <= budget:
+        return None
+    best = None
+    for m in _SENTENCE_END.finditer(text):
+        if best is not None and _words(text[: m.start()]) > budget:
+            break
+        best = m.end()
+    return best
+
+
+def _frame_or_exercise_cut(source: str) -> int | None:
+    """Split point of a frame section or exercise cell: heading, short lead-in text, and the first list
+    (frame) or the statement's first sentences (exercise); ``None`` when all of it stays."""
+    blocks = _blocks(source)
+    if not blocks:
+        return None
+    exercise = bool(_EXERCISE.match(source.lstrip()))
+    used = 0
+    k = 1
+    head_end = source.find("\n", blocks[0][0])
+    if head_end != -1 and head_end < blocks[0][1]:
+        k = 0  # heading and text in one block
+    while k < len(blocks):
+        a, b = blocks[k]
+        if k == 0:
+            a = head_end + 1
+        text = source[a:b]
+        if _LIST_ITEM.match(text) and not exercise:
+            return blocks[k + 1][0] if k + 1 < len(blocks) else None  # the first list: the slide's content
+        budget = EXERCISE_WORDS if exercise else SLIDE_WORDS
+        if used + _words(text) > budget:
+            cut = _sentence_cut(text, budget - used) if (exercise and not _LIST_ITEM.match(text)) else None
+            if cut is not None and used + _words(text[:cut]) <= budget + 15:
+                return a + cut
+            return a
+        used += _words(text)
+        k += 1
+    return None
+
+
+def _pieces(cell: nbformat.NotebookNode) -> list[nbformat.NotebookNode]:
+    """A markdown cell divided before each of its inner ``#``-``###`` headings and after the first
+    paragraph of a "What to see" commentary that goes on (ids ``<id>``, ``<id>-slide-2`` …; the
+    sources joined with blank lines are the cell's text)."""
+    if cell.cell_type != "markdown":
+        return [cell]
+    source = cell.source
+    cuts = []
+    fenced = False
+    pos = 0
+    for line in source.splitlines(keepends=True):
+        if _FENCE.match(line):
+            fenced = not fenced
+        elif not fenced and pos > 0 and re.match(r"#{1,3}\s", line) and source[:pos].strip():
+            cuts.append(pos)
+        pos += len(line)
+    blocks = _blocks(source)
+    if len(blocks) > 1 and _COMMENT.match(source.lstrip()) and (not cuts or cuts[0] > blocks[1][0]):
+        cuts.insert(0, blocks[1][0])
+    if not cuts:
+        return [cell]
+    out = []
+    bounds = [0, *cuts, len(source)]
+    for n, (a, b) in enumerate(zip(bounds, bounds[1:], strict=False), start=1):
+        piece = nbformat.from_dict(cell)
+        piece.source = source[a:b].strip("\n").rstrip()
+        if n > 1:
+            piece.id = f"{cell.id}{PIECE_SUFFIX}{n}"
+        out.append(piece)
+    return out
+
+
+def _rejoined(cells: list) -> list:
+    """Cells split by an earlier tagging (``<id>-slide-notes``, ``<id>-slide-N``) joined back into the
+    cell they came from (blank line between), so tagging again starts from the author's cells."""
+    out: list = []
+    for cell in cells:
+        cid = cell.get("id") or ""
+        base = re.sub(rf"(?:{re.escape(NOTES_SUFFIX)}|{re.escape(PIECE_SUFFIX)}\d+)$", "", cid)
+        origin = base if base != cid else None
+        if origin is not None and out and out[-1].cell_type == "markdown" and cell.cell_type == "markdown":
+            prev_base = re.sub(rf"{re.escape(PIECE_SUFFIX)}\d+$", "", out[-1].get("id") or "")
+            if origin in (out[-1].get("id"), prev_base):
+                out[-1].source = out[-1].source.rstrip() + "\n\n" + cell.source.lstrip("\n")
+                continue
+        out.append(nbformat.from_dict(cell))
+    return out
+
+
 def lecture_cells(nb: nbformat.NotebookNode, code: str = "-", keep_existing: bool = False) -> list:
     """The notebook's cells arranged for a lecture: every cell gets ``metadata.slideshow.slide_type``
     and a long markdown cell is split into its slide part and a ``notes`` cell (ids ``<id>`` and
     ``<id>-slide-notes``; the two sources joined again are the original text). Returns the new cell list
-    (the notebook is not changed).
+    (the notebook is not changed). Cells split by an earlier run are joined first (:func:`_rejoined`), so
+    the result depends only on the author's text.
 
     Rules (one idea per slide, checked by ``benchmarks/slides_measure.py``):
 
-    * the first cell and every ``#``/``##`` heading start a **slide**, ``###`` a **subslide**;
+    * a markdown cell with a heading inside is divided before it (every heading starts a slide, none
+      is ever in the notes); the first cell and every ``#``/``##`` heading start a **slide**, ``###``
+      a **subslide**;
     * a markdown cell keeps its heading and up to :data:`SLIDE_WORDS` words of text on the slide
-      (:func:`split_point`); the rest goes to the speaker **notes**;
+      (:func:`split_point`); the rest goes to the speaker **notes**. Frame sections (Overview,
+      Discussion, Take-aways, References, Quiz …) keep their first list; an exercise keeps its
+      statement's first sentences (up to :data:`EXERCISE_WORDS` words);
     * markdown without a heading joins the current slide when that has no code yet and the words
       fit; otherwise it opens a **subslide** (or is all notes when its first block is too long);
+      a "What to see" commentary right after a figure stays with that figure (on its slide when at
+      most :data:`COMMENT_WORDS` words, else in its notes);
     * a code cell of at most :data:`SHARED_CODE_LINES` lines joins the text before it (``code``:
       ``-`` or ``fragment``); longer code, a second code cell, and a cell that draws a figure open a
-      **subslide** of their own; set-up cells (imports, options, ``check_environment``) are **skip**.
+      **subslide** of their own; set-up cells (imports, options, ``check_environment``), housekeeping
+      (``.close()``, device choice), exercise solutions and the quiz's answer key are **skip**.
 
     With ``keep_existing`` a cell that already has a slide type keeps it and is not split.
     """
     if code not in ("-", "fragment"):
         raise ValueError(f"code must be '-' or 'fragment', got {code!r}")
+    source_cells = list(nb.cells)
+    if not keep_existing:
+        source_cells = [p for c in _rejoined(source_cells) for p in _pieces(c)]
     out = []
     words = 0  # text words on the current slide
     has_code = False  # the current slide shows a code cell already
+    after_figure = False  # the last cell shown was a figure
     prev_id = None
     intro = False  # the slide's last text ends with ':' (it introduces the code after it)
-    taken = {c.get("id") for c in nb.cells}
-    for i, cell in enumerate(nb.cells):
+    taken = {c.get("id") for c in source_cells}
+    for i, cell in enumerate(source_cells):
         cell = nbformat.from_dict(cell)  # a copy
         current = cell.metadata.get("slideshow", {}).get("slide_type")
         cid = cell.get("id")
@@ -382,24 +549,30 @@ def lecture_cells(nb: nbformat.NotebookNode, code: str = "-", keep_existing: boo
         if keep_existing and current:
             wanted = current
         elif cell.cell_type == "code":
-            if i > 0 and _is_setup(cell.source):
+            if i > 0 and (_is_setup(cell.source) or is_solution(cell.source) or _is_housekeeping(cell.source)):
                 wanted = "skip"
             else:
                 n_lines = len(cell.source.strip().splitlines())
                 long = n_lines > SHARED_CODE_LINES and not intro  # text ending in ':' keeps its code
-                alone = i == 0 or has_code or long or bool(_FIGURE.search(cell.source))
+                figure = bool(_FIGURE.search(cell.source))
+                alone = i == 0 or has_code or long or (figure and not intro)  # 'The result:' + its figure
                 wanted = "slide" if i == 0 else "subslide" if alone else code
-                has_code, words = True, (SLIDE_WORDS if _FIGURE.search(cell.source) else 0)
+                has_code, words = True, (SLIDE_WORDS if figure else 0)
+                after_figure = figure
         elif cell.cell_type != "markdown":
             wanted = "-"
-        elif notes_of_prev and current == "notes":
+        elif notes_of_prev and current == "notes" and keep_existing:
             wanted = "notes"
         else:
             level = _heading_level(cell.source)
-            cut = split_point(cell.source)
+            frame = bool(_FRAME.match(cell.source.lstrip()) or _EXERCISE.match(cell.source.lstrip()))
+            cut = _frame_or_exercise_cut(cell.source) if frame else split_point(cell.source)
             if level in (1, 2, 3) or i == 0:
                 wanted = "slide" if (i == 0 or level <= 2) else "subslide"
                 has_code, words = False, 0
+            elif after_figure and _COMMENT.match(cell.source.lstrip()):
+                wanted = "-" if _words(cell.source) <= COMMENT_WORDS else "notes"
+                cut = None
             elif cut == 0:
                 wanted = "notes"
             else:
@@ -418,6 +591,7 @@ def lecture_cells(nb: nbformat.NotebookNode, code: str = "-", keep_existing: boo
                 cell.source = head
             if wanted != "notes":
                 words += _words(cell.source) - (len(cell.source.splitlines()[0].split()) if level else 0)
+                after_figure = after_figure and wanted == "-"
         cell.metadata.setdefault("slideshow", {})["slide_type"] = wanted
         if cell.cell_type == "code" and wanted != "skip":
             intro = False
@@ -608,6 +782,404 @@ def exporter(static: str = STATIC):
     )
 
 
+#: Lines of a code cell that are housekeeping for the notebook's tools, not content: solution and
+#: hint markers, nbval comments. They are left out of the code shown on a slide (the notebook keeps them).
+_MARKER_LINE = re.compile(r"^\s*(###\s*(BEGIN|END)\s+(SOLUTION|HIDDEN TESTS)\b.*|#\s*HINT\b.*|#\s*NBVAL_\w+.*)$", re.I)
+#: On a slide: at most this many lines of text output (the rest: "… (N more lines in the notebook)").
+OUTPUT_LINES = 15
+#: Lines kept when a text output is cut.
+OUTPUT_KEEP = 12
+#: Rows of a table shown on a slide (a longer table is cut to :data:`TABLE_KEEP` rows and a note).
+TABLE_ROWS = 12
+TABLE_KEEP = 10
+#: Lines of code shown on a slide (longer code is cut, the rest stays in the notebook).
+CODE_LINES = 18
+CODE_KEEP = 16
+#: Tag the export gives a code cell whose output is a figure: its slide shows the figure at the full
+#: slide size, the code goes to the speaker notes (CSS class ``celltag_deck-figure``).
+FIGURE_TAG = "deck-figure"
+_PROGRESS = re.compile(r"\d+%\|.*\|\s*\d+/\d+|\bit/s\]|s/it\]")
+
+
+def strip_progress(text: str) -> str:
+    """``text`` of a stream output without progress bars (tqdm lines: ``NN%|###| k/n [..it/s]``, the
+    carriage-return redraws of one line keep only their last state, and that too when it is a bar)."""
+    kept = []
+    for line in text.split("\n"):
+        last = line.split("\r")[-1] if "\r" in line else line
+        if "\r" in line and not last.strip():
+            last = next((p for p in reversed(line.split("\r")) if p.strip()), "")
+        if _PROGRESS.search(last):
+            continue
+        kept.append(last)
+    return "\n".join(kept)
+
+
+_IMAGE_TYPES = ("image/png", "image/jpeg", "image/svg+xml")
+
+
+def more_line(n: int, what: str = "lines") -> str:
+    """The line that replaces what a slide leaves out: ``… (N more lines in the notebook)``."""
+    return f"… ({n} more {what} in the notebook)"
+
+
+def slide_code(source: str) -> str:
+    """The code of a cell as a slide shows it: marker/housekeeping lines (``### BEGIN SOLUTION``,
+    ``### END SOLUTION``, ``# HINT…``, ``# NBVAL_…``) left out, and code longer than
+    :data:`CODE_LINES` lines cut with a ``# … (N more lines in the notebook)`` line."""
+    lines = [line for line in source.splitlines() if not _MARKER_LINE.match(line)]
+    while lines and not lines[0].strip():
+        lines.pop(0)
+    if len(lines) > CODE_LINES:
+        rest = len(lines) - CODE_KEEP
+        lines = lines[:CODE_KEEP] + [f"# {more_line(rest)}"]
+    return "\n".join(lines)
+
+
+def _cut_text(text: str) -> str:
+    lines = text.rstrip("\n").split("\n")
+    if len(lines) <= OUTPUT_LINES:
+        return text
+    return "\n".join(lines[:OUTPUT_KEEP] + [more_line(len(lines) - OUTPUT_KEEP)]) + "\n"
+
+
+_TR = re.compile(r"<tr\b.*?</tr\s*>", re.S | re.I)
+_TBODY = re.compile(r"(<tbody\b[^>]*>)(.*?)(</tbody\s*>)", re.S | re.I)
+
+
+def _cut_table(html: str) -> str:
+    """A pandas/HTML table with more than :data:`TABLE_ROWS` body rows cut to :data:`TABLE_KEEP` and a note."""
+    m = _TBODY.search(html)
+    if not m:
+        return html
+    rows = _TR.findall(m.group(2))
+    if len(rows) <= TABLE_ROWS:
+        return html
+    kept = "".join(rows[:TABLE_KEEP])
+    note = f"<p><em>{more_line(len(rows) - TABLE_KEEP, 'rows')}</em></p>"
+    end = html.find(">", html.lower().find("</table", m.end(3))) + 1 or len(html)
+    return html[: m.start(2)] + kept + html[m.end(2) : end] + note + html[end:]
+
+
+def _output_for_slide(out: nbformat.NotebookNode) -> nbformat.NotebookNode | None:
+    """An output as a slide shows it (``None``: left out): progress bars (stderr with carriage returns or
+    ``it/s``) dropped, long text cut (:data:`OUTPUT_LINES`), long tables cut (:data:`TABLE_ROWS`)."""
+    out = nbformat.from_dict(out)
+    if out.get("output_type") == "stream":
+        text = strip_progress(out.get("text", ""))
+        if not text.strip():
+            return None
+        out.text = text  # long text is cut per cell (cut_text_outputs)
+        return out
+    data = out.get("data")
+    if isinstance(data, dict):
+        if "text/markdown" in data:
+            data["text/markdown"] = _cut_text(str(data["text/markdown"]))
+        elif "text/html" in data and "<table" in str(data["text/html"]).lower():
+            data["text/html"] = _cut_table(str(data["text/html"]))
+    elif out.get("output_type") == "error":
+        out.traceback = out.get("traceback", [])[-OUTPUT_LINES:]
+    return out
+
+
+def _trim_bullets(source: str) -> tuple[str, str]:
+    """``(slide, notes)`` of a markdown slide's text: a list keeps :data:`FRAME_BULLETS` bullets, each cut
+    after its first sentence when longer than :data:`BULLET_WORDS` words; what is cut goes to ``notes``."""
+    lines = source.split("\n")
+    items: list[list[str]] = []
+    head: list[str] = []
+    tail: list[str] = []
+    for line in lines:
+        if _LIST_ITEM.match(line) and not tail:
+            items.append([line])
+        elif items and not tail and (line.startswith((" ", "\t")) and line.strip()):
+            items[-1].append(line)
+        elif items and not line.strip() and not tail:
+            items[-1].append(line)
+        elif items:
+            tail.append(line)
+        else:
+            head.append(line)
+    if not items:
+        return source, ""
+    shown, notes = [], []
+    for k, item in enumerate(items):
+        text = " ".join(part.strip() for part in item if part.strip())
+        if k >= FRAME_BULLETS:
+            notes.append(text)
+            continue
+        marker = _LIST_ITEM.match(text).group(0)
+        body = text[len(marker) :]
+        cut = _sentence_cut(body, BULLET_WORDS)
+        if cut is not None and len(body) - cut > 10:
+            shown.append(marker + body[:cut].rstrip() + " …")
+            notes.append(marker + "… " + body[cut:].strip())
+        else:
+            shown.append(text)
+    slide = "\n".join(head + shown + ([""] if tail else []) + tail).rstrip()
+    return slide, "\n".join(notes)
+
+
+#: Lines of 19-px code that fit one slide (700 design px at 1.3 line height, less the margins).
+SLIDE_LINES = 24
+#: Characters per line of code/text output on a slide before it wraps (960 design px at 19-px mono).
+LINE_CHARS = 76
+
+
+def _wrapped(text: str) -> int:
+    return sum(max(1, -(-len(line) // LINE_CHARS)) for line in text.rstrip("\n").split("\n")) if text.strip() else 0
+
+
+def estimated_lines(cell: nbformat.NotebookNode) -> int:
+    """Rough height of a cell on a slide in code lines (:data:`SLIDE_LINES` fill a slide): a heading 2,
+    prose ~14 words a line, code and text outputs wrapped at :data:`LINE_CHARS`, a table row 1.5, a
+    figure a whole slide."""
+    if cell.cell_type == "markdown":
+        heading = 2 if _heading_level(cell.source) else 0
+        rows = sum(line.lstrip().startswith("|") for line in cell.source.splitlines())
+        return heading + -(-_words(cell.source) // 14) + int(1.5 * rows)
+    if cell.cell_type != "code":
+        return 0
+    n = _wrapped(cell.source) + 1
+    for out in cell.get("outputs", []):
+        data = out.get("data") if isinstance(out.get("data"), dict) else {}
+        if any(t in data for t in _IMAGE_TYPES):
+            n += SLIDE_LINES
+        elif "text/html" in data and "<table" in str(data["text/html"]).lower():
+            n += 2 + int(1.5 * len(_TR.findall(str(data["text/html"]))))
+        elif "text/markdown" in data:
+            n += _wrapped(str(data["text/markdown"]))
+        else:
+            n += _wrapped(out.get("text", "") or str(data.get("text/plain", "")))
+    return n
+
+
+def _text_of(out: nbformat.NotebookNode) -> str | None:
+    """The text of a text-only output (stream, plain text without a richer form), else ``None``."""
+    if out.get("output_type") == "stream":
+        return out.get("text", "")
+    data = out.get("data")
+    if isinstance(data, dict) and set(data) <= {"text/plain"} and "text/plain" in data:
+        return str(data["text/plain"])
+    return None
+
+
+def cut_text_outputs(outputs: list, budget: int = OUTPUT_LINES) -> list:
+    """The outputs of one cell with their text (streams, plain text) limited to ``budget`` screen lines
+    together (long lines count as the lines they wrap to, :data:`LINE_CHARS`); the first output that
+    does not fit is cut and ends with ``… (N more lines in the notebook)``, later text outputs are left
+    out (counted in N). Figures, tables and other rich outputs are kept."""
+    kept: list = []
+    left = budget
+    hidden = 0
+    cut_at = None  # the output that carries the "more lines" line
+    for out in outputs:
+        text = _text_of(out)
+        if text is None:
+            kept.append(out)
+            continue
+        lines = text.rstrip("\n").split("\n")
+        if cut_at is not None or left <= 0:
+            hidden += len(lines)
+            continue
+        if _wrapped(text) <= left:
+            left -= _wrapped(text)
+            kept.append(out)
+            continue
+        shown = []
+        for line in lines:
+            need = max(1, -(-len(line) // LINE_CHARS))
+            if need > left:
+                break
+            shown.append(line)
+            left -= need
+        hidden += len(lines) - len(shown)
+        out = nbformat.from_dict(out)
+        cut_at = (len(kept), out, shown)
+        kept.append(out)
+    if cut_at is not None or hidden:
+        if cut_at is None:  # the budget ran out exactly at an output's end
+            cut_at = next(
+                (
+                    (k, o, _text_of(o).rstrip("\n").split("\n"))
+                    for k, o in reversed(list(enumerate(kept)))
+                    if _text_of(o) is not None
+                ),
+                None,
+            )
+        if cut_at is None:
+            return kept
+        _k, out, shown = cut_at
+        text = "\n".join([*shown, more_line(hidden)]) + "\n"
+        if out.get("output_type") == "stream":
+            out.text = text
+        else:
+            out.data["text/plain"] = text
+    return kept
+
+
+def _kind(cell: nbformat.NotebookNode) -> str:
+    return cell.metadata.get("slideshow", {}).get("slide_type", "-")
+
+
+def _fold_lone_prose(cells: list) -> list:
+    """Subslides that would show only a paragraph (no heading, no code, no figure): a lead-in ending in
+    ':' becomes the notes of the slide after it; any other paragraph joins the slide before it when both
+    fit (:func:`estimated_lines`), else becomes that slide's notes. Returns the new list."""
+    groups: list[list] = []
+    for cell in cells:
+        if not groups or _kind(cell) in ("slide", "subslide"):
+            groups.append([cell])
+        else:
+            groups[-1].append(cell)
+    k = 1
+    while k < len(groups):
+        group = groups[k]
+        shown = [c for c in group if _kind(c) not in ("notes", "skip")]
+        lone = (
+            _kind(group[0]) == "subslide"
+            and shown
+            and all(c.cell_type == "markdown" and not _heading_level(c.source) for c in shown)
+        )
+        if not lone:
+            k += 1
+            continue
+        text = "\n".join(c.source for c in shown).rstrip().rstrip("*")
+        if text.endswith(":") and k + 1 < len(groups):
+            for c in group:
+                c.metadata["slideshow"]["slide_type"] = "notes" if _kind(c) != "skip" else "skip"
+            groups[k + 1][1:1] = group  # the notes of the slide it introduces
+            del groups[k]
+            continue
+        before = sum(estimated_lines(c) for c in groups[k - 1] if _kind(c) not in ("notes", "skip"))
+        if any(FIGURE_TAG in c.metadata.get("tags", []) for c in groups[k - 1]):
+            before = SLIDE_LINES  # a figure fills its slide
+        fits = before + sum(estimated_lines(c) for c in shown) <= SLIDE_LINES
+        for c in group:
+            if _kind(c) != "skip":
+                c.metadata["slideshow"]["slide_type"] = "notes" if not fits else ("-" if c is group[0] else _kind(c))
+        groups[k - 1].extend(group)
+        del groups[k]
+    return [c for g in groups for c in g]
+
+
+def deck_cells(nb: nbformat.NotebookNode) -> list:
+    """The cells of a (tagged) notebook as the exported deck shows them; the notebook is not changed.
+
+    * exercise solutions and the quiz's answer key (:func:`is_solution`) are left out (``skip``): the
+      deck shows the question, the notebook keeps the answer;
+    * code: marker lines removed and long code cut (:func:`slide_code`); outputs: progress bars
+      dropped, long text and tables cut (:func:`_output_for_slide`);
+    * a code cell with a figure output gets a slide of its own (``subslide``) showing only the figure,
+      as large as the slide allows (one figure: 560 of 700 px high, enlarged if smaller); its code goes
+      to the speaker notes;
+    * a code cell that would not fit (:func:`estimated_lines`) beside the text before it opens a
+      subslide of its own;
+    * a subslide that would show only a paragraph joins the slide before it (or its notes; a lead-in
+      ending in ':' becomes the notes of the slide after it);
+    * a markdown slide's list: at most :data:`FRAME_BULLETS` bullets of one sentence each, the rest in
+      the notes (:func:`_trim_bullets`).
+    """
+    out: list = []
+    used = 0  # estimated lines on the current (sub)slide
+    start = 0  # index in out of the current (sub)slide's first cell
+
+    def own_slide(cell: nbformat.NotebookNode) -> None:
+        """Give ``cell`` a slide of its own; a lead-in that would be left alone on the slide before it
+        (prose without a heading, e.g. "Token counts with the shipped tokenizer:") becomes its notes."""
+        nonlocal start
+        shown = [c for c in out[start:] if c.metadata.get("slideshow", {}).get("slide_type") not in ("notes", "skip")]
+        lead_in = bool(shown) and all(c.cell_type == "markdown" and not _heading_level(c.source) for c in shown)
+        if lead_in:
+            moved = out[start:]
+            del out[start:]
+            cell.metadata["slideshow"]["slide_type"] = shown[0].metadata["slideshow"]["slide_type"]
+            out.append(cell)
+            for c in moved:
+                c.metadata["slideshow"]["slide_type"] = (
+                    "notes" if c.metadata["slideshow"]["slide_type"] != "skip" else "skip"
+                )
+                out.append(c)
+        else:
+            cell.metadata["slideshow"]["slide_type"] = "subslide"
+            start = len(out)
+            out.append(cell)
+
+    for cell in nb.cells:
+        cell = nbformat.from_dict(cell)
+        show = cell.metadata.setdefault("slideshow", {})
+        kind = show.get("slide_type", "-")
+        if kind in ("slide", "subslide"):
+            used = 0
+            start = len(out)
+        if cell.cell_type == "code":
+            if is_solution(cell.source):
+                show["slide_type"] = "skip"
+            if show["slide_type"] in ("skip", "notes"):
+                out.append(cell)
+                continue
+            code = cell.source
+            cell.source = slide_code(code)
+            outputs = [o for o in (_output_for_slide(o) for o in cell.get("outputs", [])) if o is not None]
+            rich = sum(
+                estimated_lines(nbformat.v4.new_code_cell("", outputs=[o])) - 1 for o in outputs if _text_of(o) is None
+            )
+            budget = max(OUTPUT_LINES // 2, min(OUTPUT_LINES, SLIDE_LINES - _wrapped(cell.source) - 3 - rich))
+            cell.outputs = outputs = cut_text_outputs(outputs, budget)
+            figure = any(isinstance(o.get("data"), dict) and any(t in o["data"] for t in _IMAGE_TYPES) for o in outputs)
+            # a figure, or a table that does not fit beside its code: the output is the point, the code
+            # goes to the notes
+            if figure or (rich and estimated_lines(cell) > SLIDE_LINES + 2):
+                n_images = sum(
+                    isinstance(o.get("data"), dict) and any(t in o["data"] for t in _IMAGE_TYPES) for o in outputs
+                )
+                text_lines = sum(_wrapped(_text_of(o) or "") for o in outputs)
+                single = ["deck-figure-single"] if n_images == 1 and text_lines <= 3 else []
+                cell.metadata["tags"] = [*cell.metadata.get("tags", []), FIGURE_TAG, *single]
+                if kind in ("-", "fragment") and out:
+                    own_slide(cell)
+                else:
+                    out.append(cell)
+                what = "figure" if figure else "output"
+                notes = nbformat.v4.new_markdown_cell(f"Code of the {what}:\n\n```python\n{cell.source}\n```")
+                notes.metadata["slideshow"] = {"slide_type": "notes"}
+                out.append(notes)
+                used = SLIDE_LINES if figure else estimated_lines(cell) - _wrapped(cell.source)
+                continue
+            need = estimated_lines(cell)
+            if kind in ("-", "fragment") and out and used > 0 and used + need > SLIDE_LINES:
+                own_slide(cell)  # with its output it would not fit beside the text: a slide of its own
+                used = need
+                continue
+            used += need
+            out.append(cell)
+        elif (
+            cell.cell_type == "markdown"
+            and kind not in ("notes", "skip")
+            and _COMMENT.match(cell.source.lstrip())
+            and out
+            and FIGURE_TAG
+            in out[-2 if out[-1].metadata.get("slideshow", {}).get("slide_type") == "notes" else -1].metadata.get(
+                "tags", []
+            )
+        ):
+            # "What to see" right after a figure: that figure's notes (on its slide when short)
+            show["slide_type"] = "-" if _words(cell.source) <= COMMENT_WORDS else "notes"
+            out.append(cell)
+        elif cell.cell_type == "markdown" and kind not in ("notes", "skip"):
+            slide, rest = _trim_bullets(cell.source)
+            cell.source = slide
+            used += estimated_lines(cell)
+            out.append(cell)
+            if rest:
+                notes = nbformat.v4.new_markdown_cell(rest)
+                notes.metadata["slideshow"] = {"slide_type": "notes"}
+                out.append(notes)
+        else:
+            out.append(cell)
+    return _fold_lone_prose(out)
+
+
 def export(notebooks: Iterable[str | Path], out_dir: str | Path, with_assets: bool = True) -> list[Path]:
     """Export each notebook to ``out_dir/<stem>.slides.html`` (assets in ``out_dir/_static``).
 
@@ -630,11 +1202,102 @@ def export(notebooks: Iterable[str | Path], out_dir: str | Path, with_assets: bo
                     cell.metadata.setdefault("slideshow", {})["slide_type"] = (
                         "slide" if i == 0 else slide_type_for(cell)
                     )
+        nb.cells = deck_cells(nb)
         body, _resources = exp.from_notebook_node(nb, resources={"metadata": {"name": path.stem}})
         target = out_dir / f"{path.stem}.slides.html"
         target.write_text(body, encoding="utf-8")
         written.append(target)
     return written
+
+
+#: Minutes per slide a lecture path assumes (a slide of code and its output, or a figure, explained),
+#: and extra minutes for each exercise done in class (left for the lab session by default).
+MINUTES_PER_SLIDE = 1.0
+#: A figure slide (the point of its section) counts this many minutes.
+MINUTES_PER_FIGURE = 2.0
+EXERCISE_MINUTES = 5
+
+
+def _figure_call(source: str) -> str:
+    """The call that draws a figure cell's figure (``plotting.gap_histogram``), for the path table."""
+    code = "\n".join(line for line in source.splitlines() if not line.lstrip().startswith("#"))
+    calls = re.findall(r"([A-Za-z_][\w.]*)\(", code)
+    drawing = [
+        c
+        for c in calls
+        if re.search(r"plot|hist|heatmap|map|scatter|bar|figure|curve|parity|calibration|tsne|pca", c, re.I)
+    ]
+    return (drawing or calls or ["figure"])[0]
+
+
+def lecture_path(nb: nbformat.NotebookNode) -> list[dict]:
+    """The deck's sections in order, as the exported deck shows them (:func:`deck_cells`): one dict per
+    ``#``/``##`` heading with ``heading``, ``first`` and ``last`` slide number (reveal's ``c/t``
+    counter: every slide and subslide, from 1), ``slides`` (count), ``figures`` (slide numbers of the
+    figure slides) and ``exercises`` (slide numbers of the exercise statements). Slides before the first
+    heading belong to a section named after the first cell's text."""
+    cells = deck_cells(nb)
+    sections: list[dict] = []
+    number = 0
+    for k, cell in enumerate(cells):
+        kind = cell.metadata.get("slideshow", {}).get("slide_type", "-")
+        if kind in ("skip", "notes"):
+            continue
+        if kind in ("slide", "subslide") or number == 0:
+            number += 1
+        level = _heading_level(cell.source) if cell.cell_type == "markdown" else 0
+        if level in (1, 2) or not sections:
+            title = cell.source.strip().splitlines()[0].lstrip("#").strip() if cell.source.strip() else f"cell {k}"
+            sections.append({"heading": title, "first": number, "last": number, "figures": [], "exercises": []})
+        sec = sections[-1]
+        sec["last"] = number
+        if cell.cell_type == "code" and FIGURE_TAG in cell.metadata.get("tags", []):
+            if any(
+                isinstance(o.get("data"), dict) and any(t in o["data"] for t in _IMAGE_TYPES)
+                for o in cell.get("outputs", [])
+            ):
+                sec["figures"].append(number)
+                sec.setdefault("figure_calls", []).append(_figure_call(cell.source))
+        if level and _EXERCISE.match(cell.source.lstrip()):
+            sec["exercises"].append(number)
+    for sec in sections:
+        sec["slides"] = sec["last"] - sec["first"] + 1
+    return sections
+
+
+def _minutes(section: dict) -> float:
+    n_fig = len(section["figures"])
+    return (section["slides"] - n_fig) * MINUTES_PER_SLIDE + n_fig * MINUTES_PER_FIGURE
+
+
+def path_table(nb: nbformat.NotebookNode, name: str = "") -> str:
+    """A Markdown table of :func:`lecture_path` for the instructors' guide: section, slides, figure
+    slides, exercise slides, minutes (:data:`MINUTES_PER_SLIDE` a slide, :data:`MINUTES_PER_FIGURE` a
+    figure slide; exercises not included), and
+    a total line with the minutes if every exercise is done in class (+ :data:`EXERCISE_MINUTES` each)."""
+    rows = lecture_path(nb)
+    total = rows[-1]["last"] if rows else 0
+    lines = [
+        f"{name} ({total} slides)" if name else f"{total} slides",
+        "",
+        "| section | slides | figure slides | exercise slides | minutes |",
+        "|---|---|---|---|---:|",
+    ]
+    for r in rows:
+        span = f"{r['first']}" if r["first"] == r["last"] else f"{r['first']}–{r['last']}"
+        lines.append(
+            f"| {r['heading']} | {span} | "
+            + (", ".join(f"{n} (`{c}`)" for n, c in zip(r["figures"], r.get("figure_calls", []), strict=True)) or "–")
+            + " | "
+            f"{', '.join(map(str, r['exercises'])) or '–'} | {_minutes(r):g} |"
+        )
+    n_ex = sum(len(r["exercises"]) for r in rows)
+    lines.append(
+        f"\ntotal: {sum(_minutes(r) for r in rows):g} min at {MINUTES_PER_SLIDE:g} min a slide and "
+        f"{MINUTES_PER_FIGURE:g} min a figure slide; + {n_ex * EXERCISE_MINUTES} min if all {n_ex} exercises "
+        "are done in class"
+    )
+    return "\n".join(lines)
 
 
 def html_slide_count(html: str) -> dict[str, int]:
@@ -702,6 +1365,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     tag.add_argument("--keep-existing", action="store_true")
     assets = sub.add_parser("assets", help="fetch the reveal.js/MathJax assets into a folder")
     assets.add_argument("dest")
+    path = sub.add_parser("path", help="print each deck's lecture path: sections, slide numbers, figure slides")
+    path.add_argument("notebooks", nargs="+")
     exp = sub.add_parser("export", help="export notebooks to offline reveal.js HTML")
     exp.add_argument("notebooks", nargs="+")
     exp.add_argument("--out", default=str(config.REPO_ROOT / "build" / "slides"))
@@ -711,6 +1376,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             for nb in args.notebooks:
                 counts = tag_notebook(nb, code=args.code, keep_existing=args.keep_existing)
                 print(f"{nb}: {json.dumps(counts, sort_keys=True)}")
+        elif args.command == "path":
+            for nb_path in args.notebooks:
+                nb = read_notebook(nb_path)
+                if not any(c.metadata.get("slideshow", {}).get("slide_type") for c in nb.cells):
+                    nb.cells = lecture_cells(nb)
+                print(path_table(nb, Path(nb_path).stem) + "\n")
         elif args.command == "assets":
             sizes = fetch_assets(args.dest)
             print(json.dumps(sizes, sort_keys=True))

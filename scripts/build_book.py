@@ -202,9 +202,13 @@ def lesson_title(lesson: Lesson) -> str:
     return lesson.stem
 
 
-def course_map_table(course_map: str, lessons: list[Lesson]) -> str:
+def course_map_table(course_map: str, lessons: list[Lesson], repo_url: str = "", branch: str = "main") -> str:
     """The README's course map for the home page: its first pipe table as lesson (title, linked), student
-    time, what it does -- the machine-dependent wall times left out; the text around the table kept."""
+    time, what it does -- the machine-dependent wall times left out; the text around the table kept.
+
+    A lesson's title links to ``notebooks/NN_*.ipynb`` (the repository path, which :func:`rewrite_links`
+    turns into its page on the site); with ``repo_url`` a "source" link to the notebook in the repository
+    follows (``repo_url/blob/branch/notebooks/NN_*.ipynb``)."""
     lines = course_map.splitlines()
     rows = [i for i, ln in enumerate(lines) if ln.startswith("|")]
     if not rows:
@@ -218,7 +222,9 @@ def course_map_table(course_map: str, lessons: list[Lesson]) -> str:
         lesson = by_name.get(name)
         what = cells.get("what it does", "")
         time_ = next((v for k, v in cells.items() if k.startswith("student time")), "")
-        label = f"[{lesson_title(lesson)}](lessons/{name})" if lesson else f"`{name}`"
+        label = f"[{lesson_title(lesson)}](notebooks/{name})" if lesson else f"`{name}`"
+        if lesson and repo_url:
+            label += f" ([source]({repo_url.rstrip('/')}/blob/{quote(branch, safe='')}/notebooks/{quote(name)}))"
         table.append(f"| {label} | {time_} | {what} |")
     return "\n".join(lines[: rows[0]] + table + lines[rows[-1] + 1 :])
 
@@ -251,6 +257,22 @@ def rewrite_links(text: str, repo_path: str, page_path: str, pages: dict[str, st
         return f"{m.group(1)}{new}{'#' + anchor if anchor else ''}{m.group(3)}"
 
     return _LINK.sub(fix, text)
+
+
+def repo_url_from_git(root: Path) -> str | None:
+    """``https://github.com/OWNER/NAME`` of ``git remote get-url origin`` in ``root`` when that remote is
+    on GitHub (https or ssh form), else ``None`` (no git, no origin, another host)."""
+    try:
+        proc = subprocess.run(
+            ["git", "-C", str(root), "remote", "get-url", "origin"], capture_output=True, text=True, timeout=20
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    url = proc.stdout.strip() if proc.returncode == 0 else ""
+    m = re.fullmatch(
+        r"(?:https://github\.com/|git@github\.com:|ssh://git@github\.com/)([^/\s]+)/([^/\s]+?)(?:\.git)?/?", url
+    )
+    return f"https://github.com/{m.group(1)}/{m.group(2)}" if m else None
 
 
 def binder_url(repo_url: str, branch: str, notebook: str) -> str:
@@ -297,6 +319,30 @@ def _hide(cell, tag: str, prompts: tuple[str, str]) -> None:
     cell.metadata["mystnb"] = {"code_prompt_show": prompts[0], "code_prompt_hide": prompts[1]}
 
 
+_PROGRESS = re.compile(r"\d+%\|.*\|\s*\d+/\d+|\bit/s\]|s/it\]")
+
+
+def without_progress(outputs: list) -> list:
+    """A cell's outputs without progress bars: in stream outputs (stdout or stderr) the lines of a tqdm
+    bar (``NN%|###| k/n [..it/s]``, redrawn with carriage returns) are removed; an output left empty is dropped."""
+    kept = []
+    for out in outputs:
+        if out.get("output_type") == "stream":
+            text = out.get("text", "")
+            lines = []
+            for line in text.split("\n"):
+                last = next((p for p in reversed(line.split("\r")) if p.strip()), "") if "\r" in line else line
+                if not _PROGRESS.search(last):
+                    lines.append(last)
+            text = "\n".join(lines)
+            if not text.strip():
+                continue
+            out = copy.deepcopy(out)
+            out["text"] = text
+        kept.append(out)
+    return kept
+
+
 def prepare_lesson(lesson: Lesson, box_html: str, pages: dict[str, str], repo_url: str, branch: str):
     """The notebook of a lesson page: the executed copy (else the source) with the link box after the
     title cell, banners, quiz-answer cells folded whole and solution code folded, links rewritten."""
@@ -308,6 +354,7 @@ def prepare_lesson(lesson: Lesson, box_html: str, pages: dict[str, str], repo_ur
         if cell.cell_type == "markdown":
             cell.source = rewrite_links(cell.source, repo_path, page, pages, repo_url, branch)
         elif cell.cell_type == "code":
+            cell.outputs = without_progress(cell.get("outputs", []))
             if re.search(r"\bquiz\.answer\(", cell.source):  # exercises.quiz.answer: the answer cell
                 _hide(cell, "hide-cell", QUIZ_PROMPT)
             elif "### BEGIN SOLUTION" in cell.source:
@@ -332,9 +379,24 @@ def prepare_lesson(lesson: Lesson, box_html: str, pages: dict[str, str], repo_ur
 # ----------------------------------------------------------------------------- site
 
 
+def placeholder_note(repo_url: str) -> str:
+    """A visible note on the home page when the Binder/source links point to the placeholder repository
+    (the checkout has no GitHub ``origin`` and no ``--repo-url`` was given); empty otherwise."""
+    if repo_url.rstrip("/") != DEFAULT_REPO_URL:
+        return ""
+    return f"""
+```{{warning}}
+The Binder and source links of this site point to the placeholder repository `{DEFAULT_REPO_URL}`: this
+copy was built from a checkout without a GitHub `origin`. Build it again with
+`make book BOOK_REPO=https://github.com/<owner>/<name>` (or `python scripts/build_book.py --repo-url ...`)
+so that they open the course's repository.
+```
+"""
+
+
 def index_page(parts: dict[str, str], lessons: list[Lesson], extra_pages: list[str], pages, repo_url, branch) -> str:
     """The home page: README title and introduction, the course map with links to the lessons, tables of contents."""
-    course_map = course_map_table(parts["map"], lessons)
+    course_map = course_map_table(parts["map"], lessons, repo_url, branch)
     course_map = rewrite_links(course_map, "README.md", "index.md", pages, repo_url, branch)
     intro = rewrite_links(parts["intro"], "README.md", "index.md", pages, repo_url, branch)
     toc_lessons = "\n".join(f"lessons/{lesson.stem}" for lesson in lessons)
@@ -348,7 +410,7 @@ def index_page(parts: dict[str, str], lessons: list[Lesson], extra_pages: list[s
 This site shows the five lessons **as `make course` ran them**, with their outputs and figures. Each
 lesson page has the notebook and its student version to download and a link that opens it on Binder.
 Source: [{repo_url}]({repo_url}).
-
+{placeholder_note(repo_url)}
 ## Course map
 
 {course_map}
@@ -367,6 +429,16 @@ Source: [{repo_url}]({repo_url}).
 {toc_ref}
 ```
 """
+
+
+#: Sentences written for the course's authors, not its readers (left out of the site's pages).
+_AUTHORS_ONLY = re.compile(r"\s*Link to an entry as `[^`]*`(?:\s+\(from\s+`[^`]*`\))?\.")
+
+
+def site_text(text: str) -> str:
+    """A repository page's text for the site: sentences addressed to authors (how to link to an entry
+    from a notebook) left out."""
+    return _AUTHORS_ONLY.sub("", text)
 
 
 def stage(root: Path, out: Path, lessons: list[Lesson], repo_url: str, branch: str) -> Path:
@@ -393,7 +465,7 @@ def stage(root: Path, out: Path, lessons: list[Lesson], repo_url: str, branch: s
         file = root / repo_path
         if not file.is_file():
             raise BookError(f"{file} is missing (a page of the site)")
-        text = rewrite_links(file.read_text(encoding="utf-8"), repo_path, page, pages, repo_url, branch)
+        text = rewrite_links(site_text(file.read_text(encoding="utf-8")), repo_path, page, pages, repo_url, branch)
         (src / page).parent.mkdir(parents=True, exist_ok=True)
         (src / page).write_text(text, encoding="utf-8")
         extra_pages.append(page)
@@ -459,8 +531,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--allow-stripped", action="store_true", help="lessons without a run: no outputs + banner")
     parser.add_argument(
         "--repo-url",
-        default=DEFAULT_REPO_URL,
-        help="repository for the Binder and source links (make book BOOK_REPO=...)",
+        default=None,
+        help="repository for the Binder and source links (make book BOOK_REPO=...); default: the checkout's "
+        "GitHub origin (git remote get-url origin), else a placeholder named on the home page",
     )
     parser.add_argument("--branch", default=DEFAULT_BRANCH, help="branch for those links (make book BOOK_BRANCH=...)")
     args = parser.parse_args(argv)
@@ -474,7 +547,7 @@ def main(argv: list[str] | None = None) -> int:
             (args.executed or root / "output" / "notebooks").resolve(),
             (args.student or root / "build" / "student").resolve(),
             allow_stripped=args.allow_stripped,
-            repo_url=args.repo_url,
+            repo_url=args.repo_url or repo_url_from_git(root) or DEFAULT_REPO_URL,
             branch=args.branch,
         )
     except (BookError, ValueError) as exc:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import sys
+import subprocess
 from pathlib import Path
 
 import nbformat
@@ -105,7 +106,12 @@ def test_readme_parts_and_course_map(tmp_path: Path) -> None:
     src = tmp_path / "01_a.ipynb"
     nbformat.write(_lesson_nb("01 · Alpha"), str(src))
     table = bb.course_map_table(parts["map"], [bb.Lesson(src, None, None)])
-    assert "| [01 · Alpha](lessons/01_a.ipynb) | ~100 min | pulls data |" in table
+    assert "| [01 · Alpha](notebooks/01_a.ipynb) | ~100 min | pulls data |" in table  # the repository path
+    # ... which the home page's link rewriting turns into the lesson's page on the site
+    pages = {"notebooks/01_a.ipynb": "lessons/01_a.ipynb"}
+    assert "](lessons/01_a.ipynb)" in bb.rewrite_links(table, "README.md", "index.md", pages, URL, "main")
+    with_source = bb.course_map_table(parts["map"], [bb.Lesson(src, None, None)], URL, "main")
+    assert f"([source]({URL}/blob/main/notebooks/01_a.ipynb))" in with_source
     assert "wall time" not in table and "~10 s" not in table and table.endswith("Student time is an estimate.")
 
 
@@ -165,3 +171,45 @@ def test_prepare_lesson_box_under_the_title_folds_quiz_and_solution(tmp_path: Pa
     assert quiz.metadata["mystnb"]["code_prompt_show"].startswith("Show the quiz answers")
     # the executed copy on disk is untouched
     assert "tags" not in nbformat.read(str(lesson.executed), as_version=4).cells[3].metadata
+
+
+@pytest.mark.parametrize(
+    "remote, expected",
+    [
+        ("https://github.com/org/course.git", "https://github.com/org/course"),
+        ("git@github.com:org/course.git", "https://github.com/org/course"),
+        ("https://gitlab.com/org/course.git", None),
+        (None, None),
+    ],
+)
+def test_repo_url_from_git(tmp_path: Path, remote: str | None, expected: str | None) -> None:
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    if remote:
+        subprocess.run(["git", "-C", str(tmp_path), "remote", "add", "origin", remote], check=True)
+    assert bb.repo_url_from_git(tmp_path) == expected
+
+
+def test_home_page_names_a_placeholder_repository() -> None:
+    assert "make book BOOK_REPO=" in bb.placeholder_note(bb.DEFAULT_REPO_URL)
+    assert bb.placeholder_note(URL) == ""
+
+
+def test_glossary_page_drops_the_authors_line() -> None:
+    text = (
+        "# Glossary\n\nShort definitions shared by all notebooks. Link to an entry as "
+        "`../docs/glossary.md#band-gap` (from\n`notebooks/`). Units are SI unless the entry says otherwise.\n"
+    )
+    site = bb.site_text(text)
+    assert "Link to an entry" not in site and "Short definitions shared by all notebooks. Units are SI" in site
+
+
+def test_progress_bars_are_removed_from_the_site_copy() -> None:
+    outputs = [
+        nbformat.v4.new_output("stream", name="stdout", text="using the model\n"),
+        nbformat.v4.new_output("stream", name="stdout", text="\rsteps:   6%|##6   | 7/121 [00:02<00:37,  3.04it/s]"),
+        nbformat.v4.new_output("stream", name="stderr", text="epoch 1:  50%|#####     | 1/2 [00:01<00:01, 1.2s/it]\n"),
+        nbformat.v4.new_output("stream", name="stdout", text="MAE 0.41 eV\n"),
+    ]
+    kept = bb.without_progress(outputs)
+    assert [o["text"] for o in kept] == ["using the model\n", "MAE 0.41 eV\n"]
+    assert "it/s" in outputs[1]["text"]  # the executed notebook's outputs are not changed

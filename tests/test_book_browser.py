@@ -62,14 +62,14 @@ def _require_book_env() -> Path:
 # ----------------------------------------------------------------------------- fixture course
 
 
-def _png_figure() -> str:
-    """A small line plot as base64 PNG (matplotlib, Agg)."""
+def _png_figure(width_in: float = 6) -> str:
+    """A line plot as base64 PNG (matplotlib, Agg), ``width_in`` inches at 100 dpi (6: 600 px)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6, 3.5), dpi=100)
+    fig, ax = plt.subplots(figsize=(width_in, 3.5), dpi=100)
     ax.plot([1.0, 1.34, 2.0, 3.0], [30.0, 33.7, 25.0, 10.0], "o-")
     ax.set_xlabel("band gap (eV)")
     ax.set_ylabel("efficiency limit (%)")
@@ -94,7 +94,13 @@ def _lesson(number: str, title: str, with_outputs: bool) -> nbformat.NotebookNod
         figure.outputs = [
             nbformat.v4.new_output(
                 "display_data", data={"image/png": _png_figure(), "text/plain": "<Figure size 600x350>"}
-            )
+            ),
+            # wider than the page: shown at the page's width, a click opens it at full size
+            nbformat.v4.new_output(
+                "display_data", data={"image/png": _png_figure(18), "text/plain": "<Figure size 1800x350>"}
+            ),
+            # a progress bar: not on the site
+            nbformat.v4.new_output("stream", name="stderr", text="\rsteps: 50%|#####     | 1/2 [00:01<00:01, 1.2it/s]"),
         ]
         solution.outputs = [nbformat.v4.new_output("stream", name="stdout", text="[exercise 1] ✓: right.\n")]
         quiz.outputs = [
@@ -135,6 +141,9 @@ A two-lesson demo of the site builder.
 """
 
 GLOSSARY = """# Glossary
+
+Short definitions. Link to an entry as `../docs/glossary.md#band-gap` (from
+`notebooks/`). Units are SI.
 
 ## Materials
 
@@ -262,6 +271,10 @@ _IMAGES_JS = """async () => {
                          output: !!i.closest('.cell_output')}));
 }"""
 
+_WIDE_JS = """() => Array.from(document.querySelectorAll('.cell_output img'))
+  .filter(i => i.naturalWidth > i.getBoundingClientRect().width + 1)
+  .map(i => ({natural: i.naturalWidth, link: i.closest('a.figure-enlarge') ? i.closest('a').href : ''}))"""
+
 _MATH_JS = """async () => {
   const math = document.querySelectorAll('.math');
   if (!math.length) return {math: 0, typeset: 0};
@@ -280,7 +293,7 @@ def check_site(site: Path, page, log: dict, base: str, budget: ui.Budget, shots:
     pages = sorted(p.relative_to(site).as_posix() for p in site.rglob("*.html") if "_static" not in p.parts)
     lessons = [p for p in pages if p.startswith("lessons/")]
     assert lessons and "index.html" in pages and "glossary.html" in pages, pages
-    summary = {"pages": len(pages), "images": 0, "math": 0, "problems": []}
+    summary = {"pages": len(pages), "images": 0, "math": 0, "wide_figures": 0, "problems": []}
     problems = summary["problems"]
     for rel in pages:
         page.goto(f"{base}/{rel}", wait_until="load", timeout=budget.ms(30))
@@ -290,6 +303,13 @@ def check_site(site: Path, page, log: dict, base: str, budget: ui.Budget, shots:
                 problems.append(f"{rel}: image {img['src']} did not load")
             elif img["output"] and img["shown"] < min(img["natural"], READABLE_PX) - 1:
                 problems.append(f"{rel}: figure {img['src']} shown {img['shown']:.0f} px wide of {img['natural']}")
+        # a figure wider than the page: shown at the page's width, a click opens it at full size
+        for fig in page.evaluate(_WIDE_JS):
+            summary["wide_figures"] += 1
+            if not fig["link"]:
+                problems.append(f"{rel}: a {fig['natural']} px figure shown narrower without a link to enlarge it")
+            elif page.request.get(fig["link"]).status != 200:
+                problems.append(f"{rel}: the enlarge link {fig['link']} does not load")
         math = page.evaluate(_MATH_JS)
         summary["math"] += math["math"]
         if math["math"] and math["typeset"] != math["math"]:
@@ -331,12 +351,22 @@ def check_site(site: Path, page, log: dict, base: str, budget: ui.Budget, shots:
     assert page.locator(misplaced).count() == 0, "a glossary link in a heading, code or a cell's output"
     assert page.locator("a.glossary-term[title]").count() == len(terms), "glossary links without a tooltip"
     summary["glossary_links"] = len(terms)
+    assert "it/s" not in page.inner_text("main"), f"{first}: a progress bar on the page"
+    if prefix == "fixture":
+        assert summary["wide_figures"] > 0, "no figure wider than the page was checked (the fixture has one)"
     figure = page.locator(".cell_output img").first
     figure.scroll_into_view_if_needed(timeout=budget.ms(10))
     page.screenshot(path=str(shots / f"{prefix}_lesson.png"), timeout=budget.ms(10))
 
     page.goto(f"{base}/index.html", wait_until="load", timeout=budget.ms(30))
     page.screenshot(path=str(shots / f"{prefix}_home.png"), timeout=budget.ms(10))
+    home_links = page.locator("main a").evaluate_all("as => as.map(a => a.getAttribute('href'))")
+    assert any(h.startswith("lessons/") for h in home_links), home_links  # the course map links the lesson pages
+    assert not [h for h in home_links if "/blob/" in h and "/lessons/" in h], home_links  # no source link to lessons/
+    if "github.com/OWNER/" in binder:  # a placeholder repository is named on the home page
+        assert "BOOK_REPO=" in page.inner_text("main"), "placeholder repository links without a note"
+    page.goto(f"{base}/glossary.html", wait_until="load", timeout=budget.ms(30))
+    assert "Link to an entry as" not in page.inner_text("main"), "the glossary's line for authors is on the site"
 
     # Sphinx's client-side search
     page.goto(f"{base}/search.html?q=Shockley", wait_until="load", timeout=budget.ms(30))

@@ -87,10 +87,18 @@ def test_lesson_decks_fit_a_1280x800_screen(tmp_path: Path) -> None:
         cut = [(r["index"], r["heading"], c) for r in d["slides"] for c in r["cut"]]
         if cut:
             problems.append(f"{name}: cut elements {cut[:3]}")
+        if s["below_min_font"] > measure.MAX_TALLER_SHARE * s["slides"]:
+            small = [(r["index"], r["heading"], r["fonts"]) for r in d["slides"] if r.get("fonts")][:3]
+            problems.append(f"{name}: {s['below_min_font']} slides with code/text/table below 18 px: {small}")
         if s["median_words"] > measure.MAX_MEDIAN_WORDS:
             problems.append(f"{name}: median {s['median_words']} words on a slide")
         assert len(d["screenshots"]) == 3 and all(Path(p).stat().st_size > 5000 for p in d["screenshots"]), d
     assert not problems, "\n".join(problems)
+
+
+def measure_floor() -> float:
+    """The fitter's floor: a shrunk slide's fonts are at least this share of the presentation size."""
+    return slides.FIT_FLOOR
 
 
 def test_measure_counts_what_a_projector_shows(tmp_path: Path) -> None:
@@ -112,6 +120,10 @@ def test_measure_counts_what_a_projector_shows(tmp_path: Path) -> None:
         ),
         nbformat.v4.new_markdown_cell("notes " * 300, metadata={"slideshow": {"slide_type": "notes"}}),
         nbformat.v4.new_markdown_cell("## Wide\n\n" + wide, metadata={"slideshow": {"slide_type": "slide"}}),
+        nbformat.v4.new_markdown_cell(
+            "## Tall\n\n```\n" + "\n".join(f"x{i} = {i}" for i in range(120)) + "\n```",
+            metadata={"slideshow": {"slide_type": "slide"}},
+        ),
         nbformat.v4.new_code_cell(
             "\n".join(f"x{i} = {i}" for i in range(200)), metadata={"slideshow": {"slide_type": "slide"}}
         ),
@@ -124,12 +136,19 @@ def test_measure_counts_what_a_projector_shows(tmp_path: Path) -> None:
     assert rows[1]["words"] >= 200 and rows[2]["words"] <= 6  # notes not counted
     assert rows[3]["cut"], rows[3]  # 40 unwrappable columns do not fit even at the fitter's floor
     assert rows[4]["taller"] and not rows[0]["taller"], rows[4]
+    # 200 lines of code: cut on the slide (the notebook keeps them), shown at the presentation size
+    assert not rows[5]["taller"] and rows[5]["fit"] == 1, rows[5]
+    assert rows[5]["fonts"]["code"] >= 20 and rows[3]["fonts"]["table"] >= 18 * measure_floor(), rows[3]
+    summary = measure.summarize(rows)
+    assert summary["min_font_px"]["code"] >= 20 * measure_floor(), [(r["index"], r["fonts"], r["fit"]) for r in rows]
+    assert summary["below_min_font"] >= 0
 
 
 @pytest.mark.slow
 def test_rise_shows_the_same_slides_as_the_deck(tmp_path: Path) -> None:
     """jupyterlab-rise reads the same metadata: the committed lesson 02 opened with RISE (``/rise/<nb>``
-    in a private JupyterLab) has the deck's slides and subslides, and its notes are not on the slides."""
+    in a private JupyterLab) has the slides and subslides of its metadata (the exported deck has the same
+    top-level slides and may split a figure or a tall output further), and its notes are not on the slides."""
     try:
         chromium = ui.chromium_executable()
     except ui.BrowserMissing as exc:
@@ -140,9 +159,14 @@ def test_rise_shows_the_same_slides_as_the_deck(tmp_path: Path) -> None:
     folder = tmp_path / "lesson"
     folder.mkdir()
     (folder / src.name).write_bytes(src.read_bytes())
-    expected = slides.count_slides(src)
+    expected = slides.count_slides(src)  # what RISE reads: the notebook's own metadata
     (deck,) = slides.export([src], tmp_path / "deck", with_assets=False)
-    assert slides.html_slide_count(deck.read_text(encoding="utf-8")) == expected
+    # the exported deck adds its presentation fixes on top (coursetools.slides.deck_cells: a figure or an
+    # output too tall to share a slide gets its own; solutions and the answer key are left out)
+    shown = slides.read_notebook(src)
+    shown.cells = slides.deck_cells(shown)
+    assert slides.html_slide_count(deck.read_text(encoding="utf-8")) == slides.count_slides(shown)
+    assert slides.count_slides(shown)["slides"] == expected["slides"]  # the same sections, in the same order
     server = ui.LabServer(folder, tmp_path / "state")
     profile = tmp_path / "profile"
     watchdog = ui.Watchdog(
