@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from . import plotting as _plotting  # noqa: F401  (importing it makes Figures display inline in notebooks)
+from .composition import chemical_system
 from .splits import PARTS, Split
 
 #: Columns of the long predictions frame.
@@ -64,28 +65,20 @@ def bootstrap_mae_ci(
     n_boot: int = 2000,
     confidence: float = 0.95,
     seed: int = 0,
+    clusters: Sequence[Any] | None = None,
 ) -> tuple[float, float]:
     """Percentile bootstrap confidence interval ``(low, high)`` in eV of the MAE.
 
-    Resamples the (true, predicted) pairs with replacement ``n_boot`` times
-    (numpy ``default_rng(seed)``, so the interval is reproducible) and returns
-    the ``(1 - confidence) / 2`` and ``(1 + confidence) / 2`` quantiles of the
-    resampled MAEs. It measures how much the MAE depends on *which* test
-    materials were drawn, not the spread over training seeds.
-
-    Raises:
-        ValueError: for no values, different shapes, ``n_boot < 1`` or a
-            confidence outside (0, 1).
+    Resamples the materials (or, with ``clusters``, whole clusters such as chemical systems) with
+    replacement ``n_boot`` times (numpy ``default_rng(seed)``, reproducible): :func:`paired_bootstrap_mae_delta`
+    against a perfect model. It measures how much the MAE depends on *which* test materials were drawn,
+    not the spread over training seeds. ValueError as there.
     """
-    t, p = _paired_arrays(y_true, y_pred)
-    if n_boot < 1 or not 0.0 < confidence < 1.0:
-        raise ValueError(f"need n_boot >= 1 and 0 < confidence < 1, got {n_boot}, {confidence}")
-    err = np.abs(p - t)
-    idx = np.random.default_rng(seed).integers(0, err.size, size=(n_boot, err.size))
-    maes = err[idx].mean(axis=1)
-    alpha = (1.0 - confidence) / 2.0
-    low, high = np.quantile(maes, [alpha, 1.0 - alpha])
-    return float(low), float(high)
+    t = np.asarray(y_true, dtype=float)
+    _, low, high = paired_bootstrap_mae_delta(
+        t, y_pred, t, n_boot=n_boot, confidence=confidence, seed=seed, clusters=clusters
+    )
+    return low, high
 
 
 def _predict(model: Any, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
@@ -168,11 +161,13 @@ def metrics_table(predictions: pd.DataFrame, n_boot: int = 2000, seed: int = 0) 
     """One row per (split, model, part) with MAE_eV, RMSE_eV, R2, n and the MAE's bootstrap 95 % CI, in input order.
 
     ``MAE_lo_eV``/``MAE_hi_eV`` come from :func:`bootstrap_mae_ci` (``n_boot``
-    resamples, ``seed``; the same seed for every row).
+    resamples, ``seed``; the same seed for every row); on a ``chemical_system`` split it draws
+    whole chemical systems, elsewhere single formulas.
     """
     rows = []
     for (split, model, part), group in predictions.groupby(["split", "model", "part"], sort=False):
-        lo, hi = bootstrap_mae_ci(group["true_eV"], group["pred_eV"], n_boot=n_boot, seed=seed)
+        clusters = group["formula"].map(chemical_system) if split == "chemical_system" else None
+        lo, hi = bootstrap_mae_ci(group["true_eV"], group["pred_eV"], n_boot=n_boot, seed=seed, clusters=clusters)
         rows.append(
             {
                 "split": split,
@@ -488,7 +483,8 @@ def paired_bootstrap_mae_delta(
     t, a, b = np.asarray(y_true, dtype=float), np.asarray(pred_a, dtype=float), np.asarray(pred_b, dtype=float)
     if not t.shape == a.shape == b.shape or t.size == 0 or n_boot < 1 or not 0.0 < confidence < 1.0:
         raise ValueError(
-            f"need equal, non-empty shapes (got {t.shape}, {a.shape}, {b.shape}), n_boot >= 1, 0 < confidence < 1"
+            f"need values (no values is an error) of one shape (got shapes {t.shape}, {a.shape}, {b.shape}), "
+            f"n_boot >= 1 (got {n_boot}) and 0 < confidence < 1 (got {confidence})"
         )
     diff, rng = np.abs(a - t) - np.abs(b - t), np.random.default_rng(seed)
     alpha = round((1.0 - confidence) / 2.0, 12)  # 0.025 exactly for 95 %, as the notebook writes it

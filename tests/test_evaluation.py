@@ -214,3 +214,24 @@ def test_paired_bootstrap_resamples_whole_clusters():
         paired_bootstrap_mae_delta(y, pred_a, pred_b, clusters=clusters[:5])
     with pytest.raises(ValueError, match="1 missing"):
         paired_bootstrap_mae_delta(y, pred_a, pred_b, clusters=[*clusters[:3], None, *clusters[4:]])
+
+
+def test_metrics_table_resamples_chemical_systems_on_the_hold_out():
+    formulas = ["CsPbI3", "CsPbI2Br", "CsPbBr3", "CsPbBr2I", "MAPbI3", "MAPbBr3", "CsSnI3", "RbPbI3"]
+    rows = pd.DataFrame(
+        {
+            "model": "m",
+            "part": "test",
+            "formula": formulas,
+            "true_eV": [1.7, 1.9, 2.3, 2.1, 1.6, 2.3, 1.3, 1.8],
+            "pred_eV": [1.9, 2.1, 2.0, 2.2, 1.5, 2.0, 1.9, 1.8],
+            "sigma_eV": np.nan,
+        }
+    )
+    table = evaluation.metrics_table(pd.concat([rows.assign(split="random"), rows.assign(split="chemical_system")]))
+    systems = [splits.chemical_system(f) for f in formulas]
+    by_system = evaluation.bootstrap_mae_ci(rows["true_eV"], rows["pred_eV"], clusters=systems)
+    by_formula = evaluation.bootstrap_mae_ci(rows["true_eV"], rows["pred_eV"])
+    assert by_system != by_formula
+    assert tuple(table.loc[table["split"] == "chemical_system", ["MAE_lo_eV", "MAE_hi_eV"]].iloc[0]) == by_system
+    assert tuple(table.loc[table["split"] == "random", ["MAE_lo_eV", "MAE_hi_eV"]].iloc[0]) == by_formula
