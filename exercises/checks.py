@@ -53,6 +53,8 @@ __all__ = [
     "ex_03_metrics",
     "ex_03_leakage",
     "ex_03_coverage",
+    "ex_03_leakage_check",
+    "ex_03_cluster_bootstrap",
     "ex_04_template",
     "ex_04_truncated",
     "ex_04_freeze",
@@ -753,6 +755,192 @@ def ex_03_coverage(answer: Any, rows: pd.DataFrame) -> str:
     raise _NotYet(
         f"got {got[0]:.4f} and {got[1]:.4f}, expected other fractions (rounding to 3 decimals is fine).",
         "np.mean(np.abs(pred - true) <= k * sigma) for k = 1, 2.",
+    )
+
+
+def _leakage_parts() -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Two tiny parts designed so that every typical slip of a leakage check gives another answer.
+
+    Index labels 1 and 2 occur in both (no shared formula there); ``CsPbBr3`` is in both at other
+    labels and positions, with another target (whole rows differ); two chemical systems are shared.
+    """
+    train = pd.DataFrame(
+        {
+            "formula": ["CsPbI3", "MAPbI3", "CsPbBr3"],
+            "chemical_system": ["Cs-I-Pb", "C-H-I-N-Pb", "Br-Cs-Pb"],
+            "target": [1.73, 1.60, 2.31],
+        },
+        index=[0, 1, 2],
+    )
+    test = pd.DataFrame(
+        {
+            "formula": ["CsPbBr3", "CsPbI2Br", "FAPbI3"],
+            "chemical_system": ["Br-Cs-Pb", "Br-Cs-I-Pb", "C-H-I-N-Pb"],
+            "target": [2.36, 1.92, 1.51],
+        },
+        index=[7, 1, 2],
+    )
+    return train, test
+
+
+def _as_key_set(got: Any) -> set[str]:
+    if isinstance(got, (bool, np.bool_)):
+        raise _NotYet(f"got {got!r}.", "return WHICH keys are in both parts (a set), not whether there are any.")
+    if isinstance(got, (int, float, np.integer, np.floating)):
+        raise _NotYet(f"got the number {got!r}.", "return the set of shared keys; len() of it is the count.")
+    if isinstance(got, (set, frozenset, list, tuple, np.ndarray, pd.Series, pd.Index)):
+        return {str(v) for v in got}
+    raise _NotYet(f"expected a set of keys, got {type(got).__name__}.", "return a set, e.g. set(...) & set(...).")
+
+
+@_exercise("ex_03_leakage_check", "medium", "write the leakage check: the keys two parts share")
+def ex_03_leakage_check(fn: Callable[[pd.DataFrame, pd.DataFrame, str], Any]) -> str:
+    """Check ``fn(part_a, part_b, key) -> set`` of the values of column ``key`` present in both parts,
+    on :func:`_leakage_parts` (known answers) and on a clean pair (no shared key).
+
+    A set, list, tuple, numpy array, Series or Index of the keys is accepted. Named slips: comparing
+    index labels (rows), comparing position by position or whole rows, ignoring ``key``, the union
+    instead of the intersection, a count or a bool instead of the keys."""
+    train, test = _leakage_parts()
+    want = {"formula": {"CsPbBr3"}, "chemical_system": {"Br-Cs-Pb", "C-H-I-N-Pb"}}
+    for key in ("formula", "chemical_system"):
+        got = _as_key_set(_call(fn, train.copy(), test.copy(), key))
+        if got == want[key]:
+            continue
+        other = "chemical_system" if key == "formula" else "formula"
+        if got == {str(i) for i in set(train.index) & set(test.index)}:
+            raise _NotYet(
+                f"key={key!r}: you found the index labels {sorted(got)} -- these are row numbers, and the rows "
+                "with those labels hold different materials.",
+                "compare the values of the column named by key, not the rows (index).",
+            )
+        if got == want[other]:
+            raise _NotYet(
+                f"key={key!r}: you compared the {other} column.", "read the column whose name is passed as key."
+            )
+        if got == set(train[key]) | set(test[key]):
+            raise _NotYet(f"key={key!r}: these are the keys of either part (a union).", "keep those in BOTH (&).")
+        if not got:
+            raise _NotYet(
+                f"key={key!r}: you found nothing, but {sorted(want[key])} occur in both parts. Did you compare "
+                "position by position, or whole rows (every column)? A material in both parts is leakage wherever "
+                "it sits and whatever else its row holds.",
+                "make a set of each part's key column and intersect them.",
+            )
+        raise _NotYet(
+            f"key={key!r}: got {sorted(got)}, expected {len(want[key])} shared key(s).",
+            "the values of column key that occur in both parts.",
+        )
+    clean = _as_key_set(_call(fn, train.iloc[:2].copy(), test.iloc[1:].copy(), "formula"))
+    if clean:
+        raise _NotYet(f"two parts without a common formula: you report {sorted(clean)}.", "intersect the two sets.")
+    return "shared formulas and shared chemical systems found, index labels and positions ignored."
+
+
+#: Designed input of :func:`ex_03_cluster_bootstrap`: 3 clusters of 1, 2 and 4 materials; inside a
+#: cluster both models' absolute errors (eV) are constant, so every resample's value can be enumerated.
+_BOOT_CLUSTERS = ["A", "B", "B", "C", "C", "C", "C"]
+_BOOT_ERR_A = {"A": 3.5, "B": 0.0, "C": 1.0}
+_BOOT_ERR_B = {"A": 0.5, "B": 1.0, "C": 0.5}
+
+
+def _multisets(n_kinds: int, size: int) -> list[tuple[int, ...]]:
+    """All count vectors of ``size`` draws with replacement from ``n_kinds`` kinds."""
+    if n_kinds == 1:
+        return [(size,)]
+    return [(k, *rest) for k in range(size + 1) for rest in _multisets(n_kinds - 1, size - k)]
+
+
+def _bootstrap_values() -> dict[str, set[float]]:
+    """Every value one resample can give on the designed input, for the right method and for each slip."""
+    names = sorted(_BOOT_ERR_A)
+    size = np.array([_BOOT_CLUSTERS.count(c) for c in names], dtype=float)
+    err_a = np.array([_BOOT_ERR_A[c] for c in names])
+    err_b = np.array([_BOOT_ERR_B[c] for c in names])
+    diff = err_a - err_b
+    k, n = len(names), len(_BOOT_CLUSTERS)
+
+    def pooled(counts: Sequence[int], values: np.ndarray) -> float:
+        c = np.asarray(counts, dtype=float)
+        return float((c * size * values).sum() / (c * size).sum())
+
+    return {
+        "right": {round(pooled(c, diff), 9) for c in _multisets(k, k)},
+        "rows": {round(float((np.asarray(c) * diff).sum() / n), 9) for c in _multisets(k, n)},
+        "cluster_means": {round(float((np.asarray(c) * diff).sum() / k), 9) for c in _multisets(k, k)},
+        "n_draws": {round(pooled(c, diff), 9) for c in _multisets(k, n)},
+        "unpaired": {
+            round(pooled(c1, err_a) - pooled(c2, err_b), 9) for c1 in _multisets(k, k) for c2 in _multisets(k, k)
+        },
+    }
+
+
+@_exercise("ex_03_cluster_bootstrap", "hard", "write a paired bootstrap that resamples whole clusters")
+def ex_03_cluster_bootstrap(fn: Callable[..., Any]) -> str:
+    """Check ``fn(err_a, err_b, clusters, n_boot, seed) -> n_boot resampled MAE(a) - MAE(b) (eV)``.
+
+    On a designed input (3 clusters of 1, 2 and 4 materials, errors constant inside a cluster) every
+    value a right resample can give is enumerated; each slip gives other values and is named:
+    resampling rows instead of clusters, averaging cluster means (a cluster of one counts as much as
+    one of four), drawing as many clusters as rows, resampling the two models separately (not paired),
+    drawing without replacement. Also checked: ``n_boot`` values, the same ``seed`` gives the same values."""
+    err_a = np.array([_BOOT_ERR_A[c] for c in _BOOT_CLUSTERS])
+    err_b = np.array([_BOOT_ERR_B[c] for c in _BOOT_CLUSTERS])
+    clusters = np.array(_BOOT_CLUSTERS)
+    n_boot = 400
+    got = _call(fn, err_a.copy(), err_b.copy(), clusters.copy(), n_boot, 0)
+    if isinstance(got, tuple) and len(got) == 3:
+        raise _NotYet("got three numbers (an interval?).", f"return all {n_boot} resampled differences (an array).")
+    values = np.asarray(got, dtype=float).ravel()
+    if values.size != n_boot:
+        raise _NotYet(f"got {values.size} values for n_boot={n_boot}.", "one resampled MAE difference per draw.")
+    again = np.asarray(_call(fn, err_a.copy(), err_b.copy(), clusters.copy(), n_boot, 0), dtype=float).ravel()
+    if not np.array_equal(values, again):
+        raise _NotYet("two calls with seed=0 gave different values.", "draw from np.random.default_rng(seed).")
+    full = float(np.mean(err_a - err_b))
+    if np.allclose(values, full):
+        raise _NotYet(
+            f"every resample gives the full-sample value {full:.3f} eV.",
+            "draw the clusters WITH replacement (some twice, some not at all).",
+        )
+    sets = _bootstrap_values()
+    rounded = {round(float(v), 9) for v in values}
+    if rounded <= sets["right"]:
+        spread = np.quantile(values, [0.025, 0.975])
+        return (
+            f"every resample is a union of whole clusters, both models on the same draw; on this input the "
+            f"95 % interval is {spread[0]:+.2f} to {spread[1]:+.2f} eV."
+        )
+    slips = [
+        (
+            "rows",
+            "you resampled rows (materials), not clusters: materials of one chemical system are not independent, "
+            "and the interval comes out too narrow.",
+            "draw cluster labels with replacement, then take every material of each drawn cluster.",
+        ),
+        (
+            "cluster_means",
+            "you averaged the clusters' mean differences: a cluster of 1 material weighs as much as one of 4.",
+            "average over all materials of the drawn clusters (sum of differences / number of materials).",
+        ),
+        (
+            "n_draws",
+            "you drew as many clusters as there are materials.",
+            "draw as many clusters as there are distinct clusters.",
+        ),
+        (
+            "unpaired",
+            "you resampled model a and model b separately: the comparison is no longer paired.",
+            "compute the per-material difference err_a - err_b first, then resample clusters of it.",
+        ),
+    ]
+    for name, problem, hint in slips:
+        if rounded <= sets[name]:
+            raise _NotYet(problem, hint)
+    raise _NotYet(
+        "some resamples are not unions of whole clusters.",
+        "per draw: pick clusters with replacement (as many as there are clusters), pool all their materials, "
+        "average the differences.",
     )
 
 

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from . import plotting as _plotting  # noqa: F401  (importing it makes Figures display inline in notebooks)
+from .composition import chemical_system
 from .splits import PARTS, Split
 
 #: Columns of the long predictions frame.
@@ -64,28 +65,20 @@ def bootstrap_mae_ci(
     n_boot: int = 2000,
     confidence: float = 0.95,
     seed: int = 0,
+    clusters: Sequence[Any] | None = None,
 ) -> tuple[float, float]:
     """Percentile bootstrap confidence interval ``(low, high)`` in eV of the MAE.
 
-    Resamples the (true, predicted) pairs with replacement ``n_boot`` times
-    (numpy ``default_rng(seed)``, so the interval is reproducible) and returns
-    the ``(1 - confidence) / 2`` and ``(1 + confidence) / 2`` quantiles of the
-    resampled MAEs. It measures how much the MAE depends on *which* test
-    materials were drawn, not the spread over training seeds.
-
-    Raises:
-        ValueError: for no values, different shapes, ``n_boot < 1`` or a
-            confidence outside (0, 1).
+    Resamples the materials (or, with ``clusters``, whole clusters such as chemical systems) with
+    replacement ``n_boot`` times (numpy ``default_rng(seed)``, reproducible): :func:`paired_bootstrap_mae_delta`
+    against a perfect model. It measures how much the MAE depends on *which* test materials were drawn,
+    not the spread over training seeds. ValueError as there.
     """
-    t, p = _paired_arrays(y_true, y_pred)
-    if n_boot < 1 or not 0.0 < confidence < 1.0:
-        raise ValueError(f"need n_boot >= 1 and 0 < confidence < 1, got {n_boot}, {confidence}")
-    err = np.abs(p - t)
-    idx = np.random.default_rng(seed).integers(0, err.size, size=(n_boot, err.size))
-    maes = err[idx].mean(axis=1)
-    alpha = (1.0 - confidence) / 2.0
-    low, high = np.quantile(maes, [alpha, 1.0 - alpha])
-    return float(low), float(high)
+    t = np.asarray(y_true, dtype=float)
+    _, low, high = paired_bootstrap_mae_delta(
+        t, y_pred, t, n_boot=n_boot, confidence=confidence, seed=seed, clusters=clusters
+    )
+    return low, high
 
 
 def _predict(model: Any, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
@@ -168,11 +161,13 @@ def metrics_table(predictions: pd.DataFrame, n_boot: int = 2000, seed: int = 0) 
     """One row per (split, model, part) with MAE_eV, RMSE_eV, R2, n and the MAE's bootstrap 95 % CI, in input order.
 
     ``MAE_lo_eV``/``MAE_hi_eV`` come from :func:`bootstrap_mae_ci` (``n_boot``
-    resamples, ``seed``; the same seed for every row).
+    resamples, ``seed``; the same seed for every row); on a ``chemical_system`` split it draws
+    whole chemical systems, elsewhere single formulas.
     """
     rows = []
     for (split, model, part), group in predictions.groupby(["split", "model", "part"], sort=False):
-        lo, hi = bootstrap_mae_ci(group["true_eV"], group["pred_eV"], n_boot=n_boot, seed=seed)
+        clusters = group["formula"].map(chemical_system) if split == "chemical_system" else None
+        lo, hi = bootstrap_mae_ci(group["true_eV"], group["pred_eV"], n_boot=n_boot, seed=seed, clusters=clusters)
         rows.append(
             {
                 "split": split,
@@ -317,22 +312,48 @@ def parity_plot(rows: pd.DataFrame, title: str | None = None, truth: str = "meas
 
 
 def residual_plot(rows: pd.DataFrame, title: str | None = None):
-    """Residual (predicted - measured, eV) against the measured gap; one panel per split.
+    """Residual (predicted - measured, eV) against the *predicted* gap, with a trend line per part; one panel per split.
 
-    A model that regresses to the mean shows a downward slope: it overestimates
-    small gaps and underestimates large ones. The panels share their y-axis so
-    the splits compare at a glance.
+    A trend (:func:`residual_slope`, in the legend) is a bias a user of the predictions could see; against the
+    measured gap every imperfect model slopes downwards (regression to the mean). The panels share their y-axis.
     """
     fig, panels = _panels(rows, (5.5, 4.0), sharey=True)
     for kind, ax in panels:
-        for part, group in _split_rows(rows, kind).groupby("part", sort=False):
-            ax.scatter(group["true_eV"], group["pred_eV"] - group["true_eV"], s=12, alpha=0.6, label=part)
+        for i, (part, group) in enumerate(_split_rows(rows, kind).groupby("part", sort=False)):
+            x, r, slope = (
+                group["pred_eV"].to_numpy(float),
+                (group["pred_eV"] - group["true_eV"]).to_numpy(float),
+                residual_slope(group),
+            )
+            ax.scatter(
+                x,
+                r,
+                s=12,
+                alpha=0.6,
+                color=f"C{i}",
+                label=part if math.isnan(slope) else f"{part} (trend slope {slope:+.2f})",
+            )
+            if not math.isnan(slope):
+                ax.plot(
+                    [x.min(), x.max()],
+                    r.mean() + slope * (np.array([x.min(), x.max()]) - x.mean()),
+                    color=f"C{i}",
+                    lw=1.5,
+                )
         ax.axhline(0.0, color="k", lw=1, ls="--")
-        ax.set_xlabel("measured band gap (eV)")
-        ax.set_ylabel("residual: predicted - measured (eV)")
-        ax.set_title(_split_title(kind, title or "residuals"))
+        ax.set(
+            xlabel="predicted band gap (eV)",
+            ylabel="residual: predicted - measured (eV)",
+            title=_split_title(kind, title or "residuals"),
+        )
         ax.legend(fontsize="small")
     return fig
+
+
+def residual_slope(rows: pd.DataFrame) -> float:
+    """Least-squares slope (eV/eV) of ``pred_eV - true_eV`` against ``pred_eV``; 0 = no trend; NaN below 3 rows or constant predictions."""
+    x, r = rows["pred_eV"].to_numpy(float), (rows["pred_eV"] - rows["true_eV"]).to_numpy(float)
+    return float("nan") if x.size < 3 or np.ptp(x) == 0 else float(np.polyfit(x, r, 1)[0])
 
 
 def calibration_table(
@@ -448,22 +469,38 @@ def paired_bootstrap_mae_delta(
     n_boot: int = 2000,
     confidence: float = 0.95,
     seed: int = 0,
+    clusters: Sequence[Any] | None = None,
 ) -> tuple[float, float, float]:
     """MAE(a) - MAE(b) in eV with a paired percentile bootstrap interval ``(delta, low, high)``.
 
-    Both models are scored on the *same* resampled materials each time, so the
-    interval measures whether a beats b on these materials (negative: a is better).
+    Both models are scored on the *same* resampled materials each time (negative: a is better).
+    With ``clusters`` (a label per material, e.g. its chemical system) whole clusters are drawn with
+    replacement and each draw's delta is the mean over all their materials -- draw for draw the
+    ``paired_cluster_bootstrap`` of notebook 03 (``tests/test_notebook03_definitions.py``).
+    ValueError for other shapes, no values, ``n_boot < 1``, a confidence outside (0, 1), or
+    ``clusters`` of another length or with a missing label.
     """
-    t = np.asarray(y_true, dtype=float)
-    a, b = np.asarray(pred_a, dtype=float), np.asarray(pred_b, dtype=float)
-    if not t.shape == a.shape == b.shape:
-        raise ValueError(f"y_true, pred_a and pred_b differ in shape: {t.shape}, {a.shape}, {b.shape}")
-    if t.size == 0:
-        raise ValueError("no values to score")
-    diff = np.abs(a - t) - np.abs(b - t)
-    idx = np.random.default_rng(seed).integers(0, diff.size, size=(n_boot, diff.size))
-    deltas = diff[idx].mean(axis=1)
-    alpha = (1.0 - confidence) / 2.0
+    t, a, b = np.asarray(y_true, dtype=float), np.asarray(pred_a, dtype=float), np.asarray(pred_b, dtype=float)
+    if not t.shape == a.shape == b.shape or t.size == 0 or n_boot < 1 or not 0.0 < confidence < 1.0:
+        raise ValueError(
+            f"need values (no values is an error) of one shape (got shapes {t.shape}, {a.shape}, {b.shape}), "
+            f"n_boot >= 1 (got {n_boot}) and 0 < confidence < 1 (got {confidence})"
+        )
+    diff, rng = np.abs(a - t) - np.abs(b - t), np.random.default_rng(seed)
+    alpha = round((1.0 - confidence) / 2.0, 12)  # 0.025 exactly for 95 %, as the notebook writes it
+    if clusters is None:
+        deltas = diff[rng.integers(0, diff.size, size=(n_boot, diff.size))].mean(axis=1)
+    else:
+        labels = pd.Series(list(clusters), dtype="object")
+        if len(labels) != diff.size or labels.isna().any():
+            raise ValueError(
+                f"clusters: need one label per material ({diff.size}), got {len(labels)} with "
+                f"{int(labels.isna().sum())} missing"
+            )
+        _, which = np.unique(labels.astype(str).to_numpy(), return_inverse=True)
+        total, count = np.bincount(which, weights=diff), np.bincount(which)
+        draws = rng.integers(0, len(count), size=(n_boot, len(count)))
+        deltas = total[draws].sum(axis=1) / count[draws].sum(axis=1)
     low, high = np.quantile(deltas, [alpha, 1.0 - alpha])
     return float(diff.mean()), float(low), float(high)
 

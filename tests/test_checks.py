@@ -521,3 +521,94 @@ def test_ex_04_truncated_and_freeze(capsys) -> None:
     assert_ok(check.ex_04_freeze(freeze), capsys)
     assert_not_yet(check.ex_04_freeze(freeze_all), capsys, "head")
     assert_not_yet(check.ex_04_freeze(lambda m: None), capsys, "encoder tensors")
+
+
+def test_ex_03_leakage_check(capsys) -> None:
+    def solution(part_a, part_b, key):
+        return set(part_a[key]) & set(part_b[key])
+
+    assert_ok(check.ex_03_leakage_check(solution), capsys)
+    # written differently: a numpy array, a sorted list, a pandas Index
+    assert_ok(check.ex_03_leakage_check(lambda a, b, key: np.intersect1d(a[key], b[key])), capsys)
+    assert_ok(check.ex_03_leakage_check(lambda a, b, key: sorted(a[key][a[key].isin(b[key])])), capsys)
+    assert_ok(check.ex_03_leakage_check(lambda a, b, key: pd.Index(a[key]).intersection(b[key])), capsys)
+    # the typical mistakes, each named
+    rows = check.ex_03_leakage_check(lambda a, b, key: set(a.index) & set(b.index))
+    assert_not_yet(rows, capsys, "index labels", "row numbers")
+    positions = check.ex_03_leakage_check(lambda a, b, key: {x for x, y in zip(a[key], b[key], strict=False) if x == y})
+    assert_not_yet(positions, capsys, "position by position")
+    whole_rows = check.ex_03_leakage_check(lambda a, b, key: set(a.merge(b)[key]))
+    assert_not_yet(whole_rows, capsys, "whole rows")
+    assert_not_yet(
+        check.ex_03_leakage_check(lambda a, b, key: set(a["formula"]) & set(b["formula"])), capsys, "formula column"
+    )
+    assert_not_yet(check.ex_03_leakage_check(lambda a, b, key: set(a[key]) | set(b[key])), capsys, "union")
+    assert_not_yet(check.ex_03_leakage_check(lambda a, b, key: len(solution(a, b, key))), capsys, "len()")
+    assert_not_yet(check.ex_03_leakage_check(lambda a, b, key: bool(solution(a, b, key))), capsys, "WHICH keys")
+
+
+def _reference_cluster_bootstrap(err_a, err_b, clusters, n_boot, seed):
+    """The notebook's way (a loop over draws, written for reading)."""
+    rng = np.random.default_rng(seed)
+    diff = pd.Series(np.asarray(err_a) - np.asarray(err_b))
+    groups = pd.Series(np.asarray(clusters))
+    names = groups.unique()
+    out = []
+    for _ in range(n_boot):
+        drawn = rng.choice(names, size=len(names), replace=True)
+        out.append(np.concatenate([diff[groups == c].to_numpy() for c in drawn]).mean())
+    return np.array(out)
+
+
+def test_ex_03_cluster_bootstrap(capsys) -> None:
+    from helpers import evaluation
+
+    assert_ok(check.ex_03_cluster_bootstrap(_reference_cluster_bootstrap), capsys)
+
+    def vectorised(err_a, err_b, clusters, n_boot, seed):  # written differently: bincount, like the lesson cell
+        names, which = np.unique(clusters, return_inverse=True)
+        total, count = np.bincount(which, weights=err_a - err_b), np.bincount(which)
+        draws = np.random.default_rng(seed).integers(0, len(names), size=(n_boot, len(names)))
+        return total[draws].sum(axis=1) / count[draws].sum(axis=1)
+
+    assert_ok(check.ex_03_cluster_bootstrap(vectorised), capsys)
+
+    def rows(err_a, err_b, clusters, n_boot, seed):
+        diff = err_a - err_b
+        idx = np.random.default_rng(seed).integers(0, len(diff), size=(n_boot, len(diff)))
+        return diff[idx].mean(axis=1)
+
+    assert_not_yet(check.ex_03_cluster_bootstrap(rows), capsys, "resampled rows", "too narrow")
+
+    def cluster_means(err_a, err_b, clusters, n_boot, seed):
+        means = pd.Series(err_a - err_b).groupby(np.asarray(clusters)).mean().to_numpy()
+        idx = np.random.default_rng(seed).integers(0, len(means), size=(n_boot, len(means)))
+        return means[idx].mean(axis=1)
+
+    assert_not_yet(check.ex_03_cluster_bootstrap(cluster_means), capsys, "cluster of 1 material")
+
+    def unpaired(err_a, err_b, clusters, n_boot, seed):
+        rng = np.random.default_rng(seed)
+        one = vectorised(err_a, np.zeros_like(err_b), clusters, n_boot, int(rng.integers(1000)))
+        two = vectorised(err_b, np.zeros_like(err_a), clusters, n_boot, int(rng.integers(1000)))
+        return one - two
+
+    assert_not_yet(check.ex_03_cluster_bootstrap(unpaired), capsys, "separately", "paired")
+
+    def no_replacement(err_a, err_b, clusters, n_boot, seed):
+        rng = np.random.default_rng(seed)
+        names = np.unique(clusters)
+        return np.array(
+            [
+                np.mean(np.concatenate([(err_a - err_b)[clusters == c] for c in rng.permutation(names)]))
+                for _ in range(n_boot)
+            ]
+        )
+
+    assert_not_yet(check.ex_03_cluster_bootstrap(no_replacement), capsys, "WITH replacement")
+    unseeded = check.ex_03_cluster_bootstrap(lambda a, b, c, n, seed: vectorised(a, b, c, n, None))
+    assert_not_yet(unseeded, capsys, "seed=0")
+    interval = check.ex_03_cluster_bootstrap(
+        lambda a, b, c, n, seed: evaluation.paired_bootstrap_mae_delta(np.zeros_like(a), a, b, n_boot=n, clusters=c)
+    )
+    assert_not_yet(interval, capsys, "three numbers")

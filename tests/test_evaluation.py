@@ -118,6 +118,7 @@ def test_figures_are_drawn_in_ev_one_panel_per_split_and_saved(tmp_path: Path, m
     assert computed.axes[0].get_xlabel() == "PBE (Materials Project) band gap (eV)"
     residual = evaluation.residual_plot(two)
     assert len(residual.axes) == 2 and "(eV)" in residual.axes[0].get_ylabel()
+    assert residual.axes[0].get_xlabel() == "predicted band gap (eV)"  # residuals against the prediction (issue 18 §3)
     calib = evaluation.calibration_plot(evaluation.select(two, part="test"))
     assert len(calib.axes) == 4
     table = evaluation.calibration_table(two, model="sigma")
@@ -178,3 +179,59 @@ def test_paired_bootstrap_and_scores_table():
     assert list(table.index) == ["good", "bad"] and table.loc["good", "params"] == 7
     assert table.loc["good", "MAE_eV"] == round(float(np.mean(np.abs(good - y))), 3)
     assert {"MAE 95% CI (eV)", "RMSE_eV", "R2"} <= set(table.columns)
+
+
+def test_residual_slope_against_the_prediction():
+    import numpy as np
+
+    pred = np.array([1.0, 2.0, 3.0, 4.0])
+    unbiased = pd.DataFrame({"pred_eV": pred, "true_eV": pred + np.array([0.1, -0.1, 0.1, -0.1])})
+    assert abs(evaluation.residual_slope(unbiased)) < 0.1
+    stretched = pd.DataFrame({"pred_eV": pred, "true_eV": 2.5 + 0.5 * (pred - 2.5)})  # predictions too spread out
+    assert evaluation.residual_slope(stretched) == pytest.approx(0.5)
+    assert np.isnan(evaluation.residual_slope(stretched.iloc[:2]))
+
+
+def test_paired_bootstrap_resamples_whole_clusters():
+    import numpy as np
+
+    from helpers.evaluation import paired_bootstrap_mae_delta
+
+    # 4 clusters of 25 materials; inside a cluster the two models differ by the same amount
+    clusters = np.repeat(["A", "B", "C", "D"], 25)
+    y = np.zeros(100)
+    pred_a = np.repeat([0.1, 0.1, 0.9, 0.9], 25)
+    pred_b = np.full(100, 0.5)
+    d_rows, lo_rows, hi_rows = paired_bootstrap_mae_delta(y, pred_a, pred_b)
+    d_cl, lo_cl, hi_cl = paired_bootstrap_mae_delta(y, pred_a, pred_b, clusters=clusters)
+    assert d_rows == d_cl == pytest.approx(0.0)
+    assert hi_cl - lo_cl > 3 * (hi_rows - lo_rows)  # 4 independent cases, not 100
+    # one material per cluster: the same draws as a row bootstrap of sorted labels
+    assert paired_bootstrap_mae_delta(y, pred_a, pred_b, clusters=[f"{i:03d}" for i in range(100)]) == (
+        paired_bootstrap_mae_delta(y, pred_a, pred_b)
+    )
+    with pytest.raises(ValueError, match="one label per material"):
+        paired_bootstrap_mae_delta(y, pred_a, pred_b, clusters=clusters[:5])
+    with pytest.raises(ValueError, match="1 missing"):
+        paired_bootstrap_mae_delta(y, pred_a, pred_b, clusters=[*clusters[:3], None, *clusters[4:]])
+
+
+def test_metrics_table_resamples_chemical_systems_on_the_hold_out():
+    formulas = ["CsPbI3", "CsPbI2Br", "CsPbBr3", "CsPbBr2I", "MAPbI3", "MAPbBr3", "CsSnI3", "RbPbI3"]
+    rows = pd.DataFrame(
+        {
+            "model": "m",
+            "part": "test",
+            "formula": formulas,
+            "true_eV": [1.7, 1.9, 2.3, 2.1, 1.6, 2.3, 1.3, 1.8],
+            "pred_eV": [1.9, 2.1, 2.0, 2.2, 1.5, 2.0, 1.9, 1.8],
+            "sigma_eV": np.nan,
+        }
+    )
+    table = evaluation.metrics_table(pd.concat([rows.assign(split="random"), rows.assign(split="chemical_system")]))
+    systems = [splits.chemical_system(f) for f in formulas]
+    by_system = evaluation.bootstrap_mae_ci(rows["true_eV"], rows["pred_eV"], clusters=systems)
+    by_formula = evaluation.bootstrap_mae_ci(rows["true_eV"], rows["pred_eV"])
+    assert by_system != by_formula
+    assert tuple(table.loc[table["split"] == "chemical_system", ["MAE_lo_eV", "MAE_hi_eV"]].iloc[0]) == by_system
+    assert tuple(table.loc[table["split"] == "random", ["MAE_lo_eV", "MAE_hi_eV"]].iloc[0]) == by_formula
