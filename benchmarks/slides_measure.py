@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
 import statistics
 import sys
 import tempfile
@@ -215,15 +214,7 @@ def measure_decks(
         pw = sync_playwright().start()
         context = None
         try:
-            context = pw.chromium.launch_persistent_context(
-                str(profile),
-                executable_path=exe,
-                headless=True,
-                args=ui.chromium_args(),
-                env={**os.environ, **ui.isolated_home_env(Path(tmp) / "home")},
-                viewport=VIEWPORT,
-                timeout=60_000,
-            )
+            context = ui.launch_chromium(pw, profile, Path(tmp) / "home", exe, viewport=VIEWPORT, timeout_ms=60_000)
             page = context.pages[0] if context.pages else context.new_page()
             offhost: list[str] = []
             errors: list[str] = []

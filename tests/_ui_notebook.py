@@ -26,7 +26,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable
 
 import nbformat
 import pandas as pd
@@ -103,6 +103,29 @@ def isolated_home_env(root: Path) -> dict[str, str]:
     for d in dirs.values():
         d.mkdir(parents=True, exist_ok=True)
     return {k: str(v) for k, v in dirs.items()}
+
+
+def launch_chromium(
+    pw: Any,
+    profile: Path,
+    home: Path,
+    executable: str,
+    viewport: dict[str, int] | None = None,
+    timeout_ms: float = 60_000,
+) -> Any:
+    """Headless Debian Chromium as every browser test and the slide measurement start it: a persistent profile in
+    ``profile`` (so :func:`processes_with_arg` finds and a :class:`Watchdog` can kill it), HOME and the Jupyter/
+    matplotlib folders isolated below ``home``, :func:`chromium_args` (no host but the loopback resolves),
+    ``viewport`` in CSS px (default 1280×800), ``timeout_ms`` for the launch. Returns the Playwright context."""
+    return pw.chromium.launch_persistent_context(
+        str(profile),
+        executable_path=executable,
+        headless=True,
+        args=chromium_args(),
+        env={**os.environ, **isolated_home_env(home)},
+        viewport=viewport or {"width": 1280, "height": 800},
+        timeout=timeout_ms,
+    )
 
 
 # --------------------------------------------------------------------------- notebook

@@ -228,14 +228,13 @@ def _browser(tmp_path: Path, budget: ui.Budget):
     pw = sync_playwright().start()
     context = None
     try:
-        context = pw.chromium.launch_persistent_context(
-            str(profile),
-            executable_path=chromium,
-            headless=True,
-            args=ui.chromium_args(),
-            env={**os.environ, **ui.isolated_home_env(tmp_path / "browser-home")},
+        context = ui.launch_chromium(
+            pw,
+            profile,
+            tmp_path / "browser-home",
+            chromium,
             viewport={"width": 1280, "height": 800},
-            timeout=budget.ms(30),
+            timeout_ms=budget.ms(30),
         )
 
         def route(r) -> None:

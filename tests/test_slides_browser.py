@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import json
-import os
 from pathlib import Path
 
 import nbformat
@@ -176,14 +175,7 @@ def test_rise_shows_the_same_slides_as_the_deck(tmp_path: Path) -> None:
     try:
         server.start(timeout=60)
         pw = sync_playwright().start()
-        context = pw.chromium.launch_persistent_context(
-            str(profile),
-            executable_path=chromium,
-            headless=True,
-            args=ui.chromium_args(),
-            env={**os.environ, **ui.isolated_home_env(tmp_path / "home")},
-            viewport={"width": 1280, "height": 800},
-        )
+        context = ui.launch_chromium(pw, profile, tmp_path / "home", chromium, viewport={"width": 1280, "height": 800})
         page = context.pages[0] if context.pages else context.new_page()
         page.goto(server.url(f"rise/{src.name}"), wait_until="load", timeout=60_000)
         page.wait_for_function(

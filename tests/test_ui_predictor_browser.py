@@ -120,14 +120,13 @@ def lab(tmp_path_factory: pytest.TempPathFactory, playwright_driver):
         ).start()
         budget = ui.Budget(SETUP_BUDGET_S)
         server.start(timeout=min(60.0, budget.left()))
-        context = pw.chromium.launch_persistent_context(
-            str(profile),
-            executable_path=chromium,
-            headless=True,
-            args=ui.chromium_args(),
-            env={**os.environ, **ui.isolated_home_env(tmp / "browser-home")},
+        context = ui.launch_chromium(
+            pw,
+            profile,
+            tmp / "browser-home",
+            chromium,
             viewport={"width": 1280, "height": 900},
-            timeout=budget.ms(30),
+            timeout_ms=budget.ms(30),
         )
         context.set_default_timeout(20_000)
         page = context.pages[0] if context.pages else context.new_page()
@@ -437,14 +436,13 @@ def test_slide_deck_offline_in_headless_chromium(tmp_path: Path, playwright_driv
     ).start()
     log: dict[str, list] = {"offhost": [], "failed": [], "pageerror": []}
     try:
-        browser = pw.chromium.launch_persistent_context(
-            str(tmp_path / "profile"),
-            executable_path=chromium,
-            headless=True,
-            args=ui.chromium_args(),
-            env={**os.environ, **ui.isolated_home_env(tmp_path / "browser-home")},
+        browser = ui.launch_chromium(
+            pw,
+            tmp_path / "profile",
+            tmp_path / "browser-home",
+            chromium,
             viewport={"width": 1280, "height": 800},
-            timeout=budget.ms(30),
+            timeout_ms=budget.ms(30),
         )
         page = browser.pages[0] if browser.pages else browser.new_page()
         page.on("pageerror", lambda e: log["pageerror"].append(str(e)))
