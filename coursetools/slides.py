@@ -268,6 +268,9 @@ SLIDE_WORDS = 45
 SHARED_CODE_LINES = 8
 #: Suffix of the id of the notes cell split off a markdown cell (``<id>-slide-notes``).
 NOTES_SUFFIX = "-slide-notes"
+#: Metadata key of a notes cell cut off inside a paragraph: the text (spaces, one newline) that stood between the
+#: slide part and the notes, so that re-tagging joins them back into the author's exact text.
+JOIN_KEY = "slides_joined_by"
 
 _FIGURE = re.compile(
     r"\bfig\s*=|\bfigs?\[|save_figure\(|_plot\(|\bplt\.|\bplotting\.|interpret_plots\.|\biplots\.|\.plot\("
@@ -494,7 +497,10 @@ def _rejoined(cells: list) -> list:
         if origin is not None and out and out[-1].cell_type == "markdown" and cell.cell_type == "markdown":
             prev_base = re.sub(rf"{re.escape(PIECE_SUFFIX)}\d+$", "", out[-1].get("id") or "")
             if origin in (out[-1].get("id"), prev_base):
-                out[-1].source = out[-1].source.rstrip() + "\n\n" + cell.source.lstrip("\n")
+                if JOIN_KEY in cell.metadata:  # split inside a paragraph: the exact text between the parts
+                    out[-1].source = out[-1].source.rstrip() + cell.metadata[JOIN_KEY] + cell.source
+                else:
+                    out[-1].source = out[-1].source.rstrip() + "\n\n" + cell.source.lstrip("\n")
                 continue
         out.append(nbformat.from_dict(cell))
     return out
@@ -586,6 +592,9 @@ def lecture_cells(nb: nbformat.NotebookNode, code: str = "-", keep_existing: boo
                 head, tail = cell.source[:cut].rstrip(), cell.source[cut:]
                 notes = nbformat.v4.new_markdown_cell(tail, id=f"{cid}{NOTES_SUFFIX}")
                 notes.metadata["slideshow"] = {"slide_type": "notes"}
+                sep = cell.source[len(head) : cut]
+                if sep != "\n\n":  # cut inside a paragraph: remember the text between, so re-tagging restores it
+                    notes.metadata[JOIN_KEY] = sep
                 if cell.metadata.get("tags"):  # an exercise statement stays one exercise
                     notes.metadata["tags"] = list(cell.metadata["tags"])
                 cell.source = head

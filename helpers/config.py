@@ -315,16 +315,17 @@ def shown_path(path: str | os.PathLike) -> str:
     """``path`` as a notebook prints it: relative to the course folder when inside it (``data``,
     ``models/text/...``), ``../shared/...`` beside it, else absolute -- so executed notebooks, slides and the
     website show where a file is in the course, not the folder layout of the machine that ran them."""
-    p = Path(path).resolve()
-    for base, prefix in ((REPO_ROOT, ""), (REPO_ROOT.parent, "..")):
-        try:
-            rel = p.relative_to(base)
-        except ValueError:
-            continue
-        if prefix and rel.parts and rel.parts[0] == REPO_ROOT.name:
-            continue  # inside the course folder but reached through another name: keep it absolute
-        return str(Path(prefix, rel)) if prefix else (str(rel) if rel.parts else ".")
-    return str(p)
+    given = Path(os.path.abspath(path))  # as named (a link such as ../shared -> elsewhere stays ../shared)
+    for p in dict.fromkeys((given, given.resolve())):
+        for base, prefix in ((REPO_ROOT, ""), (REPO_ROOT.parent, "..")):
+            try:
+                rel = p.relative_to(base)
+            except ValueError:
+                continue
+            if prefix and rel.parts and rel.parts[0] == REPO_ROOT.name:
+                continue  # inside the course folder but reached through another name: keep it absolute
+            return str(Path(prefix, rel)) if prefix else (str(rel) if rel.parts else ".")
+    return str(given)
 
 
 def settings(seed: int = DEFAULT_SEED) -> CourseSettings:

@@ -655,3 +655,24 @@ def test_a_paragraph_alone_on_a_subslide_joins_the_slide_before_or_its_notes() -
         ("c6", "subslide"),
         ("c5", "notes"),
     ]
+
+
+def test_an_exercise_cut_inside_a_paragraph_is_joined_back_exactly() -> None:
+    """An exercise statement is cut after its first sentences, which can fall inside a paragraph (even inside a
+    line). Tagging again joins the parts first: the author's text must come back byte for byte (it once gained a
+    paragraph break on every run), and a second tagging must change nothing."""
+    long_tail = " ".join(["The check names the usual slips and runs on tiny inputs with known answers."] * 6)
+    statement = (
+        "### Exercise 5 (hard) · a paired bootstrap\n\n"
+        "Write `my_cluster_bootstrap(err_a, err_b, clusters)`: the errors of two models on the same materials. "
+        "Return an array of draws, resampling whole clusters with replacement.\n" + long_tail
+    )
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_markdown_cell("# Lesson"), nbformat.v4.new_markdown_cell(statement, id="ex-md")]
+    once = nbformat.v4.new_notebook(cells=slides.lecture_cells(nb))
+    parts = [c for c in once.cells if (c.get("id") or "").startswith("ex-md")]
+    assert len(parts) == 2 and parts[1].metadata["slideshow"]["slide_type"] == "notes", parts
+    assert parts[0].source + parts[1].metadata.get(slides.JOIN_KEY, "\n\n") + parts[1].source == statement
+    twice = nbformat.v4.new_notebook(cells=slides.lecture_cells(once))
+    assert [c.source for c in twice.cells] == [c.source for c in once.cells]
+    assert [c.metadata for c in twice.cells] == [c.metadata for c in once.cells]
