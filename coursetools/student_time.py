@@ -35,6 +35,7 @@ __all__ = [
     "estimate",
     "stated_times",
     "write_estimates",
+    "rounded_total",
     "main",
 ]
 
@@ -209,9 +210,14 @@ def _table_markdown(found: list[Section]) -> str:
         label = f"{s.title} (optional, not in the total)" if s.optional else s.title
         rows.append(f"| {label} | {s.minutes} min |")
     summed = sum(s.minutes for s in found if not s.optional)
-    rounded = 5 * round(summed / 5)
+    rounded = rounded_total(summed)
     rows.append(f"| **total** | **about {rounded} min** ({summed} min summed) |")
     return "\n".join(rows)
+
+
+def rounded_total(minutes: int) -> int:
+    """A total as the tables and the README state it: rounded to the nearest 5 minutes."""
+    return 5 * round(minutes / 5)
 
 
 def write_estimates(path: str | Path) -> dict[str, int]:

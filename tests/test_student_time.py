@@ -25,6 +25,14 @@ def test_every_lesson_states_the_estimate_in_table_and_headers(path: Path) -> No
     assert stated["total"] == counted
 
 
+def test_readme_states_each_lessons_total() -> None:
+    readme = (NOTEBOOKS[0].parents[1] / "README.md").read_text()
+    for path in NOTEBOOKS:
+        row = next(line for line in readme.splitlines() if line.startswith("| ") and f"`{path.name}`" in line)
+        expected = f"~{st.rounded_total(st.stated_times(path)['total'])} min"
+        assert f"| {expected} |" in row, f"README's course map: {path.name} should state {expected}"
+
+
 def _lesson(tmp_path: Path, cells: list[nbformat.NotebookNode]) -> Path:
     nb = nbformat.v4.new_notebook()
     nb.cells = cells
