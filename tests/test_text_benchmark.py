@@ -140,6 +140,10 @@ def test_every_model_row_states_its_budget_and_lowest_prediction() -> None:
     for m in data["models"]:
         assert m["n_train"] == data["n_train"] and m["epochs"] >= 1 and m["cpu_s"] > 0 and m["params"] > 0
         assert m["min_prediction_eV"] is not None
-    assert set(data["targets"]) >= {"best_text_at_most_forest", "within_15pct_of_crabnet_full", "no_negative_predictions"}
+    assert set(data["targets"]) >= {
+        "best_text_at_most_forest",
+        "within_15pct_of_crabnet_full",
+        "no_negative_predictions",
+    }
     for target in data["targets"].values():
         assert target["reached"] in (True, False, None)
