@@ -146,4 +146,4 @@ def test_every_model_row_states_its_budget_and_lowest_prediction() -> None:
         "no_negative_predictions",
     }
     for target in data["targets"].values():
-        assert target["reached"] in (True, False, None)
+        assert target is not None and target["reached"] in (True, False, None)
