@@ -45,7 +45,10 @@ HELPERS_LINE_TARGET = 8_000
 #: metrics, leakage check and bootstrap are notebook 03's cells, tests/test_notebook03_definitions.py). The engines the split keeps inside the
 #: lesson API -- the resumable NOMAD pull (helpers/nomad/pull.py), CrabNet's checkpoint checks and crabnet-2.0.8 guards, fileio -- are ~1.5k of them.
 #: 11,527: config.shown_path reads a link such as ../shared as named (1 line).
-HELPERS_LINE_CEILING = 11_527
+#: 11,578 with issue 16's heads that cannot predict a negative gap (TextConfig.head, TextRegressor's softplus and
+#: two-part output, which the checked loader must rebuild) and the shipped fine-tuned model found by name in the
+#: model store (51 lines); fitting the two-part model is tooling (coursetools/text_recipe.fit_two_part).
+HELPERS_LINE_CEILING = 11_578
 
 
 def module_files(root: Path) -> dict[str, Path]:
