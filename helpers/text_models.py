@@ -584,7 +584,7 @@ class Encoded:
     max_length: int
 
     def describe(self) -> str:
-        """E.g. ``3 of 4833 texts were longer than 128 tokens and were truncated``."""
+        """E.g. ``3 of 4777 texts were longer than 128 tokens and were truncated``."""
         return f"{self.n_truncated} of {len(self.input_ids)} texts were longer than {self.max_length} tokens and were truncated"
 
 
