@@ -58,6 +58,9 @@ __all__ = [
     "ex_04_template",
     "ex_04_truncated",
     "ex_04_freeze",
+    "ex_04_mean_pool",
+    "ex_04_train_step",
+    "ex_04_evaluate",
     "ex_05_knn_mae",
     "ex_05_token_categories",
     "ex_05_category_attention",
@@ -1223,6 +1226,273 @@ def ex_04_freeze(fn: Callable[[Any], Any]) -> str:
         )
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     return f"only the head trains: {trainable:,} of {sum(p.numel() for p in model.parameters()):,} parameters."
+
+
+#: Designed input of :func:`ex_04_mean_pool`: two texts of 4 and 2 real tokens (the second padded with 2),
+#: 3 numbers per token; the padding vectors are large so that averaging them in is plain to see.
+_POOL_HIDDEN = [
+    [[1.0, 2.0, 0.0], [3.0, 2.0, 4.0], [5.0, 2.0, 0.0], [7.0, 2.0, 4.0]],
+    [[2.0, 0.0, 1.0], [4.0, 6.0, 3.0], [90.0, 90.0, 90.0], [-50.0, 70.0, 10.0]],
+]
+_POOL_MASK = [[1, 1, 1, 1], [1, 1, 0, 0]]
+
+
+def _as_array(got: Any, what: str, hint: str) -> np.ndarray:
+    """A tensor/array answer as a float numpy array (a tensor that needs a gradient is detached first)."""
+    if hasattr(got, "detach"):
+        got = got.detach().cpu().numpy()
+    try:
+        return np.asarray(got, dtype=float)
+    except (TypeError, ValueError):
+        raise _NotYet(f"expected {what}, got {type(got).__name__}.", hint) from None
+
+
+@_exercise("ex_04_mean_pool", "medium", "write masked mean pooling: one vector per text from its real tokens")
+def ex_04_mean_pool(fn: Callable[[Any, Any], Any]) -> str:
+    """Check ``fn(hidden, attention_mask) -> (batch, dim)`` on two texts of 4 and 2 real tokens (known answer).
+
+    Named slips: averaging over the padding too, summing instead of averaging, dividing the masked sum by
+    all positions, taking the first token, averaging over the wrong axis, changing the inputs in place."""
+    import torch
+
+    from helpers import text_models as tm
+
+    hidden, mask = torch.tensor(_POOL_HIDDEN), torch.tensor(_POOL_MASK)
+    want = tm.mean_pool(hidden, mask).numpy()
+    got = _as_array(
+        _call(fn, hidden, mask), "a (2, 3) tensor", "return one vector per text (a tensor)."
+    )
+    shown = np.array2string(got, precision=2) if got.size <= 12 else f"shape {got.shape}"
+    m = np.asarray(_POOL_MASK, dtype=float)[..., None]
+    h = np.asarray(_POOL_HIDDEN)
+    slips = [
+        (
+            h.mean(axis=1),
+            "you averaged over the padding too: text 2's vector is pulled toward its pad tokens.",
+            "multiply by the mask so that padding counts 0, and divide by the number of REAL tokens.",
+        ),
+        (
+            (h * m).sum(axis=1),
+            "you summed the real tokens' vectors but did not divide: a longer text gets a bigger vector.",
+            "divide by how many real tokens each text has (the mask's sum over tokens).",
+        ),
+        (
+            (h * m).sum(axis=1) / h.shape[1],
+            "you divided by all positions, padding included: text 2 comes out too small.",
+            "divide by the number of real tokens per text, not the padded length.",
+        ),
+        (
+            h[:, 0],
+            "that is the first token's vector (first-token pooling), not the mean.",
+            "average over the tokens axis (dim=1), weighting each token by its mask value.",
+        ),
+    ]
+    if got.shape != want.shape:
+        if got.shape == (2, 4):
+            raise _NotYet(
+                "you got one number per token (shape (2, 4)): you averaged over the wrong axis.",
+                "hidden is (batch, tokens, dim): average over the tokens axis, dim=1.",
+            )
+        raise _NotYet(
+            f"expected shape {want.shape} (texts, numbers per token), got {got.shape}.",
+            "hidden is (batch, tokens, dim): average over dim=1.",
+        )
+    if not np.allclose(hidden.numpy(), np.asarray(_POOL_HIDDEN)) or not np.array_equal(mask.numpy(), _POOL_MASK):
+        raise _NotYet(
+            "your function changed hidden or attention_mask in place.",
+            "compute new tensors; leave the inputs as they are.",
+        )
+    if np.allclose(got, want, atol=1e-5):
+        return f"text 1 -> {np.round(want[0], 2).tolist()}, text 2 (2 real tokens) -> {np.round(want[1], 2).tolist()}."
+    for wrong, problem, hint in slips:
+        if np.allclose(got, wrong, atol=1e-5):
+            raise _NotYet(problem, hint)
+    raise _NotYet(
+        f"got {shown}, expected other numbers.", "for each text: the mean of the vectors of its real tokens only."
+    )
+
+
+class _StepProbe:
+    """Designed input of :func:`ex_04_train_step`: a linear model y = w.x + b with known weights and a
+    gradient left over from a 'previous batch', plain SGD, and a schedule that halves the learning rate
+    at every step -- so the weights and learning rate after one right step are known exactly."""
+
+    def __init__(self) -> None:
+        import torch
+        from torch import nn
+
+        class Linear(nn.Module):
+            def __init__(self) -> None:
+                super().__init__()
+                self.w = nn.Parameter(torch.tensor([0.5, -1.0]))
+                self.b = nn.Parameter(torch.tensor(0.25))
+
+            def forward(self, x: torch.Tensor) -> torch.Tensor:
+                return x @ self.w + self.b
+
+        self.model = Linear()
+        for p in self.model.parameters():
+            p.grad = torch.full_like(p, 3.0)  # left over from the previous batch
+        self.optimizer = torch.optim.SGD(self.model.parameters(), lr=0.1)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda step: 0.5**step)
+        self.inputs = {"x": torch.tensor([[1.0, 2.0], [3.0, 0.0], [0.0, 1.0]])}
+        self.target = torch.tensor([1.0, 0.0, -2.0])
+        self.loss_fn = nn.MSELoss()
+
+    def weights(self) -> np.ndarray:
+        return np.concatenate([p.detach().numpy().ravel() for p in self.model.parameters()])
+
+
+def _step_outcomes() -> dict[str, Any]:
+    """Weights after a right step, after a step that kept the old gradient, and the right loss and learning rate."""
+    import torch
+
+    right = _StepProbe()
+    before = right.weights()
+    loss = right.loss_fn(right.model(**right.inputs), right.target)
+    grads = torch.autograd.grad(loss, list(right.model.parameters()))
+    g = np.concatenate([x.numpy().ravel() for x in grads])
+    return {
+        "before": before,
+        "right": before - 0.1 * g,
+        "accumulated": before - 0.1 * (g + 3.0),
+        "early_schedule": before - 0.05 * g,
+        "loss": float(loss.detach()),
+        "lr": 0.05,
+    }
+
+
+@_exercise("ex_04_train_step", "medium", "write one training step: forward, loss, zero_grad, backward, step, schedule")
+def ex_04_train_step(fn: Callable[..., Any]) -> str:
+    """Check ``fn(model, inputs, target, loss_fn, optimizer, scheduler) -> loss (float)`` on :class:`_StepProbe`.
+
+    The weights after the call must be the ones one SGD step gives; the learning rate must have moved on
+    by one schedule step; the returned loss must be the batch's loss, as a number detached from the graph.
+    Named slips: no ``zero_grad`` (the previous batch's gradient is added), ``zero_grad`` after
+    ``backward`` (the gradient is wiped), no ``optimizer.step``, no ``scheduler.step``, returning the loss
+    tensor with its graph, returning nothing."""
+    probe, want = _StepProbe(), _step_outcomes()
+    got = _call(
+        fn, probe.model, dict(probe.inputs), probe.target.clone(), probe.loss_fn, probe.optimizer, probe.scheduler
+    )
+    after = probe.weights()
+    if np.allclose(after, want["before"]):
+        grads = [p.grad for p in probe.model.parameters()]
+        if all(g is None or not g.abs().sum() for g in grads):
+            raise _NotYet(
+                "the weights did not move and the gradients are zero: zero_grad() ran after backward() "
+                "and wiped them before the step.",
+                "order: forget the old gradients, then compute new ones, then step.",
+            )
+        raise _NotYet("the weights did not move.", "after the gradients are computed the optimizer must take its step.")
+    if np.allclose(after, want["accumulated"], atol=1e-6):
+        raise _NotYet(
+            "the previous batch's gradient was still there and was added to this one: zero_grad is missing.",
+            "gradients accumulate in torch until you clear them; clear them before backward().",
+        )
+    if np.allclose(after, want["early_schedule"], atol=1e-6):
+        raise _NotYet(
+            "the step used the halved learning rate: the schedule moved on before the optimizer's step.",
+            "the optimizer steps with this step's learning rate; the schedule moves on afterwards.",
+        )
+    if not np.allclose(after, want["right"], atol=1e-6):
+        raise _NotYet(
+            f"the weights moved to {np.round(after, 4).tolist()}, expected {np.round(want['right'], 4).tolist()}.",
+            "forward on inputs (model(**inputs)), loss against target, then the usual four calls.",
+        )
+    lr = probe.optimizer.param_groups[0]["lr"]
+    if math.isclose(lr, 0.1):
+        raise _NotYet(
+            "the learning rate did not change: the schedule was not advanced.",
+            "the scheduler moves the learning rate on once per step, after the optimizer's step.",
+        )
+    if not math.isclose(lr, want["lr"]):
+        raise _NotYet(
+            f"the learning rate is {lr:g} after one step, expected {want['lr']:g}.",
+            "advance the schedule exactly once.",
+        )
+    if got is None:
+        raise _NotYet("your step returns nothing.", "return the batch's loss as a number (for the training curve).")
+    if getattr(got, "requires_grad", False):
+        raise _NotYet(
+            "you returned the loss tensor with its graph attached: keeping it keeps every batch's graph in memory.",
+            "return a plain number (a tensor has a method that gives one).",
+        )
+    value = _number(got, "the returned loss")
+    if not math.isclose(value, want["loss"], rel_tol=1e-5):
+        raise _NotYet(
+            f"you returned {value:g}, but this batch's loss is {want['loss']:.4f}.",
+            "return the loss computed before the step.",
+        )
+    return f"weights moved by one SGD step, learning rate 0.1 -> {lr:g}, loss {value:.4f} returned as a number."
+
+
+class _DropoutProbe:
+    """A model with dropout (so train mode gives random outputs) that records whether gradients were on."""
+
+    def __init__(self) -> None:
+        import torch
+        from torch import nn
+
+        class Probe(nn.Module):
+            def __init__(self) -> None:
+                super().__init__()
+                self.lin = nn.Linear(3, 1)
+                self.drop = nn.Dropout(0.5)
+                self.grad_enabled: list[bool] = []
+
+            def forward(self, x: torch.Tensor) -> torch.Tensor:
+                self.grad_enabled.append(torch.is_grad_enabled())
+                return self.lin(self.drop(x)).squeeze(-1)
+
+        torch.manual_seed(0)
+        self.model = Probe().train()
+        gen = torch.Generator().manual_seed(1)
+        self.batches = [{"x": torch.randn(n, 3, generator=gen)} for n in (4, 3, 2)]
+
+
+@_exercise("ex_04_evaluate", "medium", "write the evaluation loop: eval mode, no gradients, one output per row")
+def ex_04_evaluate(fn: Callable[[Any, Any], Any]) -> str:
+    """Check ``fn(model, batches) -> tensor`` of the outputs on every batch, in order.
+
+    The model (left in train mode, with dropout) records whether gradients were on. Named slips:
+    forgetting ``eval()`` (dropout still on: outputs random), forgetting ``no_grad`` (a graph is built for
+    every batch; ``.detach()`` afterwards does not undo the cost), returning a list per batch, only the
+    last batch."""
+
+    from helpers import text_models as tm
+
+    probe = _DropoutProbe()
+    want = tm.evaluate(_DropoutProbe().model, _DropoutProbe().batches).numpy()
+    got = _call(fn, probe.model, list(probe.batches))
+    if isinstance(got, (list, tuple)) and got and hasattr(got[0], "shape"):
+        raise _NotYet(
+            f"you returned a list of {len(got)} tensors (one per batch).",
+            "join them into one tensor (torch has a function for it).",
+        )
+    arr = _as_array(got, "one tensor of outputs", "return the outputs of all batches as one tensor.")
+    if probe.model.training:
+        raise _NotYet(
+            "the model is still in training mode: dropout is on, so the same text gets a different "
+            "prediction each time.",
+            "switch the model to evaluation mode before the loop.",
+        )
+    if any(probe.model.grad_enabled):
+        raise _NotYet(
+            "the forward passes ran with gradients on: torch built a graph for every batch (memory and time "
+            "wasted; .detach() afterwards does not undo it).",
+            "wrap the loop in torch's no-gradient context.",
+        )
+    if arr.shape != want.shape:
+        raise _NotYet(
+            f"expected {want.shape[0]} outputs (one per row of all batches), got shape {arr.shape}.",
+            "concatenate the outputs of every batch, in order.",
+        )
+    if not np.allclose(arr, want, atol=1e-6):
+        raise _NotYet(
+            "the outputs differ from the model's own on these batches.", "model(**batch) for each batch, in order."
+        )
+    return f"{arr.size} outputs from {len(probe.batches)} batches, eval mode, no graph built."
 
 
 install_stub_display()

@@ -495,6 +495,60 @@ def load_config(path: str | Path | None = None, mode: str | None = None, **overr
 # --------------------------------------------------------------------------- model
 
 
+# Notebook 04 defines these four in its cells; tests/test_notebook04_definitions.py proves both give the same results.
+def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """Mean of the token vectors over the real tokens: ``(batch, tokens, dim)`` and a 1/0 mask -> ``(batch, dim)``."""
+    mask = attention_mask.unsqueeze(-1).to(hidden.dtype)  # (batch, tokens, 1): 1 = real token, 0 = padding
+    return (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
+
+
+def train_step(model: Any, inputs: dict, target: torch.Tensor, loss_fn: Any, optimizer: Any, scheduler: Any) -> float:
+    """One optimisation step on one batch (forward, loss, zero_grad, backward, step, schedule); the loss as a float."""
+    loss = loss_fn(model(**inputs), target)  # forward + loss
+    optimizer.zero_grad()  # forget the previous batch's gradients
+    loss.backward()  # gradient of the loss for every trainable weight
+    optimizer.step()  # move the weights against the gradient
+    scheduler.step()  # the next learning rate
+    return loss.item()  # a plain number: keeping the tensor would keep its whole graph alive
+
+
+def evaluate(model: nn.Module, batches: Any) -> torch.Tensor:
+    """``model``'s outputs on every batch (dicts of keyword inputs), concatenated: eval mode, no gradients."""
+    model.eval()  # dropout off: the same input always gives the same output
+    with torch.no_grad():  # no graph: less memory, faster
+        return torch.cat([model(**batch) for batch in batches])
+
+
+def head_epoch(
+    head: nn.Module,
+    vectors: torch.Tensor,
+    targets: torch.Tensor,
+    loss_fn: Any,
+    optimizer: Any,
+    scheduler: Any,
+    batch_size: int,
+    rng: np.random.Generator,
+) -> list[float]:
+    """One epoch of a head on cached pooled vectors ``(n, dim)`` and standardised ``targets`` ``(n, 1)``: losses."""
+    head.train()
+    order = torch.as_tensor(rng.permutation(len(vectors)))
+    return [
+        train_step(head, {"input": vectors[idx]}, targets[idx], loss_fn, optimizer, scheduler)
+        for idx in order.split(batch_size)
+    ]
+
+
+class _OnPooled(nn.Module):
+    """A regressor's output on cached pooled vectors (keyword ``input``), shape (n, 1): what :func:`head_epoch` trains."""
+
+    def __init__(self, model: TextRegressor):
+        super().__init__()
+        self.model = model
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:  # noqa: A002 - the name nn.Sequential uses
+        return self.model.standardised_gap(input).unsqueeze(-1)
+
+
 class TextRegressor(nn.Module):
     """Encoder -> pooled vector -> MLP head -> band gap.
 
@@ -530,10 +584,7 @@ class TextRegressor(nn.Module):
     def pooled(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """(batch, hidden) pooled encoder output: mean over real tokens or the first token."""
         hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-        if self.pooling == "first":
-            return hidden[:, 0]
-        mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
-        return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+        return hidden[:, 0] if self.pooling == "first" else mean_pool(hidden, attention_mask)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """Standardised band-gap prediction, shape (batch,); ``* y_std + y_mean`` gives eV (see :data:`HEADS`)."""
@@ -692,9 +743,8 @@ def predict(
     if not enc.input_ids:
         return np.zeros(0, dtype=np.float32)
     device = device or next(model.parameters()).device.type
-    model.eval()
-    out = [model(**batch) for batch in _batches(enc, tokenizer.pad_token_id, device, batch_size)]
-    raw = (torch.cat(out) * model.y_std + model.y_mean).cpu().numpy()
+    out = evaluate(model, _batches(enc, tokenizer.pad_token_id, device, batch_size))
+    raw = (out * model.y_std + model.y_mean).cpu().numpy()
     return clip_gaps(raw, verbose) if clip_negative else raw
 
 
@@ -855,12 +905,7 @@ def train_regressor(
             idx = order[i : i + cfg.batch_size]
             batch = _batch([train.input_ids[j] for j in idx], tokenizer.pad_token_id, device)
             target = (torch.as_tensor(y_train[idx], device=device) - model.y_mean) / model.y_std
-            loss = loss_fn(model(**batch), target)  # forward + loss on the standardised gap
-            optimizer.zero_grad()
-            loss.backward()  # backward
-            optimizer.step()  # step
-            scheduler.step()  # learning-rate schedule
-            losses.append(loss.item())
+            losses.append(train_step(model, batch, target, loss_fn, optimizer, scheduler))  # on the standardised gap
             bar.update(1)
         pred = predict(model, tokenizer, val, batch_size=64, device=device, verbose=False)  # gaps < 0 -> 0 eV
         val_mae = float(np.mean(np.abs(pred - y_val)))
@@ -917,11 +962,9 @@ def pooled_embeddings(
     enc = texts if isinstance(texts, Encoded) else encode_texts(tokenizer, texts, max_length)
     device = next(regressor.parameters()).device.type
     regressor.eval()
-    out = []
-    with torch.no_grad():
-        for i in range(0, len(enc.input_ids), batch_size):
-            batch = _batch(enc.input_ids[i : i + batch_size], tokenizer.pad_token_id, device)
-            out.append(regressor.pooled(**batch).float().cpu().numpy())
+    out = [
+        regressor.pooled(**b).float().cpu().numpy() for b in _batches(enc, tokenizer.pad_token_id, device, batch_size)
+    ]
     return np.concatenate(out) if out else np.zeros((0, regressor.encoder.config.hidden_size), np.float32)
 
 
@@ -960,22 +1003,12 @@ def train_frozen_head(
     total = cfg.epochs * steps_per_epoch
     scheduler = tf.get_scheduler(cfg.scheduler, optimizer, int(cfg.warmup_ratio * total), total)
     loss_fn = nn.L1Loss() if cfg.loss == "l1" else nn.MSELoss()
-    target_all = (torch.as_tensor(y_train, device=device) - model.y_mean) / model.y_std
-    rng, best_state = np.random.default_rng(cfg.seed), None
+    target_all = ((torch.as_tensor(y_train, device=device) - model.y_mean) / model.y_std).unsqueeze(-1)  # (n, 1)
+    rng, best_state, on_pooled = np.random.default_rng(cfg.seed), None, _OnPooled(model)
     for epoch in range(1, cfg.epochs + 1):
-        model.head.train()
-        order, losses = rng.permutation(len(y_train)), []
-        for i in range(0, len(order), cfg.batch_size):
-            idx = torch.as_tensor(order[i : i + cfg.batch_size])
-            loss = loss_fn(model.standardised_gap(x_train[idx]), target_all[idx])
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            scheduler.step()
-            losses.append(loss.item())
-        model.head.eval()
-        with torch.no_grad():
-            pred = clip_gaps((model.standardised_gap(x_val) * model.y_std + model.y_mean).cpu().numpy(), False)
+        losses = head_epoch(on_pooled, x_train, target_all, loss_fn, optimizer, scheduler, cfg.batch_size, rng)
+        out = evaluate(on_pooled, [{"input": x_val}]).squeeze(-1)
+        pred = clip_gaps((out * model.y_std + model.y_mean).cpu().numpy(), False)
         val_mae = float(np.mean(np.abs(pred - y_val)))
         result.history.append({"epoch": epoch, "train_loss": float(np.mean(losses)), "val_mae_eV": val_mae})
         if val_mae < result.best_val_mae:

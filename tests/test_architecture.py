@@ -48,7 +48,11 @@ HELPERS_LINE_TARGET = 8_000
 #: 11,578 with issue 16's heads that cannot predict a negative gap (TextConfig.head, TextRegressor's softplus and
 #: two-part output, which the checked loader must rebuild) and the shipped fine-tuned model found by name in the
 #: model store (51 lines); fitting the two-part model is tooling (coursetools/text_recipe.fit_two_part).
-HELPERS_LINE_CEILING = 11_578
+#: 11,611: issue 18 §1 for notebook 04 -- mean_pool, train_step, evaluate and head_epoch are notebook 04's cells
+#: (tests/test_notebook04_definitions.py proves cell and helper equal); the helpers' two training loops, predict and
+#: pooled_embeddings call these four instead of repeating them inline (+22 lines, their docstrings), and the frozen
+#: loop trains the regressor's own output (softplus / two-part heads) through a small adapter, _OnPooled (+11).
+HELPERS_LINE_CEILING = 11_611
 
 
 def module_files(root: Path) -> dict[str, Path]:
