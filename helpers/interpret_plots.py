@@ -316,3 +316,30 @@ def element_embedding_map(xy: np.ndarray, symbols: Sequence[str], seen: Sequence
     ax.set_ylabel("component 2 (no unit)")
     ax.set_title(title, fontsize=10)
     return fig
+
+
+def seed_rankings(
+    scores: Mapping[str, Mapping[str, Mapping[str, float]]], categories: Sequence[str], title: str
+) -> Figure:
+    """One panel per method: the rank (1 = top) of each category in each fine-tune (one line per seed).
+
+    ``scores``: method -> seed -> category -> score (larger = more important); lines are offset a little so
+    that identical rankings stay visible.
+    """
+    methods = list(scores)
+    fig = Figure(figsize=(2.4 * len(methods) + 0.6, 3.4), layout="constrained")
+    axes = fig.subplots(1, len(methods), sharey=True, squeeze=False)[0]
+    for ax, m in zip(axes, methods):
+        seeds = list(scores[m])
+        for k, s in enumerate(seeds):
+            order = sorted(categories, key=lambda c: -scores[m][s][c])
+            ranks = [order.index(c) + 1 + 0.06 * (k - (len(seeds) - 1) / 2) for c in categories]
+            ax.plot(range(len(categories)), ranks, marker="o", label=s, color=f"C{k}", linewidth=1)
+        ax.set_xticks(range(len(categories)), categories, rotation=45, fontsize=8)
+        ax.set_title(m, fontsize=8)
+    axes[0].set_yticks(range(1, len(categories) + 1))
+    axes[0].set_ylim(len(categories) + 0.5, 0.5)
+    axes[0].set_ylabel("rank (1 = most important)")
+    axes[-1].legend(fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    fig.suptitle(title, fontsize=10)
+    return fig

@@ -64,3 +64,11 @@ def test_labels_do_not_overlap():
     for i in range(len(c)):
         for j in range(i):
             assert abs(c[i, 0] - c[j, 0]) >= w - 1e-9 or abs(c[i, 1] - c[j, 1]) >= h - 1e-9
+
+
+def test_seed_rankings():
+    scores = {"m": {"s1": {"a": 0.3, "b": 0.1}, "s2": {"a": 0.1, "b": 0.3}}}
+    fig = ipl.seed_rankings(scores, ["a", "b"], "t")
+    lines = fig.axes[0].get_lines()
+    assert len(lines) == 2
+    assert np.round(lines[0].get_ydata()).tolist() == [1, 2] and np.round(lines[1].get_ydata()).tolist() == [2, 1]
