@@ -176,7 +176,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", type=Path, default=None, help="the model notebook 05 interprets (seed 1)")
     parser.add_argument("--seeds", type=int, default=3, help="fine-tunes compared, the checkpoint included (>= 3)")
-    parser.add_argument("--n-texts", type=int, default=96, help="test materials each method explains")
+    parser.add_argument(
+        "--n-texts", type=int, default=64, help="test materials each method explains (notebook 05 quick: 64)"
+    )
     parser.add_argument("--epochs", type=int, default=None, help="a shorter recipe for the extra seeds (recorded)")
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args(argv)
