@@ -127,9 +127,7 @@ def category_heatmaps(
             shrink=0.85,
         )
     what = "summed over the category's tokens" if kind == "summed" else "per token of the category"
-    fig.suptitle(
-        f"Attention from the first token to each feature category ({what}), mean of {first.n_samples} test texts"
-    )
+    fig.suptitle(f"Attention of the pooled tokens to each feature category ({what}), mean of {first.n_samples} texts")
     return fig
 
 
@@ -162,7 +160,9 @@ def top_tokens(panels: Mapping[str, tuple[Sequence[str], np.ndarray, Sequence[st
         ax.set_title(name, fontsize=9)
     for ax in axes[len(names) :]:
         ax.set_visible(False)
-    handles = [Patch(color=colour[c], label=c) for c in cats] + [Patch(color="grey", label="special / separator")]
+    handles = [Patch(color=colour[c], label=c) for c in cats] + [
+        Patch(color="grey", label="special / separator" if cats else "no categories (a text without character spans)")
+    ]
     fig.legend(handles=handles, loc="outside lower center", ncols=len(handles), fontsize=8, frameon=False)
     return fig
 
