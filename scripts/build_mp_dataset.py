@@ -3,9 +3,9 @@
 
 Usage (from the repository root)::
 
-    .venv/bin/python scripts/build_mp_build.py            # downloads the matminer sdist with pip
-    .venv/bin/python scripts/build_mp_build.py --matminer-sdist ~/matminer-0.3.9.tar.gz
-    .venv/bin/python scripts/build_mp_build.py --check    # rebuild in a temp dir, compare bytes
+    .venv/bin/python scripts/build_mp_dataset.py            # downloads the matminer sdist with pip
+    .venv/bin/python scripts/build_mp_dataset.py --matminer-sdist ~/matminer-0.3.9.tar.gz
+    .venv/bin/python scripts/build_mp_dataset.py --check    # rebuild in a temp dir, compare bytes
 
 The matminer sdist is fetched with ``pip download`` (PyPI only, no other
 network) and must match the pinned sha256; ``mp_gap.csv`` is read from the
@@ -114,8 +114,8 @@ def build_manifest(
         "bytes": csv_path.stat().st_size,
         "rows": report.kept,
         "columns": list(schema.DFT_COLUMNS),
-        "generator": "scripts/build_mp_build.py (logic: coursetools/mp_build.py)",
-        "regenerate": ".venv/bin/python scripts/build_mp_build.py",
+        "generator": "scripts/build_mp_dataset.py (logic: coursetools/mp_build.py)",
+        "regenerate": ".venv/bin/python scripts/build_mp_dataset.py",
         "sources": {
             "matminer": {
                 "version": mp_build.MATMINER_VERSION,
@@ -148,6 +148,8 @@ def build_manifest(
         "method": {
             "join_key": "unreduced cell formula, elements alphabetical, counts explicit (e.g. Al1Co2Fe1)",
             "ambiguous_formulas": "formulas occurring more than once in mp_gap are dropped",
+            "shared_cell_formulas": "cell formulas shared by two or more matminer materials (polymorphs with"
+            " the same cell) are dropped: mp_gap has no ids, so its one value cannot be given to one of them",
             "duplicate_priority": list(mp_build.MATMINER_CSVS),
             "reduced_to_primitive": sorted(mp_build.CONVENTIONAL_CELL_CSVS),
             "space_group": f"stored MP value when any file has one, else spglib symprec={symmetry.SYMPREC},"

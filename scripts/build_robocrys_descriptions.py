@@ -44,6 +44,8 @@ sys.path.insert(0, str(REPO_ROOT))
 sys.path.insert(0, str(REPO_ROOT / "scripts"))
 
 import build_mp_dataset  # noqa: E402  (sdist download/extraction: one home)
+import pandas as pd  # noqa: E402
+
 from helpers import fileio, mp_data, robocrys_data, symmetry  # noqa: E402
 from coursetools import mp_build  # noqa: E402
 
@@ -327,6 +329,63 @@ def finalize(
 # --------------------------------------------------------------------------- main loop
 
 
+def prune_to_dataset(output_dir: Path, mp_csv: Path, previous_mp_csv: Path) -> dict[str, Any]:
+    """Drop committed descriptions whose ``entry_id`` is no longer in ``mp_csv``; rewrite file + manifest.
+
+    Used after issue 16's data fix removed polymorphs that shared a cell
+    formula from the MP set: re-describing a redrawn sample costs hours of
+    robocrys time, so the described materials that remain are kept and the
+    manifest records the sample as drawn on the earlier file, what was
+    removed, per stratum (read from ``previous_mp_csv``, the file the sample
+    was drawn on, checked by sha256), and marks the set INCOMPLETE. Returns the
+    ``pruned`` record written into the manifest.
+    """
+    csv_path = output_dir / robocrys_data.ROBOCRYS_FILE
+    manifest = robocrys_data.read_manifest(csv_path)
+    frame = robocrys_data.read_robocrys_descriptions(csv_path)
+    materials = mp_data.read_dataset_csv(mp_csv)
+    gone = frame[~frame["entry_id"].isin(materials["entry_id"])]
+    if gone.empty:
+        return manifest.get("pruned", {})
+    old_materials = manifest["sources"]["materials"]
+    previous = mp_data.read_dataset_csv(previous_mp_csv)
+    if fileio.sha256_file(previous_mp_csv) != old_materials["sha256"]:
+        raise ValueError(
+            f"{previous_mp_csv}: not the MP file the sample was drawn on (sha256 {old_materials['sha256']})"
+        )
+    stratum_of = dict(zip(previous["entry_id"], robocrys_data.strata(previous), strict=True))
+    strata_of_gone = pd.Series([stratum_of[e] for e in gone["entry_id"]]).value_counts().sort_index()
+    for name, count in strata_of_gone.items():
+        manifest["counts"]["per_stratum"][name]["kept"] -= int(count)
+    kept = frame[frame["entry_id"].isin(materials["entry_id"])]
+    write_descriptions(csv_path, list(zip(kept["entry_id"], kept["formula"], kept["robocrys_text"], strict=True)))
+    pruned = {
+        "reason": "issue 16: the MP set now drops polymorphs sharing a cell formula (scripts/build_mp_dataset.py);"
+        " these described materials are no longer in it. The sample was drawn on the earlier MP file"
+        " (sample_drawn_on) and is not redrawn (hours of robocrys time).",
+        "sample_drawn_on": old_materials,
+        "removed_entry_ids": sorted(gone["entry_id"].tolist()),
+        "removed": len(gone),
+        "removed_by_stratum": {str(k): int(v) for k, v in strata_of_gone.items()},
+    }
+    manifest["pruned"] = pruned
+    manifest["rows"] = manifest["counts"]["kept"] = len(kept)
+    manifest["complete"] = False
+    manifest["status"] = (
+        f"INCOMPLETE: {len(kept)} of {manifest['sample']['target']}; {len(gone)} described materials were"
+        " removed from the MP set by issue 16's join (see pruned)"
+    )
+    manifest["sha256"] = fileio.sha256_file(csv_path)
+    manifest["bytes"] = csv_path.stat().st_size
+    manifest["sources"]["materials"] = {
+        "file": "data/mp_computed_materials.csv",
+        "rows": len(materials),
+        "sha256": fileio.sha256_file(mp_csv),
+    }
+    fileio.atomic_write_json(output_dir / robocrys_data.ROBOCRYS_MANIFEST, manifest, sort_keys=True)
+    return pruned
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=1, help="worker processes (default 1)")
@@ -341,7 +400,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mp-csv", type=Path, default=mp_data.committed_csv_path())
     parser.add_argument("--output-dir", type=Path, default=REPO_ROOT / "data")
     parser.add_argument("--write-only", action="store_true", help="write outputs from the cache, describe nothing")
+    parser.add_argument(
+        "--prune-to-dataset",
+        type=Path,
+        metavar="PREVIOUS_MP_CSV",
+        help="describe nothing: drop committed descriptions no longer in --mp-csv (PREVIOUS_MP_CSV: the MP file"
+        " the sample was drawn on, e.g. from `git show <commit>:data/mp_computed_materials.csv`)",
+    )
     args = parser.parse_args(argv)
+    if args.prune_to_dataset is not None:
+        pruned = prune_to_dataset(args.output_dir.resolve(), args.mp_csv, args.prune_to_dataset)
+        print(json.dumps(pruned, indent=1))
+        return 0
     # A background job started from a script ignores SIGINT: make SIGTERM stop the build cleanly too.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:

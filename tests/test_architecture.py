@@ -45,12 +45,15 @@ HELPERS_LINE_TARGET = 8_000
 #: metrics, leakage check and bootstrap are notebook 03's cells, tests/test_notebook03_definitions.py). The engines the split keeps inside the
 #: lesson API -- the resumable NOMAD pull (helpers/nomad/pull.py), CrabNet's checkpoint checks and crabnet-2.0.8 guards, fileio -- are ~1.5k of them.
 #: 11,527: config.shown_path reads a link such as ../shared as named (1 line).
-#: 11,830 with issue 17 (notebook 05's methods that benchmarks/interpretation.py also runs over several fine-tunes:
+#: 11,578 with issue 16's heads that cannot predict a negative gap (TextConfig.head, TextRegressor's softplus and
+#: two-part output, which the checked loader must rebuild) and the shipped fine-tuned model found by name in the
+#: model store (51 lines); fitting the two-part model is tooling (coursetools/text_recipe.fit_two_part).
+#: 11,881 with issue 17 (on top of 11,578) (notebook 05's methods that benchmarks/interpretation.py also runs over several fine-tunes:
 #: attention averaged over the pooled query tokens and its rollout, integrated gradients, substitution, category
 #: scores, the halide-perovskite rule, a readable top-token chart, a labelled element map and the seed-ranking figure; 303 lines net after
 #: first_token_attention and the token heatmap left). Their student-facing definitions are notebook 05's cells,
 #: tested identical to these in tests/test_notebook05_definitions.py.
-HELPERS_LINE_CEILING = 11_830
+HELPERS_LINE_CEILING = 11_881
 
 
 def module_files(root: Path) -> dict[str, Path]:

@@ -62,3 +62,41 @@ def test_text_model_saves_into_the_store_and_loads(store: Path) -> None:
     assert cfg2 == cfg
     texts = ["GaAs is a semiconductor"]
     np.testing.assert_array_equal(tm.predict(model, tokenizer, texts, 32), tm.predict(loaded, tok, texts, 32))
+
+
+def test_shipped_checkpoint_is_found_by_name_unless_the_store_has_one(
+    store: Path, monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Notebook 05 loads the committed fine-tuned model by name without notebook 04 having run."""
+    name = tm.SHIPPED_FINETUNED_NAME
+    assert model_store.SHIPPED_CHECKPOINTS["text"][name] == tm.SHIPPED_FINETUNED_DIR
+    assert model_store.checkpoint_folder("text", name) == tm.SHIPPED_FINETUNED_DIR  # the store is empty
+    tokenizer = pretraining.train_bpe_tokenizer(["GaAs is a semiconductor", "NaCl is an insulator"] * 4, vocab_size=120)
+    encoder = tm.tiny_roberta(len(tokenizer), hidden=16, layers=1, heads=2, max_length=32, masked_lm=False)
+    cfg = tm.TextConfig(model="tiny", max_length=32, head_hidden=8).validate()
+    shipped = tmp_path_factory.mktemp("pretrained") / name
+    tm.save_regressor(tm.TextRegressor(encoder, head_hidden=8).eval(), tokenizer, shipped, cfg)
+    monkeypatch.setitem(model_store.SHIPPED_CHECKPOINTS["text"], name, shipped)
+    _, _, loaded_cfg = model_store.load_checkpoint("text", name)
+    assert loaded_cfg == cfg
+    own = config.default_checkpoint("text", name)  # a model saved in the store under that name wins
+    tm.save_regressor(tm.TextRegressor(encoder, head_hidden=8).eval(), tokenizer, own, cfg)
+    assert model_store.checkpoint_folder("text", name) == own
+    assert model_store.checkpoint_folder("text", "other") == config.default_checkpoint("text", "other")
+
+
+def test_committed_shipped_fine_tuned_model_loads_and_never_predicts_below_zero() -> None:
+    folder = tm.SHIPPED_FINETUNED_DIR
+    if not (folder / "regressor.json").is_file():
+        pytest.fail(f"{folder} is missing: run scripts/finetune_text_model.py")
+    model, tokenizer, cfg = model_store.load_checkpoint("text", tm.SHIPPED_FINETUNED_NAME)
+    assert cfg.head in ("softplus", "two_part") and cfg.format == "structured"
+    assert (folder / "MODEL_CARD.md").is_file() and (folder / "model.safetensors").stat().st_size < 10 * 1024 * 1024
+    from helpers.descriptions import describe
+
+    rows = [
+        {"formula_reduced": f, "crystal_system": cs, "n_sites": n, "volume_A3": v}
+        for f, cs, n, v in (("Cu", "cubic", 1, 11.8), ("NaCl", "cubic", 2, 45.0), ("GaAs", "cubic", 2, 47.2))
+    ]
+    pred = tm.predict(model, tokenizer, [describe(r).text for r in rows], cfg.max_length, clip_negative=False)
+    assert (pred >= 0).all()

@@ -56,15 +56,35 @@ def test_reduced_formula_and_elements_of_cell_formulas() -> None:
 
 def test_join_keeps_unique_formulas_and_drops_ambiguous_ones() -> None:
     materials = pd.DataFrame(
-        {"material_id": ["mp-3", "mp-1", "mp-2", "mp-4"], "cell_formula": ["Na1Cl1", "Si2", "Ga1As1", "Na1Cl1"]}
+        {"material_id": ["mp-3", "mp-1", "mp-2", "mp-4"], "cell_formula": ["Na1Cl1", "Si2", "Ga1As1", "K1Cl1"]}
     )
     reference = pd.DataFrame(
-        {"formula": ["Si2", "Si2", "Na1Cl1", "Fe1"], "target": [0.6, 0.0, 5.0, 0.0]}  # Si2: two polymorphs
+        {"formula": ["Si2", "Si2", "Na1Cl1", "Fe1", "K1Cl1"], "target": [0.6, 0.0, 5.0, 0.0, 4.2]}  # Si2: 2 polymorphs
     )
     kept, counts = mp.join_unique_formulas(materials, reference)
-    assert counts == mp.JoinCounts(no_match=1, ambiguous=1, kept=2)
-    assert kept["material_id"].tolist() == ["mp-3", "mp-4"]  # input order, both NaCl rows
-    assert kept["band_gap_eV"].tolist() == [5.0, 5.0]
+    assert counts == mp.JoinCounts(no_match=1, ambiguous=1, kept=2, shared_cell_formula=0)
+    assert kept["material_id"].tolist() == ["mp-3", "mp-4"]  # input order
+    assert kept["band_gap_eV"].tolist() == [5.0, 4.2]
+
+
+def test_join_drops_a_cell_formula_shared_on_either_side() -> None:
+    """Planted duplicates: Cd1Te1 twice among the materials (two polymorphs, one mp_gap value), Si2 twice in mp_gap."""
+    materials = pd.DataFrame(
+        {
+            "material_id": ["mp-406", "mp-2388", "mp-149", "mp-804"],
+            "cell_formula": ["Cd1Te1", "Cd1Te1", "Si2", "Ga2N2"],
+        }
+    )
+    reference = pd.DataFrame({"formula": ["Cd1Te1", "Si2", "Si2", "Ga2N2"], "target": [0.58, 0.61, 0.0, 1.74]})
+    kept, counts = mp.join_unique_formulas(materials, reference)
+    assert counts == mp.JoinCounts(no_match=0, ambiguous=1, kept=1, shared_cell_formula=2)
+    assert kept["material_id"].tolist() == ["mp-804"]
+    assert kept["band_gap_eV"].tolist() == [1.74]
+    assert counts.no_match + counts.ambiguous + counts.shared_cell_formula + counts.kept == len(materials)
+    with pytest.raises(ValueError, match="cell_formula"):
+        mp.join_unique_formulas(materials.drop(columns="cell_formula"), reference)
+    with pytest.raises(ValueError, match="row"):
+        mp.join_unique_formulas(materials.assign(cell_formula=["Cd1Te1", None, "Si2", "Ga2N2"]), reference)
 
 
 def _loaded_frame() -> pd.DataFrame:
@@ -121,7 +141,9 @@ def test_to_dft_frame_has_schema_columns_and_sorted_ids() -> None:
 
 def test_build_dataset_end_to_end_on_tiny_files(tmp_path: Path) -> None:
     """Four one-or-two-row matminer-like CSVs + a tiny mp_gap: every count of the report."""
-    nacl, nacl_conv = _rocksalt(False), _rocksalt(True)
+    nacl = _rocksalt(False)
+    kcl = Structure(Lattice([[0, 3.15, 3.15], [3.15, 0, 3.15], [3.15, 3.15, 0]]), ["K", "Cl"], [[0, 0, 0], [0.5] * 3])
+    kcl_conv = Structure.from_spacegroup("Fm-3m", Lattice.cubic(6.4), ["K", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]])
     si = Structure(Lattice.cubic(5.43), ["Si"] * 2, [[0, 0, 0], [0.25] * 3])
     poscar = Poscar(nacl).get_str()
 
@@ -140,26 +162,34 @@ def test_build_dataset_end_to_end_on_tiny_files(tmp_path: Path) -> None:
     write(
         "flla_2015.csv",
         "material_id,formation_energy_per_atom,structure",
-        [f"mp-22862,-2.0,{quoted(str(nacl.as_dict()))}", f"mp-9999,0.0,{quoted(str(si.as_dict()))}"],
+        [
+            f"mp-22862,-2.0,{quoted(str(nacl.as_dict()))}",
+            f"mp-9999,0.0,{quoted(str(si.as_dict()))}",
+            f"mp-7777,-1.0,{quoted(str(kcl.as_dict()))}",
+        ],
     )
-    write("elastic_tensor.csv", "material_id,space_group,poscar", [f"mp-5,225,{quoted(Poscar(nacl_conv).get_str())}"])
+    # mp-5 (conventional KCl, reduced to K1Cl1) shares its cell formula with mp-7777: both dropped
+    write("elastic_tensor.csv", "material_id,space_group,poscar", [f"mp-5,225,{quoted(Poscar(kcl_conv).get_str())}"])
     gaps = tmp_path / "mp_gap.csv"
-    gaps.write_text("formula,target\nCl1Na1,5.0\nSi2,0.6\nSi2,0.0\n")
+    gaps.write_text("formula,target\nCl1Na1,5.0\nSi2,0.6\nSi2,0.0\nCl1K1,4.2\n")
 
     dataset, report = mp.build_dataset(tmp_path, gaps)
 
     assert report.rows_read == {
-        "dielectric_constant.csv": 2, "piezoelectric_tensor.csv": 1, "flla_2015.csv": 2, "elastic_tensor.csv": 1,
+        "dielectric_constant.csv": 2, "piezoelectric_tensor.csv": 1, "flla_2015.csv": 3, "elastic_tensor.csv": 1,
     }  # fmt: skip
-    assert (report.rows_total, report.duplicates_removed, report.unique_materials) == (6, 2, 4)
-    assert (report.no_match, report.ambiguous_formula_dropped, report.kept) == (0, 2, 2)  # both Si2 rows ambiguous
+    assert (report.rows_total, report.duplicates_removed, report.unique_materials) == (7, 2, 5)
+    assert (report.no_match, report.ambiguous_formula_dropped, report.kept) == (0, 2, 1)  # both Si2 rows ambiguous
+    assert report.shared_cell_formula_dropped == 2  # the two K1Cl1 materials
     assert report.reduced_to_primitive == 1
     assert report.kept_by_file == {
-        "dielectric_constant.csv": 1, "piezoelectric_tensor.csv": 0, "flla_2015.csv": 0, "elastic_tensor.csv": 1,
+        "dielectric_constant.csv": 1, "piezoelectric_tensor.csv": 0, "flla_2015.csv": 0, "elastic_tensor.csv": 0,
     }  # fmt: skip
     assert tuple(dataset.columns) == schema.DFT_COLUMNS
-    assert dataset["entry_id"].tolist() == ["mp-5", "mp-22862"]
-    assert dataset["band_gap_eV"].tolist() == [5.0, 5.0]
+    assert dataset["entry_id"].tolist() == ["mp-22862"]
+    assert dataset["band_gap_eV"].tolist() == [5.0]
+    by_id = report.dielectric_check["kept_rows_by_material_id"]
+    assert by_id["compared"] == 1 and by_id["mae_eV"] == pytest.approx(0.01)
     assert report.dielectric_check["compared"] == 1
     assert report.dielectric_check["mae_eV"] == pytest.approx(0.01)
     assert report.space_group_check["agree"] == report.space_group_check["compared"] == 1
@@ -240,7 +270,50 @@ def test_committed_csv_matches_its_manifest(committed: tuple[pd.DataFrame, dict]
     counts = manifest["counts"]
     assert counts["rows_total"] == sum(counts["rows_read"].values())
     assert counts["unique_materials"] == counts["rows_total"] - counts["duplicates_removed"]
-    assert counts["unique_materials"] == counts["no_match"] + counts["ambiguous_formula_dropped"] + counts["kept"]
+    assert counts["unique_materials"] == (
+        counts["no_match"]
+        + counts["ambiguous_formula_dropped"]
+        + counts["shared_cell_formula_dropped"]
+        + counts["kept"]
+    )
+    assert counts["shared_cell_formula_dropped"] > 0  # the polymorphs that used to share one gap
     assert sum(counts["kept_by_file"].values()) == counts["kept"]
     dielectric = manifest["checks"]["dielectric_band_gap"]
     assert dielectric["mae_eV"] <= 0.02 and dielectric["within_0p1_eV_fraction"] >= 0.98
+
+
+def _cell_formulas_of(frame: pd.DataFrame) -> pd.Series:
+    """Cell formula (e.g. ``Cd1Te1``) rebuilt from ``formula_reduced`` and ``n_sites`` with pymatgen."""
+    from pymatgen.core import Composition
+
+    def one(reduced: str, n_sites: int) -> str:
+        composition = Composition(reduced)
+        factor = n_sites / composition.num_atoms
+        assert factor == int(factor), (reduced, n_sites)
+        return formulas.cell_formula({el.symbol: amt * int(factor) for el, amt in composition.items()})
+
+    return pd.Series([one(f, n) for f, n in zip(frame["formula_reduced"], frame["n_sites"], strict=True)])
+
+
+def test_committed_csv_has_one_row_per_cell_formula(committed: tuple[pd.DataFrame, dict]) -> None:
+    """Issue 16: no two structures share a cell formula, so no polymorph carries another's gap."""
+    frame, _ = committed
+    cells = _cell_formulas_of(frame)
+    shared = cells[cells.duplicated(keep=False)]
+    assert shared.empty, f"rows sharing a cell formula: {sorted(set(shared))[:10]}"
+    # a reduced formula may still appear with different cell sizes (e.g. 2 and 4 sites): different polymorphs
+    assert frame["formula_reduced"].nunique() < len(frame)
+
+
+def test_committed_csv_polymorphs_from_issue_16(committed: tuple[pd.DataFrame, dict]) -> None:
+    """CdTe F-43m/Fm-3m, GaN F-43m/Fm-3m (same 2-site cell) and Si I4_1/amd no longer carry a shared gap."""
+    frame, _ = committed
+    ids = set(frame["entry_id"])
+    for dropped in ("mp-406", "mp-2388", "mp-92"):  # CdTe F-43m, CdTe Fm-3m, Si I4_1/amd (beta-Sn type)
+        assert dropped not in ids, dropped
+    assert not ((frame["formula_reduced"] == "Si") & (frame["n_sites"] == 2)).any()
+    for formula in ("CdTe", "GaN"):
+        rows = frame[(frame["formula_reduced"] == formula)]
+        assert (rows["n_sites"] != 2).all(), rows  # the two zinc-blende/rocksalt 2-site cells are gone
+        assert rows["n_sites"].is_unique
+    assert frame.loc[frame["entry_id"] == "mp-804", "space_group_symbol"].item() == "P6_3mc"  # wurtzite GaN kept

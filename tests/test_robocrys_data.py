@@ -87,6 +87,22 @@ def test_committed_descriptions_join_the_mp_rows_and_cover_all_crystal_systems(j
 
 def test_committed_sample_follows_the_sample_rule(materials: pd.DataFrame, manifest: dict) -> None:
     sample = manifest["sample"]
+    if "pruned" in manifest:
+        # Issue 16: drawn on the earlier MP file, then materials the new join removed were pruned (counted).
+        pruned = manifest["pruned"]
+        assert pruned["sample_drawn_on"]["sha256"] != manifest["sources"]["materials"]["sha256"]
+        assert manifest["sources"]["materials"]["sha256"] == fileio.sha256_file(mp_data.committed_csv_path())
+        assert pruned["removed"] == len(pruned["removed_entry_ids"]) == sum(pruned["removed_by_stratum"].values())
+        assert not set(pruned["removed_entry_ids"]) & set(materials["entry_id"])
+        described = rc.read_robocrys_descriptions()
+        assert not set(pruned["removed_entry_ids"]) & set(described["entry_id"])
+        assert len(described) + pruned["removed"] == sample["target"]
+        stratum_of = dict(zip(materials["entry_id"], rc.strata(materials), strict=True))
+        kept = pd.Series([stratum_of[e] for e in described["entry_id"]]).value_counts()
+        for name, counts in manifest["counts"]["per_stratum"].items():
+            assert kept.get(name, 0) == counts["kept"], name
+            assert counts["kept"] + pruned["removed_by_stratum"].get(name, 0) <= counts["quota"], name
+        return
     quotas = rc.stratum_quotas(materials, sample["target"], sample["floor"])
     assert quotas == sample["quotas"]
     order = rc.candidate_order(materials, quotas, sample["seed"])

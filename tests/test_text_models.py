@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 
 import numpy as np
 import pytest
@@ -11,7 +12,7 @@ import torch
 from pymatgen.core import Composition
 
 from helpers import config, splits
-from coursetools import pretraining
+from coursetools import pretraining, text_recipe
 from helpers import text_models as tm
 from helpers.descriptions import describe, describe_rows, token_categories
 from helpers.mp_data import read_dataset_csv
@@ -808,3 +809,103 @@ def test_training_progress_in_a_notebook_is_one_line_updated_in_place(tiny, data
     assert shown[-1][1].startswith("training: ") and "(100 %) in" in shown[-1][1]
     assert "100%" not in out and "\r" not in out  # no tqdm fragments in the printed stream
     assert "epoch 2/2: train loss" in out
+
+
+# ---------------------------------------------------------------- heads that cannot predict a negative gap
+
+
+def _fresh(tiny, head):
+    encoder, tokenizer = tiny
+    torch.manual_seed(0)
+    clone = type(encoder)(encoder.config)
+    clone.load_state_dict(encoder.state_dict())
+    return tm.build_regressor(clone, _cfg(head=head)), tokenizer
+
+
+def test_head_choice_is_validated():
+    assert tm.load_config(mode="quick").head in tm.HEADS
+    with pytest.raises(ValueError, match="head must be one of"):
+        _cfg(head="relu")
+    encoder = tm.tiny_roberta(50, hidden=8, layers=1, heads=1, max_length=16, masked_lm=False)
+    with pytest.raises(ValueError, match="head must be one of"):
+        tm.TextRegressor(encoder, head="sigmoid")
+
+
+@pytest.mark.parametrize("head", ["softplus", "two_part"])
+def test_softplus_heads_never_predict_below_zero(tiny, data, head):
+    model, tokenizer = _fresh(tiny, head)
+    model.set_target_scale(data[1])
+    with torch.no_grad():  # push the last layer far negative: a linear head would predict about -50 eV
+        model.head[-1].bias.fill_(-50.0)
+    raw = tm.predict(model, tokenizer, data[0][:16], clip_negative=False)
+    assert (raw >= 0).all() and raw.max() < 1e-6
+    with torch.no_grad():
+        model.head[-1].bias.fill_(3.0)  # softplus(3) ~ 3.05 standard deviations of gap
+    raw = tm.predict(model, tokenizer, data[0][:16], clip_negative=False)
+    assert (raw > 0.5).all()
+    linear, _ = _fresh(tiny, "linear")
+    linear.set_target_scale(data[1])
+    with torch.no_grad():
+        linear.head[-1].bias.fill_(-50.0)
+    assert (tm.predict(linear, tokenizer, data[0][:16], clip_negative=False) < 0).all()
+
+
+def test_softplus_head_trains_and_round_trips(tiny, data, tmp_path):
+    model, tokenizer = _fresh(tiny, "softplus")
+    texts, y = data
+    fit = tm.train_regressor(model, tokenizer, texts[:64], y[:64], texts[64:], y[64:], _cfg(head="softplus"), False)
+    assert np.isfinite(fit.best_val_mae)
+    before = tm.predict(model, tokenizer, texts[64:], clip_negative=False)
+    assert (before >= 0).all()
+    folder = tm.save_regressor(model, tokenizer, tmp_path / "m", _cfg(head="softplus"))
+    back, _, cfg = tm.load_regressor(folder)
+    assert cfg.head == "softplus"
+    np.testing.assert_allclose(tm.predict(back, tokenizer, texts[64:], clip_negative=False), before, atol=1e-5)
+
+
+def test_two_part_model_sets_predicted_metals_to_zero(tiny, data, tmp_path):
+    model, tokenizer = _fresh(tiny, "two_part")
+    texts, y = data
+    cfg = _cfg(head="two_part")
+    tm.train_regressor(model, tokenizer, texts[:64], y[:64], texts[64:], y[64:], cfg, progress=False)
+    assert not bool(model.classifier_fitted)
+    report = text_recipe.fit_two_part(model, tokenizer, texts[:64], y[:64], texts[64:], y[64:], cfg, head_epochs=5)
+    assert bool(model.classifier_fitted)
+    assert 0 <= report["classifier_val_accuracy"] <= 1
+    n_val = len(y) - 64
+    n_wrong = report["val_metals_called_nonmetal"] + report["val_nonmetals_called_metal"]
+    assert report["classifier_val_accuracy"] == pytest.approx(1 - n_wrong / n_val)
+    pred = tm.predict(model, tokenizer, texts[64:], clip_negative=False)
+    assert report["val_mae_eV"] == pytest.approx(float(np.mean(np.abs(pred - y[64:]))), abs=1e-5)
+    pooled = tm.pooled_embeddings(model, tokenizer, texts[64:])
+    said_metal = (pooled @ model.metal_head.weight.detach().numpy()[0] + model.metal_head.bias.item()) <= 0
+    assert (pred[said_metal] == 0).all() and (pred >= 0).all()
+    assert said_metal.sum() + (~said_metal).sum() == n_val
+    folder = tm.save_regressor(model, tokenizer, tmp_path / "two", cfg)
+    back, _, _ = tm.load_regressor(folder)
+    assert bool(back.classifier_fitted)
+    np.testing.assert_allclose(tm.predict(back, tokenizer, texts[64:], clip_negative=False), pred, atol=1e-5)
+    linear, _ = _fresh(tiny, "linear")
+    with pytest.raises(ValueError, match="two_part"):
+        text_recipe.fit_two_part(linear, tokenizer, texts[:64], y[:64], texts[64:], y[64:], cfg)
+
+
+def test_shipped_recipe_uses_the_head_chosen_on_validation():
+    chosen = json.loads(text_recipe.HEADS_RESULT.read_text())
+    assert text_recipe.HEAD == chosen["chosen"]
+    assert chosen["chosen"] == min(chosen["heads"], key=lambda k: chosen["heads"][k]["val_mae_eV"])
+    cfg = text_recipe.recipe_config(seed=7)
+    assert (cfg.head, cfg.format, cfg.seed, cfg.model) == (text_recipe.HEAD, "structured", 7, str(tm.SHIPPED_DIR))
+    assert cfg.epochs == tm.load_config(mode="full").epochs  # the full preset
+
+
+def test_pretraining_is_long_and_its_validation_curve_is_committed():
+    manifest = tm.shipped_manifest()
+    assert manifest["training"]["steps"] >= 2000
+    curve = json.loads((config.REPO_ROOT / "results" / "benchmarks" / "text_pretraining.json").read_text())
+    steps = sorted(int(s) for s in curve["steps"])
+    assert steps[0] == 0 and steps[-1] == manifest["training"]["steps"] and len(steps) >= 3
+    for s in curve["steps"].values():
+        assert 0 < s["ridge"]["val_mae_eV"] < curve["predict_mean_val_mae_eV"]
+        assert 0 < s["frozen_head"]["val_mae_eV"] < curve["predict_mean_val_mae_eV"]
+    assert curve["mlm_accuracy"][str(steps[-1])] == manifest["training"]["heldout_mlm_accuracy"]
