@@ -137,39 +137,61 @@ def agreement(scores: dict[str, dict[str, dict[str, float]]], categories: list[s
     return ranks, by_seed
 
 
-def fine_tune_seed(recipe: Any, seed: int, texts: dict, y: dict) -> tuple[Any, Any, dict]:
-    """A model fine-tuned with ``recipe`` but ``seed`` (reused from SEEDS_DIR when its recipe matches)."""
+def fine_tune_seed(recipe: Any, seed: int, texts: dict, y: dict, shipped_meta: dict, epochs: int | None) -> tuple:
+    """A model fine-tuned like the checkpoint but with ``seed`` (reused from SEEDS_DIR while recipe and encoder match).
+
+    A checkpoint written by ``coursetools.text_recipe.finetune`` (the shipped fine-tuned model) is re-made by that
+    same function (its overrides kept, ``epochs`` replacing the preset's when given); any other checkpoint by
+    ``helpers.text_models.train_regressor`` with its stored config and only the seed changed.
+    """
     from helpers import text_models as tm
 
-    cfg = replace(recipe, seed=seed)
-    folder = SEEDS_DIR / f"{tm.checkpoint_name(cfg.model, cfg.format, cfg.regime)}_seed{seed}"
-    if (folder / "regressor.json").exists():
-        meta = json.loads((folder / "regressor.json").read_text())
-        if meta.get("config") == asdict(cfg) and meta.get("encoder_sha256") == _encoder_sha(cfg.model):
+    by_recipe = shipped_meta.get("recipe") == "coursetools.text_recipe.finetune"
+    if by_recipe:
+        from coursetools import text_recipe
+
+        overrides = {**shipped_meta.get("overrides", {}), **({"epochs": epochs} if epochs else {})}
+        cfg = text_recipe.recipe_config(seed, **overrides)
+    else:
+        cfg = replace(recipe, seed=seed, **({"epochs": epochs} if epochs else {}))
+    folder = (
+        SEEDS_DIR
+        / f"{Path(cfg.model).name}_{cfg.format}_{cfg.regime}_{cfg.head if hasattr(cfg, 'head') else 'linear'}_seed{seed}"
+    )
+    stamp = {"config": asdict(cfg), "encoder_sha256": _encoder_sha(cfg.model), "data_sha256": _data_sha()}
+    if (folder / "regressor.json").exists() and (folder / "seed.json").exists():
+        if json.loads((folder / "seed.json").read_text()).get("stamp") == stamp:
             model, tok, _ = tm.load_regressor(folder, attn_implementation="eager")
-            return model, tok, {"seed": seed, "reused": True, **meta.get("fit_summary", {})}
-    enc = tm.load_encoder(cfg.model, attn_implementation="eager", verbose=False)
-    model = tm.build_regressor(enc, cfg)
-    fit = tm.train_regressor(
-        model, enc.tokenizer, texts["train"], y["train"], texts["val"], y["val"], cfg, progress=False
-    )
-    summary = {
-        "best_epoch": fit.best_epoch,
-        "best_val_mae_eV": round(fit.best_val_mae, 4),
-        "wall_s": round(fit.wall_s, 1),
-    }
-    tm.save_regressor(
-        model, enc.tokenizer, folder, cfg, extra={"fit_summary": summary, "encoder_sha256": _encoder_sha(cfg.model)}
-    )
-    return model.eval(), enc.tokenizer, {"seed": seed, "reused": False, **summary}
+            return model, tok, {"seed": seed, "reused": True, **json.loads((folder / "seed.json").read_text())["fit"]}
+    start = time.perf_counter()
+    if by_recipe:
+        res = text_recipe.finetune(folder, seed=seed, score_test=False, **overrides)
+        fit = {"best_epoch": res["best_epoch"], "val_mae_eV": res["val_mae_eV"]}
+    else:
+        enc = tm.load_encoder(cfg.model, attn_implementation="eager", verbose=False)
+        model = tm.build_regressor(enc, cfg)
+        res = tm.train_regressor(
+            model, enc.tokenizer, texts["train"], y["train"], texts["val"], y["val"], cfg, progress=False
+        )
+        tm.save_regressor(model, enc.tokenizer, folder, cfg)
+        fit = {"best_epoch": res.best_epoch, "val_mae_eV": round(res.best_val_mae, 4)}
+    fit["wall_s"] = round(time.perf_counter() - start, 1)
+    (folder / "seed.json").write_text(json.dumps({"stamp": stamp, "fit": fit}, indent=1) + "\n")
+    model, tok, _ = tm.load_regressor(folder, attn_implementation="eager")
+    return model, tok, {"seed": seed, "reused": False, **fit}
+
+
+def _data_sha() -> str:
+    return _sha256(REPO / "data" / "mp_computed_materials.csv")[:16]
 
 
 def _encoder_sha(name: str) -> str:
     """sha256 of the pre-trained encoder's weights the seeds start from (a re-trained encoder invalidates them)."""
     from helpers import text_models as tm
 
-    path = tm.SHIPPED_DIR / "model.safetensors" if name == tm.SHIPPED_NAME else None
-    return _sha256(path)[:16] if path is not None and path.exists() else name
+    shipped = name in (tm.SHIPPED_NAME, str(tm.SHIPPED_DIR))
+    path = tm.SHIPPED_DIR / "model.safetensors"
+    return _sha256(path)[:16] if shipped and path.exists() else name
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -189,7 +211,9 @@ def main(argv: list[str] | None = None) -> int:
     from helpers import text_models as tm
 
     start = time.perf_counter()
-    folder = args.checkpoint or interpret.fine_tuned_checkpoint(tm.SHIPPED_NAME)
+    shipped_dir = getattr(tm, "SHIPPED_FINETUNED_DIR", None)
+    default = shipped_dir if shipped_dir is not None and (shipped_dir / "regressor.json").exists() else None
+    folder = args.checkpoint or default or interpret.fine_tuned_checkpoint(tm.SHIPPED_NAME)
     shipped, tok, recipe = tm.load_regressor(folder, attn_implementation="eager")
     shipped_meta = json.loads((Path(folder) / "regressor.json").read_text())
     rows = mp_data.read_dataset_csv()
@@ -199,7 +223,6 @@ def main(argv: list[str] | None = None) -> int:
     y = {p: f["band_gap_eV"].to_numpy() for p, f in split.parts().items()}
     descs = descriptions.describe_rows(test.iloc[: args.n_texts], recipe.format)
     categories = [c for c in descriptions.CATEGORIES if any(s.category == c for d in descs for s in d.spans)]
-    seed_recipe = recipe if args.epochs is None else replace(recipe, epochs=args.epochs)
 
     models: dict[str, dict] = {}
     scores, details = {}, {}
@@ -207,8 +230,8 @@ def main(argv: list[str] | None = None) -> int:
         if k == 0:
             model, mtok, info = shipped, tok, {"seed": recipe.seed, "checkpoint": config.shown_path(folder)}
         else:
-            print(f"fine-tuning seed {recipe.seed + k} ({seed_recipe.epochs} epochs) ...", flush=True)
-            model, mtok, info = fine_tune_seed(seed_recipe, recipe.seed + k, texts, y)
+            print(f"seed {recipe.seed + k}: fine-tuning (or reusing) ...", flush=True)
+            model, mtok, info = fine_tune_seed(recipe, recipe.seed + k, texts, y, shipped_meta, args.epochs)
         pred = tm.predict(model, mtok, texts["test"], max_length=recipe.max_length)
         info["test_mae_eV"] = round(float(np.mean(np.abs(pred - y["test"]))), 4)
         res = method_scores(model, mtok, recipe, descs, categories, seed=SPLIT_SEED)
@@ -224,6 +247,7 @@ def main(argv: list[str] | None = None) -> int:
             "checkpoint": config.shown_path(folder),
             "recipe": asdict(recipe),
             "trained_on_split": shipped_meta.get("split"),
+            "recipe_function": shipped_meta.get("recipe", "helpers.text_models.train_regressor with the stored config"),
             "extra_seeds_recipe": "the checkpoint's own recipe, only the seed changed"
             if args.epochs is None
             else f"SHORTER than the checkpoint's: epochs {args.epochs} instead of {recipe.epochs}, all else equal",

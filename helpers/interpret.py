@@ -62,7 +62,7 @@ def load_or_train_regressor(
     val_y: Sequence[float],
     **overrides: Any,
 ) -> tuple[Any, Any, Any, str]:
-    """Notebook 04's fine-tuned text model from ``folder``, or, when it is missing, a quick one trained now.
+    """The fine-tuned text model saved in ``folder`` (the shipped one or notebook 04's), or, when it is missing, a quick one trained now.
 
     The model is loaded with ``attn_implementation="eager"`` (attention weights available).
     Training uses :func:`helpers.text_models.train_regressor` with the quick preset of
@@ -80,14 +80,14 @@ def load_or_train_regressor(
             model,
             tokenizer,
             cfg,
-            f"{name}: loaded the fine-tuned model notebook 04 saved in {config.shown_path(folder)}",
+            f"{name}: loaded the fine-tuned model in {config.shown_path(folder)}",
         )
     cfg = tm.load_config(mode="quick", model=name, **overrides)
     enc = tm.load_encoder(name, attn_implementation="eager", verbose=False)
     model = tm.build_regressor(enc, cfg)
     fit = tm.train_regressor(model, enc.tokenizer, train_texts, train_y, val_texts, val_y, cfg, progress=False)
     message = (
-        f"{name}: notebook 04's model is not in {config.shown_path(folder)}, so the quick version was trained here with the same helpers "
+        f"{name}: no saved model in {config.shown_path(folder)}, so the quick version was trained here with the same helpers "
         f"({cfg.epochs} epochs, {fit.wall_s:.0f} s, validation MAE {fit.best_val_mae:.3f} eV)"
     )
     return model.eval(), enc.tokenizer, cfg, message
