@@ -98,6 +98,7 @@ def method_scores(model: Any, tokenizer: Any, cfg: Any, descs: list, categories:
     seconds["interventions"] = time.perf_counter() - t
     extra = {
         "ig_completeness_max_abs_delta_eV": float(np.max(np.abs(ig.delta_eV))),
+        "ig_texts_with_delta_above_0.01_eV": int(np.sum(np.abs(ig.delta_eV) > 0.01)),
         "ig_baseline": ig.baseline,
         "ig_mean_baseline_prediction_eV": float(np.mean(ig.baseline_eV)),
     }
@@ -203,6 +204,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--epochs", type=int, default=None, help="a shorter recipe for the extra seeds (recorded)")
     parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--jobs", type=int, default=1, help="extra seeds fine-tuned at the same time (processes)")
+    parser.add_argument("--train-only", type=int, default=None, help=argparse.SUPPRESS)  # one seed, in a child
     args = parser.parse_args(argv)
     if args.seeds < 3:
         parser.error("--seeds must be >= 3")
@@ -224,6 +227,21 @@ def main(argv: list[str] | None = None) -> int:
     descs = descriptions.describe_rows(test.iloc[: args.n_texts], recipe.format)
     categories = [c for c in descriptions.CATEGORIES if any(s.category == c for d in descs for s in d.spans)]
 
+    if args.train_only is not None:
+        fine_tune_seed(recipe, args.train_only, texts, y, shipped_meta, args.epochs)
+        return 0
+    if args.jobs > 1:  # fine-tune the extra seeds in parallel child processes; the loop below then reuses them
+        import subprocess
+
+        base = [sys.executable, __file__, "--checkpoint", str(folder)] + (
+            ["--epochs", str(args.epochs)] if args.epochs else []
+        )
+        todo = [recipe.seed + k for k in range(1, args.seeds)]
+        while todo:
+            batch, todo = todo[: args.jobs], todo[args.jobs :]
+            procs = [subprocess.Popen([*base, "--train-only", str(seed)]) for seed in batch]
+            if any(p.wait() != 0 for p in procs):
+                raise SystemExit(f"fine-tuning one of the seeds {batch} failed")
     models: dict[str, dict] = {}
     scores, details = {}, {}
     for k in range(args.seeds):
@@ -249,8 +267,9 @@ def main(argv: list[str] | None = None) -> int:
             "trained_on_split": shipped_meta.get("split"),
             "recipe_function": shipped_meta.get("recipe", "helpers.text_models.train_regressor with the stored config"),
             "extra_seeds_recipe": "the checkpoint's own recipe, only the seed changed"
-            if args.epochs is None
-            else f"SHORTER than the checkpoint's: epochs {args.epochs} instead of {recipe.epochs}, all else equal",
+            if args.epochs in (None, recipe.epochs)
+            else f"SHORTER than the checkpoint's: epochs {args.epochs} instead of {recipe.epochs}, all else equal "
+            "(the checkpoint's recipe did not fit the CPU time left)",
         },
         "data": {
             "file": "data/mp_computed_materials.csv",
