@@ -120,3 +120,30 @@ def test_chemical_system_rows_and_files_are_separate() -> None:
     assert "text:bandgap-roberta-tiny:robocrys:frozen" in module.row_names("robocrys_subset")
     rows = module.row_names("chemical_system")
     assert "crabnet:full" in rows and not any(r.endswith(":full") and r.startswith("text:") for r in rows)
+
+
+def test_ablation_placeholder_replaces_numbers_but_not_formula_counts() -> None:
+    spec = importlib.util.spec_from_file_location("text_ablations", REPO / "benchmarks" / "text_ablations.py")
+    module = importlib.util.module_from_spec(spec)
+    assert spec.loader is not None
+    spec.loader.exec_module(module)
+    text = "formula: Ga2O3; elements: Ga 0.400, O 0.600; volume per atom: 10.45 A^3; space group: C2/m (number 12)"
+    assert module.with_placeholder(text) == (
+        "formula: Ga2O3; elements: Ga [NUM], O [NUM]; volume per atom: [NUM] A^3; space group: C2/m (number [NUM])"
+    )
+    assert set(module.VARIANTS) >= {"reference", "numbers_as_placeholder", "first_token_pooling", "context_64_tokens"}
+
+
+def test_every_model_row_states_its_budget_and_lowest_prediction() -> None:
+    data = json.loads(RESULTS.read_text())
+    assert {"mean", "rf"} <= set(data["baselines_budget"])
+    for m in data["models"]:
+        assert m["n_train"] == data["n_train"] and m["epochs"] >= 1 and m["cpu_s"] > 0 and m["params"] > 0
+        assert m["min_prediction_eV"] is not None
+    assert set(data["targets"]) >= {
+        "best_text_at_most_forest",
+        "within_15pct_of_crabnet_full",
+        "no_negative_predictions",
+    }
+    for target in data["targets"].values():
+        assert target["reached"] in (True, False, None)
