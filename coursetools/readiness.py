@@ -29,7 +29,7 @@ REQUIRED_PACKAGES: dict[str, tuple[str, ...]] = {
     "02": ("numpy", "pandas", "pymatgen", "matplotlib"),
     "03": ("numpy", "pandas", "torch", "crabnet", "scikit-learn", "safetensors", "ipywidgets", "matplotlib"),
     "04": ("numpy", "pandas", "torch", "transformers", "matplotlib"),
-    "05": ("numpy", "pandas", "torch", "transformers", "matplotlib"),
+    "05": ("numpy", "pandas", "torch", "transformers", "captum", "scikit-learn", "matplotlib"),
 }
 
 _IMPORT_NAME = {"scikit-learn": "sklearn"}

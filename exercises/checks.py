@@ -64,6 +64,8 @@ __all__ = [
     "ex_05_knn_mae",
     "ex_05_token_categories",
     "ex_05_category_attention",
+    "ex_05_pooled_attention",
+    "ex_05_recorder",
 ]
 
 OK_MARK = "✓ correct"
@@ -1041,7 +1043,7 @@ def ex_05_token_categories(fn: Callable[[list, list], list]) -> str:
     return "every token, including the formula's sub-tokens, gets its feature's category."
 
 
-@_exercise("ex_05_category_attention", "medium", "sum the first token's attention over each category's tokens")
+@_exercise("ex_05_category_attention", "medium", "sum the pooled tokens' attention over each category's tokens")
 def ex_05_category_attention(fn: Callable[[np.ndarray, list], Mapping[str, tuple[float, float]]]) -> str:
     """Check ``fn(row, cats) -> {category: (summed, per_token)}`` against
     :func:`helpers.interpret.category_attention` on seeded softmax rows. A pair may be a tuple, list or
@@ -1077,6 +1079,114 @@ def ex_05_category_attention(fn: Callable[[np.ndarray, list], Mapping[str, tuple
                 )
                 raise _NotYet(f"{c}: per token {p:.6g}, expected {ref.per_token[0, 0, j]:.6g}.", hint)
     return "summed and per-token attention per category agree with helpers.interpret.category_attention."
+
+
+def _tiny_attentions() -> tuple[list[Any], Any]:
+    """Seeded softmax attentions of 2 layers x 2 heads for a batch of two texts (5 and 3 real tokens, padded to 5),
+    as an eager encoder returns them: padding keys get 0, padding query rows are still softmax rows."""
+    import torch
+
+    g = torch.Generator().manual_seed(11)
+    mask = torch.tensor([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0]])
+    layers = []
+    for _ in range(2):
+        logits = torch.randn(2, 2, 5, 5, generator=g) * 2
+        logits = logits.masked_fill(mask[:, None, None, :] == 0, float("-inf"))
+        layers.append(torch.softmax(logits, dim=-1).requires_grad_(True))  # as if the graph were alive
+    return layers, mask
+
+
+@_exercise("ex_05_pooled_attention", "medium", "attention averaged over the real query tokens, from output_attentions")
+def ex_05_pooled_attention(fn: Callable[[Any, Any], Any]) -> str:
+    """Check ``fn(attentions, attention_mask) -> (batch, layers, heads, tokens)`` against
+    :func:`helpers.interpret.mean_query_attention` on two padded texts. Names the typical mistakes: the first
+    token's row instead of the pooled tokens', padding query rows averaged in, averaging over keys, a tensor
+    still attached to the graph."""
+    import torch
+
+    from helpers import interpret
+
+    layers, mask = _tiny_attentions()
+    want = interpret.mean_query_attention(layers, mask)
+    got = _call(fn, tuple(layers), mask.clone())
+    if not isinstance(got, torch.Tensor):
+        try:
+            got = torch.as_tensor(np.asarray(got), dtype=torch.float32)
+        except (TypeError, ValueError):
+            raise _NotYet(f"expected a tensor, got {type(got).__name__}.", "return a torch tensor.") from None
+    if tuple(got.shape) != tuple(want.shape):
+        raise _NotYet(
+            f"shape {tuple(got.shape)}, expected {tuple(want.shape)} (batch, layers, heads, tokens).",
+            "stack the layers on axis 1 and average over the query axis.",
+        )
+    att = torch.stack([a.detach() for a in layers], dim=1)
+    values = got.detach().float()
+    if torch.allclose(values, want, atol=1e-5):
+        if got.requires_grad:
+            raise _NotYet(
+                "the numbers are right, but the tensor is still attached to the autograd graph.",
+                "detach() the attentions (or compute under torch.no_grad()): we only read them.",
+            )
+        return "mean over the real query tokens, padding rows left out: what the mean-pooled vector reads."
+    if torch.allclose(values, att[:, :, :, 0, :], atol=1e-5):
+        raise _NotYet(
+            "this is the first token's row (<s>), not what mean pooling reads.",
+            "the pooled vector averages every real token's output: average the rows of all real query tokens.",
+        )
+    if torch.allclose(values, att.mean(dim=3), atol=1e-5):
+        raise _NotYet(
+            "right for the unpadded text, wrong for the padded one: padding query rows are averaged in.",
+            "weight each query row by the attention mask and divide by the number of real tokens.",
+        )
+    if torch.allclose(values, att.mean(dim=4), atol=1e-5):
+        raise _NotYet(
+            "you averaged over the keys (the last axis).", "average over the query axis (axis 3 after stacking)."
+        )
+    raise _NotYet("the values differ from the mean over the real query rows.", "check the axis you average over.")
+
+
+@_exercise("ex_05_recorder", "hard", "a forward hook that records a module's outputs, detached, and can be removed")
+def ex_05_recorder(fn: Callable[[Any, list], Any]) -> str:
+    """Check ``fn(module, store) -> handle`` on a small ``nn.Linear``: one detached entry per call, equal to the
+    output; the returned handle removes the hook. Names the typical mistakes: not detaching, not returning the
+    handle, recording the input, overwriting instead of appending."""
+    import torch
+
+    layer = torch.nn.Linear(3, 2)
+    torch.manual_seed(0)
+    x1, x2 = torch.randn(4, 3), torch.randn(1, 3)
+    store: list = []
+    handle = _call(fn, layer, store)
+    y1 = layer(x1)
+    y2 = layer(x2)
+    if not hasattr(handle, "remove"):
+        raise _NotYet(
+            f"your function returned {type(handle).__name__}, not the hook's handle.",
+            "return what register_forward_hook returns, so the caller can remove the hook.",
+        )
+    handle.remove()
+    layer(x1)
+    if len(store) > 2:
+        raise _NotYet("the hook still records after handle.remove().", "return the handle of the hook you registered.")
+    if len(store) < 2:
+        raise _NotYet(
+            f"two forward calls, {len(store)} entries recorded.",
+            "append every call's output to the list (do not replace it).",
+        )
+    if not isinstance(store[0], torch.Tensor) or store[0].shape != y1.shape:
+        shape = getattr(store[0], "shape", type(store[0]).__name__)
+        raise _NotYet(
+            f"the first entry is {shape}, expected the output of shape {tuple(y1.shape)}.",
+            "the hook's third argument is the output; the second is the inputs.",
+        )
+    if not (torch.allclose(store[0], y1.detach()) and torch.allclose(store[1], y2.detach())):
+        raise _NotYet("the recorded tensors differ from the outputs.", "store the output the hook receives.")
+    if store[0].requires_grad:
+        raise _NotYet(
+            "the recorded tensor is still attached to the autograd graph (it keeps the graph and its memory alive).",
+            "store output.detach().",
+        )
+    return "one detached output per call, and the hook is gone after remove()."
 
 
 # --------------------------------------------------------------------------- notebook 04

@@ -12,14 +12,16 @@ Four questions, one section each:
 2. **Which tokens belong to which feature?** :func:`tokenize_with_categories`
    maps a description's character spans (``helpers.descriptions``) onto the tokens
    through the tokenizer's offset mapping (never by re-tokenising substrings).
-3. **Where does the first token look?** :func:`first_token_attention` runs an
+3. **Where does the pooled vector look?** :func:`pooled_attention` runs an
    encoder with ``output_attentions=True`` (it must be loaded with
    ``attn_implementation="eager"``; SDPA returns no attentions in transformers 5.x)
-   and keeps the attention row of the first token (``<s>``/``[CLS]``);
+   and averages the rows of the query tokens mean pooling averages
+   (:func:`mean_query_attention`), plus :func:`attention_rollout` across layers;
    :func:`category_attention` sums it per category (and divides by the category's
    token count), per layer and head, averaged over samples.
-4. **Is attention an explanation?** :func:`occlusion_effects` masks each category's
-   tokens and measures how far the prediction moves (eV); :func:`rank_agreement`
+4. **Is attention an explanation?** :func:`integrated_gradients` attributes the prediction to
+   tokens; :func:`substitution_effects` gives a category another material's values and
+   :func:`occlusion_effects` masks its tokens, measuring how far the prediction moves (eV); :func:`rank_agreement`
    compares that ranking with the attention ranking (Spearman).
 """
 
@@ -60,7 +62,7 @@ def load_or_train_regressor(
     val_y: Sequence[float],
     **overrides: Any,
 ) -> tuple[Any, Any, Any, str]:
-    """Notebook 04's fine-tuned text model from ``folder``, or, when it is missing, a quick one trained now.
+    """The fine-tuned text model saved in ``folder`` (the shipped one or notebook 04's), or, when it is missing, a quick one trained now.
 
     The model is loaded with ``attn_implementation="eager"`` (attention weights available).
     Training uses :func:`helpers.text_models.train_regressor` with the quick preset of
@@ -78,14 +80,14 @@ def load_or_train_regressor(
             model,
             tokenizer,
             cfg,
-            f"{name}: loaded the fine-tuned model notebook 04 saved in {config.shown_path(folder)}",
+            f"{name}: loaded the fine-tuned model in {config.shown_path(folder)}",
         )
     cfg = tm.load_config(mode="quick", model=name, **overrides)
     enc = tm.load_encoder(name, attn_implementation="eager", verbose=False)
     model = tm.build_regressor(enc, cfg)
     fit = tm.train_regressor(model, enc.tokenizer, train_texts, train_y, val_texts, val_y, cfg, progress=False)
     message = (
-        f"{name}: notebook 04's model is not in {config.shown_path(folder)}, so the quick version was trained here with the same helpers "
+        f"{name}: no saved model in {config.shown_path(folder)}, so the quick version was trained here with the same helpers "
         f"({cfg.epochs} epochs, {fit.wall_s:.0f} s, validation MAE {fit.best_val_mae:.3f} eV)"
     )
     return model.eval(), enc.tokenizer, cfg, message
@@ -393,28 +395,93 @@ def _check_eager(encoder: Any) -> None:
         )
 
 
-def first_token_attention(
-    model: Any, tokenizer: Any, input_ids: Sequence[Sequence[int]], batch_size: int = 32
-) -> list[np.ndarray]:
-    """Attention *from the first token* to every token, per layer and head.
+def mean_query_attention(attentions: Sequence[Any], attention_mask: Any) -> Any:
+    """Attention averaged over the query tokens that mean pooling averages: ``(batch, layers, heads, tokens)``.
 
-    Args:
-        model: an ``AutoModel`` encoder (or a ``TextRegressor``; its encoder is used)
-            loaded with ``attn_implementation="eager"``.
-        input_ids: token ids per text (e.g. :attr:`TokenizedDescription.input_ids`).
+    ``attentions`` is an encoder's ``output_attentions`` (one ``(batch, heads, query, key)`` tensor per layer),
+    ``attention_mask`` ``(batch, tokens)`` with 1 for real tokens. Each query row is a softmax over keys; the
+    pooled vector is the mean of the *real* tokens' outputs, so their rows are averaged (padding rows left out).
+    The same definition is a cell of notebook 05 (tested identical). Rows sum to 1 over the real keys.
+    """
+    att = torch_stack(attentions)  # (batch, layers, heads, query, key)
+    q = attention_mask[:, None, None, :, None].to(att.dtype)  # real query tokens only
+    return (att * q).sum(dim=3) / q.sum(dim=3)
 
-    Returns:
-        Per text an array ``(layers, heads, n_tokens)`` (its real tokens only); each
-        ``[layer, head]`` row sums to 1.
+
+def attention_rollout(attentions: Sequence[Any], attention_mask: Any) -> Any:
+    """Attention rollout (Abnar & Zuidema 2020) read by the mean-pooled vector: ``(batch, tokens)``, rows sum to 1.
+
+    Per layer: heads averaged, the residual connection added as ``0.5 A + 0.5 I``, rows renormalised;
+    the layers multiplied from the first to the last; then the rows of the real query tokens averaged, as mean
+    pooling does. The same definition is a cell of notebook 05 (tested identical).
+    """
+    att = torch_stack(attentions).mean(dim=2)  # (batch, layers, query, key): heads averaged
+    eye = _torch().eye(att.shape[-1], dtype=att.dtype)
+    mixed = 0.5 * att + 0.5 * eye
+    mixed = mixed / mixed.sum(dim=-1, keepdim=True)
+    rollout = mixed[:, 0]
+    for layer in range(1, mixed.shape[1]):
+        rollout = mixed[:, layer] @ rollout  # what layer l reads, traced back to the input tokens
+    q = attention_mask[:, :, None].to(att.dtype)
+    return (rollout * q).sum(dim=1) / q.sum(dim=1)
+
+
+def _torch() -> Any:
+    import torch
+
+    return torch
+
+
+def torch_stack(attentions: Sequence[Any]) -> Any:
+    """Stack per-layer ``(batch, heads, query, key)`` attentions to ``(batch, layers, heads, query, key)``.
 
     Raises:
-        ValueError: the encoder was not loaded with eager attention, or a text is longer than
+        ValueError: no attentions (an encoder loaded with SDPA attention returns none).
+    """
+    if not attentions or attentions[0] is None:
+        raise ValueError("the encoder returned no attentions; load it with attn_implementation='eager'")
+    return _torch().stack([a.detach().float() for a in attentions], dim=1)
+
+
+@dataclass
+class PooledAttention:
+    """Attention as the pooled vector reads it, per text (its real tokens only).
+
+    Attributes:
+        per_layer: per text ``(layers, heads, n_tokens)``: mean over the real query tokens (mean pooling)
+            or the first token's row (first-token pooling); each row sums to 1.
+        rollout: per text ``(n_tokens,)``: attention rollout across all layers, read the same way.
+        pooling: ``"mean"`` or ``"first"``.
+    """
+
+    per_layer: list[np.ndarray]
+    rollout: list[np.ndarray]
+    pooling: str
+
+
+def pooled_attention(
+    model: Any, tokenizer: Any, input_ids: Sequence[Sequence[int]], pooling: str | None = None, batch_size: int = 32
+) -> PooledAttention:
+    """Attention per layer and head, and rollout, *from the tokens the pooled vector uses* to every token.
+
+    Args:
+        model: a ``TextRegressor`` (its encoder and pooling are used) or an ``AutoModel`` encoder, loaded with
+            ``attn_implementation="eager"``.
+        input_ids: token ids per text (e.g. :attr:`TokenizedDescription.input_ids`).
+        pooling: ``"mean"`` (real query tokens averaged: :func:`mean_query_attention`) or ``"first"`` (the
+            ``<s>`` row, for a first-token-pooled model); default: the model's own pooling, else ``"mean"``.
+
+    Raises:
+        ValueError: the encoder was not loaded with eager attention, an unknown pooling, or a text longer than
             its position embeddings (naming the text; see :func:`helpers.text_models.max_positions`).
     """
     import torch
 
     from . import text_models as tm
 
+    pooling = pooling or getattr(model, "pooling", "mean")
+    if pooling not in ("mean", "first"):
+        raise ValueError(f"pooling must be 'mean' or 'first', got {pooling!r}")
     encoder = _encoder_of(model)
     _check_eager(encoder)
     limit = tm.max_positions(encoder)
@@ -426,7 +493,8 @@ def first_token_attention(
             )
     device = next(encoder.parameters()).device
     encoder.eval()
-    out: list[np.ndarray] = []
+    per_layer: list[np.ndarray] = []
+    rollout: list[np.ndarray] = []
     with torch.no_grad():
         for i in range(0, len(input_ids), batch_size):
             chunk = [list(x) for x in input_ids[i : i + batch_size]]
@@ -437,21 +505,25 @@ def first_token_attention(
                 ids[r, : len(x)] = torch.tensor(x)
                 mask[r, : len(x)] = 1
             res = encoder(input_ids=ids.to(device), attention_mask=mask.to(device), output_attentions=True)
-            if not res.attentions or res.attentions[0] is None:
-                raise ValueError("the encoder returned no attentions; load it with attn_implementation='eager'")
-            rows = torch.stack([a[:, :, 0, :] for a in res.attentions], dim=1).float().cpu().numpy()  # (b, L, H, T)
+            atts = [a.cpu() for a in torch_stack(res.attentions).unbind(dim=1)]
+            reads = mask.clone()
+            if pooling == "first":
+                reads[:, 1:] = 0  # only the first token's row
+            layer_rows = mean_query_attention(atts, reads).numpy()
+            roll = attention_rollout(atts, reads).numpy()
             for r, x in enumerate(chunk):
-                out.append(rows[r, :, :, : len(x)])
-    return out
+                per_layer.append(layer_rows[r, :, :, : len(x)])
+                rollout.append(roll[r, : len(x)])
+    return PooledAttention(per_layer, rollout, pooling)
 
 
 @dataclass
 class CategoryAttention:
-    """First-token attention per layer, head and category, averaged over samples.
+    """Pooled attention per layer, head and category, averaged over samples.
 
     Attributes:
         categories: category names (columns of the last axis).
-        summed: ``(layers, heads, categories)``: total attention the first token gives
+        summed: ``(layers, heads, categories)``: total attention the pooled tokens give
             the category's tokens (a share, 0-1), mean over the samples that have the category.
         per_token: same, divided by the category's number of tokens in each sample
             (long fields no longer win by length alone).
@@ -477,10 +549,10 @@ def category_attention(
     token_categories: Sequence[Sequence[str | None]],
     categories: Sequence[str] | None = None,
 ) -> CategoryAttention:
-    """Aggregate first-token attention rows by feature category.
+    """Aggregate pooled attention rows by feature category.
 
     Args:
-        rows: per sample ``(layers, heads, n_tokens)`` (from :func:`first_token_attention`).
+        rows: per sample ``(layers, heads, n_tokens)`` (from :func:`pooled_attention`).
         token_categories: per sample, the category of each token (``None``: special/glue).
         categories: category order; default: in order of first appearance.
 
@@ -618,6 +690,146 @@ def occlusion_effects(
     return pd.DataFrame(rows)
 
 
+def substitute(description: Any, donor: Any, category: str) -> str:
+    """``description``'s text with every feature of ``category`` replaced by ``donor``'s text for the same feature.
+
+    Both are :class:`helpers.descriptions.Description`; a feature the donor lacks is left as it is. The result
+    is a text of the training format with values that occur in the data (unlike a ``<mask>`` token). The same
+    definition is a cell of notebook 05 (tested identical).
+    """
+    theirs = {s.feature: donor.text[s.start : s.end] for s in donor.spans}
+    text = description.text
+    for span in sorted(description.spans, key=lambda s: -s.start):  # from the end: earlier offsets stay valid
+        if span.category == category and span.feature in theirs:
+            text = text[: span.start] + theirs[span.feature] + text[span.end :]
+    return text
+
+
+def substitution_effects(
+    predict: Callable[[list[str]], np.ndarray], descs: Sequence[Any], categories: Sequence[str], seed: int = 0
+) -> pd.DataFrame:
+    """How far each prediction moves when one category takes the values of another test material (eV).
+
+    For each text and category the donor is the first material of a seeded permutation (not the text
+    itself) whose text for that category differs; ``predict(texts) -> eV`` (unclipped). Categories a text
+    lacks are skipped. The same definition is a cell of notebook 05 (tested identical).
+
+    Returns:
+        Long table ``sample, category, donor, prediction_eV, substituted_eV, change_eV``.
+    """
+    rng = np.random.default_rng(seed)
+    base = np.asarray(predict([d.text for d in descs]), dtype=float)
+    rows = []
+    for c in categories:
+        texts, who = [], []
+        for s, d in enumerate(descs):
+            mine = substitute(d, d, c)
+            for donor in rng.permutation(len(descs)):
+                if donor != s and substitute(d, descs[donor], c) != mine:
+                    texts.append(substitute(d, descs[donor], c))
+                    who.append((s, int(donor)))
+                    break
+        new = np.asarray(predict(texts), dtype=float) if texts else np.zeros(0)
+        for (s, donor), p in zip(who, new):
+            rows.append({"sample": s, "category": c, "donor": donor, "prediction_eV": base[s],
+                         "substituted_eV": p, "change_eV": p - base[s]})  # fmt: skip
+    return pd.DataFrame(rows, columns=["sample", "category", "donor", "prediction_eV", "substituted_eV", "change_eV"])
+
+
+@dataclass
+class Attributions:
+    """Integrated gradients of a text regressor's prediction (eV) on its word embeddings, per text.
+
+    Attributes:
+        per_token: per text ``(n_tokens,)``: attribution of each token (eV), summed over embedding dimensions.
+        prediction_eV, baseline_eV: the model's output for the text and for its baseline (eV, unclipped).
+        delta_eV: completeness gap ``sum(per_token) - (prediction - baseline)`` per text (eV).
+        baseline: the baseline in words.
+    """
+
+    per_token: list[np.ndarray]
+    prediction_eV: np.ndarray
+    baseline_eV: np.ndarray
+    delta_eV: np.ndarray
+    baseline: str = "every token except <s> and </s> replaced by <mask> (same length, positions and attention mask)"
+
+
+def integrated_gradients(
+    model: Any, tokenizer: Any, input_ids: Sequence[Sequence[int]], n_steps: int = 32, batch_size: int = 2
+) -> Attributions:
+    """Integrated gradients (captum ``LayerIntegratedGradients``) of a ``TextRegressor``'s eV output on its word embeddings.
+
+    Regression output: no target. Baseline: :attr:`Attributions.baseline` (``<mask>`` keeps RoBERTa's position
+    ids, which ``<pad>`` would change). ``n_steps`` points of the Gauss-Legendre rule; the completeness gap
+    :attr:`Attributions.delta_eV` shrinks as ``n_steps`` grows. Memory grows with ``batch_size * n_steps`` sequences
+    held with their gradients at once (8 x 32 texts of ~90 tokens took the notebook kernel past 2 GB; 2 x 32 stays
+    well under 1 GB).
+
+    Raises:
+        ValueError: a tokenizer without a mask token, or ``n_steps < 2``.
+    """
+    import torch
+    from captum.attr import LayerIntegratedGradients
+
+    if tokenizer.mask_token_id is None:
+        raise ValueError("the tokenizer has no mask token, which the baseline needs")
+    if n_steps < 2:
+        raise ValueError(f"n_steps must be >= 2, got {n_steps}")
+    special = set(tokenizer.all_special_ids)
+    model.eval()
+
+    def forward(ids: Any, mask: Any) -> Any:
+        return model(input_ids=ids, attention_mask=mask) * model.y_std + model.y_mean  # eV
+
+    lig = LayerIntegratedGradients(forward, model.encoder.get_input_embeddings())
+    out: list[np.ndarray] = []
+    pred, base, delta = [], [], []
+    for i in range(0, len(input_ids), batch_size):
+        chunk = [list(x) for x in input_ids[i : i + batch_size]]
+        width = max(len(x) for x in chunk)
+        ids = torch.full((len(chunk), width), tokenizer.pad_token_id, dtype=torch.long)
+        mask = torch.zeros((len(chunk), width), dtype=torch.long)
+        for r, x in enumerate(chunk):
+            ids[r, : len(x)] = torch.tensor(x)
+            mask[r, : len(x)] = 1
+        keep = mask.bool() & ~torch.isin(ids, torch.tensor(sorted(special)))
+        ref = torch.where(keep, torch.full_like(ids, tokenizer.mask_token_id), ids)
+        att, d = lig.attribute(ids, ref, additional_forward_args=(mask,), n_steps=n_steps,
+                               return_convergence_delta=True)  # fmt: skip
+        tok = att.sum(dim=-1).detach().numpy()
+        with torch.no_grad():
+            pred.append(forward(ids, mask).numpy())
+            base.append(forward(ref, mask).numpy())
+        delta.append(d.detach().numpy())
+        out.extend(tok[r, : len(x)] for r, x in enumerate(chunk))
+    return Attributions(out, np.concatenate(pred), np.concatenate(base), np.concatenate(delta))
+
+
+def category_scores(
+    per_token: Sequence[np.ndarray], token_categories: Sequence[Sequence[str | None]], categories: Sequence[str]
+) -> pd.DataFrame:
+    """Per text and category: the token scores summed and per token (e.g. attention, rollout or attributions).
+
+    Returns:
+        Long table ``sample, category, n_tokens, summed, per_token``; categories a text lacks are skipped.
+
+    Raises:
+        ValueError: a text whose number of scores differs from its number of token categories (naming it).
+    """
+    rows = []
+    for s, (score, cats) in enumerate(zip(per_token, token_categories, strict=True)):
+        score = np.asarray(score, dtype=float)
+        if score.shape[-1] != len(cats):
+            raise ValueError(f"text {s}: {score.shape[-1]} token scores but {len(cats)} token categories")
+        for c in categories:
+            sel = [i for i, t in enumerate(cats) if t == c]
+            if sel:
+                total = float(score[sel].sum())
+                rows.append({"sample": s, "category": c, "n_tokens": len(sel), "summed": total,
+                             "per_token": total / len(sel)})  # fmt: skip
+    return pd.DataFrame(rows, columns=["sample", "category", "n_tokens", "summed", "per_token"])
+
+
 def rank_agreement(effects: Mapping[str, float], attention: Mapping[str, float]) -> tuple[float, float]:
     """Spearman rank correlation between two per-category scores (same keys).
 
@@ -652,10 +864,16 @@ def rank_agreement(effects: Mapping[str, float], attention: Mapping[str, float])
 # --------------------------------------------------------------------------- choosing examples
 
 
-def is_perovskite_like(formula: str, space_group_number: int | None) -> bool:
+#: The anions of a halide perovskite ABX3 (the solar-cell family: CsPbI3, CsSnI3, MAPbBr3, ...).
+HALIDES: frozenset[str] = frozenset({"Cl", "Br", "I"})
+
+
+def is_perovskite_like(formula: str, space_group_number: int | None, anions: frozenset[str] | None = None) -> bool:
     """True for an ABX3 composition (three elements in ratio 1:1:3) in space group Pm-3m (221), the ideal perovskite.
 
-    A missing space group (``None`` or NaN) is not 221: False.
+    ``anions``: when given, X (the element with 3) must be one of them (:data:`HALIDES` for a halide perovskite;
+    Co3AlC, an antiperovskite carbide, is ABX3 by numbers but not a halide). A missing space group (``None`` or
+    NaN) is not 221: False.
 
     Raises:
         ValueError: a space group that is present but not an integer in 1..230.
@@ -669,8 +887,12 @@ def is_perovskite_like(formula: str, space_group_number: int | None) -> bool:
     crystal_system_from_spacegroup(space_group_number)  # ValueError unless an integer in 1..230
     if int(space_group_number) != 221:
         return False
-    amounts = sorted(Composition(formula).get_el_amt_dict().values())
-    return len(amounts) == 3 and np.allclose(np.asarray(amounts) / amounts[0], [1, 1, 3])
+    amounts = Composition(formula).get_el_amt_dict()
+    values = sorted(amounts.values())
+    if not (len(values) == 3 and np.allclose(np.asarray(values) / values[0], [1, 1, 3])):
+        return False
+    x = max(amounts, key=amounts.get)
+    return anions is None or x in anions
 
 
 def pick_examples(rows: pd.DataFrame) -> dict[str, Any]:
@@ -678,7 +900,7 @@ def pick_examples(rows: pd.DataFrame) -> dict[str, Any]:
 
     - ``"metal"``: a binary compound with band gap 0 eV (the first by formula);
     - ``"wide-gap insulator"``: the largest band gap (eV);
-    - ``"perovskite"``: the first ABX3 in Pm-3m (:func:`is_perovskite_like`), if any.
+    - ``"halide perovskite"``: the first ABX3 halide (X in :data:`HALIDES`) in Pm-3m (:func:`is_perovskite_like`), if any.
 
     ``rows`` needs ``formula_reduced``, ``band_gap_eV``, ``n_elements`` and
     ``space_group_number``. Missing kinds are left out of the result; a row without a
@@ -696,10 +918,10 @@ def pick_examples(rows: pd.DataFrame) -> dict[str, Any]:
     perov = []
     for i, f, sg in zip(rows.index, rows["formula_reduced"], rows["space_group_number"]):
         try:
-            if is_perovskite_like(f, sg):
+            if is_perovskite_like(f, sg, HALIDES):
                 perov.append(i)
         except ValueError as exc:
             raise ValueError(f"row {i!r}: {exc}") from None
     if perov:
-        out["perovskite"] = min(perov, key=lambda i: rows.at[i, "formula_reduced"])
+        out["halide perovskite"] = min(perov, key=lambda i: rows.at[i, "formula_reduced"])
     return out

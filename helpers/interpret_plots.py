@@ -2,7 +2,7 @@
 
 Like :mod:`helpers.plotting`: matplotlib's object API, each function returns a new
 :class:`~matplotlib.figure.Figure` (end a notebook cell with it to display it).
-Attention values are shares of the first token's (or an element's) attention, 0-1;
+Attention values are shares of the pooled tokens' (or an element's) attention, 0-1;
 band gaps in eV.
 """
 
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-import matplotlib
 import numpy as np
 import pandas as pd
 from matplotlib import colors as mcolors
@@ -128,64 +127,58 @@ def category_heatmaps(
             shrink=0.85,
         )
     what = "summed over the category's tokens" if kind == "summed" else "per token of the category"
-    fig.suptitle(
-        f"Attention from the first token to each feature category ({what}), mean of {first.n_samples} test texts"
-    )
+    fig.suptitle(f"Attention of the pooled tokens to each feature category ({what}), mean of {first.n_samples} texts")
     return fig
 
 
-def token_heatmap(tokens: Sequence[str], rows: np.ndarray, categories: Sequence[str | None], title: str) -> Figure:
-    """Layers x tokens heatmap of first-token attention (heads averaged); token labels coloured by feature category."""
+def _label(token: str) -> str:
+    return token.replace("Ġ", "·").replace("##", "")
+
+
+def top_tokens(panels: Mapping[str, tuple[Sequence[str], np.ndarray, Sequence[str | None]]], k: int = 10) -> Figure:
+    """Horizontal bars of the ``k`` tokens with the largest |score| per panel, labelled ``token (#position)``.
+
+    ``panels``: title -> ``(tokens, scores, categories)``; bars coloured by the token's feature category
+    (grey: special token or separator); a negative score (an attribution) is drawn to the left.
+    """
     from matplotlib.patches import Patch
 
-    rows = np.asarray(rows)
-    n = len(tokens)
-    fig = Figure(figsize=(min(18, 2.5 + 0.15 * n), 3.0 + 0.25 * rows.shape[0]), layout="constrained")
-    ax = fig.add_subplot()
-    im = ax.imshow(rows, aspect="auto", cmap="magma")
-    labels = [t.replace("Ġ", "·").replace("##", "") for t in tokens]
-    ax.set_xticks(range(n), labels, rotation=90, fontsize=7)
-    cats = [c for c in dict.fromkeys(categories) if c is not None]
+    names = list(panels)
+    ncols = 2 if len(names) > 1 else 1
+    nrows = -(-len(names) // ncols)
+    fig = Figure(figsize=(10, 0.28 * k * nrows + 1.2 * nrows), layout="constrained")
+    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+    cats = list(dict.fromkeys(c for _t, _s, cs in panels.values() for c in cs if c is not None))
     colour = {c: f"C{i}" for i, c in enumerate(cats)}
-    for tick, c in zip(ax.get_xticklabels(), categories):
-        tick.set_color(colour.get(c, "grey"))
-    ax.set_yticks(range(rows.shape[0]), [f"layer {i + 1}" for i in range(rows.shape[0])], fontsize=8)
-    ax.set_xlabel("token (· = preceded by a space)")
+    for ax, name in zip(axes, names):
+        tokens, scores, categories = panels[name]
+        scores = np.asarray(scores, dtype=float)
+        top = np.argsort(-np.abs(scores), kind="stable")[:k][::-1]
+        ax.barh(range(len(top)), scores[top], color=[colour.get(categories[i], "grey") for i in top])
+        ax.set_yticks(range(len(top)), [f"{_label(tokens[i])} (#{i})" for i in top], fontsize=8)
+        ax.axvline(0, color="black", linewidth=0.6)
+        ax.set_title(name, fontsize=9)
+    for ax in axes[len(names) :]:
+        ax.set_visible(False)
     handles = [Patch(color=colour[c], label=c) for c in cats] + [
-        Patch(color="grey", label="special / separator" if cats else "no categories (no spans)")
+        Patch(color="grey", label="special / separator" if cats else "no categories (a text without character spans)")
     ]
-    ax.legend(
-        handles=handles,
-        title="token label colour",
-        fontsize=7,
-        title_fontsize=7,
-        loc="upper left",
-        bbox_to_anchor=(1.06, 1.0),
-        frameon=False,
-    )
-    fig.colorbar(im, ax=ax, label="attention share", pad=0.01)
-    ax.set_title(title, fontsize=10)
+    fig.legend(handles=handles, loc="outside lower center", ncols=len(handles), fontsize=8, frameon=False)
     return fig
 
 
-def occlusion_vs_attention(table: pd.DataFrame, title: str) -> Figure:
-    """Per category: mean |prediction change| when occluded (eV, left) next to attention (share, right)."""
-    fig = Figure(figsize=(11, 3.6), layout="constrained")
-    ax1, ax2, ax3 = fig.subplots(1, 3)
-    cats = list(table.index)
-    ax1.bar(cats, table["occlusion |change| (eV)"], color="#c44e52")
-    ax1.set_ylabel("mean |prediction change| (eV)")
-    ax1.set_title("prediction change when the\ncategory is masked", fontsize=9)
-    ax2.bar(cats, table["attention (summed)"], color="#4c72b0")
-    ax2.set_ylabel("attention share")
-    ax2.set_title("attention from the first token\n(last layer, heads averaged)", fontsize=9)
-    ax3.bar(cats, table["attention (per token)"], color="#55a868")
-    ax3.set_ylabel("attention share per token")
-    ax3.set_title("attention per token of the category\n(last layer, heads averaged)", fontsize=9)
-    for ax in (ax1, ax2, ax3):
-        ax.tick_params(axis="x", rotation=30)
-        ax.set_xlabel("feature category")
-    fig.suptitle(title)
+def method_bars(table: pd.DataFrame, title: str) -> Figure:
+    """One panel per method (column of ``table``): its score per feature category (rows), the top one dark."""
+    fig = Figure(figsize=(2.3 * table.shape[1] + 0.5, 3.4), layout="constrained")
+    axes = fig.subplots(1, table.shape[1], squeeze=False)[0]
+    for ax, col in zip(axes, table.columns):
+        values = table[col].to_numpy(dtype=float)
+        top = int(np.nanargmax(values))
+        ax.bar(table.index, values, color=["#1f4e79" if i == top else "#9ecae1" for i in range(len(values))])
+        ax.set_title(col, fontsize=8)
+        ax.tick_params(axis="x", rotation=45, labelsize=8)
+        ax.tick_params(axis="y", labelsize=8)
+    fig.suptitle(title, fontsize=10)
     return fig
 
 
@@ -226,39 +219,127 @@ def received_bars(received: pd.DataFrame, min_count: int, title: str) -> Figure:
     return fig
 
 
-def element_embedding_map(
-    xy: np.ndarray, symbols: Sequence[str], groups: Sequence[int | None], seen: Sequence[bool], title: str
-) -> Figure:
-    """2-D map of element embeddings, coloured by periodic-table group (f-block grey); seen elements labelled in bold."""
-    fig = Figure(figsize=(8.5, 6.5), layout="constrained")
-    ax = fig.add_subplot()
-    g = np.array([np.nan if x is None else x for x in groups], dtype=float)
-    f_block = np.isnan(g)
-    ax.scatter(xy[f_block, 0], xy[f_block, 1], facecolors="none", edgecolors="grey", s=30, label="f-block (no group)")
-    cmap = matplotlib.colormaps["turbo"].resampled(18)
-    sc = ax.scatter(
-        xy[~f_block, 0],
-        xy[~f_block, 1],
-        c=g[~f_block],
-        cmap=cmap,
-        vmin=0.5,
-        vmax=18.5,
-        s=40,
-        edgecolors="black",
-        linewidths=0.3,
+#: Qualitative colour per element family (periodic-table blocks a chemist names), for the element map.
+FAMILIES: dict[str, str] = {
+    "alkali metals": "#e41a1c",
+    "alkaline-earth metals": "#ff7f00",
+    "transition metals": "#377eb8",
+    "lanthanides / actinides": "#a65628",
+    "post-transition metals": "#4daf4a",
+    "metalloids": "#984ea3",
+    "non-metals": "#999999",
+    "halogens": "#f781bf",
+    "noble gases": "#17becf",
+}
+
+
+def element_family(symbol: str) -> str:
+    """The :data:`FAMILIES` name of an element (pymatgen's classification)."""
+    from pymatgen.core import Element
+
+    el = Element(symbol)
+    checks = (
+        (el.is_alkali, "alkali metals"),
+        (el.is_alkaline, "alkaline-earth metals"),
+        (el.is_lanthanoid or el.is_actinoid, "lanthanides / actinides"),
+        (el.is_transition_metal, "transition metals"),
+        (el.is_halogen, "halogens"),
+        (el.is_noble_gas, "noble gases"),
+        (el.is_metalloid, "metalloids"),
+        (el.is_post_transition_metal, "post-transition metals"),
     )
-    for (x, y), s, is_seen in zip(xy, symbols, seen):
-        ax.annotate(
-            s,
-            (x, y),
-            fontsize=7 if not is_seen else 8,
-            fontweight="bold" if is_seen else "normal",
-            xytext=(2, 2),
-            textcoords="offset points",
+    return next((name for hit, name in checks if hit), "non-metals")
+
+
+def place_labels(xy: np.ndarray, size: tuple[float, float], step: float) -> np.ndarray:
+    """Greedy non-overlapping label positions: each label (``size`` = width, height, data units) goes to the
+    first of rings of candidate offsets around its point (``step`` apart) that overlaps no earlier label or
+    point. Returns the label centres, shape ``(n, 2)``."""
+    w, h = size
+    placed: list[tuple[float, float]] = []
+    out = np.zeros_like(np.asarray(xy, dtype=float))
+    dirs = [(1, 0), (-1, 0), (0, 1), (0, -1), (1, 1), (-1, 1), (1, -1), (-1, -1)]
+    for i, (x, y) in enumerate(np.asarray(xy, dtype=float)):
+        best = None
+        for ring in range(1, 12):
+            for dx, dy in dirs:
+                cx, cy = x + dx * (w / 2 + ring * step * 0.5), y + dy * (h / 2 + ring * step * 0.5)
+                if all(abs(cx - px) >= w or abs(cy - py) >= h for px, py in placed) and not np.any(
+                    (np.abs(xy[:, 0] - cx) < w / 2) & (np.abs(xy[:, 1] - cy) < h / 2)
+                ):
+                    best = (cx, cy)
+                    break
+            if best:
+                break
+        best = best or (x + w / 2 + step, y)
+        placed.append(best)
+        out[i] = best
+    return out
+
+
+def element_embedding_map(xy: np.ndarray, symbols: Sequence[str], seen: Sequence[bool], title: str) -> Figure:
+    """2-D map of element embeddings coloured by family (:data:`FAMILIES`, qualitative); only elements seen
+    in training (``seen``) are labelled, at non-overlapping positions (:func:`place_labels`) with a leader line;
+    unseen elements are small open circles."""
+    from matplotlib.lines import Line2D
+
+    xy = np.asarray(xy, dtype=float)
+    seen = np.asarray(seen, dtype=bool)
+    fam = [element_family(s) for s in symbols]
+    fig = Figure(figsize=(9, 7), layout="constrained")
+    ax = fig.add_subplot()
+    for name, colour in FAMILIES.items():
+        sel = np.asarray([f == name for f in fam])
+        ax.scatter(xy[sel & ~seen, 0], xy[sel & ~seen, 1], s=18, facecolors="none", edgecolors=colour, linewidths=0.8)
+        ax.scatter(xy[sel & seen, 0], xy[sel & seen, 1], s=46, color=colour, edgecolors="black", linewidths=0.4)
+    span = xy.max(axis=0) - xy.min(axis=0)
+    size = (0.045 * span[0], 0.035 * span[1])
+    idx = np.flatnonzero(seen)
+    centres = place_labels(xy[idx], size, step=0.01 * float(span.mean()))
+    for i, (cx, cy) in zip(idx, centres):
+        ax.annotate(symbols[i], xy[i], xytext=(cx, cy), fontsize=8, fontweight="bold", ha="center", va="center",
+                    arrowprops={"arrowstyle": "-", "color": "0.6", "linewidth": 0.5})  # fmt: skip
+    present = [n for n in FAMILIES if n in fam]
+    handles = [Line2D([], [], marker="o", linestyle="", color=FAMILIES[n], label=n) for n in present] + [
+        Line2D(
+            [],
+            [],
+            marker="o",
+            linestyle="",
+            markerfacecolor="none",
+            color="black",
+            label="not in training (unlabelled)",
         )
-    fig.colorbar(sc, ax=ax, label="periodic-table group", ticks=range(1, 19))
+    ]
+    ax.legend(handles=handles, fontsize=8, frameon=False, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     ax.set_xlabel("component 1 (no unit)")
     ax.set_ylabel("component 2 (no unit)")
-    ax.legend(frameon=False, fontsize=8, loc="best")
     ax.set_title(title, fontsize=10)
+    return fig
+
+
+def seed_rankings(
+    scores: Mapping[str, Mapping[str, Mapping[str, float]]], categories: Sequence[str], title: str
+) -> Figure:
+    """One panel per method: the rank (1 = top) of each category in each fine-tune (one line per seed).
+
+    ``scores``: method -> seed -> category -> score (larger = more important); lines are offset a little so
+    that identical rankings stay visible.
+    """
+    methods = list(scores)
+    fig = Figure(figsize=(2.4 * len(methods) + 0.6, 3.4), layout="constrained")
+    axes = fig.subplots(1, len(methods), sharey=True, squeeze=False)[0]
+    for ax, m in zip(axes, methods):
+        seeds = list(scores[m])
+        for k, s in enumerate(seeds):
+            order = sorted(categories, key=lambda c: -scores[m][s][c])
+            ranks = [order.index(c) + 1 + 0.06 * (k - (len(seeds) - 1) / 2) for c in categories]
+            ax.plot(range(len(categories)), ranks, marker="o", label=s, color=f"C{k}", linewidth=1)
+        ax.set_xticks(range(len(categories)), categories, rotation=45, fontsize=8)
+        ax.set_title(m, fontsize=8)
+    axes[0].set_yticks(range(1, len(categories) + 1))
+    axes[0].set_ylim(len(categories) + 0.5, 0.5)
+    axes[0].set_ylabel("rank (1 = most important)")
+    axes[-1].legend(fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    fig.suptitle(title, fontsize=10)
     return fig

@@ -52,7 +52,13 @@ HELPERS_LINE_TARGET = 8_000
 #: (tests/test_notebook04_definitions.py proves cell and helper equal); the helpers' two training loops, predict and
 #: pooled_embeddings call these four instead of repeating them inline (+22 lines, their docstrings), and the frozen
 #: loop trains the regressor's own output (softplus / two-part heads) through a small adapter, _OnPooled (+11).
-HELPERS_LINE_CEILING = 11_611
+#: 11,881 with issue 17 (on top of 11,578) (notebook 05's methods that benchmarks/interpretation.py also runs over several fine-tunes:
+#: attention averaged over the pooled query tokens and its rollout, integrated gradients, substitution, category
+#: scores, the halide-perovskite rule, a readable top-token chart, a labelled element map and the seed-ranking figure; 303 lines net after
+#: first_token_attention and the token heatmap left). Their student-facing definitions are notebook 05's cells,
+#: tested identical to these in tests/test_notebook05_definitions.py.
+#: 11,914: both of the last two together (11,611 + 303).
+HELPERS_LINE_CEILING = 11_914
 
 
 def module_files(root: Path) -> dict[str, Path]:

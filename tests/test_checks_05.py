@@ -78,3 +78,56 @@ def test_ex_05_category_attention(capsys) -> None:
         capsys,
         "a pair (summed, per_token)",
     )
+
+
+def test_ex_05_pooled_attention(capsys) -> None:
+    import torch
+
+    def right(attentions, attention_mask):
+        att = torch.stack([a.detach() for a in attentions], dim=1)
+        q = attention_mask[:, None, None, :, None].to(att.dtype)
+        return (att * q).sum(dim=3) / q.sum(dim=3)
+
+    def loop_version(attentions, attention_mask):  # right, written differently: numpy and a loop
+        out = []
+        for b in range(attention_mask.shape[0]):
+            real = attention_mask[b].bool().numpy()
+            out.append(np.stack([a[b].detach().numpy()[:, real, :].mean(axis=1) for a in attentions]))
+        return np.stack(out)
+
+    assert_ok(check.ex_05_pooled_attention(right), capsys)
+    assert_ok(check.ex_05_pooled_attention(loop_version), capsys)
+    first = lambda a, m: torch.stack([x.detach() for x in a], dim=1)[:, :, :, 0, :]  # noqa: E731
+    assert_not_yet(check.ex_05_pooled_attention(first), capsys, "first token")
+    padded = lambda a, m: torch.stack([x.detach() for x in a], dim=1).mean(dim=3)  # noqa: E731
+    assert_not_yet(check.ex_05_pooled_attention(padded), capsys, "padding query rows")
+    attached = lambda a, m: right(a, m) + 0 * torch.stack(list(a), dim=1).sum(dim=3)  # noqa: E731
+    assert_not_yet(check.ex_05_pooled_attention(attached), capsys, "autograd graph")
+    keys = lambda a, m: torch.stack([x.detach() for x in a], dim=1).mean(dim=4)  # noqa: E731
+    assert_not_yet(check.ex_05_pooled_attention(keys), capsys, "keys")
+
+
+def test_ex_05_recorder(capsys) -> None:
+    def right(module, store):
+        return module.register_forward_hook(lambda mod, inp, out: store.append(out.detach()))
+
+    def not_detached(module, store):
+        return module.register_forward_hook(lambda mod, inp, out: store.append(out))
+
+    def no_handle(module, store):
+        module.register_forward_hook(lambda mod, inp, out: store.append(out.detach()))
+
+    def inputs(module, store):
+        return module.register_forward_hook(lambda mod, inp, out: store.append(inp[0].detach()))
+
+    def overwrite(module, store):
+        def hook(mod, inp, out):
+            store[:] = [out.detach()]
+
+        return module.register_forward_hook(hook)
+
+    assert_ok(check.ex_05_recorder(right), capsys)
+    assert_not_yet(check.ex_05_recorder(not_detached), capsys, "autograd graph")
+    assert_not_yet(check.ex_05_recorder(no_handle), capsys, "handle")
+    assert_not_yet(check.ex_05_recorder(inputs), capsys, "expected the output")
+    assert_not_yet(check.ex_05_recorder(overwrite), capsys, "append")

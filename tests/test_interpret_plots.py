@@ -30,14 +30,13 @@ def test_attention_figures():
     res = ip.category_attention(rows, [[None, "a", "b", None]], ["a", "b"])
     fig = ipl.category_heatmaps({"pre": res, "fine": res}, difference=("pre", "fine"))
     assert len([ax for ax in fig.axes if ax.get_title()]) == 6  # 3 rows x 2 layers
-    fig = ipl.token_heatmap(["<s>", "Ġa", "b", "</s>"], rows[0].mean(axis=1), [None, "a", "b", None], "t")
-    assert "token" in fig.axes[0].get_xlabel()
-    table = pd.DataFrame(
-        {"occlusion |change| (eV)": [0.1, 0.2], "attention (summed)": [0.3, 0.1], "attention (per token)": [0.1, 0.1]},
-        index=["a", "b"],
-    )
-    fig = ipl.occlusion_vs_attention(table, "t")
-    assert "(eV)" in fig.axes[0].get_ylabel()
+    tokens, cats = ["<s>", "Ġa", "b", "c", "</s>"], [None, "a", "b", "b", None]
+    fig = ipl.top_tokens({"x": (tokens, np.array([0.0, 0.3, -0.5, 0.1, 0.05]), cats)}, k=3)
+    labels = [t.get_text() for t in fig.axes[0].get_yticklabels()]
+    assert labels == ["c (#3)", "·a (#1)", "b (#2)"]  # largest |score| on top, position shown
+    table = pd.DataFrame({"substitution (eV)": [0.1, 0.2], "attention": [0.3, 0.1]}, index=["a", "b"])
+    fig = ipl.method_bars(table, "t")
+    assert [ax.get_title() for ax in fig.axes] == ["substitution (eV)", "attention"]
 
 
 def test_crabnet_figures():
@@ -49,5 +48,27 @@ def test_crabnet_figures():
         index=["Pb", "I"],
     )
     ipl.received_bars(rec, 5, "t")
-    fig = ipl.element_embedding_map(np.zeros((3, 2)), ["H", "La", "Pb"], [1, None, 14], [True, False, True], "t")
-    assert "periodic-table group" in [ax.get_ylabel() for ax in fig.axes]
+    xy = np.array([[0.0, 0.0], [0.01, 0.0], [1.0, 1.0], [0.02, 0.01]])
+    fig = ipl.element_embedding_map(xy, ["K", "Pb", "La", "I"], [True, True, False, True], "t")
+    texts = [t for t in fig.axes[0].texts]
+    assert sorted(t.get_text() for t in texts) == ["I", "K", "Pb"]  # unseen La unlabelled
+    legend = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert {"alkali metals", "halogens", "post-transition metals", "lanthanides / actinides"} <= set(legend)
+
+
+def test_labels_do_not_overlap():
+    rng = np.random.default_rng(0)
+    xy = rng.normal(0, 1, (40, 2))
+    w, h = 0.3, 0.15
+    c = ipl.place_labels(xy, (w, h), step=0.05)
+    for i in range(len(c)):
+        for j in range(i):
+            assert abs(c[i, 0] - c[j, 0]) >= w - 1e-9 or abs(c[i, 1] - c[j, 1]) >= h - 1e-9
+
+
+def test_seed_rankings():
+    scores = {"m": {"s1": {"a": 0.3, "b": 0.1}, "s2": {"a": 0.1, "b": 0.3}}}
+    fig = ipl.seed_rankings(scores, ["a", "b"], "t")
+    lines = fig.axes[0].get_lines()
+    assert len(lines) == 2
+    assert np.round(lines[0].get_ydata()).tolist() == [1, 2] and np.round(lines[1].get_ydata()).tolist() == [2, 1]
