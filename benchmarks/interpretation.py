@@ -100,6 +100,7 @@ def method_scores(model: Any, tokenizer: Any, cfg: Any, descs: list, categories:
         "ig_completeness_max_abs_delta_eV": float(np.max(np.abs(ig.delta_eV))),
         "ig_texts_with_delta_above_0.01_eV": int(np.sum(np.abs(ig.delta_eV) > 0.01)),
         "ig_baseline": ig.baseline,
+        "ig_output": ig.output,
         "ig_mean_baseline_prediction_eV": float(np.mean(ig.baseline_eV)),
     }
     return {"scores": out, "seconds": {k: round(v, 1) for k, v in seconds.items()}, **extra}
@@ -159,7 +160,7 @@ def fine_tune_seed(recipe: Any, seed: int, texts: dict, y: dict, shipped_meta: d
         SEEDS_DIR
         / f"{Path(cfg.model).name}_{cfg.format}_{cfg.regime}_{cfg.head if hasattr(cfg, 'head') else 'linear'}_seed{seed}"
     )
-    stamp = {"config": asdict(cfg), "encoder_sha256": _encoder_sha(cfg.model), "data_sha256": _data_sha()}
+    stamp = {"config": _portable(asdict(cfg)), "encoder_sha256": _encoder_sha(cfg.model), "data_sha256": _data_sha()}
     if (folder / "regressor.json").exists() and (folder / "seed.json").exists():
         if json.loads((folder / "seed.json").read_text()).get("stamp") == stamp:
             model, tok, _ = tm.load_regressor(folder, attn_implementation="eager")
@@ -180,6 +181,14 @@ def fine_tune_seed(recipe: Any, seed: int, texts: dict, y: dict, shipped_meta: d
     (folder / "seed.json").write_text(json.dumps({"stamp": stamp, "fit": fit}, indent=1) + "\n")
     model, tok, _ = tm.load_regressor(folder, attn_implementation="eager")
     return model, tok, {"seed": seed, "reused": False, **fit}
+
+
+def _portable(cfg: dict) -> dict:
+    """The recipe with the encoder's path relative to the course folder, so a seed cached in another checkout matches."""
+    model = Path(cfg["model"])
+    if model.is_absolute() and (model.parent.name == "pretrained"):
+        cfg = {**cfg, "model": f"pretrained/{model.name}"}
+    return cfg
 
 
 def _data_sha() -> str:

@@ -39,7 +39,6 @@ def run(preset: str, epochs: int | None, encoder: str) -> dict:
     """Train the linear and the two-part model; return the validation numbers of the three heads."""
     import torch
 
-    from coursetools import text_recipe
     from helpers import splits
     from helpers import text_models as tm
     from helpers.descriptions import texts_by_part
@@ -70,7 +69,7 @@ def run(preset: str, epochs: int | None, encoder: str) -> dict:
         }
         if head == "two_part":
             start = time.perf_counter()
-            report = text_recipe.fit_two_part(
+            report = tm.fit_two_part(
                 model, enc.tokenizer, texts["train"], y["train"], texts["val"], y["val"], cfg
             )
             rows["two_part"] = {

@@ -127,8 +127,11 @@ def sections(nb: nbformat.NotebookNode) -> list[Section]:
         if cell.cell_type == "code":
             current.code_cells += 1
         source = cell.source
-        if _table_start(source) >= 0:  # the table is not reading matter of the introduction
-            source = source[: _table_start(source)]
+        start = _table_start(source)
+        if start >= 0:  # the student-time table itself is not reading matter of the introduction
+            end = _TOTAL_ROW.search(source, start)
+            source = source[:start] + (source[end.end() :] if end else "")
+            source = _METHOD.sub("", source)
         current.words += _words(source)
         current.exercises += tuple(_EXERCISE.findall(cell.source))
         if current.title == "Discussion" and cell.cell_type == "markdown" and "BEGIN SOLUTION" not in cell.source:

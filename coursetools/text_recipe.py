@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -43,79 +42,6 @@ def recipe_config(seed: int = config.DEFAULT_SEED, **overrides: Any) -> tm.TextC
     """
     values = {"model": str(tm.SHIPPED_DIR), "format": FORMAT, "head": HEAD, "seed": seed, **overrides}
     return tm.load_config(mode="full", **values)
-
-
-def fit_two_part(
-    model: tm.TextRegressor,
-    tokenizer: Any,
-    train_texts: Sequence[str],
-    train_y: Sequence[float],
-    val_texts: Sequence[str],
-    val_y: Sequence[float],
-    cfg: tm.TextConfig,
-    head_epochs: int = 100,
-) -> dict[str, Any]:
-    """Turn a trained ``two_part`` regressor into metal / non-metal classifier + gap regressor for non-metals.
-
-    1. Classifier: logistic regression (scikit-learn, standardised inputs) on the pooled vectors of
-       the trained encoder, label non-metal = gap > 0 eV, fitted on the training texts only.
-    2. Regressor: the softplus head trained further, encoder frozen, on the non-metal training
-       texts only (:func:`train_frozen_head`, ``head_epochs`` epochs, epoch chosen on the
-       non-metal validation texts).
-    Prediction is then 0 eV where the classifier says metal, the regressor's gap (>= 0 eV) elsewhere.
-
-    Returns validation numbers: ``classifier_val_accuracy`` (share), ``val_mae_eV`` (whole model, all
-    validation texts), ``val_mae_nonmetal_eV`` (regressor on true non-metals), the confusion counts.
-
-    Raises:
-        ValueError: the model's head is not ``two_part``, or bad texts / gaps (see :func:`helpers.text_models._prepare`).
-    """
-    from dataclasses import replace
-
-    import torch
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.preprocessing import StandardScaler
-
-    if model.head_kind != "two_part":
-        raise ValueError(f"fit_two_part needs a model built with head='two_part', got {model.head_kind!r}")
-    y_train, y_val = tm._gaps(train_y, "train_y"), tm._gaps(val_y, "val_y")
-    train_texts, val_texts = tm.check_texts(train_texts), tm.check_texts(val_texts)
-    model.classifier_fitted.fill_(False)
-    x_train = tm.pooled_embeddings(model, tokenizer, train_texts, cfg.max_length)
-    x_val = tm.pooled_embeddings(model, tokenizer, val_texts, cfg.max_length)
-    scaler = StandardScaler().fit(x_train)
-    logistic = LogisticRegression(max_iter=2000, random_state=cfg.seed).fit(scaler.transform(x_train), y_train > 0)
-    weight = logistic.coef_[0] / scaler.scale_
-    bias = logistic.intercept_[0] - float(np.sum(logistic.coef_[0] * scaler.mean_ / scaler.scale_))
-    with torch.no_grad():
-        model.metal_head.weight.copy_(torch.as_tensor(weight, dtype=torch.float32)[None, :])
-        model.metal_head.bias.fill_(float(bias))
-    said_nonmetal = x_val @ weight + bias > 0
-    on_train, on_val = y_train > 0, y_val > 0
-    if on_train.sum() < 2 or on_val.sum() < 1:
-        raise ValueError("fit_two_part needs non-metals (gap > 0 eV) in both parts: at least 2 train, 1 validation")
-    fit = tm.train_frozen_head(
-        model,
-        tokenizer,
-        [t for t, k in zip(train_texts, on_train, strict=True) if k],
-        y_train[on_train],
-        [t for t, k in zip(val_texts, on_val, strict=True) if k],
-        y_val[on_val],
-        replace(cfg, regime="frozen", epochs=head_epochs),
-        progress=False,
-    )
-    model.classifier_fitted.fill_(True)
-    pred = tm.predict(model, tokenizer, val_texts, cfg.max_length, clip_negative=False)
-    return {
-        "classifier_val_accuracy": float(np.mean(said_nonmetal == on_val)),
-        "val_metals_called_nonmetal": int(np.sum(said_nonmetal & ~on_val)),
-        "val_nonmetals_called_metal": int(np.sum(~said_nonmetal & on_val)),
-        "val_mae_nonmetal_eV": fit.best_val_mae,
-        "val_mae_eV": float(np.mean(np.abs(pred - y_val))),
-        "min_val_prediction_eV": float(pred.min()),
-        "head_epochs": head_epochs,
-        "head_best_epoch": fit.best_epoch,
-    }
 
 
 def _mae(pred: np.ndarray, y: np.ndarray) -> float:
@@ -160,7 +86,9 @@ def finetune(
         "softplus_val_mae_eV": round(fit.best_val_mae, 4),
     }
     if cfg.head == "two_part":
-        result["two_part"] = fit_two_part(model, enc.tokenizer, texts["train"], y["train"], texts["val"], y["val"], cfg)
+        result["two_part"] = tm.fit_two_part(
+            model, enc.tokenizer, texts["train"], y["train"], texts["val"], y["val"], cfg
+        )
     result["wall_s"] = round(time.perf_counter() - wall0, 1)
     result["cpu_s"] = round(time.process_time() - cpu0, 1)
     scored = ("val", "test") if score_test else ("val",)

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -745,6 +745,7 @@ class Attributions:
         prediction_eV, baseline_eV: the model's output for the text and for its baseline (eV, unclipped).
         delta_eV: completeness gap ``sum(per_token) - (prediction - baseline)`` per text (eV).
         baseline: the baseline in words.
+        output: what was attributed: the whole model's output, or (two-part head) its gap regressor alone.
     """
 
     per_token: list[np.ndarray]
@@ -752,6 +753,7 @@ class Attributions:
     baseline_eV: np.ndarray
     delta_eV: np.ndarray
     baseline: str = "every token except <s> and </s> replaced by <mask> (same length, positions and attention mask)"
+    output: str = "the model's output (eV)"
 
 
 def integrated_gradients(
@@ -765,6 +767,11 @@ def integrated_gradients(
     held with their gradients at once (8 x 32 texts of ~90 tokens took the notebook kernel past 2 GB; 2 x 32 stays
     well under 1 GB).
 
+    A two-part model (``head_kind == "two_part"``) sets its output to 0 eV where its metal classifier says metal: a
+    step along the path that has no gradient, so completeness cannot hold for it. For such a model the gap
+    regressor alone (classifier switched off for the call, restored after) is attributed, and
+    :attr:`Attributions.output` says so; the classifier's decision is left to interventions (substitution).
+
     Raises:
         ValueError: a tokenizer without a mask token, or ``n_steps < 2``.
     """
@@ -777,6 +784,14 @@ def integrated_gradients(
         raise ValueError(f"n_steps must be >= 2, got {n_steps}")
     special = set(tokenizer.all_special_ids)
     model.eval()
+    switch = getattr(model, "head_kind", "linear") == "two_part" and bool(model.classifier_fitted)
+    if switch:
+        model.classifier_fitted.fill_(False)
+        try:
+            found = integrated_gradients(model, tokenizer, input_ids, n_steps=n_steps, batch_size=batch_size)
+        finally:
+            model.classifier_fitted.fill_(True)
+        return replace(found, output="the gap regressor of the two-part model (eV; classifier off)")
 
     def forward(ids: Any, mask: Any) -> Any:
         return model(input_ids=ids, attention_mask=mask) * model.y_std + model.y_mean  # eV

@@ -869,7 +869,7 @@ def test_two_part_model_sets_predicted_metals_to_zero(tiny, data, tmp_path):
     cfg = _cfg(head="two_part")
     tm.train_regressor(model, tokenizer, texts[:64], y[:64], texts[64:], y[64:], cfg, progress=False)
     assert not bool(model.classifier_fitted)
-    report = text_recipe.fit_two_part(model, tokenizer, texts[:64], y[:64], texts[64:], y[64:], cfg, head_epochs=5)
+    report = tm.fit_two_part(model, tokenizer, texts[:64], y[:64], texts[64:], y[64:], cfg, head_epochs=5)
     assert bool(model.classifier_fitted)
     assert 0 <= report["classifier_val_accuracy"] <= 1
     n_val = len(y) - 64
@@ -887,7 +887,7 @@ def test_two_part_model_sets_predicted_metals_to_zero(tiny, data, tmp_path):
     np.testing.assert_allclose(tm.predict(back, tokenizer, texts[64:], clip_negative=False), pred, atol=1e-5)
     linear, _ = _fresh(tiny, "linear")
     with pytest.raises(ValueError, match="two_part"):
-        text_recipe.fit_two_part(linear, tokenizer, texts[:64], y[:64], texts[64:], y[64:], cfg)
+        tm.fit_two_part(linear, tokenizer, texts[:64], y[:64], texts[64:], y[64:], cfg)
 
 
 def test_shipped_recipe_uses_the_head_chosen_on_validation():
