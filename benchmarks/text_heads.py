@@ -69,9 +69,7 @@ def run(preset: str, epochs: int | None, encoder: str) -> dict:
         }
         if head == "two_part":
             start = time.perf_counter()
-            report = tm.fit_two_part(
-                model, enc.tokenizer, texts["train"], y["train"], texts["val"], y["val"], cfg
-            )
+            report = tm.fit_two_part(model, enc.tokenizer, texts["train"], y["train"], texts["val"], y["val"], cfg)
             rows["two_part"] = {
                 **{k: round(v, 4) if isinstance(v, float) else v for k, v in report.items()},
                 "val_mae_eV": round(report["val_mae_eV"], 4),

@@ -1369,9 +1369,7 @@ def ex_04_mean_pool(fn: Callable[[Any, Any], Any]) -> str:
 
     hidden, mask = torch.tensor(_POOL_HIDDEN), torch.tensor(_POOL_MASK)
     want = tm.mean_pool(hidden, mask).numpy()
-    got = _as_array(
-        _call(fn, hidden, mask), "a (2, 3) tensor", "return one vector per text (a tensor)."
-    )
+    got = _as_array(_call(fn, hidden, mask), "a (2, 3) tensor", "return one vector per text (a tensor).")
     shown = np.array2string(got, precision=2) if got.size <= 12 else f"shape {got.shape}"
     m = np.asarray(_POOL_MASK, dtype=float)[..., None]
     h = np.asarray(_POOL_HIDDEN)
