@@ -29,6 +29,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=tm.SHIPPED_FINETUNED_DIR)
     parser.add_argument("--seed", type=int, default=config.DEFAULT_SEED)
     parser.add_argument("--epochs", type=int, help="override the full preset's epochs")
+    parser.add_argument(
+        "--split",
+        choices=("random", "chemical_system"),
+        default="random",
+        help="notebook 04's split to train and score on (the shipped model: random)",
+    )
     args = parser.parse_args(argv)
     import torch
 
@@ -36,7 +42,9 @@ def main(argv: list[str] | None = None) -> int:
     overrides = {"epochs": args.epochs} if args.epochs else {}
     if args.out.exists():
         shutil.rmtree(args.out)
-    result = text_recipe.finetune(args.out, seed=args.seed, progress=True, **overrides)
+    if args.split != "random" and args.out == tm.SHIPPED_FINETUNED_DIR:
+        parser.error("--split chemical_system needs --out (the shipped model is the random split's)")
+    result = text_recipe.finetune(args.out, seed=args.seed, progress=True, split_kind=args.split, **overrides)
     command = "nice .venv/bin/python scripts/finetune_text_model.py " + " ".join(sys.argv[1:] if argv is None else argv)
     card = text_recipe.write_card(args.out, result, command.strip())
     print(card.read_text())

@@ -909,3 +909,8 @@ def test_pretraining_is_long_and_its_validation_curve_is_committed():
         assert 0 < s["ridge"]["val_mae_eV"] < curve["predict_mean_val_mae_eV"]
         assert 0 < s["frozen_head"]["val_mae_eV"] < curve["predict_mean_val_mae_eV"]
     assert curve["mlm_accuracy"][str(steps[-1])] == manifest["training"]["heldout_mlm_accuracy"]
+
+
+def test_recipe_refuses_an_unknown_split_before_training() -> None:
+    with pytest.raises(ValueError, match="bogus"):
+        text_recipe.finetune(None, split_kind="bogus")
