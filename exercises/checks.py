@@ -1222,12 +1222,28 @@ TEMPLATE_ROWS: list[dict[str, Any]] = [
 ]
 
 
+def _writes_gap(text: str, gap_ev: float) -> bool:
+    """True when ``text`` gives away the band gap ``gap_ev`` (eV): a number right after the word "gap", or a
+    decimal number equal to the gap rounded to its own 1-3 decimals (0.19 eV as ``0.2``, ``0.19`` or ``0.190``)."""
+    if re.search(r"gap\W{0,12}\d", text, flags=re.IGNORECASE):
+        return True
+    if not gap_ev:
+        return False
+    for number in re.findall(r"(?<![\d.])\d+\.\d{1,3}(?![\d])", text):
+        decimals = len(number.split(".")[1])
+        if math.isclose(float(number), round(gap_ev, decimals), abs_tol=1e-9):
+            return True
+    return False
+
+
 @_exercise("ex_04_template", "easy", "write a description template row -> text")
 def ex_04_template(fn: Callable[[Mapping[str, Any]], str]) -> str:
     """Check ``fn(row) -> str`` on :data:`TEMPLATE_ROWS`: the formula and the crystal system and
-    space-group number when present; never ``nan``/``None``; never the band gap (the answer)."""
+    space-group number when present; never ``nan``/``None``; never the band gap (the answer), at any
+    rounding (:func:`_writes_gap`). Each row is a ``pd.Series``, like a row of ``mp``: ``row["formula_reduced"]``,
+    ``row.get(...)`` and ``row.formula_reduced`` all work."""
     for row in TEMPLATE_ROWS:
-        text = _call(fn, dict(row))
+        text = _call(fn, pd.Series(row, dtype=object))
         if not isinstance(text, str) or not text.strip():
             raise _NotYet(
                 f"{row['formula_reduced']}: expected a non-empty string, got {text!r}.", "return an f-string."
@@ -1253,12 +1269,13 @@ def ex_04_template(fn: Callable[[Mapping[str, Any]], str]) -> str:
                 f"{row['formula_reduced']}: the space-group number is missing from {text!r}.",
                 "add the space-group number (an int).",
             )
-        if row["band_gap_eV"] and f"{row['band_gap_eV']}" in text:
+        if _writes_gap(text, row["band_gap_eV"]):
             raise _NotYet(
-                f"{row['formula_reduced']}: the band gap is in the text -- the model would read the answer.",
+                f"{row['formula_reduced']}: the band gap ({row['band_gap_eV']} eV) is in the text {text!r} -- "
+                "the model would read the answer, rounded or not.",
                 "never write band_gap_eV.",
             )
-    return f"e.g. {fn(dict(TEMPLATE_ROWS[0]))!r}."
+    return f"e.g. {fn(pd.Series(TEMPLATE_ROWS[0], dtype=object))!r}."
 
 
 @_exercise("ex_04_truncated", "easy", "count the descriptions longer than a model's maximum length")
@@ -1329,6 +1346,12 @@ def ex_04_freeze(fn: Callable[[Any], Any]) -> str:
         raise _NotYet(
             "some head parameters are frozen too: nothing would learn.", "loop over model.encoder.parameters() only."
         )
+    if any(enc) and not model.encoder.training:
+        raise _NotYet(
+            f"{sum(enc)} of {len(enc)} encoder tensors still require a gradient: eval() only switches dropout off; "
+            "it does not stop gradients.",
+            "p.requires_grad_(False) for every p in model.encoder.parameters().",
+        )
     if any(enc):
         raise _NotYet(
             f"{sum(enc)} of {len(enc)} encoder tensors still require a gradient.",
@@ -1361,15 +1384,26 @@ def _as_array(got: Any, what: str, hint: str) -> np.ndarray:
 def ex_04_mean_pool(fn: Callable[[Any, Any], Any]) -> str:
     """Check ``fn(hidden, attention_mask) -> (batch, dim)`` on two texts of 4 and 2 real tokens (known answer).
 
-    Named slips: averaging over the padding too, summing instead of averaging, dividing the masked sum by
-    all positions, taking the first token, averaging over the wrong axis, changing the inputs in place."""
+    Named slips: a mask without its last axis (cannot multiply ``hidden``), averaging over the padding too,
+    summing instead of averaging, dividing the masked sum by all positions, taking the first token, averaging
+    over the wrong axis, changing the inputs in place."""
     import torch
 
     from helpers import text_models as tm
 
     hidden, mask = torch.tensor(_POOL_HIDDEN), torch.tensor(_POOL_MASK)
     want = tm.mean_pool(hidden, mask).numpy()
-    got = _as_array(_call(fn, hidden, mask), "a (2, 3) tensor", "return one vector per text (a tensor).")
+    try:
+        answer = _call(fn, hidden, mask)
+    except RuntimeError as exc:
+        if "size of tensor" not in str(exc):
+            raise
+        raise _NotYet(
+            f"hidden (texts, tokens, numbers per token) = {tuple(hidden.shape)} and attention_mask (texts, tokens) = "
+            f"{tuple(mask.shape)} could not be multiplied ({exc}).",
+            "the mask needs a last axis of size 1 to multiply hidden: shape (texts, tokens, 1).",
+        ) from None
+    got = _as_array(answer, "a (2, 3) tensor", "return one vector per text (a tensor).")
     shown = np.array2string(got, precision=2) if got.size <= 12 else f"shape {got.shape}"
     m = np.asarray(_POOL_MASK, dtype=float)[..., None]
     h = np.asarray(_POOL_HIDDEN)
@@ -1436,6 +1470,11 @@ class _StepProbe:
                 self.b = nn.Parameter(torch.tensor(0.25))
 
             def forward(self, x: torch.Tensor) -> torch.Tensor:
+                if isinstance(x, Mapping):
+                    raise _NotYet(
+                        "the model got the whole dict of inputs as one argument: model(inputs) instead of model(**inputs).",
+                        "inputs is a dict of keyword arguments: unpack it with ** in the call.",
+                    )
                 return x @ self.w + self.b
 
         self.model = Linear()
@@ -1476,7 +1515,7 @@ def ex_04_train_step(fn: Callable[..., Any]) -> str:
 
     The weights after the call must be the ones one SGD step gives; the learning rate must have moved on
     by one schedule step; the returned loss must be the batch's loss, as a number detached from the graph.
-    Named slips: no ``zero_grad`` (the previous batch's gradient is added), ``zero_grad`` after
+    Named slips: ``model(inputs)`` instead of ``model(**inputs)``, no ``zero_grad`` (the previous batch's gradient is added), ``zero_grad`` after
     ``backward`` (the gradient is wiped), no ``optimizer.step``, no ``scheduler.step``, returning the loss
     tensor with its graph, returning nothing."""
     probe, want = _StepProbe(), _step_outcomes()
@@ -1536,7 +1575,8 @@ def ex_04_train_step(fn: Callable[..., Any]) -> str:
 
 
 class _DropoutProbe:
-    """A model with dropout (so train mode gives random outputs) that records whether gradients were on."""
+    """A model with dropout (so train mode gives random outputs) that records, for each forward pass, whether
+    gradients were on and whether it was in training mode."""
 
     def __init__(self) -> None:
         import torch
@@ -1548,9 +1588,11 @@ class _DropoutProbe:
                 self.lin = nn.Linear(3, 1)
                 self.drop = nn.Dropout(0.5)
                 self.grad_enabled: list[bool] = []
+                self.training_seen: list[bool] = []  # the mode during each forward (an answer may restore it after)
 
             def forward(self, x: torch.Tensor) -> torch.Tensor:
                 self.grad_enabled.append(torch.is_grad_enabled())
+                self.training_seen.append(self.training)
                 return self.lin(self.drop(x)).squeeze(-1)
 
         torch.manual_seed(0)
@@ -1579,9 +1621,9 @@ def ex_04_evaluate(fn: Callable[[Any, Any], Any]) -> str:
             "join them into one tensor (torch has a function for it).",
         )
     arr = _as_array(got, "one tensor of outputs", "return the outputs of all batches as one tensor.")
-    if probe.model.training:
+    if any(probe.model.training_seen):
         raise _NotYet(
-            "the model is still in training mode: dropout is on, so the same text gets a different "
+            "the forward passes ran in training mode: dropout is on, so the same text gets a different "
             "prediction each time.",
             "switch the model to evaluation mode before the loop.",
         )

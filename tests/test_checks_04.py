@@ -5,6 +5,7 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
+import pandas as pd
 import pytest
 from test_checks import assert_not_yet, assert_ok
 
@@ -41,6 +42,7 @@ def test_ex_04_mean_pool_accepts_right_answers(capsys) -> None:
         (lambda h, m: h.mean(2), "wrong axis"),
         (lambda h, m: h.mul_(m.unsqueeze(-1)).sum(1) / m.sum(1, keepdim=True), "in place"),
         (lambda h, m: "a vector", "expected a (2, 3) tensor"),
+        (lambda h, m: (h * m).sum(1) / m.sum(1, keepdim=True), "needs a last axis"),  # unsqueeze forgotten
     ],
 )
 def test_ex_04_mean_pool_names_the_slip(wrong, fragment, capsys) -> None:
@@ -126,6 +128,15 @@ def _step_not_detached(model, inputs, target, loss_fn, optimizer, scheduler):
     return loss
 
 
+def _step_dict_not_unpacked(model, inputs, target, loss_fn, optimizer, scheduler):
+    loss = loss_fn(model(inputs), target)
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+    scheduler.step()
+    return loss.item()
+
+
 def _step_returns_nothing(model, inputs, target, loss_fn, optimizer, scheduler):
     _step_right(model, inputs, target, loss_fn, optimizer, scheduler)
 
@@ -145,6 +156,7 @@ def test_ex_04_train_step_accepts_right_answers(capsys) -> None:
         (_step_schedule_first, "before the optimizer's step"),
         (_step_not_detached, "graph attached"),
         (_step_returns_nothing, "returns nothing"),
+        (_step_dict_not_unpacked, "model(inputs) instead of model(**inputs)"),
     ],
 )
 def test_ex_04_train_step_names_the_slip(wrong, fragment, capsys) -> None:
@@ -167,6 +179,15 @@ def _eval_right_numpy(model, batches):
         for batch in batches:
             out.extend(model(**batch).tolist())
     return np.array(out)
+
+
+def _eval_restores_mode(model, batches):  # right, and polite: leaves the model in the mode it found
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        out = torch.cat([model(**b) for b in batches])
+    model.train(was_training)
+    return out
 
 
 def _eval_no_eval(model, batches):
@@ -196,12 +217,13 @@ def _eval_last_batch(model, batches):
 def test_ex_04_evaluate_accepts_right_answers(capsys) -> None:
     assert_ok(check.ex_04_evaluate(_eval_right), capsys)
     assert_ok(check.ex_04_evaluate(_eval_right_numpy), capsys)
+    assert_ok(check.ex_04_evaluate(_eval_restores_mode), capsys)
 
 
 @pytest.mark.parametrize(
     ("wrong", "fragment"),
     [
-        (_eval_no_eval, "still in training mode"),
+        (_eval_no_eval, "ran in training mode"),
         (_eval_no_grad_missing, "gradients on"),
         (_eval_list, "list of 3 tensors"),
         (_eval_last_batch, "expected 9 outputs"),
@@ -214,3 +236,53 @@ def test_ex_04_evaluate_names_the_slip(wrong, fragment, capsys) -> None:
 def test_notebook_04_has_the_write_the_core_exercises() -> None:
     ids = {name for name, (nb, _lvl, _task) in check.EXERCISES.items() if nb == "04"}
     assert {"ex_04_mean_pool", "ex_04_train_step", "ex_04_evaluate"} <= ids
+
+
+# ------------------------------------------------------------------ template (exercise 1) and freeze (exercise 6)
+def _template_right(row):
+    parts = [f"formula: {row['formula_reduced']}"]
+    if not pd.isna(row.get("crystal_system")):
+        parts.append(f"crystal system: {row['crystal_system']}")
+    if not pd.isna(row.get("space_group_number")):
+        parts.append(f"space group number: {int(row['space_group_number'])}")
+    return "; ".join(parts)
+
+
+def _template_attributes(row):  # attribute access, as on a row of mp from itertuples / iterrows
+    text = f"formula: {row.formula_reduced}"
+    if isinstance(row.crystal_system, str):
+        text += f", {row.crystal_system}, space group {int(row.space_group_number)}"
+    return text
+
+
+def test_ex_04_template_accepts_right_answers(capsys) -> None:
+    assert_ok(check.ex_04_template(_template_right), capsys)
+    assert_ok(check.ex_04_template(_template_attributes), capsys)
+
+
+@pytest.mark.parametrize(
+    "leak",
+    [
+        lambda r: f"band gap: {r['band_gap_eV']:.1f} eV",  # 0.19 -> 0.2
+        lambda r: f"band gap: {r['band_gap_eV']:.3f} eV",  # 0.190
+        lambda r: f"gap = {r['band_gap_eV']:.0f}",  # a number right after "gap"
+        lambda r: f"({r['band_gap_eV']:.2f})",  # no word, the number itself
+    ],
+)
+def test_ex_04_template_finds_the_gap_at_any_rounding(leak, capsys) -> None:
+    assert_not_yet(check.ex_04_template(lambda r: _template_right(r) + "; " + leak(r)), capsys, "band gap")
+
+
+def test_writes_gap_leaves_other_numbers_alone() -> None:
+    assert not check._writes_gap("formula: GaAs; volume 47.05; Ga 0.500, As 0.500; space group 216", 0.19)
+    assert check._writes_gap("formula: GaAs; 0.2 eV", 0.19)
+    assert check._writes_gap("band gap 0 eV", 0.0)
+
+
+def test_ex_04_freeze_names_eval(capsys) -> None:
+    def freeze(model):
+        for p in model.encoder.parameters():
+            p.requires_grad_(False)
+
+    assert_ok(check.ex_04_freeze(freeze), capsys)
+    assert_not_yet(check.ex_04_freeze(lambda m: m.encoder.eval()), capsys, "eval() only switches dropout off")
