@@ -555,3 +555,35 @@ def test_integrated_gradients_completeness_and_baseline(shipped):
     assert abs(few.delta_eV[0]) >= abs(res.delta_eV[0])  # fewer steps: the completeness gap does not shrink
     with pytest.raises(ValueError, match="n_steps"):
         ip.integrated_gradients(model, tok, ids, n_steps=1)
+
+
+def test_classifier_off_gives_the_gap_regressor_and_restores_the_classifier(shipped):
+    """Inside the block a two-part model outputs its regressor (> 0 eV where the classifier says metal); after it,
+    also after an error, the classifier is on again; a one-part model is left alone."""
+    from dataclasses import replace as dc_replace
+
+    import torch
+
+    from helpers import text_models as tm
+
+    cfg = tm.load_config(mode="quick", model=tm.SHIPPED_NAME)
+    model = tm.build_regressor(shipped, dc_replace(cfg, head="two_part")).eval()
+    model.classifier_fitted.fill_(True)
+    with torch.no_grad():
+        model.metal_head.bias.fill_(-1e3)  # the classifier calls every text a metal: 0 eV
+    tok = shipped.tokenizer
+    texts = ["formula: GaN; crystal system: hexagonal", "formula: NaCl"]
+    full = tm.predict(model, tok, texts, clip_negative=False)
+    np.testing.assert_allclose(full, 0.0, atol=1e-5)
+    with ip.classifier_off(model) as switched:
+        assert switched and not bool(model.classifier_fitted)
+        regressor = tm.predict(model, tok, texts, clip_negative=False)
+    assert (regressor > 0).all()
+    assert bool(model.classifier_fitted)
+    with pytest.raises(RuntimeError, match="inside"):
+        with ip.classifier_off(model):
+            raise RuntimeError("inside")
+    assert bool(model.classifier_fitted)
+    one_part = tm.build_regressor(shipped, cfg).eval()
+    with ip.classifier_off(one_part) as switched:
+        assert not switched
