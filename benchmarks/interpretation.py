@@ -42,6 +42,8 @@ import platform
 import resource
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
@@ -58,13 +60,28 @@ COMMAND = "nice -n 5 env BANDGAP_THREADS=1 .venv/bin/python benchmarks/interpret
 SPLIT_SEED = 42
 COMPARED = (
     "all five methods explain the same function: for a two-part model its gap regressor with the metal classifier "
-    "switched off (helpers.interpret.classifier_off), as integrated gradients need; the full model's substitution "
+    "switched off (classifier_off, as in notebook 05), as integrated gradients need; the full model's substitution "
     "and mask occlusion (classifier on, 0 eV for texts it calls metal) are in details[seed]['full_model_interventions']"
 )
 CAVEAT = (
     "With 4 categories Spearman's rho takes only a few values (e.g. 1.0, 0.8, 0.4, ...) and no p-value "
     "below 0.05 except for a perfect match: read rho as a description of the orderings, not as a test."
 )
+
+
+@contextmanager
+def classifier_off(model: Any) -> Iterator[bool]:
+    """Inside the block a two-part model outputs its gap regressor alone (eV; metal classifier off), as integrated
+    gradients explain it; yields whether anything was switched; the classifier is back on after the block, also
+    after an error. Notebook 05 defines the same in a cell."""
+    switch = getattr(model, "head_kind", "linear") == "two_part" and bool(model.classifier_fitted)
+    if switch:
+        model.classifier_fitted.fill_(False)
+    try:
+        yield switch
+    finally:
+        if switch:
+            model.classifier_fitted.fill_(True)
 
 
 def _sha256(path: Path) -> str:
@@ -108,7 +125,7 @@ def method_scores(model: Any, tokenizer: Any, cfg: Any, descs: list, categories:
 
     # like-for-like with integrated gradients: the interventions ranked here act on the same function, the gap
     # regressor with the classifier off; the full model's (classifier on) are kept in the details
-    with ip.classifier_off(model):
+    with classifier_off(model):
         out["substitution"], out["mask_occlusion"], _ = interventions()
     full_subst, full_mask, full_pred = interventions()
     seconds["interventions"] = time.perf_counter() - t

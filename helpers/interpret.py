@@ -28,8 +28,7 @@ Four questions, one section each:
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -597,24 +596,6 @@ def category_attention(
 # --------------------------------------------------------------------------- occlusion
 
 
-@contextmanager
-def classifier_off(model: Any) -> Iterator[bool]:
-    """Within the block a two-part model outputs its gap regressor alone (eV; metal classifier switched off).
-
-    Yields whether anything was switched (False for a one-part model or an unfitted classifier); the
-    classifier is switched back on when the block ends, also after an error. Integrated gradients need this
-    (the classifier's 0 eV step has no gradient); interventions compared with them must use it too.
-    """
-    switch = getattr(model, "head_kind", "linear") == "two_part" and bool(model.classifier_fitted)
-    if switch:
-        model.classifier_fitted.fill_(False)
-    try:
-        yield switch
-    finally:
-        if switch:
-            model.classifier_fitted.fill_(True)
-
-
 def regressor_predict_fn(model: Any) -> Callable[[Any, Any], np.ndarray]:
     """``f(input_ids, attention_mask) -> band gaps (eV)`` for a ``TextRegressor``."""
     import torch
@@ -803,9 +784,13 @@ def integrated_gradients(
         raise ValueError(f"n_steps must be >= 2, got {n_steps}")
     special = set(tokenizer.all_special_ids)
     model.eval()
-    if getattr(model, "head_kind", "linear") == "two_part" and bool(model.classifier_fitted):
-        with classifier_off(model):
+    switch = getattr(model, "head_kind", "linear") == "two_part" and bool(model.classifier_fitted)
+    if switch:
+        model.classifier_fitted.fill_(False)
+        try:
             found = integrated_gradients(model, tokenizer, input_ids, n_steps=n_steps, batch_size=batch_size)
+        finally:
+            model.classifier_fitted.fill_(True)
         return replace(found, output="the gap regressor of the two-part model (eV; classifier off)")
 
     def forward(ids: Any, mask: Any) -> Any:

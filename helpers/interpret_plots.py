@@ -135,16 +135,11 @@ def _label(token: str) -> str:
     return token.replace("Ġ", "·").replace("##", "")
 
 
-def top_tokens(
-    panels: Mapping[str, tuple[Sequence[str], np.ndarray, Sequence[str | None]]],
-    k: int = 10,
-    xlabels: Mapping[str, str] | None = None,
-) -> Figure:
+def top_tokens(panels: Mapping[str, tuple[Sequence[str], np.ndarray, Sequence[str | None]]], k: int = 10) -> Figure:
     """Horizontal bars of the ``k`` tokens with the largest |score| per panel, labelled ``token (#position)``.
 
     ``panels``: title -> ``(tokens, scores, categories)``; bars coloured by the token's feature category
     (grey: special token or separator); a negative score (an attribution) is drawn to the left.
-    ``xlabels``: title -> x-axis label with its unit (e.g. "attention share (0-1)"); panels not named get none.
     """
     from matplotlib.patches import Patch
 
@@ -163,7 +158,6 @@ def top_tokens(
         ax.set_yticks(range(len(top)), [f"{_label(tokens[i])} (#{i})" for i in top], fontsize=8)
         ax.axvline(0, color="black", linewidth=0.6)
         ax.set_title(name, fontsize=9)
-        ax.set_xlabel((xlabels or {}).get(name, ""), fontsize=8)
     for ax in axes[len(names) :]:
         ax.set_visible(False)
     handles = [Patch(color=colour[c], label=c) for c in cats] + [
@@ -325,15 +319,12 @@ def element_embedding_map(xy: np.ndarray, symbols: Sequence[str], seen: Sequence
 
 
 def seed_rankings(
-    scores: Mapping[str, Mapping[str, Mapping[str, float]]],
-    categories: Sequence[str],
-    title: str,
-    seed_labels: Mapping[str, str] | None = None,
+    scores: Mapping[str, Mapping[str, Mapping[str, float]]], categories: Sequence[str], title: str
 ) -> Figure:
     """One panel per method: the rank (1 = top) of each category in each fine-tune (one line per seed).
 
     ``scores``: method -> seed -> category -> score (larger = more important); lines are offset a little so
-    that identical rankings stay visible. ``seed_labels``: seed -> legend text (e.g. its training length).
+    that identical rankings stay visible.
     """
     methods = list(scores)
     fig = Figure(figsize=(2.4 * len(methods) + 0.6, 3.4), layout="constrained")
@@ -343,14 +334,7 @@ def seed_rankings(
         for k, s in enumerate(seeds):
             order = sorted(categories, key=lambda c: -scores[m][s][c])
             ranks = [order.index(c) + 1 + 0.06 * (k - (len(seeds) - 1) / 2) for c in categories]
-            ax.plot(
-                range(len(categories)),
-                ranks,
-                marker="o",
-                label=(seed_labels or {}).get(s, s),
-                color=f"C{k}",
-                linewidth=1,
-            )
+            ax.plot(range(len(categories)), ranks, marker="o", label=s, color=f"C{k}", linewidth=1)
         ax.set_xticks(range(len(categories)), categories, rotation=45, fontsize=8)
         ax.set_title(m, fontsize=8)
     axes[0].set_yticks(range(1, len(categories) + 1))

@@ -557,15 +557,22 @@ def test_integrated_gradients_completeness_and_baseline(shipped):
         ip.integrated_gradients(model, tok, ids, n_steps=1)
 
 
-def test_classifier_off_gives_the_gap_regressor_and_restores_the_classifier(shipped):
-    """Inside the block a two-part model outputs its regressor (> 0 eV where the classifier says metal); after it,
-    also after an error, the classifier is on again; a one-part model is left alone."""
+def test_benchmark_classifier_off_gives_the_gap_regressor_and_restores_the_classifier(shipped):
+    """benchmarks/interpretation.classifier_off (notebook 05 has the same cell): inside the block a two-part model
+    outputs its regressor (> 0 eV where the classifier says metal); after it, also after an error, the classifier
+    is on again; a one-part model is left alone."""
+    import importlib.util
     from dataclasses import replace as dc_replace
+    from pathlib import Path
 
     import torch
 
     from helpers import text_models as tm
 
+    path = Path(__file__).resolve().parent.parent / "benchmarks" / "interpretation.py"
+    spec = importlib.util.spec_from_file_location("bench_interpretation", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
     cfg = tm.load_config(mode="quick", model=tm.SHIPPED_NAME)
     model = tm.build_regressor(shipped, dc_replace(cfg, head="two_part")).eval()
     model.classifier_fitted.fill_(True)
@@ -573,17 +580,15 @@ def test_classifier_off_gives_the_gap_regressor_and_restores_the_classifier(ship
         model.metal_head.bias.fill_(-1e3)  # the classifier calls every text a metal: 0 eV
     tok = shipped.tokenizer
     texts = ["formula: GaN; crystal system: hexagonal", "formula: NaCl"]
-    full = tm.predict(model, tok, texts, clip_negative=False)
-    np.testing.assert_allclose(full, 0.0, atol=1e-5)
-    with ip.classifier_off(model) as switched:
+    np.testing.assert_allclose(tm.predict(model, tok, texts, clip_negative=False), 0.0, atol=1e-5)
+    with bench.classifier_off(model) as switched:
         assert switched and not bool(model.classifier_fitted)
         regressor = tm.predict(model, tok, texts, clip_negative=False)
     assert (regressor > 0).all()
     assert bool(model.classifier_fitted)
     with pytest.raises(RuntimeError, match="inside"):
-        with ip.classifier_off(model):
+        with bench.classifier_off(model):
             raise RuntimeError("inside")
     assert bool(model.classifier_fitted)
-    one_part = tm.build_regressor(shipped, cfg).eval()
-    with ip.classifier_off(one_part) as switched:
+    with bench.classifier_off(tm.build_regressor(shipped, cfg).eval()) as switched:
         assert not switched
