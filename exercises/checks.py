@@ -950,7 +950,7 @@ def ex_03_cluster_bootstrap(fn: Callable[..., Any]) -> str:
 
 
 # --------------------------------------------------------------------------- notebook 05
-@_exercise("ex_05_knn_mae", "hard", "leave-one-out kNN band-gap MAE of an embedding space, by hand")
+@_exercise("ex_05_knn_mae", "medium", "leave-one-out kNN band-gap MAE of an embedding space, by hand")
 def ex_05_knn_mae(fn: Callable[[np.ndarray, np.ndarray, int], float]) -> str:
     """Check ``fn(X, y, k) -> MAE (eV)`` against :func:`helpers.interpret.knn_loo_mae` on two seeded
     synthetic embedding sets (clustered and random); a result rounded to 3 decimals is right
@@ -1022,6 +1022,8 @@ def ex_05_token_categories(fn: Callable[[list, list], list]) -> str:
     for offsets in (full, full[:10] + [(0, 0)]):
         want = descriptions.token_categories(desc, offsets)
         got = _call(fn, [tuple(s) for s in spans], list(offsets))
+        if isinstance(got, np.ndarray) and got.ndim == 1:  # an object array of categories is a list too
+            got = list(got)
         if not isinstance(got, (list, tuple)):
             raise _NotYet(f"expected a list, got {type(got).__name__}.", "return one entry per token.")
         if len(got) != len(offsets):
@@ -1059,6 +1061,12 @@ def ex_05_category_attention(fn: Callable[[np.ndarray, list], Mapping[str, tuple
         got = _call(fn, row.copy(), list(cats))
         if not isinstance(got, Mapping):
             raise _NotYet(f"expected a dict, got {type(got).__name__}.", "{category: (summed, per_token)}.")
+        unknown = [k for k in got if k not in names]
+        if unknown:
+            raise _NotYet(
+                f"keys that are not categories of these tokens: {', '.join(map(repr, unknown))}.",
+                "one entry per category that has tokens (" + ", ".join(names) + "); None is not a category.",
+            )
         for j, c in enumerate(names):
             if c not in got:
                 raise _NotYet(
@@ -1082,15 +1090,16 @@ def ex_05_category_attention(fn: Callable[[np.ndarray, list], Mapping[str, tuple
 
 
 def _tiny_attentions() -> tuple[list[Any], Any]:
-    """Seeded softmax attentions of 2 layers x 2 heads for a batch of two texts (5 and 3 real tokens, padded to 5),
-    as an eager encoder returns them: padding keys get 0, padding query rows are still softmax rows."""
+    """Seeded softmax attentions of 3 layers x 4 heads for a batch of two texts (5 and 3 real tokens, padded to 5),
+    as an eager encoder returns them: padding keys get 0, padding query rows are still softmax rows. Batch,
+    layers, heads and tokens have distinct sizes (2, 3, 4, 5), so a result with its axes swapped is named."""
     import torch
 
     g = torch.Generator().manual_seed(11)
     mask = torch.tensor([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0]])
     layers = []
-    for _ in range(2):
-        logits = torch.randn(2, 2, 5, 5, generator=g) * 2
+    for _ in range(3):
+        logits = torch.randn(2, 4, 5, 5, generator=g) * 2
         logits = logits.masked_fill(mask[:, None, None, :] == 0, float("-inf"))
         layers.append(torch.softmax(logits, dim=-1).requires_grad_(True))  # as if the graph were alive
     return layers, mask
@@ -1114,6 +1123,13 @@ def ex_05_pooled_attention(fn: Callable[[Any, Any], Any]) -> str:
             got = torch.as_tensor(np.asarray(got), dtype=torch.float32)
         except (TypeError, ValueError):
             raise _NotYet(f"expected a tensor, got {type(got).__name__}.", "return a torch tensor.") from None
+    axis_names = {2: "batch", 3: "layers", 4: "heads", 5: "tokens"}
+    if tuple(got.shape) != tuple(want.shape) and sorted(got.shape) == sorted(want.shape):
+        raise _NotYet(
+            f"shape {tuple(got.shape)}: your axes are ({', '.join(axis_names[n] for n in got.shape)}), "
+            "expected (batch, layers, heads, tokens).",
+            "stack the layers on axis 1: torch.stack(per_layer, dim=1), each layer being (batch, heads, tokens).",
+        )
     if tuple(got.shape) != tuple(want.shape):
         raise _NotYet(
             f"shape {tuple(got.shape)}, expected {tuple(want.shape)} (batch, layers, heads, tokens).",
@@ -1172,6 +1188,11 @@ def ex_05_recorder(fn: Callable[[Any, list], Any]) -> str:
         raise _NotYet(
             f"two forward calls, {len(store)} entries recorded.",
             "append every call's output to the list (do not replace it).",
+        )
+    if isinstance(store[0], np.ndarray):
+        raise _NotYet(
+            "the hook stores numpy arrays.",
+            "store a tensor (output.detach()), not a numpy array: the course's hooks keep torch tensors.",
         )
     if not isinstance(store[0], torch.Tensor) or store[0].shape != y1.shape:
         shape = getattr(store[0], "shape", type(store[0]).__name__)

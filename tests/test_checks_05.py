@@ -12,6 +12,20 @@ from exercises import quiz
 def test_registered_easy_to_hard_with_quiz() -> None:
     levels = [lvl for (nb, lvl, _task) in check.EXERCISES.values() if nb == "05"]
     assert len(levels) >= 3 and {"easy", "hard"} <= set(levels)
+
+
+def test_levels_match_the_notebook_headers() -> None:
+    """The level a student reads in the exercise header is the one EXERCISES registers."""
+    import json
+    import re
+    from pathlib import Path
+
+    nb = json.loads((Path(__file__).resolve().parent.parent / "notebooks" / "05_interpretation.ipynb").read_text())
+    text = "\n".join("".join(c["source"]) for c in nb["cells"])
+    headers = re.findall(r"### Exercise \d+ \((easy|medium|hard)\)", text)
+    calls = re.findall(r"checks\.(ex_05_\w+)\(", text)
+    assert len(headers) == len(calls) == 5
+    assert headers == [check.EXERCISES[name][1] for name in calls]
     assert sum(q.startswith("05.") for q in quiz.questions()) >= 3
 
 
@@ -49,6 +63,11 @@ def test_ex_05_token_categories(capsys) -> None:
     assert_ok(check.ex_05_token_categories(right), capsys)
     assert_not_yet(check.ex_05_token_categories(by_start_inclusive), capsys, "token 0")
     assert_not_yet(check.ex_05_token_categories(lambda s, o: right(s, o)[1:]), capsys, "entries for")
+    # a numpy object array of categories is a list of categories too
+    assert_ok(check.ex_05_token_categories(lambda s, o: np.array(right(s, o), dtype=object)), capsys)
+    assert_not_yet(
+        check.ex_05_token_categories(lambda s, o: np.array(by_start_inclusive(s, o), dtype=object)), capsys, "token 0"
+    )
 
 
 def test_ex_05_category_attention(capsys) -> None:
@@ -78,6 +97,10 @@ def test_ex_05_category_attention(capsys) -> None:
         capsys,
         "a pair (summed, per_token)",
     )
+    # None (separators, special tokens) as a category is refused, and named
+    with_none = lambda r, c: {**right(r, c), None: (0.1, 0.1)}  # noqa: E731
+    assert_not_yet(check.ex_05_category_attention(with_none), capsys, "None")
+    assert_not_yet(check.ex_05_category_attention(lambda r, c: {**right(r, c), "other": (0.0, 0.0)}), capsys, "'other'")
 
 
 def test_ex_05_pooled_attention(capsys) -> None:
@@ -105,6 +128,16 @@ def test_ex_05_pooled_attention(capsys) -> None:
     assert_not_yet(check.ex_05_pooled_attention(attached), capsys, "autograd graph")
     keys = lambda a, m: torch.stack([x.detach() for x in a], dim=1).mean(dim=4)  # noqa: E731
     assert_not_yet(check.ex_05_pooled_attention(keys), capsys, "keys")
+    # the layers stacked on the wrong axis: the message names the axes (batch, layers, heads have distinct sizes)
+    for dim, order in ((0, "(layers, batch, heads, tokens)"), (2, "(batch, heads, layers, tokens)")):
+        wrong_axis = lambda a, m, dim=dim: torch.movedim(right(a, m), 1, dim)  # noqa: E731
+        assert_not_yet(check.ex_05_pooled_attention(wrong_axis), capsys, f"your axes are {order}")
+
+
+def test_tiny_attentions_have_distinct_axis_sizes() -> None:
+    layers, mask = check._tiny_attentions()
+    shape = (mask.shape[0], len(layers), layers[0].shape[1], mask.shape[1])
+    assert len(set(shape)) == 4, shape
 
 
 def test_ex_05_recorder(capsys) -> None:
@@ -131,3 +164,8 @@ def test_ex_05_recorder(capsys) -> None:
     assert_not_yet(check.ex_05_recorder(no_handle), capsys, "handle")
     assert_not_yet(check.ex_05_recorder(inputs), capsys, "expected the output")
     assert_not_yet(check.ex_05_recorder(overwrite), capsys, "append")
+
+    def as_numpy(module, store):
+        return module.register_forward_hook(lambda mod, inp, out: store.append(out.detach().numpy()))
+
+    assert_not_yet(check.ex_05_recorder(as_numpy), capsys, "not a numpy array")

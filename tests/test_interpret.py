@@ -555,3 +555,40 @@ def test_integrated_gradients_completeness_and_baseline(shipped):
     assert abs(few.delta_eV[0]) >= abs(res.delta_eV[0])  # fewer steps: the completeness gap does not shrink
     with pytest.raises(ValueError, match="n_steps"):
         ip.integrated_gradients(model, tok, ids, n_steps=1)
+
+
+def test_benchmark_classifier_off_gives_the_gap_regressor_and_restores_the_classifier(shipped):
+    """benchmarks/interpretation.classifier_off (notebook 05 has the same cell): inside the block a two-part model
+    outputs its regressor (> 0 eV where the classifier says metal); after it, also after an error, the classifier
+    is on again; a one-part model is left alone."""
+    import importlib.util
+    from dataclasses import replace as dc_replace
+    from pathlib import Path
+
+    import torch
+
+    from helpers import text_models as tm
+
+    path = Path(__file__).resolve().parent.parent / "benchmarks" / "interpretation.py"
+    spec = importlib.util.spec_from_file_location("bench_interpretation", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    cfg = tm.load_config(mode="quick", model=tm.SHIPPED_NAME)
+    model = tm.build_regressor(shipped, dc_replace(cfg, head="two_part")).eval()
+    model.classifier_fitted.fill_(True)
+    with torch.no_grad():
+        model.metal_head.bias.fill_(-1e3)  # the classifier calls every text a metal: 0 eV
+    tok = shipped.tokenizer
+    texts = ["formula: GaN; crystal system: hexagonal", "formula: NaCl"]
+    np.testing.assert_allclose(tm.predict(model, tok, texts, clip_negative=False), 0.0, atol=1e-5)
+    with bench.classifier_off(model) as switched:
+        assert switched and not bool(model.classifier_fitted)
+        regressor = tm.predict(model, tok, texts, clip_negative=False)
+    assert (regressor > 0).all()
+    assert bool(model.classifier_fitted)
+    with pytest.raises(RuntimeError, match="inside"):
+        with bench.classifier_off(model):
+            raise RuntimeError("inside")
+    assert bool(model.classifier_fitted)
+    with bench.classifier_off(tm.build_regressor(shipped, cfg).eval()) as switched:
+        assert not switched
