@@ -498,12 +498,8 @@ def pooled_attention(
     with torch.no_grad():
         for i in range(0, len(input_ids), batch_size):
             chunk = [list(x) for x in input_ids[i : i + batch_size]]
-            width = max(len(x) for x in chunk)
-            ids = torch.full((len(chunk), width), tokenizer.pad_token_id, dtype=torch.long)
-            mask = torch.zeros((len(chunk), width), dtype=torch.long)
-            for r, x in enumerate(chunk):
-                ids[r, : len(x)] = torch.tensor(x)
-                mask[r, : len(x)] = 1
+            batch = tm.pad_batch(chunk, tokenizer.pad_token_id, "cpu")
+            ids, mask = batch["input_ids"], batch["attention_mask"]
             res = encoder(input_ids=ids.to(device), attention_mask=mask.to(device), output_attentions=True)
             atts = [a.cpu() for a in torch_stack(res.attentions).unbind(dim=1)]
             reads = mask.clone()
@@ -782,6 +778,8 @@ def integrated_gradients(
         raise ValueError("the tokenizer has no mask token, which the baseline needs")
     if n_steps < 2:
         raise ValueError(f"n_steps must be >= 2, got {n_steps}")
+    from . import text_models as tm
+
     special = set(tokenizer.all_special_ids)
     model.eval()
     switch = getattr(model, "head_kind", "linear") == "two_part" and bool(model.classifier_fitted)
@@ -801,12 +799,8 @@ def integrated_gradients(
     pred, base, delta = [], [], []
     for i in range(0, len(input_ids), batch_size):
         chunk = [list(x) for x in input_ids[i : i + batch_size]]
-        width = max(len(x) for x in chunk)
-        ids = torch.full((len(chunk), width), tokenizer.pad_token_id, dtype=torch.long)
-        mask = torch.zeros((len(chunk), width), dtype=torch.long)
-        for r, x in enumerate(chunk):
-            ids[r, : len(x)] = torch.tensor(x)
-            mask[r, : len(x)] = 1
+        batch = tm.pad_batch(chunk, tokenizer.pad_token_id, "cpu")
+        ids, mask = batch["input_ids"], batch["attention_mask"]
         keep = mask.bool() & ~torch.isin(ids, torch.tensor(sorted(special)))
         ref = torch.where(keep, torch.full_like(ids, tokenizer.mask_token_id), ids)
         att, d = lig.attribute(ids, ref, additional_forward_args=(mask,), n_steps=n_steps,

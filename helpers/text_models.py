@@ -684,7 +684,9 @@ def encode_texts(tokenizer: Any, texts: Sequence[str], max_length: int) -> Encod
     return Encoded(ids, n_truncated, max_length)
 
 
-def _batch(ids: list[list[int]], pad_id: int, device: str) -> dict[str, torch.Tensor]:
+def pad_batch(ids: Sequence[Sequence[int]], pad_id: int, device: str) -> dict[str, torch.Tensor]:
+    """Token ids of several texts as one padded batch: ``input_ids`` (pad = ``pad_id``) and ``attention_mask``
+    (1 = real token), both ``(texts, longest text)`` long tensors on ``device``."""
     width = max(len(x) for x in ids)
     input_ids = torch.full((len(ids), width), pad_id, dtype=torch.long)
     mask = torch.zeros((len(ids), width), dtype=torch.long)
@@ -697,7 +699,7 @@ def _batch(ids: list[list[int]], pad_id: int, device: str) -> dict[str, torch.Te
 def _batches(enc: "Encoded", pad_id: int, device: str, batch_size: int):
     """Padded batches (dicts of ``input_ids`` and ``attention_mask``) of ``enc`` in order, on ``device``."""
     for i in range(0, len(enc.input_ids), batch_size):
-        yield _batch(enc.input_ids[i : i + batch_size], pad_id, device)
+        yield pad_batch(enc.input_ids[i : i + batch_size], pad_id, device)
 
 
 def clip_gaps(pred_ev: np.ndarray, verbose: bool = True) -> np.ndarray:
@@ -903,7 +905,7 @@ def train_regressor(
         order, losses = rng.permutation(len(y_train)), []
         for i in range(0, len(order), cfg.batch_size):
             idx = order[i : i + cfg.batch_size]
-            batch = _batch([train.input_ids[j] for j in idx], tokenizer.pad_token_id, device)
+            batch = pad_batch([train.input_ids[j] for j in idx], tokenizer.pad_token_id, device)
             target = (torch.as_tensor(y_train[idx], device=device) - model.y_mean) / model.y_std
             losses.append(train_step(model, batch, target, loss_fn, optimizer, scheduler))  # on the standardised gap
             bar.update(1)

@@ -10,33 +10,20 @@ metrics. A change to either side that breaks the agreement fails here.
 
 from __future__ import annotations
 
-from pathlib import Path
 
-import nbformat
 import numpy as np
 import pandas as pd
 import pytest
 
 from helpers import evaluation, splits
+from _notebook_cells import cell_definitions
 
-NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "03_crabnet.ipynb"
+NOTEBOOK = "03_crabnet.ipynb"
 
 
 def _definitions(cell_id: str) -> dict:
     """Execute only the ``def`` blocks of notebook 03's cell ``cell_id`` (not its demo lines) and return them."""
-    nb = nbformat.read(NOTEBOOK, as_version=4)
-    source = next(c.source for c in nb.cells if c.get("id") == cell_id)
-    blocks, keep = [], False
-    for line in source.splitlines():
-        if line.startswith("def "):
-            keep = True
-        elif line and not line[0].isspace():
-            keep = False
-        if keep:
-            blocks.append(line)
-    namespace: dict = {"np": np, "pd": pd}
-    exec(compile("\n".join(blocks), f"{NOTEBOOK.name}:{cell_id}", "exec"), namespace)  # noqa: S102
-    return namespace
+    return cell_definitions(NOTEBOOK, cell_id, np=np, pd=pd)
 
 
 @pytest.mark.parametrize(

@@ -12,9 +12,7 @@ either side that breaks the agreement fails here.
 from __future__ import annotations
 
 import copy
-from pathlib import Path
 
-import nbformat
 import numpy as np
 import pytest
 
@@ -22,26 +20,14 @@ torch = pytest.importorskip("torch")
 from torch import nn  # noqa: E402
 
 from helpers import text_models as tm  # noqa: E402
+from _notebook_cells import cell_definitions  # noqa: E402
 
-NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "04_text_models.ipynb"
+NOTEBOOK = "04_text_models.ipynb"
 
 
 def _definitions(cell_id: str) -> dict:
     """Execute only the ``def`` blocks of notebook 04's cell ``cell_id`` (not its demo lines) and return them."""
-    nb = nbformat.read(NOTEBOOK, as_version=4)
-    source = next(c.source for c in nb.cells if c.get("id") == cell_id)
-    blocks, keep = [], False
-    for line in source.splitlines():
-        if line.startswith("def "):
-            keep = True
-        elif line and not line[0].isspace():
-            keep = False
-        if keep:
-            blocks.append(line)
-    assert blocks, f"cell {cell_id} defines nothing"
-    namespace: dict = {"np": np, "torch": torch}
-    exec(compile("\n".join(blocks), f"{NOTEBOOK.name}:{cell_id}", "exec"), namespace)  # noqa: S102
-    return namespace
+    return cell_definitions(NOTEBOOK, cell_id, np=np, torch=torch)
 
 
 def test_the_cells_define_the_four_pieces() -> None:

@@ -52,7 +52,7 @@ def _steps(tokenizer, model, optimizer, scheduler, rng, gen, n: int) -> None:
     model.train()
     for _ in range(n):
         idx = pretraining.bucketed_batch(buckets, 4, rng)
-        batch = tm._batch([enc.input_ids[j] for j in idx], tokenizer.pad_token_id, "cpu")
+        batch = tm.pad_batch([enc.input_ids[j] for j in idx], tokenizer.pad_token_id, "cpu")
         ids, labels = pretraining.mask_tokens(batch["input_ids"], tokenizer, gen)
         loss = model(input_ids=ids, attention_mask=batch["attention_mask"], labels=labels).loss
         optimizer.zero_grad()

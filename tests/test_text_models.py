@@ -84,7 +84,7 @@ def test_config_presets_and_validation(tmp_path):
 
 def test_head_shapes_and_pooling(tiny, data):
     encoder, tokenizer = tiny
-    batch = tm._batch(tm.encode_texts(tokenizer, data[0][:5], 128).input_ids, tokenizer.pad_token_id, "cpu")
+    batch = tm.pad_batch(tm.encode_texts(tokenizer, data[0][:5], 128).input_ids, tokenizer.pad_token_id, "cpu")
     for pooling in ("mean", "first"):
         model = tm.TextRegressor(encoder, pooling=pooling, head_hidden=8)
         assert model.pooled(**batch).shape == (5, 32)
@@ -93,7 +93,9 @@ def test_head_shapes_and_pooling(tiny, data):
         tm.TextRegressor(encoder, pooling="max")
     # mean pooling ignores padding: a text alone and in a padded batch give the same vector
     model = tm.TextRegressor(encoder, pooling="mean").eval()
-    alone = tm._batch([batch["input_ids"][0][batch["attention_mask"][0] == 1].tolist()], tokenizer.pad_token_id, "cpu")
+    alone = tm.pad_batch(
+        [batch["input_ids"][0][batch["attention_mask"][0] == 1].tolist()], tokenizer.pad_token_id, "cpu"
+    )
     with torch.no_grad():
         assert torch.allclose(model.pooled(**alone)[0], model.pooled(**batch)[0], atol=1e-5)
 
@@ -112,7 +114,7 @@ def test_position_embeddings_cover_max_length(tiny):
     encoder, tokenizer = tiny
     assert encoder.config.max_position_embeddings >= 128 + 2
     ids = [[tokenizer.bos_token_id] + [10] * 126 + [tokenizer.eos_token_id]]
-    out = encoder(**tm._batch(ids, tokenizer.pad_token_id, "cpu"))  # a full-length input runs
+    out = encoder(**tm.pad_batch(ids, tokenizer.pad_token_id, "cpu"))  # a full-length input runs
     assert out.last_hidden_state.shape == (1, 128, 32)
 
 
@@ -197,7 +199,7 @@ def test_save_load_gives_identical_predictions(tiny, data, tmp_path):
 
 def test_mask_tokens_masks_only_real_tokens(tiny, data):
     _, tokenizer = tiny
-    batch = tm._batch(tm.encode_texts(tokenizer, data[0][:32], 128).input_ids, tokenizer.pad_token_id, "cpu")
+    batch = tm.pad_batch(tm.encode_texts(tokenizer, data[0][:32], 128).input_ids, tokenizer.pad_token_id, "cpu")
     ids, labels = pretraining.mask_tokens(batch["input_ids"], tokenizer, torch.Generator().manual_seed(0))
     chosen = labels != -100
     special = torch.isin(batch["input_ids"], torch.tensor(tokenizer.all_special_ids))
